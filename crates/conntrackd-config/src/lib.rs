@@ -1,0 +1,1 @@
+//! conntrackd.conf: lexer, parser, typed configuration, diagnostics.

@@ -1,0 +1,1 @@
+//! ctnetlink codec: conntrack and expectation messages to and from bytes.
