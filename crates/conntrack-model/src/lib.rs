@@ -80,7 +80,9 @@ impl Tuple {
             src_port: self.dst_port,
             dst_port: self.src_port,
             icmp_id: self.icmp_id,
-            icmp_type: self.icmp_type.map(|t| consts::icmp_inverse_type(self.l4proto, t)),
+            icmp_type: self
+                .icmp_type
+                .map(|t| consts::icmp_inverse_type(self.l4proto, t)),
             icmp_code: self.icmp_code,
             zone: self.zone,
         }

@@ -1,0 +1,108 @@
+//! The few socket options that neither rustix nor socket2 expose:
+//! `SO_NO_CHECK` (conntrackd's `Checksum off`), the netlink options
+//! `NETLINK_NO_ENOBUFS`/`NETLINK_BROADCAST_SEND_ERROR` (reliable events) and
+//! `SO_ATTACH_FILTER` (kernel-space event filtering).
+//!
+//! This is the only module of the project allowed to use `unsafe`; every
+//! function here is a thin, checked wrapper around one `setsockopt` call.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+pub use libc::{SO_NO_CHECK, SOL_SOCKET};
+
+/// `SOL_NETLINK`, the level of netlink-specific socket options.
+pub const SOL_NETLINK: i32 = 270;
+/// `NETLINK_BROADCAST_SEND_ERROR`.
+pub const NETLINK_BROADCAST_SEND_ERROR: i32 = 4;
+/// `NETLINK_NO_ENOBUFS`.
+pub const NETLINK_NO_ENOBUFS: i32 = 5;
+
+/// One classic BPF instruction (`struct sock_filter`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SockFilter {
+    pub code: u16,
+    pub jt: u8,
+    pub jf: u8,
+    pub k: u32,
+}
+
+/// Sets an integer socket option.
+pub fn set_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Result<()> {
+    // SAFETY: the pointer and length describe `value`, a live c_int on the stack.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&value as *const i32).cast(),
+            std::mem::size_of::<i32>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Attaches a classic BPF program to the socket (`SO_ATTACH_FILTER`).
+pub fn attach_filter(fd: BorrowedFd<'_>, program: &[SockFilter]) -> io::Result<()> {
+    let len = u16::try_from(program.len())
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "BPF program too long"))?;
+    let prog = libc::sock_fprog {
+        len,
+        // The kernel copies the program and never writes through this pointer.
+        filter: program.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `SockFilter` is `repr(C)` with the layout of `struct sock_filter`;
+    // `prog` points at `program`, which outlives the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&prog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::UdpSocket;
+    use std::os::fd::AsFd;
+
+    #[test]
+    fn no_check_can_be_set_on_udp() {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        set_int(sock.as_fd(), SOL_SOCKET, SO_NO_CHECK, 1).expect("SO_NO_CHECK");
+    }
+
+    #[test]
+    fn accept_all_filter_attaches() {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        // BPF_RET | BPF_K, accept 0xffff bytes.
+        let prog = [SockFilter {
+            code: 0x06,
+            jt: 0,
+            jf: 0,
+            k: 0xffff,
+        }];
+        attach_filter(sock.as_fd(), &prog).expect("attach");
+    }
+
+    #[test]
+    fn bad_level_is_an_error_not_a_crash() {
+        let sock = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        assert!(set_int(sock.as_fd(), 9999, 1, 1).is_err());
+    }
+}
