@@ -1,1 +1,147 @@
-fn main() {}
+//! `conntrackd`: the daemon and its client, command-line compatible with
+//! conntrackd 1.4.7.
+
+mod cli;
+mod control;
+mod lockfile;
+mod logger;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use cli::{Action, CliOutcome};
+use conntrackd_config::{Config, Parsed, Severity};
+
+fn main() -> ExitCode {
+    match cli::parse_args(std::env::args_os().skip(1)) {
+        CliOutcome::Exit {
+            code,
+            stdout,
+            stderr_lines,
+        } => {
+            print!("{stdout}");
+            let _ = std::io::stdout().flush();
+            for (level, line) in stderr_lines {
+                logger::log(level.into(), &line);
+            }
+            ExitCode::from(u8::try_from(code).unwrap_or(1))
+        }
+        CliOutcome::Run(cli) => {
+            for message in &cli.messages {
+                logger::log(message.level.into(), &message.text);
+            }
+            match cli.action {
+                Action::Check => check(&cli.config_path),
+                Action::Request(request) => client(&cli.config_path, request.code),
+                Action::Daemon { background } => daemon(&cli.config_path, background),
+            }
+        }
+    }
+}
+
+impl From<cli::Level> for logger::Level {
+    fn from(level: cli::Level) -> Self {
+        match level {
+            cli::Level::Notice => logger::Level::Notice,
+            cli::Level::Warning => logger::Level::Warning,
+            cli::Level::Error => logger::Level::Error,
+        }
+    }
+}
+
+/// Loads the configuration, printing its diagnostics with the C daemon's
+/// log prefix. Returns None (after printing why) when it cannot be used.
+fn load_config(path: &Path) -> Option<Config> {
+    let (source, parsed) = match conntrackd_config::load(path) {
+        Ok(loaded) => loaded,
+        Err(_) => {
+            logger::error(&format!("can't open config file `{}'", path.display()));
+            return None;
+        }
+    };
+    let Parsed {
+        config,
+        diagnostics,
+    } = parsed;
+    let shown = path.display().to_string();
+    for diagnostic in &diagnostics {
+        let level = match diagnostic.severity {
+            Severity::Error => logger::Level::Error,
+            Severity::Warning => logger::Level::Warning,
+            Severity::Notice => logger::Level::Notice,
+        };
+        logger::log(
+            level,
+            &format!(
+                "{}:{}:{}: {}",
+                shown, diagnostic.line, diagnostic.column, diagnostic.message
+            ),
+        );
+    }
+    if config.is_none() {
+        // The full rendering with the offending line goes to stderr once.
+        for diagnostic in diagnostics.iter().filter(|d| d.severity == Severity::Error) {
+            eprint!("{}", diagnostic.render(&source, &shown));
+        }
+    }
+    config
+}
+
+/// `conntrackd -C FILE --check`: validate without starting anything.
+fn check(path: &Path) -> ExitCode {
+    let (source, parsed) = match conntrackd_config::load(path) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("{}: can't open config file: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let shown = path.display().to_string();
+    for diagnostic in &parsed.diagnostics {
+        eprint!("{}", diagnostic.render(&source, &shown));
+    }
+    match parsed.config {
+        Some(config) => {
+            println!("{shown}: configuration OK");
+            print!("{}", conntrackd_config::check_summary(&config));
+            ExitCode::SUCCESS
+        }
+        None => {
+            let errors = parsed
+                .diagnostics
+                .iter()
+                .filter(|d| d.severity == Severity::Error)
+                .count();
+            eprintln!("{shown}: {errors} error(s), configuration rejected");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Client mode: send one request to the running daemon.
+fn client(config_path: &Path, code: i32) -> ExitCode {
+    let Some(config) = load_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let Some(socket) = config.general.unix_path.as_deref() else {
+        logger::error(&control::ConnectError.to_string());
+        return ExitCode::FAILURE;
+    };
+    let mut stdout = std::io::stdout().lock();
+    match control::send_request(socket, code, &mut stdout) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            logger::error(&e.to_string());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn daemon(config_path: &Path, background: bool) -> ExitCode {
+    let Some(config) = load_config(config_path) else {
+        return ExitCode::FAILURE;
+    };
+    let _ = (config, background);
+    ExitCode::FAILURE
+}

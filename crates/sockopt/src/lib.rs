@@ -38,7 +38,7 @@ pub fn set_int(fd: BorrowedFd<'_>, level: i32, name: i32, value: i32) -> io::Res
             level,
             name,
             (&value as *const i32).cast(),
-            std::mem::size_of::<i32>() as libc::socklen_t,
+            size_of::<i32>() as libc::socklen_t,
         )
     };
     if rc == 0 {
@@ -62,10 +62,10 @@ pub fn attach_filter(fd: BorrowedFd<'_>, program: &[SockFilter]) -> io::Result<(
     let rc = unsafe {
         libc::setsockopt(
             fd.as_raw_fd(),
-            libc::SOL_SOCKET,
+            SOL_SOCKET,
             libc::SO_ATTACH_FILTER,
             (&prog as *const libc::sock_fprog).cast(),
-            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+            size_of::<libc::sock_fprog>() as libc::socklen_t,
         )
     };
     if rc == 0 {

@@ -1,0 +1,205 @@
+//! Post-parse defaults and consistency checks (config.md §5).
+
+use crate::diag::Severity;
+use crate::model::{ChannelKind, ExpectSync, SyncMode, SyncSection};
+use crate::parser::Parser;
+
+/// `value`, or `default` if it is 0 ("0 = default").
+fn or_default(value: u32, default: u32) -> u32 {
+    if value == 0 { default } else { value }
+}
+
+/// Applies defaults and runs every whole-file check.
+pub(crate) fn apply(p: &mut Parser<'_>) {
+    let g = &mut p.config.general;
+    g.hash_size = or_default(g.hash_size, 65536);
+    g.hash_limit = or_default(g.hash_limit, 262_144);
+    g.event_iteration_limit = or_default(g.event_iteration_limit, 100);
+    g.netlink_overrun_resync = p.overrun_resync_raw.map(|n| or_default(n, 30));
+    let filter = std::mem::take(&mut p.filter);
+    g.filter.protocol = filter.protocol;
+    g.filter.address = filter.address;
+    g.filter.state = filter.state;
+
+    if let (Some(sync), Some((stats_span, _))) = (&p.sync, &p.stats_span) {
+        let span = if sync.span.start > stats_span.start {
+            sync.span.clone()
+        } else {
+            stats_span.clone()
+        };
+        p.push(
+            Severity::Error,
+            span,
+            "cannot use both `Stats' and `Sync' clauses in conntrackd.conf".to_owned(),
+            Some("a daemon runs either in sync mode or in stats mode".to_owned()),
+        );
+    }
+    syslog_conflict(p);
+    if let Some(builder) = p.sync.take() {
+        let sync = build_sync(p, builder);
+        p.config.sync = Some(sync);
+    }
+    if p.config.sync.is_none() && p.config.stats.is_none() {
+        let end = p.source.len();
+        p.push(
+            Severity::Notice,
+            0..end.min(1),
+            "neither `Sync' nor `Stats' is configured: the daemon will start idle".to_owned(),
+            None,
+        );
+    }
+}
+
+fn syslog_conflict(p: &mut Parser<'_>) {
+    let general = p.config.general.syslog;
+    let stats = p.config.stats.as_ref().and_then(|s| s.syslog);
+    if let (Some(g), Some(s), Some(span)) = (general, stats, p.stats_syslog_span.clone())
+        && g != s
+    {
+        p.push(
+            Severity::Warning,
+            span,
+            "conflicting Syslog facility values, defaulting to General".to_owned(),
+            Some(format!("General uses `{}`", g.name())),
+        );
+    }
+}
+
+fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSection {
+    let mode_specified = b.ftfw || b.alarm || b.notrack;
+    if !mode_specified {
+        p.push(
+            Severity::Warning,
+            b.span.clone(),
+            "No synchronization mode specified. Defaulting to FT-FW mode.".to_owned(),
+            Some("add `Mode FTFW { }`, `Mode ALARM { }` or `Mode NOTRACK { }`".to_owned()),
+        );
+    }
+    // ALARM (when selected) always uses the external cache.
+    let selected_uses_flag = b.ftfw || !b.alarm;
+    if selected_uses_flag && b.disable_external_cache && b.commit_timeout != 0 {
+        let span = b
+            .commit_timeout_span
+            .clone()
+            .unwrap_or_else(|| b.span.clone());
+        p.push(
+            Severity::Warning,
+            span,
+            "`CommitTimeout' can't be combined with `DisableExternalCache', ignoring this option. Fix your configuration file.".to_owned(),
+            None,
+        );
+        b.commit_timeout = 0;
+    }
+    let mode = if b.ftfw || !mode_specified {
+        SyncMode::Ftfw {
+            resend_queue_size: or_default(b.resend_queue_size, 131_072),
+            ack_window_size: or_default(b.ack_window_size, 300),
+            disable_external_cache: b.disable_external_cache,
+            startup_resync: b.startup_resync,
+        }
+    } else if b.alarm {
+        SyncMode::Alarm
+    } else {
+        SyncMode::Notrack {
+            disable_internal_cache: b.disable_internal_cache,
+            disable_external_cache: b.disable_external_cache,
+            startup_resync: b.startup_resync,
+        }
+    };
+    if b.channels.is_empty() {
+        p.push(
+            Severity::Error,
+            b.span.clone(),
+            "`Sync' has no dedicated link (Multicast, UDP or TCP block)".to_owned(),
+            Some("the sync daemon cannot start without a channel".to_owned()),
+        );
+    }
+    let marked: Vec<usize> = b
+        .channels
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.marked_default)
+        .map(|(i, _)| i)
+        .collect();
+    if marked.len() > 1 {
+        let last = marked[marked.len() - 1];
+        let span = b.channels[last].channel.span.clone();
+        p.push(
+            Severity::Warning,
+            span,
+            "several channels are marked `Default'; the last one is used".to_owned(),
+            None,
+        );
+    }
+    let default_index = marked.last().copied().unwrap_or(0);
+    let mut channels = Vec::with_capacity(b.channels.len());
+    for (i, cb) in b.channels.into_iter().enumerate() {
+        let mut ch = cb.channel;
+        ch.default = i == default_index;
+        if !cb.checksum_set
+            && let Some(on) = b.legacy_checksum
+        {
+            ch.checksum = on;
+        }
+        check_channel(p, &ch);
+        channels.push(ch);
+    }
+    SyncSection {
+        mode,
+        mode_specified,
+        refresh_time: or_default(b.refresh_time, 60),
+        cache_timeout: or_default(b.cache_timeout, 180),
+        commit_timeout: b.commit_timeout,
+        purge_timeout: or_default(b.purge_timeout, 60),
+        channels,
+        error_queue_length: or_default(b.error_queue_length, 128),
+        tcp_window_tracking: b.tcp_window_tracking,
+        expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
+    }
+}
+
+fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
+    let kw = ch.kind.keyword();
+    if ch.address.is_none() {
+        p.push(
+            Severity::Error,
+            ch.span.clone(),
+            format!("`{kw}' channel has no address, so it has no address family"),
+            Some("add `IPv4_address` or `IPv6_address`".to_owned()),
+        );
+    }
+    if ch.interface.is_none() {
+        let severity = if ch.kind == ChannelKind::Multicast {
+            Severity::Error
+        } else {
+            Severity::Warning
+        };
+        p.push(
+            severity,
+            ch.span.clone(),
+            format!("`{kw}' channel has no `Interface'"),
+            Some("add `Interface NAME` (the link's interface)".to_owned()),
+        );
+    }
+    if ch.kind != ChannelKind::Multicast && ch.destination.is_none() {
+        p.push(
+            Severity::Warning,
+            ch.span.clone(),
+            format!("`{kw}' channel has no destination address"),
+            Some("add `IPv4_Destination_Address` or `IPv6_Destination_Address`".to_owned()),
+        );
+    }
+    if ch.port == 0 {
+        let key = if ch.kind == ChannelKind::Multicast {
+            "Group"
+        } else {
+            "Port"
+        };
+        p.push(
+            Severity::Warning,
+            ch.span.clone(),
+            format!("`{kw}' channel has no `{key}' (port 0)"),
+            None,
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! `General { … }` including `UNIX`, `Scheduler` and `Filter`, plus the
+//! legacy top-level `IgnoreTrafficFor` / `IgnoreProtocol` blocks.
+
+use conntrack_model::consts::tcp_state;
+
+use crate::lexer::{Token, TokenKind};
+use crate::model::{Policy, SchedulerType};
+use crate::parser::{PResult, Parser, parse_net};
+use crate::protocols::protocol_number;
+
+const GENERAL: &[&str] = &[
+    "HashSize",
+    "HashLimit",
+    "LogFile",
+    "Syslog",
+    "LockFile",
+    "UNIX",
+    "NetlinkBufferSize",
+    "SocketBufferSize",
+    "NetlinkBufferSizeMaxGrowth",
+    "SocketBufferSizeMaxGrown",
+    "SocketBufferSizeMaxGrowth",
+    "NetlinkOverrunResync",
+    "NetlinkEventsReliable",
+    "EventIterationLimit",
+    "PollSecs",
+    "Nice",
+    "Scheduler",
+    "Systemd",
+    "Filter",
+];
+
+impl<'a> Parser<'a> {
+    pub(crate) fn general(&mut self, opener: &Token<'a>) -> PResult<()> {
+        self.block(opener, GENERAL, |p, t| p.general_item(t))
+    }
+
+    fn general_item(&mut self, t: Token<'a>) -> PResult<()> {
+        if t.kind != TokenKind::Keyword {
+            if self.legacy_ignored(&t)? {
+                return Ok(());
+            }
+            return Err(self.unknown_item(&t, "General", GENERAL));
+        }
+        match t.text {
+            "HashSize" => self.config.general.hash_size = self.number(&t)?.0,
+            "HashLimit" => self.config.general.hash_limit = self.number(&t)?.0,
+            "LogFile" => {
+                if let Some(target) =
+                    self.log_target(&t, "LogFile path is longer than 256 characters")?
+                {
+                    self.config.general.log_file = target;
+                }
+            }
+            "Syslog" => {
+                if let Some(f) = self.syslog(&t, false)? {
+                    self.config.general.syslog = f;
+                }
+            }
+            "LockFile" => {
+                let path = self.path(&t, 256, "LockFile path is longer than 256 characters")?;
+                self.config.general.lock_file = path.into();
+            }
+            "UNIX" => self.unix(&t)?,
+            "NetlinkBufferSize" | "SocketBufferSize" => {
+                self.config.general.netlink_buffer_size = self.number(&t)?.0
+            }
+            "NetlinkBufferSizeMaxGrowth"
+            | "SocketBufferSizeMaxGrown"
+            | "SocketBufferSizeMaxGrowth" => {
+                self.config.general.netlink_buffer_size_max_growth = self.number(&t)?.0;
+            }
+            "NetlinkOverrunResync" => {
+                let v = self.peek().cloned();
+                match v.as_ref().map(|v| v.kind) {
+                    Some(TokenKind::Bool(on)) => {
+                        self.bump();
+                        self.overrun_resync_raw = on.then_some(0);
+                    }
+                    _ => self.overrun_resync_raw = Some(self.number(&t)?.0),
+                }
+            }
+            "NetlinkEventsReliable" => {
+                self.config.general.netlink_events_reliable = self.boolean(&t)?
+            }
+            "EventIterationLimit" => self.config.general.event_iteration_limit = self.number(&t)?.0,
+            "PollSecs" => {
+                let (n, span) = self.number(&t)?;
+                if n == 0 {
+                    return Err(self.error(span, "`PollSecs' clause must be > 0"));
+                }
+                self.config.general.poll_secs = Some(n);
+            }
+            "Nice" => {
+                match self.peek().cloned() {
+                    Some(v) if v.kind == TokenKind::SignedNumber => {
+                        self.bump();
+                    }
+                    other => {
+                        let help = Some("`Nice` needs an explicit sign, e.g. `Nice -1`".to_owned());
+                        return Err(self.syntax(
+                            other.as_ref(),
+                            "a signed number after `Nice`",
+                            help,
+                        ));
+                    }
+                }
+                self.warn(
+                    t.span.clone(),
+                    "deprecated nice configuration, ignoring. The nice value can be set externally with nice(1) and renice(1).",
+                );
+            }
+            "Scheduler" => self.scheduler(&t)?,
+            "Systemd" => self.config.general.systemd = self.boolean(&t)?,
+            "Filter" => self.filter(&t)?,
+            _ => return Err(self.unknown_item(&t, "General", GENERAL)),
+        }
+        Ok(())
+    }
+
+    fn unix(&mut self, opener: &Token<'a>) -> PResult<()> {
+        const VALID: &[&str] = &["Path", "Backlog"];
+        self.block(opener, VALID, |p, t| match t.text {
+            "Path" if t.kind == TokenKind::Keyword => {
+                let path = p.path(&t, 107, "Path is longer than 107 characters")?;
+                p.config.general.unix_path = Some(path.into());
+                Ok(())
+            }
+            "Backlog" if t.kind == TokenKind::Keyword => {
+                p.number(&t)?;
+                p.warn(
+                    t.span.clone(),
+                    "deprecated unix backlog configuration, ignoring.",
+                );
+                Ok(())
+            }
+            _ => Err(p.unknown_item(&t, "UNIX", VALID)),
+        })
+    }
+
+    fn scheduler(&mut self, opener: &Token<'a>) -> PResult<()> {
+        const VALID: &[&str] = &["Type", "Priority"];
+        self.block(opener, VALID, |p, t| match t.text {
+            "Type" if t.kind == TokenKind::Keyword => {
+                let v = p.string(&t, "a scheduler type (RR or FIFO)")?;
+                let kind = match v.text.to_ascii_uppercase().as_str() {
+                    "RR" => SchedulerType::Rr,
+                    "FIFO" => SchedulerType::Fifo,
+                    _ => {
+                        return Err(p.error_help(
+                            v.span.clone(),
+                            format!("unknown scheduler `{}'", v.text),
+                            "use `RR` or `FIFO`",
+                        ));
+                    }
+                };
+                p.config.general.scheduler.kind = Some(kind);
+                Ok(())
+            }
+            "Priority" if t.kind == TokenKind::Keyword => {
+                let (n, span) = p.number(&t)?;
+                match u8::try_from(n) {
+                    Ok(n) if n <= 99 => {
+                        p.config.general.scheduler.priority = Some(n);
+                        Ok(())
+                    }
+                    _ => Err(p.error(span, "`Priority' must be [0, 99]")),
+                }
+            }
+            _ => Err(p.unknown_item(&t, "Scheduler", VALID)),
+        })
+    }
+
+    fn filter(&mut self, opener: &Token<'a>) -> PResult<()> {
+        const VALID: &[&str] = &["Protocol", "Address", "State"];
+        let mut kernel = false;
+        if self.peek().is_some_and(|t| t.is_kw("From")) {
+            self.bump();
+            match self.bump() {
+                Some(t) if t.is_kw("Userspace") => {}
+                Some(t) if t.is_kw("Kernelspace") => kernel = true,
+                other => {
+                    return Err(self.syntax(
+                        other.as_ref(),
+                        "`Userspace` or `Kernelspace` after `From`",
+                        None,
+                    ));
+                }
+            }
+        }
+        self.config.general.filter.from_kernelspace = kernel;
+        self.config.general.filter.span = Some(opener.span.clone());
+        self.block(opener, VALID, |p, t| {
+            if t.kind != TokenKind::Keyword {
+                return Err(p.unknown_item(&t, "Filter", VALID));
+            }
+            match t.text {
+                "Protocol" => {
+                    let policy = p.policy(&t)?;
+                    p.protocol_list(&t, policy)
+                }
+                "Address" => {
+                    let policy = p.policy(&t)?;
+                    p.address_list(&t, policy)
+                }
+                "State" => {
+                    let policy = p.policy(&t)?;
+                    p.state_list(&t, policy)
+                }
+                _ => Err(p.unknown_item(&t, "Filter", VALID)),
+            }
+        })
+    }
+
+    fn policy(&mut self, key: &Token<'a>) -> PResult<Policy> {
+        match self.peek().cloned() {
+            Some(t) if t.is_kw("Accept") => {
+                self.bump();
+                Ok(Policy::Accept)
+            }
+            Some(t) if t.is_kw("Ignore") => {
+                self.bump();
+                Ok(Policy::Ignore)
+            }
+            other => {
+                let expected = format!("`Accept` or `Ignore` after `{}`", key.text);
+                Err(self.syntax(other.as_ref(), &expected, None))
+            }
+        }
+    }
+
+    /// `{ TCP UDP name … }` appended to the protocol filter.
+    pub(crate) fn protocol_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
+        let mut protos = self
+            .filter
+            .protocol
+            .take()
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let result = self.block(opener, &[], |p, t| {
+            let number = match (t.kind, t.text) {
+                (TokenKind::Keyword, "TCP") => Some(6),
+                (TokenKind::Keyword, "UDP") => Some(17),
+                (TokenKind::Str, name) => {
+                    let n = protocol_number(name);
+                    if n.is_none() {
+                        p.warn(
+                            t.span.clone(),
+                            format!(
+                                "getprotobyname() cannot find protocol `{name}' in /etc/protocols"
+                            ),
+                        );
+                    }
+                    n
+                }
+                _ => {
+                    let help = (t.kind == TokenKind::Number)
+                        .then(|| "use protocol names, not numbers".to_owned());
+                    return Err(p.syntax(Some(&t), "a protocol name or `}`", help));
+                }
+            };
+            if let Some(n) = number
+                && !protos.contains(&n)
+            {
+                protos.push(n);
+            }
+            Ok(())
+        });
+        self.filter.protocol = Some((policy, protos));
+        result
+    }
+
+    /// `{ IPv4_address A … IPv6_address B … }` appended to the address filter.
+    pub(crate) fn address_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
+        const VALID: &[&str] = &["IPv4_address", "IPv6_address"];
+        let mut nets = self
+            .filter
+            .address
+            .take()
+            .map(|(_, v)| v)
+            .unwrap_or_default();
+        let result = self.block(opener, VALID, |p, t| {
+            let v6 = match (t.kind, t.text) {
+                (TokenKind::Keyword, "IPv4_address") => false,
+                (TokenKind::Keyword, "IPv6_address") => true,
+                _ => return Err(p.unknown_item(&t, "Address", VALID)),
+            };
+            let v = p.ip_token(&t)?;
+            match parse_net(v.text, v6) {
+                Ok(net) => {
+                    if nets.contains(&net) {
+                        if !net.is_host() && !v6 {
+                            p.warn(
+                                v.span.clone(),
+                                format!("netmask {} is repeated in the ignore pool", net.addr),
+                            );
+                        }
+                    } else {
+                        nets.push(net);
+                    }
+                }
+                Err(message) => p.warn(v.span.clone(), message),
+            }
+            Ok(())
+        });
+        self.filter.address = Some((policy, nets));
+        result
+    }
+
+    /// `{ STATE … for TCP … }` appended to the state filter.
+    pub(crate) fn state_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
+        let mut states = self.filter.state.take().map(|(_, v)| v).unwrap_or_default();
+        let mut pending: Vec<u8> = Vec::new();
+        self.expect_open(opener)?;
+        let result = loop {
+            let Some(t) = self.bump() else {
+                break Err(self.syntax(None, "`}`", None));
+            };
+            match (t.kind, t.text) {
+                (TokenKind::CloseBrace, _) if pending.is_empty() => break Ok(()),
+                (TokenKind::CloseBrace, _) => {
+                    // The list is closed: report, but there is nothing to skip.
+                    self.syntax(
+                        Some(&t),
+                        "`for TCP`",
+                        Some("end each state list with `for TCP`".to_owned()),
+                    );
+                    break Ok(());
+                }
+                (TokenKind::Keyword, "for") => match self.bump() {
+                    Some(proto) if proto.is_kw("TCP") => {
+                        for s in pending.drain(..) {
+                            if !states.contains(&s) {
+                                states.push(s);
+                            }
+                        }
+                    }
+                    other => {
+                        let help = Some("only TCP states can be filtered".to_owned());
+                        break Err(self.syntax(other.as_ref(), "`TCP` after `for`", help));
+                    }
+                },
+                (TokenKind::Keyword, name) => match tcp_state_number(name) {
+                    Some(s) => pending.push(s),
+                    None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+                },
+                _ => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+            }
+        };
+        self.filter.state = Some((policy, states));
+        if result.is_err() {
+            // Resynchronise at the end of this list.
+            self.recover(&[]);
+            if self.peek_kind() == Some(TokenKind::CloseBrace) {
+                self.bump();
+            }
+        }
+        Ok(())
+    }
+
+    /// Legacy `Replicate STATE … for TCP` inside Sync.
+    pub(crate) fn legacy_replicate(&mut self, key: &Token<'a>) -> PResult<()> {
+        self.legacy_mapped(key, "`General { Filter { State Accept { … for TCP } } }`");
+        let mut states = self.filter.state.take().map(|(_, v)| v).unwrap_or_default();
+        loop {
+            let t = self.bump();
+            match t {
+                Some(t) if t.kind == TokenKind::Keyword && tcp_state_number(t.text).is_some() => {
+                    if let Some(s) = tcp_state_number(t.text)
+                        && !states.contains(&s)
+                    {
+                        states.push(s);
+                    }
+                }
+                Some(t) if t.is_kw("for") => {
+                    let proto = self.bump();
+                    self.filter.state = Some((Policy::Accept, states));
+                    return match proto {
+                        Some(p) if p.is_kw("TCP") => Ok(()),
+                        other => Err(self.syntax(other.as_ref(), "`TCP` after `for`", None)),
+                    };
+                }
+                other => {
+                    self.filter.state = Some((Policy::Accept, states));
+                    return Err(self.syntax(other.as_ref(), "a TCP state or `for TCP`", None));
+                }
+            }
+        }
+    }
+
+    pub(crate) fn legacy_ignore_traffic(&mut self, key: &Token<'a>) -> PResult<()> {
+        self.legacy_mapped(key, "`General { Filter { Address Ignore { … } } }`");
+        self.address_list(key, Policy::Ignore)
+    }
+
+    pub(crate) fn legacy_ignore_protocol(&mut self, key: &Token<'a>) -> PResult<()> {
+        self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }`");
+        self.protocol_list(key, Policy::Ignore)
+    }
+}
+
+fn tcp_state_number(name: &str) -> Option<u8> {
+    Some(match name {
+        "SYN_SENT" => tcp_state::SYN_SENT,
+        "SYN_RECV" => tcp_state::SYN_RECV,
+        "ESTABLISHED" => tcp_state::ESTABLISHED,
+        "FIN_WAIT" => tcp_state::FIN_WAIT,
+        "CLOSE_WAIT" => tcp_state::CLOSE_WAIT,
+        "LAST_ACK" => tcp_state::LAST_ACK,
+        "TIME_WAIT" => tcp_state::TIME_WAIT,
+        "CLOSE" | "CLOSED" => tcp_state::CLOSE,
+        "LISTEN" => tcp_state::LISTEN,
+        _ => return None,
+    })
+}

@@ -1,0 +1,440 @@
+//! Typed configuration produced by the parser (defaults already applied).
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use crate::diag::Span;
+
+/// Default lock file path.
+pub const DEFAULT_LOCK_FILE: &str = "/var/lock/conntrackd.lock";
+/// Log file used by `LogFile on` in `General`.
+pub const DEFAULT_LOG_FILE: &str = "/var/log/conntrackd.log";
+/// Log file used by `LogFile on` in `Stats`.
+pub const DEFAULT_STATS_LOG_FILE: &str = "/var/log/conntrackd-stats.log";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Config {
+    /// `General { … }` (all blocks merged).
+    pub general: General,
+    /// `Sync { … }`, if present.
+    pub sync: Option<SyncSection>,
+    /// `Stats { … }`, if present.
+    pub stats: Option<StatsSection>,
+    /// `Helper { … }`, if present.
+    pub helper: Option<HelperSection>,
+}
+
+/// Where log lines go.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum LogTarget {
+    /// No log file.
+    #[default]
+    Off,
+    /// `LogFile on`: the section's default path.
+    Default,
+    /// `LogFile PATH`.
+    Path(PathBuf),
+}
+
+/// Syslog facility accepted by `Syslog NAME`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Facility {
+    /// `daemon` (also `Syslog on`).
+    Daemon,
+    /// `local0` … `local7`.
+    Local(u8),
+}
+
+impl Facility {
+    /// Parses `daemon` / `local0`…`local7` (exact, lower case).
+    pub fn from_name(name: &str) -> Option<Facility> {
+        if name == "daemon" {
+            return Some(Facility::Daemon);
+        }
+        let n = name.strip_prefix("local")?;
+        match n.as_bytes() {
+            [d @ b'0'..=b'7'] => Some(Facility::Local(d - b'0')),
+            _ => None,
+        }
+    }
+
+    /// Name as written in the configuration.
+    pub fn name(self) -> String {
+        match self {
+            Facility::Daemon => "daemon".to_owned(),
+            Facility::Local(n) => format!("local{n}"),
+        }
+    }
+}
+
+/// CPU scheduling policy of `Scheduler { Type }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedulerType {
+    /// SCHED_RR.
+    Rr,
+    /// SCHED_FIFO.
+    Fifo,
+}
+
+/// `Scheduler { Type …; Priority … }` as written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Scheduler {
+    /// `Type`, if given.
+    pub kind: Option<SchedulerType>,
+    /// `Priority`, if given (0..=99).
+    pub priority: Option<u8>,
+}
+
+impl Scheduler {
+    /// Policy and priority the 1.4.7 daemon actually uses: RR/99 without
+    /// `Type`; with `Type`, the configured priority or 0 (config.md §4.1).
+    pub fn effective(&self) -> (SchedulerType, u8) {
+        match self.kind {
+            None => (SchedulerType::Rr, 99),
+            Some(kind) => (kind, self.priority.unwrap_or(0)),
+        }
+    }
+}
+
+/// Accept or ignore policy of a filter category.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Only matching flows are processed.
+    Accept,
+    /// Matching flows are dropped.
+    Ignore,
+}
+
+/// An address with a prefix length (host entries have the full length).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    /// Address as written.
+    pub addr: IpAddr,
+    /// Prefix length (32/128 for a host).
+    pub prefix_len: u8,
+}
+
+impl IpNet {
+    /// True if this is a single host (full-length prefix).
+    pub fn is_host(&self) -> bool {
+        self.prefix_len == if self.addr.is_ipv4() { 32 } else { 128 }
+    }
+}
+
+impl std::fmt::Display for IpNet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix_len)
+    }
+}
+
+/// `Filter { … }` (all Filter blocks merged).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Filter {
+    /// `From Kernelspace` (last Filter block decides).
+    pub from_kernelspace: bool,
+    /// Protocol policy and protocol numbers.
+    pub protocol: Option<(Policy, Vec<u8>)>,
+    /// Address policy and networks/hosts.
+    pub address: Option<(Policy, Vec<IpNet>)>,
+    /// State policy and TCP states (`conntrack_model::consts::tcp_state`).
+    pub state: Option<(Policy, Vec<u8>)>,
+    /// Span of the last `Filter` keyword (None if no Filter block).
+    pub span: Option<Span>,
+}
+
+impl Filter {
+    /// True if no category is configured.
+    pub fn is_empty(&self) -> bool {
+        self.protocol.is_none() && self.address.is_none() && self.state.is_none()
+    }
+}
+
+/// `General { … }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct General {
+    /// Buckets per cache hash table (default 65536).
+    pub hash_size: u32,
+    /// Max objects per cache (default 262144).
+    pub hash_limit: u32,
+    /// Daemon log file.
+    pub log_file: LogTarget,
+    /// Syslog facility, None = off.
+    pub syslog: Option<Facility>,
+    /// Lock file path.
+    pub lock_file: PathBuf,
+    /// Control socket path (`UNIX { Path }`); None = unreachable abstract socket.
+    pub unix_path: Option<PathBuf>,
+    /// Netlink event socket buffer in bytes (0 = system default).
+    pub netlink_buffer_size: u32,
+    /// Upper bound for automatic buffer growth (0 = no growth).
+    pub netlink_buffer_size_max_growth: u32,
+    /// Resync delay after a netlink overrun in seconds; None = off.
+    pub netlink_overrun_resync: Option<u32>,
+    /// Reliable event delivery.
+    pub netlink_events_reliable: bool,
+    /// Events handled per loop iteration (default 100).
+    pub event_iteration_limit: u32,
+    /// Polling mode interval in seconds (None = event mode).
+    pub poll_secs: Option<u32>,
+    /// CPU scheduler settings.
+    pub scheduler: Scheduler,
+    /// sd_notify support (default on, like the Debian build).
+    pub systemd: bool,
+    /// Event filter.
+    pub filter: Filter,
+}
+
+impl Default for General {
+    fn default() -> Self {
+        General {
+            hash_size: 65536,
+            hash_limit: 262_144,
+            log_file: LogTarget::Off,
+            syslog: None,
+            lock_file: PathBuf::from(DEFAULT_LOCK_FILE),
+            unix_path: None,
+            netlink_buffer_size: 0,
+            netlink_buffer_size_max_growth: 0,
+            netlink_overrun_resync: Some(30),
+            netlink_events_reliable: false,
+            event_iteration_limit: 100,
+            poll_secs: None,
+            scheduler: Scheduler::default(),
+            systemd: true,
+            filter: Filter::default(),
+        }
+    }
+}
+
+/// Synchronisation mode with its own options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// FT-FW reliable protocol.
+    Ftfw {
+        /// Objects kept for retransmission (default 131072).
+        resend_queue_size: u32,
+        /// Messages per ACK window (default 300).
+        ack_window_size: u32,
+        /// Inject received states directly.
+        disable_external_cache: bool,
+        /// Request a resync at start-up.
+        startup_resync: bool,
+    },
+    /// Periodic refresh ALARM mode.
+    Alarm,
+    /// Best-effort NOTRACK mode.
+    Notrack {
+        /// Send events directly, no internal cache.
+        disable_internal_cache: bool,
+        /// Inject received states directly.
+        disable_external_cache: bool,
+        /// Request a resync at start-up.
+        startup_resync: bool,
+    },
+}
+
+impl SyncMode {
+    /// Upper-case mode name (`FTFW`, `ALARM`, `NOTRACK`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            SyncMode::Ftfw { .. } => "FTFW",
+            SyncMode::Alarm => "ALARM",
+            SyncMode::Notrack { .. } => "NOTRACK",
+        }
+    }
+
+    /// True if the external cache is disabled.
+    pub fn external_cache_disabled(&self) -> bool {
+        match self {
+            SyncMode::Ftfw {
+                disable_external_cache,
+                ..
+            }
+            | SyncMode::Notrack {
+                disable_external_cache,
+                ..
+            } => *disable_external_cache,
+            SyncMode::Alarm => false,
+        }
+    }
+}
+
+/// Dedicated link transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// `Multicast { … }`.
+    Multicast,
+    /// `UDP { … }`.
+    Udp,
+    /// `TCP { … }`.
+    Tcp,
+}
+
+impl ChannelKind {
+    /// Keyword spelling.
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ChannelKind::Multicast => "Multicast",
+            ChannelKind::Udp => "UDP",
+            ChannelKind::Tcp => "TCP",
+        }
+    }
+}
+
+/// Address family of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// AF_INET.
+    Ipv4,
+    /// AF_INET6.
+    Ipv6,
+}
+
+/// One dedicated link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    /// Transport.
+    pub kind: ChannelKind,
+    /// Marked `Default` (or chosen as default because it is first).
+    pub default: bool,
+    /// Family implied by the address keywords.
+    pub family: Option<Family>,
+    /// Multicast: group address; UDP/TCP: local bind address.
+    pub address: Option<IpAddr>,
+    /// UDP/TCP peer address.
+    pub destination: Option<IpAddr>,
+    /// Multicast: local interface address (`IPv4_interface`).
+    pub ipv4_interface: Option<Ipv4Addr>,
+    /// Interface name.
+    pub interface: Option<String>,
+    /// UDP/TCP `Port` or Multicast `Group`.
+    pub port: u16,
+    /// `SndSocketBuffer` in bytes.
+    pub snd_buf: Option<u32>,
+    /// `RcvSocketBuffer` in bytes.
+    pub rcv_buf: Option<u32>,
+    /// Message checksums (default on).
+    pub checksum: bool,
+    /// Span of the channel keyword.
+    pub span: Span,
+    /// Line of the channel keyword.
+    pub line: usize,
+}
+
+/// `Options { ExpectationSync … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ExpectSync {
+    /// Not synchronised.
+    #[default]
+    Off,
+    /// All expectations.
+    All,
+    /// Only expectations whose helper name starts with one of these
+    /// (case-insensitive).
+    Helpers(Vec<String>),
+}
+
+/// `Sync { … }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSection {
+    /// Selected mode (priority FTFW > ALARM > NOTRACK; FTFW if none).
+    pub mode: SyncMode,
+    /// False if no `Mode` block was given.
+    pub mode_specified: bool,
+    /// ALARM refresh interval (s, default 60).
+    pub refresh_time: u32,
+    /// ALARM external-entry lifetime (s, default 180).
+    pub cache_timeout: u32,
+    /// Timeout of committed entries (s, 0 = not set).
+    pub commit_timeout: u32,
+    /// Delay of the scheduled kernel flush (s, default 60).
+    pub purge_timeout: u32,
+    /// Dedicated links, in file order (the default one has `default`).
+    pub channels: Vec<Channel>,
+    /// TCP error queue length (default 128).
+    pub error_queue_length: u32,
+    /// `TCPWindowTracking`.
+    pub tcp_window_tracking: bool,
+    /// `ExpectationSync`.
+    pub expectation_sync: ExpectSync,
+}
+
+impl SyncSection {
+    /// Index of the default channel.
+    pub fn default_channel(&self) -> usize {
+        self.channels.iter().position(|c| c.default).unwrap_or(0)
+    }
+}
+
+/// `Stats { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StatsSection {
+    /// Destroyed-flow log file.
+    pub log_file: LogTarget,
+    /// Syslog facility, None = off.
+    pub syslog: Option<Facility>,
+}
+
+/// Layer 3 protocol of a helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelperL3 {
+    /// `inet`.
+    Inet,
+    /// `inet6`.
+    Inet6,
+}
+
+/// Layer 4 protocol of a helper.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HelperL4 {
+    /// `tcp`.
+    Tcp,
+    /// `udp`.
+    Udp,
+}
+
+/// `Policy NAME { … }` of a helper type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperPolicy {
+    /// Policy name.
+    pub name: String,
+    /// `ExpectMax`.
+    pub expect_max: Option<u32>,
+    /// `ExpectTimeout` in seconds.
+    pub expect_timeout: Option<u32>,
+}
+
+/// `Type NAME L3 L4 { … }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelperType {
+    /// Helper name (one of [`KNOWN_HELPERS`]).
+    pub name: String,
+    /// Layer 3.
+    pub l3: HelperL3,
+    /// Layer 4.
+    pub l4: HelperL4,
+    /// NFQUEUE number.
+    pub queue_num: Option<u32>,
+    /// NFQUEUE max length.
+    pub queue_len: Option<u32>,
+    /// Expectation policies.
+    pub policies: Vec<HelperPolicy>,
+    /// Span of the `Type` keyword.
+    pub span: Span,
+}
+
+/// `Helper { … }`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HelperSection {
+    /// `Setup on|off`.
+    pub setup: bool,
+    /// Configured helpers.
+    pub types: Vec<HelperType>,
+}
+
+/// Helper modules installed with 1.4.7 (config.md §4.8); each has one
+/// expectation policy with the same name.
+pub const KNOWN_HELPERS: &[&str] = &[
+    "amanda", "dhcpv6", "ftp", "mdns", "rpc", "sane", "slp", "ssdp", "tftp", "tns",
+];

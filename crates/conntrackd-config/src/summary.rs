@@ -1,0 +1,126 @@
+//! Human summary for `--check`.
+
+use std::fmt::Write as _;
+
+use crate::model::{Config, ExpectSync, LogTarget, Policy};
+
+/// Configuration spellings of the TCP states, indexed by state number.
+const TCP_STATE_NAMES: [&str; 10] = [
+    "NONE",
+    "SYN_SENT",
+    "SYN_RECV",
+    "ESTABLISHED",
+    "FIN_WAIT",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "TIME_WAIT",
+    "CLOSE",
+    "LISTEN",
+];
+
+fn log_target(t: &LogTarget, default: &str) -> String {
+    match t {
+        LogTarget::Off => "off".to_owned(),
+        LogTarget::Default => default.to_owned(),
+        LogTarget::Path(p) => p.display().to_string(),
+    }
+}
+
+fn policy(p: Policy) -> &'static str {
+    match p {
+        Policy::Accept => "accept",
+        Policy::Ignore => "ignore",
+    }
+}
+
+/// A short multi-line summary: mode, channels, filters, paths.
+pub fn check_summary(config: &Config) -> String {
+    let mut s = String::new();
+    let g = &config.general;
+    match (&config.sync, &config.stats) {
+        (Some(sync), _) => {
+            let _ = writeln!(
+                s,
+                "mode: sync {}{}",
+                sync.mode.name(),
+                if sync.mode_specified {
+                    ""
+                } else {
+                    " (default)"
+                }
+            );
+            for ch in &sync.channels {
+                let addr = ch.address.map_or_else(|| "-".to_owned(), |a| a.to_string());
+                let dest = ch
+                    .destination
+                    .map_or_else(String::new, |a| format!(" -> {a}"));
+                let _ = writeln!(
+                    s,
+                    "channel: {} {}{} port {} interface {}{}{}",
+                    ch.kind.keyword(),
+                    addr,
+                    dest,
+                    ch.port,
+                    ch.interface.as_deref().unwrap_or("-"),
+                    if ch.default { " (default)" } else { "" },
+                    if ch.checksum { "" } else { " checksum off" },
+                );
+            }
+            if sync.expectation_sync != ExpectSync::Off {
+                let _ = writeln!(s, "expectation sync: {:?}", sync.expectation_sync);
+            }
+        }
+        (None, Some(stats)) => {
+            let _ = writeln!(
+                s,
+                "mode: stats, log {}",
+                log_target(&stats.log_file, crate::model::DEFAULT_STATS_LOG_FILE)
+            );
+        }
+        (None, None) => s.push_str("mode: idle (no Sync or Stats section)\n"),
+    }
+    let f = &g.filter;
+    if f.is_empty() {
+        s.push_str("filter: none\n");
+    } else {
+        let _ = writeln!(
+            s,
+            "filter: from {}",
+            if f.from_kernelspace {
+                "kernelspace"
+            } else {
+                "userspace"
+            }
+        );
+        if let Some((p, v)) = &f.protocol {
+            let _ = writeln!(s, "  protocol {}: {:?}", policy(*p), v);
+        }
+        if let Some((p, v)) = &f.address {
+            let nets: Vec<String> = v.iter().map(ToString::to_string).collect();
+            let _ = writeln!(s, "  address {}: {}", policy(*p), nets.join(" "));
+        }
+        if let Some((p, v)) = &f.state {
+            let names: Vec<&str> = v
+                .iter()
+                .map(|n| TCP_STATE_NAMES.get(usize::from(*n)).copied().unwrap_or("?"))
+                .collect();
+            let _ = writeln!(s, "  state {} for TCP: {}", policy(*p), names.join(" "));
+        }
+    }
+    let _ = writeln!(s, "lock file: {}", g.lock_file.display());
+    let _ = writeln!(
+        s,
+        "control socket: {}",
+        g.unix_path.as_ref().map_or_else(
+            || "none (clients cannot connect)".to_owned(),
+            |p| p.display().to_string()
+        )
+    );
+    let _ = writeln!(
+        s,
+        "log file: {}",
+        log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
+    );
+    let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
+    s
+}

@@ -1,0 +1,850 @@
+//! End-to-end tests of parse_str: accepted files, legacy mappings, quirks.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+use conntrackd_config::*;
+
+fn parse(src: &str) -> Parsed {
+    parse_str_with(
+        src,
+        ParseOptions {
+            check_interfaces: false,
+        },
+    )
+}
+
+fn ok(src: &str) -> (Config, Vec<Diagnostic>) {
+    let p = parse(src);
+    let errors: Vec<String> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| d.render(src, "t"))
+        .collect();
+    assert!(errors.is_empty(), "unexpected errors:\n{}", errors.join(""));
+    (p.config.expect("config"), p.diagnostics)
+}
+
+fn warnings(d: &[Diagnostic]) -> Vec<String> {
+    d.iter()
+        .filter(|d| d.severity == Severity::Warning)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
+fn errors(src: &str) -> Vec<Diagnostic> {
+    let p = parse(src);
+    assert!(p.config.is_none(), "expected rejection of {src:?}");
+    p.diagnostics
+        .into_iter()
+        .filter(Diagnostic::is_error)
+        .collect()
+}
+
+const REFERENCE: &str = include_str!("../../../fuzz/corpus/config_parse/04-reference-ftfw.conf");
+
+fn crate_path(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn seed_config_loads_with_legacy_checksum_warning() {
+    let path = crate_path("../../../shared/configs/seed-alarm.conf");
+    if !path.exists() {
+        eprintln!("SKIPPED: {} not present", path.display());
+        return;
+    }
+    let (src, parsed) = load(&path).expect("read seed");
+    let config = parsed.config.clone().expect("seed must load");
+    let sync = config.sync.expect("sync");
+    assert_eq!(sync.mode, SyncMode::Alarm);
+    assert_eq!(
+        (sync.refresh_time, sync.cache_timeout, sync.commit_timeout),
+        (15, 180, 180)
+    );
+    assert_eq!(sync.channels.len(), 1);
+    let ch = &sync.channels[0];
+    assert_eq!(ch.address, Some(IpAddr::V4(Ipv4Addr::new(225, 0, 0, 50))));
+    assert_eq!(ch.ipv4_interface, Some(Ipv4Addr::new(192, 168, 100, 100)));
+    assert_eq!(ch.port, 3780);
+    assert!(ch.checksum && ch.default);
+    assert_eq!(config.general.hash_size, 8192);
+    assert_eq!(config.general.netlink_buffer_size, 262_142);
+    assert_eq!(config.general.netlink_buffer_size_max_growth, 655_355);
+    assert_eq!(
+        config.general.unix_path,
+        Some(PathBuf::from("/tmp/sync.sock"))
+    );
+    let checksum = parsed
+        .diagnostics
+        .iter()
+        .find(|d| d.message.contains("Checksum"))
+        .expect("legacy Checksum warning");
+    assert_eq!(
+        (checksum.severity, checksum.line, checksum.column),
+        (Severity::Warning, 67, 2)
+    );
+    assert!(
+        checksum
+            .render(&src, "seed.conf")
+            .starts_with("seed.conf:67:2: warning: ")
+    );
+}
+
+#[test]
+fn reference_config_loads() {
+    let (c, d) = ok(REFERENCE);
+    assert!(warnings(&d).is_empty(), "{d:?}");
+    let sync = c.sync.expect("sync");
+    assert_eq!(
+        sync.mode,
+        SyncMode::Ftfw {
+            resend_queue_size: 131_072,
+            ack_window_size: 300,
+            disable_external_cache: false,
+            startup_resync: false
+        }
+    );
+    assert!(sync.mode_specified);
+    assert_eq!(sync.channels[0].snd_buf, Some(1_249_280));
+    assert_eq!(sync.channels[0].interface.as_deref(), Some("sync0"));
+    let g = c.general;
+    assert!(!g.systemd);
+    assert_eq!(g.log_file, LogTarget::Path("/tmp/ct/ftfw-a.log".into()));
+    assert_eq!(g.lock_file, PathBuf::from("/tmp/ct/ftfw-a.lock"));
+    assert_eq!(g.filter.protocol, Some((Policy::Accept, vec![6, 17, 1])));
+    let (policy, nets) = g.filter.address.expect("address filter");
+    assert_eq!(policy, Policy::Ignore);
+    assert_eq!(nets.len(), 2);
+    assert!(nets.iter().all(IpNet::is_host));
+}
+
+#[test]
+fn debian_examples_load() {
+    let dir = Path::new("/usr/share/doc/conntrackd/examples");
+    if !dir.exists() {
+        eprintln!("SKIPPED: {} not present", dir.display());
+        return;
+    }
+    let mut seen = 0;
+    for rel in [
+        "stats/conntrackd.conf",
+        "sync/alarm/conntrackd.conf",
+        "sync/ftfw/conntrackd.conf",
+        "sync/notrack/conntrackd.conf",
+    ] {
+        let path = dir.join(rel);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(_) => {
+                let gz = dir.join(format!("{rel}.gz"));
+                let out = std::process::Command::new("zcat")
+                    .arg(&gz)
+                    .output()
+                    .expect("zcat");
+                out.stdout
+            }
+        };
+        let src = String::from_utf8(bytes).expect("utf8");
+        let p = parse(&src);
+        assert!(p.config.is_some(), "{rel}: {}", p.render_all(&src, rel));
+        seen += 1;
+    }
+    assert_eq!(seen, 4);
+}
+
+#[test]
+fn empty_file_is_all_defaults() {
+    let (c, _) = ok("");
+    assert_eq!(c.general, General::default());
+    assert_eq!(
+        c.general.lock_file,
+        PathBuf::from("/var/lock/conntrackd.lock")
+    );
+    assert!(c.general.systemd);
+    assert!(c.sync.is_none() && c.stats.is_none());
+}
+
+#[test]
+fn zero_means_default() {
+    let (c, _) =
+        ok("General { HashSize 0 HashLimit 0 EventIterationLimit 0 NetlinkOverrunResync 0 }\n");
+    assert_eq!(
+        (
+            c.general.hash_size,
+            c.general.hash_limit,
+            c.general.event_iteration_limit
+        ),
+        (65536, 262_144, 100)
+    );
+    assert_eq!(c.general.netlink_overrun_resync, Some(30));
+    let (c, _) = ok("General { NetlinkOverrunResync off }");
+    assert_eq!(c.general.netlink_overrun_resync, None);
+    let (c, _) = ok("General { NetlinkOverrunResync 7 }");
+    assert_eq!(c.general.netlink_overrun_resync, Some(7));
+}
+
+#[test]
+fn last_occurrence_wins_and_logfile_off_is_noop() {
+    let (c, _) = ok("General { HashSize 5 HashSize 6 LogFile on LogFile off }");
+    assert_eq!(c.general.hash_size, 6);
+    assert_eq!(c.general.log_file, LogTarget::Default);
+}
+
+#[test]
+fn booleans_any_case_keywords_case_sensitive() {
+    let (c, _) = ok("General { Systemd No NetlinkEventsReliable oN }");
+    assert!(!c.general.systemd && c.general.netlink_events_reliable);
+    let e = errors("general {\n}\n");
+    assert_eq!(
+        e[0].c_syntax_error().as_deref(),
+        Some("parsing config file in line (1), symbol 'general': syntax error")
+    );
+    assert_eq!(e[0].help.as_deref(), Some("did you mean `General`?"));
+    let e = errors("General { Systemd true }");
+    assert_eq!(e[0].symbol.as_deref(), Some("true"));
+}
+
+#[test]
+fn names_colliding_with_other_tokens_are_syntax_errors() {
+    for (src, symbol) in [
+        ("Sync { Multicast { Interface dead } }", "dead"),
+        ("Sync { Multicast { Interface 0eth } }", "0e"),
+        ("Sync { Multicast { Interface on } }", "on"),
+        ("Sync { Multicast { Interface alarm } }", "alarm"),
+    ] {
+        let e = errors(src);
+        assert_eq!(e[0].symbol.as_deref(), Some(symbol), "{src}");
+    }
+}
+
+#[test]
+fn mode_names_and_legacy_modes() {
+    let (c, d) =
+        ok("Sync { Mode nack { } Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } }");
+    assert!(matches!(c.sync.expect("sync").mode, SyncMode::Ftfw { .. }));
+    assert!(warnings(&d).contains(
+        &"Now `nack' mode is called `ftfw'. Please, update your conntrackd.conf file.".to_owned()
+    ));
+    let (c, d) = ok(
+        "Sync { Mode PersistenT { } Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } }",
+    );
+    assert_eq!(c.sync.expect("sync").mode, SyncMode::Alarm);
+    assert!(warnings(&d)[0].starts_with("Now `persistent' mode is called `alarm'"));
+    let e = errors("Sync { Mode persistent { } }");
+    assert_eq!(e[0].symbol.as_deref(), Some("persistent"));
+}
+
+#[test]
+fn mode_priority_not_file_order() {
+    let ch = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 }";
+    let (c, _) = ok(&format!(
+        "Sync {{ Mode NOTRACK {{ }} Mode ALARM {{ }} {ch} }}"
+    ));
+    assert_eq!(c.sync.expect("sync").mode, SyncMode::Alarm);
+    let (c, _) = ok(&format!(
+        "Sync {{ Mode NOTRACK {{ StartupResync on }} Mode FTFW {{ }} {ch} }}"
+    ));
+    assert!(matches!(
+        c.sync.expect("sync").mode,
+        SyncMode::Ftfw {
+            startup_resync: true,
+            ..
+        }
+    ));
+    let (c, d) = ok(&format!("Sync {{ {ch} }}"));
+    let sync = c.sync.expect("sync");
+    assert!(!sync.mode_specified);
+    assert!(matches!(sync.mode, SyncMode::Ftfw { .. }));
+    assert!(
+        warnings(&d)
+            .contains(&"No synchronization mode specified. Defaulting to FT-FW mode.".to_owned())
+    );
+}
+
+#[test]
+fn keys_only_valid_in_their_mode_block() {
+    let e = errors("Sync { Mode ALARM { ResendQueueSize 5 } }");
+    assert_eq!(e[0].symbol.as_deref(), Some("ResendQueueSize"));
+    let e = errors("HashSize 5");
+    assert_eq!(e[0].symbol.as_deref(), Some("HashSize"));
+    assert_eq!(
+        e[0].message,
+        "syntax error: unexpected `HashSize`, expected a section (`General`, `Sync`, `Stats` or `Helper`)"
+    );
+    assert_eq!(
+        e[0].help.as_deref(),
+        Some("`HashSize` must be inside a section such as `General { … }`")
+    );
+}
+
+#[test]
+fn notrack_udp_and_commit_timeout_conflict() {
+    let src = "Sync { Mode NOTRACK { DisableInternalCache on DisableExternalCache on CommitTimeout 5 } UDP Default { IPv4_address 10.0.0.1 IPv4_Destination_Address 10.0.0.2 Port 3781 Interface lo Checksum off } }";
+    let (c, d) = ok(src);
+    let sync = c.sync.expect("sync");
+    assert_eq!(sync.commit_timeout, 0);
+    assert_eq!(
+        sync.mode,
+        SyncMode::Notrack {
+            disable_internal_cache: true,
+            disable_external_cache: true,
+            startup_resync: false
+        }
+    );
+    let ch = &sync.channels[0];
+    assert_eq!(
+        (ch.kind, ch.port, ch.checksum, ch.default),
+        (ChannelKind::Udp, 3781, false, true)
+    );
+    assert_eq!(ch.destination, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))));
+    assert!(warnings(&d).iter().any(|w| w.starts_with("`CommitTimeout' can't be combined with `DisableExternalCache'")));
+}
+
+#[test]
+fn tcp_channel_options_and_expectations() {
+    let src = "Sync { Mode NOTRACK { StartupResync yes } TCP { IPv4_address 1.1.1.1 IPv4_Destination_Address 1.1.1.2 Port 3782 Interface lo ErrorQueueLength 7 } Options { TCPWindowTracking yes ExpectationSync { ftp sip q.931 h.245 ras } } }";
+    let (c, _) = ok(src);
+    let sync = c.sync.expect("sync");
+    assert!(sync.tcp_window_tracking);
+    assert_eq!(sync.error_queue_length, 7);
+    assert_eq!(
+        sync.expectation_sync,
+        ExpectSync::Helpers(vec![
+            "ftp".into(),
+            "sip".into(),
+            "q.931".into(),
+            "h.245".into(),
+            "ras".into()
+        ])
+    );
+    let (c, _) = ok(
+        "Sync { Mode FTFW {} Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } Options { ExpectationSync on } }",
+    );
+    assert_eq!(c.sync.expect("sync").expectation_sync, ExpectSync::All);
+}
+
+#[test]
+fn legacy_mappings() {
+    let src = include_str!("../../../fuzz/corpus/config_parse/10-legacy.conf");
+    let (c, d) = ok(src);
+    let w = warnings(&d);
+    for key in [
+        "McastSndSocketBuffer",
+        "McastRcvSocketBuffer",
+        "Replicate",
+        "CacheWriteThrough",
+        "StripNAT",
+        "DestroyTimeout",
+        "IgnoreTrafficFor",
+        "IgnoreProtocol",
+    ] {
+        assert!(
+            w.iter().any(|m| m.contains(&format!("`{key}'"))),
+            "no warning for {key}: {w:?}"
+        );
+    }
+    let sync = c.sync.expect("sync");
+    assert!(sync.mode.external_cache_disabled());
+    assert_eq!(
+        (sync.channels[0].snd_buf, sync.channels[0].rcv_buf),
+        (Some(100), Some(100))
+    );
+    let f = c.general.filter;
+    assert_eq!(f.state, Some((Policy::Accept, vec![3, 7])));
+    assert_eq!(f.protocol, Some((Policy::Ignore, vec![17, 1])));
+    assert_eq!(
+        f.address.expect("addr").1[0].addr,
+        IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))
+    );
+}
+
+#[test]
+fn more_legacy_mappings() {
+    let src = "Sync {\n Mode FTFW { ResendBufferSize 1000 }\n Checksum off\n Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 ListenTo 10.0.0.1 Family IPv4 }\n Multicast { IPv4_address 225.0.0.2 Interface lo Group 2 Checksum on }\n RelaxTransitions\n DelayDestroyMessages\n}\nGeneral { LogFileBufferSize 5 }\n";
+    let (c, d) = ok(src);
+    let w = warnings(&d);
+    for key in [
+        "ResendBufferSize",
+        "Checksum",
+        "ListenTo",
+        "Family",
+        "RelaxTransitions",
+        "DelayDestroyMessages",
+        "LogFileBufferSize",
+    ] {
+        assert!(
+            w.iter().any(|m| m.contains(&format!("`{key}'"))),
+            "no warning for {key}: {w:?}"
+        );
+    }
+    let checksum = d
+        .iter()
+        .find(|x| x.message.contains("`Checksum'"))
+        .expect("checksum");
+    assert_eq!((checksum.line, checksum.column), (3, 2));
+    let sync = c.sync.expect("sync");
+    assert!(matches!(
+        sync.mode,
+        SyncMode::Ftfw {
+            resend_queue_size: 1000,
+            ..
+        }
+    ));
+    assert!(
+        !sync.channels[0].checksum,
+        "legacy Sync Checksum applies to channels"
+    );
+    assert!(sync.channels[1].checksum, "explicit channel Checksum wins");
+    assert_eq!(
+        sync.channels[0].ipv4_interface,
+        Some(Ipv4Addr::new(10, 0, 0, 1))
+    );
+}
+
+#[test]
+fn still_accepted_deprecated_options_warn() {
+    let (c, d) = ok(
+        "General { Nice -1 UNIX { Backlog 5 Path /tmp/a.sock } }\nSync { Mode FTFW { } Multicast { IPv6_interface ::1 IPv4_address 225.0.0.1 Interface lo Group 1 } }",
+    );
+    let w = warnings(&d);
+    assert!(w.contains(&"deprecated nice configuration, ignoring. The nice value can be set externally with nice(1) and renice(1).".to_owned()));
+    assert!(w.contains(&"deprecated unix backlog configuration, ignoring.".to_owned()));
+    assert!(w.contains(&"`IPv6_interface' not required, ignoring".to_owned()));
+    assert_eq!(c.general.unix_path, Some(PathBuf::from("/tmp/a.sock")));
+    let e = errors("General { Nice 5 }");
+    assert_eq!(e[0].symbol.as_deref(), Some("5"));
+}
+
+#[test]
+fn path_quirks() {
+    let (c, d) = ok("General { LockFile /tmp/x.lock#c }");
+    assert_eq!(c.general.lock_file, PathBuf::from("/tmp/x.lock#c"));
+    assert_eq!(
+        d.iter().filter(|x| x.severity == Severity::Warning).count(),
+        1
+    );
+    let (c, _) = ok("General {\r\n LockFile /tmp/crlf.lock\r\n}\r\n");
+    assert_eq!(c.general.lock_file, PathBuf::from("/tmp/crlf.lock\r"));
+    let e = errors("General { UNIX { Path /x.sock}\n}\n");
+    assert_eq!(
+        e[0].c_syntax_error().as_deref(),
+        Some("parsing config file in line (3), symbol '': syntax error")
+    );
+    let e = errors("General { LockFile \"/tmp/x\" }");
+    assert_eq!(e[0].symbol.as_deref(), Some("\""));
+    let e = errors("General { UNIX { Path relative.sock } }");
+    assert_eq!(
+        e[0].help.as_deref(),
+        Some("paths must be absolute (start with `/`)")
+    );
+}
+
+#[test]
+fn path_length_limits() {
+    let long = format!("/{}", "a".repeat(256));
+    let e = errors(&format!("General {{ LogFile {long} }}"));
+    assert_eq!(e[0].message, "LogFile path is longer than 256 characters");
+    let e = errors(&format!("General {{ LockFile {long} }}"));
+    assert_eq!(e[0].message, "LockFile path is longer than 256 characters");
+    let e = errors(&format!("Stats {{ LogFile {long} }}"));
+    assert_eq!(
+        e[0].message,
+        "stats LogFile path is longer than 256 characters"
+    );
+    let e = errors(&format!(
+        "General {{ UNIX {{ Path /{} }} }}",
+        "a".repeat(107)
+    ));
+    assert_eq!(e[0].message, "Path is longer than 107 characters");
+    ok(&format!(
+        "General {{ UNIX {{ Path /{} }} }}",
+        "a".repeat(106)
+    ));
+}
+
+#[test]
+fn fatal_value_checks() {
+    assert_eq!(
+        errors("General { PollSecs 0 }")[0].message,
+        "`PollSecs' clause must be > 0"
+    );
+    assert_eq!(
+        errors("General { Scheduler { Type DEADLINE } }")[0].message,
+        "unknown scheduler `DEADLINE'"
+    );
+    assert_eq!(
+        errors("General { Scheduler { Priority 100 } }")[0].message,
+        "`Priority' must be [0, 99]"
+    );
+    assert!(
+        errors("Sync { UDP { Port 65536 } }")[0]
+            .message
+            .contains("not a valid port")
+    );
+    assert!(
+        errors("General { HashSize 99999999999 }")[0]
+            .message
+            .contains("too large")
+    );
+    let (c, _) = ok("General { Scheduler { Type fifo Priority 10 } PollSecs 3 }");
+    assert_eq!(c.general.scheduler.effective(), (SchedulerType::Fifo, 10));
+    assert_eq!(c.general.poll_secs, Some(3));
+    assert_eq!(Scheduler::default().effective(), (SchedulerType::Rr, 99));
+}
+
+#[test]
+fn channel_conflicts() {
+    let e = errors(include_str!(
+        "../../../fuzz/corpus/config_parse/12-mixed-channels.conf"
+    ));
+    assert_eq!(
+        e[0].message,
+        "cannot use `UDP' with other dedicated link protocols!"
+    );
+    let e = errors(include_str!(
+        "../../../fuzz/corpus/config_parse/13-five-channels.conf"
+    ));
+    assert_eq!(
+        e[0].message,
+        "too many dedicated links in the configuration file (Maximum: 4)"
+    );
+    assert_eq!((e[0].line, e[0].column), (6, 2));
+    let e = errors("Sync { Mode ALARM { } }\nStats { }\n");
+    assert_eq!(
+        e[0].message,
+        "cannot use both `Stats' and `Sync' clauses in conntrackd.conf"
+    );
+    assert_eq!(e[0].line, 2);
+    let e = errors("Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Group 3 } }");
+    assert!(e[0].message.contains("no `Interface'"));
+    let e = errors("Sync { Mode FTFW { } Multicast { Interface lo Group 3 } }");
+    assert!(e[0].message.contains("has no address"));
+}
+
+#[test]
+fn several_defaults_warn_and_first_is_default_otherwise() {
+    let two = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } Multicast { IPv4_address 225.0.0.2 Interface lo Group 2 }";
+    let (c, d) = ok(&format!("Sync {{ Mode FTFW {{ }} {two} }}"));
+    let sync = c.sync.expect("sync");
+    assert_eq!(sync.default_channel(), 0);
+    assert!(warnings(&d).is_empty());
+    let (c, d) = ok(
+        "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } Multicast Default { IPv4_address 225.0.0.2 Interface lo Group 2 } }",
+    );
+    assert_eq!(c.sync.expect("sync").default_channel(), 1);
+    assert!(warnings(&d).is_empty());
+    let (_, d) = ok(
+        "Sync { Mode FTFW { } Multicast Default { IPv4_address 225.0.0.1 Interface lo Group 1 } Multicast Default { IPv4_address 225.0.0.2 Interface lo Group 2 } }",
+    );
+    assert!(warnings(&d).iter().any(|w| w.contains("several channels")));
+}
+
+#[test]
+fn multicast_family_mismatch_and_invalid_addresses() {
+    let (c, d) = ok(
+        "Sync { Mode FTFW { } Multicast { IPv6_address ff02::1 IPv4_address 225.0.0.1 IPv4_interface 10.0.0.1 Interface lo Group 1 } }",
+    );
+    let w = warnings(&d);
+    assert!(w.contains(&"your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want".to_owned()));
+    assert!(
+        w.iter()
+            .any(|m| m.starts_with("your multicast interface is IPv4"))
+    );
+    assert_eq!(c.sync.expect("sync").channels[0].family, Some(Family::Ipv6));
+    let (_, d) = ok(
+        "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 IPv4_address 225.0.0.0/8 Interface lo Group 1 } }",
+    );
+    assert!(warnings(&d).contains(&"225.0.0.0/8 is not a valid IPv4 address".to_owned()));
+}
+
+#[test]
+fn ipv6_address_after_interface_quirk_warns() {
+    let (_, d) =
+        ok("Sync { Mode FTFW { } Multicast { Interface lo IPv6_address ff02::1 Group 1 } }");
+    assert!(
+        warnings(&d)
+            .iter()
+            .any(|w| w.starts_with("`IPv6_address' after `Interface'"))
+    );
+    let (_, d) =
+        ok("Sync { Mode FTFW { } Multicast { IPv6_address ff02::1 Interface lo Group 1 } }");
+    assert!(warnings(&d).is_empty(), "{d:?}");
+}
+
+#[test]
+fn filters() {
+    let (c, d) = ok(include_str!(
+        "../../../fuzz/corpus/config_parse/17-filters.conf"
+    ));
+    let f = c.general.filter;
+    assert!(f.from_kernelspace);
+    assert_eq!(f.state, Some((Policy::Ignore, vec![1, 8, 9])));
+    assert_eq!(f.protocol, Some((Policy::Ignore, vec![132])));
+    let (policy, nets) = f.address.expect("address");
+    assert_eq!(policy, Policy::Accept);
+    assert_eq!(
+        nets.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        vec!["10.0.0.0/8", "fe80::/10"]
+    );
+    let w = warnings(&d);
+    assert!(w.contains(&"netmask 10.0.0.0 is repeated in the ignore pool".to_owned()));
+    assert!(w.contains(&"1.2.3.4/40 is not a valid network, ignoring".to_owned()));
+    assert!(w.contains(
+        &"getprotobyname() cannot find protocol `nosuchproto' in /etc/protocols".to_owned()
+    ));
+    let (c, _) =
+        ok("General { Filter { Protocol Accept { TCP } } Filter { Protocol Ignore { UDP } } }");
+    assert_eq!(
+        c.general.filter.protocol,
+        Some((Policy::Ignore, vec![6, 17]))
+    );
+    assert!(!c.general.filter.from_kernelspace);
+    assert_eq!(
+        errors("General { Filter { State Accept { ESTABLISHED for UDP } } }")[0]
+            .symbol
+            .as_deref(),
+        Some("UDP")
+    );
+    let e = errors("General { Filter { State Accept { ESTABLISHED } } }");
+    assert_eq!(
+        e.len(),
+        1,
+        "no cascade after an unterminated state list: {e:?}"
+    );
+    assert_eq!(e[0].symbol.as_deref(), Some("}"));
+    assert_eq!(
+        errors("General { Filter { Protocol Accept { 6 } } }")[0]
+            .symbol
+            .as_deref(),
+        Some("6")
+    );
+}
+
+#[test]
+fn syslog_and_stats() {
+    let (c, d) = ok(
+        "Stats { LogFile on Syslog local3 }\nGeneral { Syslog daemon NetlinkEventsReliable on }",
+    );
+    let stats = c.stats.expect("stats");
+    assert_eq!(stats.log_file, LogTarget::Default);
+    assert_eq!(stats.syslog, Some(Facility::Local(3)));
+    assert_eq!(c.general.syslog, Some(Facility::Daemon));
+    assert!(
+        warnings(&d)
+            .contains(&"conflicting Syslog facility values, defaulting to General".to_owned())
+    );
+    let (_, d) = ok("General { Syslog LOCAL0 }\nStats { Syslog bogus }");
+    let w = warnings(&d);
+    assert!(w.contains(&"'LOCAL0' is not a known syslog facility, ignoring".to_owned()));
+    assert!(w.contains(&"'bogus' is not a known syslog facility, ignoring.".to_owned()));
+    assert_eq!(
+        errors("Stats { NetlinkEventsReliable on }")[0]
+            .symbol
+            .as_deref(),
+        Some("NetlinkEventsReliable")
+    );
+}
+
+#[test]
+fn helper_section() {
+    let (c, _) = ok(
+        "Helper { Setup on Type ftp inet tcp { QueueNum 5 QueueLen 10 Policy ftp { ExpectMax 1 ExpectTimeout 300 } } Type tftp inet6 udp { QueueNum 6 } }",
+    );
+    let h = c.helper.expect("helper");
+    assert!(h.setup);
+    assert_eq!(h.types.len(), 2);
+    assert_eq!(
+        h.types[0].policies[0],
+        HelperPolicy {
+            name: "ftp".into(),
+            expect_max: Some(1),
+            expect_timeout: Some(300)
+        }
+    );
+    assert_eq!(
+        (h.types[1].l3, h.types[1].l4),
+        (HelperL3::Inet6, HelperL4::Udp)
+    );
+    let msgs: Vec<String> = errors(include_str!(
+        "../../../fuzz/corpus/config_parse/16-helper.conf"
+    ))
+    .into_iter()
+    .map(|d| d.message)
+    .collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "Unknown `bogus' helper".to_owned(),
+            "unknown layer 4 protocol".to_owned(),
+            "Helper policy configuration empty, fix your configuration file, please".to_owned()
+        ]
+    );
+    assert_eq!(
+        errors("Helper { Type ftp ip tcp { } }")[0].message,
+        "unknown layer 3 protocol"
+    );
+    assert_eq!(
+        errors("Helper { Type ftp inet tcp { Policy sip { ExpectMax 1 } } }")[0].message,
+        "Unknown policy `sip' in helper configuration"
+    );
+    assert_eq!(
+        errors("Helper { Type ftp inet tcp { Policy abcdefghijklmnopq { ExpectMax 1 } } }")[0]
+            .message,
+        "Helper Policy is longer than 16 characters"
+    );
+}
+
+#[test]
+fn collects_all_errors_with_positions_and_renders_them() {
+    let src = include_str!("../../../fuzz/corpus/config_parse/09-typo-and-bad-ip.conf");
+    let p = parse(src);
+    assert!(p.config.is_none());
+    let typo = &p.diagnostics[0];
+    assert_eq!(
+        (typo.severity, typo.line, typo.column),
+        (Severity::Error, 2, 2)
+    );
+    assert_eq!(typo.help.as_deref(), Some("did you mean `HashSize`?"));
+    assert_eq!(
+        typo.render(src, "x.conf"),
+        "x.conf:2:2: error: syntax error: unexpected `HashSise`, expected an item of `General` or `}`\n  |\n2 |  HashSise 10\n  |  ^^^^^^^^\n  = help: did you mean `HashSize`?\n"
+    );
+    assert_eq!(
+        typo.c_syntax_error().as_deref(),
+        Some("parsing config file in line (2), symbol 'HashSise': syntax error")
+    );
+    let ip = p
+        .diagnostics
+        .iter()
+        .find(|d| d.message == "300.1.1.1 is not a valid IPv4 address")
+        .expect("bad ip");
+    assert_eq!(
+        (ip.severity, ip.line, ip.column),
+        (Severity::Warning, 7, 16)
+    );
+    assert_eq!(
+        ip.render(src, "x.conf"),
+        "x.conf:7:16: warning: 300.1.1.1 is not a valid IPv4 address\n  |\n7 |   IPv4_address 300.1.1.1\n  |                ^^^^^^^^^\n"
+    );
+}
+
+#[test]
+fn recovery_continues_after_errors_in_several_blocks() {
+    let src = "General {\n Foo 1\n HashSize bar\n}\nSync {\n Mode FTFW { AckWindowSize 3 }\n Multicast { Grup 3 IPv4_address 225.0.0.1 Interface lo Group 5 }\n}\n";
+    let p = parse(src);
+    let errs: Vec<(usize, Option<String>)> = p
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .map(|d| (d.line, d.help.clone()))
+        .collect();
+    assert_eq!(errs.len(), 4, "{}", p.render_all(src, "t"));
+    assert_eq!(errs[0].0, 2);
+    assert_eq!(errs[1].0, 3);
+    assert_eq!(
+        errs[2],
+        (6, Some("did you mean `ACKWindowSize`?".to_owned()))
+    );
+    assert_eq!(errs[3], (7, Some("did you mean `Group`?".to_owned())));
+}
+
+#[test]
+fn interface_checks() {
+    let e = errors("Sync { Multicast { Interface abcdefghijklmnop } }");
+    assert!(e[0].message.contains("longer than 15"));
+    let p = parse_str(
+        "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Interface nosuchif0 Group 1 } }",
+    );
+    assert!(p.config.is_some());
+    assert!(p.diagnostics.iter().any(
+        |d| d.message == "nosuchif0 is an invalid interface" && d.severity == Severity::Warning
+    ));
+    let p = parse_str(
+        "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 } }",
+    );
+    assert!(
+        !p.diagnostics
+            .iter()
+            .any(|d| d.message.contains("invalid interface")),
+        "lo exists"
+    );
+}
+
+#[test]
+fn summary_mentions_mode_channels_filters_paths() {
+    let (c, _) = ok(REFERENCE);
+    let s = check_summary(&c);
+    for needle in [
+        "mode: sync FTFW",
+        "channel: Multicast 225.0.0.50",
+        "sync0",
+        "protocol accept",
+        "/tmp/ct/ftfw-a.lock",
+        "/tmp/ct/ftfw-a.sock",
+    ] {
+        assert!(s.contains(needle), "{needle} missing in\n{s}");
+    }
+}
+
+#[test]
+fn eof_error_line_is_one_past_last() {
+    let e = errors("General {\n HashSize 1\n");
+    assert_eq!(
+        e[0].c_syntax_error().as_deref(),
+        Some("parsing config file in line (3), symbol '': syntax error")
+    );
+    assert!(
+        e[0].render("General {\n HashSize 1\n", "f")
+            .starts_with("f:3:1: error:")
+    );
+}
+
+#[test]
+fn corpus_replays_without_panicking() {
+    let dir = crate_path("../../fuzz/corpus/config_parse");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus dir") {
+        let path = entry.expect("entry").path();
+        let bytes = std::fs::read(&path).expect("read");
+        if let Ok(s) = std::str::from_utf8(&bytes) {
+            let p = parse_str(s);
+            assert_eq!(p.config.is_none(), p.has_errors(), "{}", path.display());
+            for d in &p.diagnostics {
+                let _ = d.render(s, "corpus");
+            }
+        }
+        count += 1;
+    }
+    assert!(count >= 20, "corpus has only {count} files");
+}
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn never_panics_on_arbitrary_text(s in "\\PC*") {
+            let p = parse(&s);
+            prop_assert_eq!(p.config.is_none(), p.has_errors());
+            for d in &p.diagnostics {
+                let _ = d.render(&s, "p");
+                prop_assert!(d.span.end <= s.len());
+            }
+        }
+
+        #[test]
+        fn never_panics_on_token_soup(words in proptest::collection::vec(prop::sample::select(vec![
+            "General", "Sync", "Stats", "Helper", "{", "}", "Mode", "FTFW", "ALARM", "Multicast", "UDP", "TCP",
+            "IPv4_address", "1.2.3.4", "fe80::1", "Interface", "lo", "Group", "3780", "Filter", "Protocol",
+            "Accept", "State", "for", "ESTABLISHED", "Address", "Type", "ftp", "inet", "tcp", "Policy", "on",
+            "/tmp/x", "#", "\n", "-1", "Nice", "Default", "Options", "ExpectationSync", "Replicate", "\"",
+        ]), 0..60)) {
+            let s = words.join(" ");
+            let p = parse(&s);
+            prop_assert_eq!(p.config.is_none(), p.has_errors());
+        }
+    }
+}

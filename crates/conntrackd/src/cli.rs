@@ -1,0 +1,552 @@
+//! The command line of conntrackd 1.4.7 (control-and-cli.md §1–§2), with
+//! its quirks: only the second character of each argument is looked at,
+//! sub-arguments match by prefix, the last client command wins, and an
+//! unknown option exits 0.  Pure: nothing is printed here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Request codes sent over the control socket.
+pub mod code {
+    pub const CT_FLUSH_MASTER: i32 = 0;
+    pub const CT_RESYNC_MASTER: i32 = 1;
+    pub const CT_DUMP_INTERNAL: i32 = 16;
+    pub const CT_DUMP_EXTERNAL: i32 = 17;
+    pub const CT_COMMIT: i32 = 18;
+    pub const CT_FLUSH_CACHE: i32 = 19;
+    pub const KILL: i32 = 20;
+    pub const STATS: i32 = 21;
+    pub const SEND_BULK: i32 = 22;
+    pub const REQUEST_DUMP: i32 = 23;
+    pub const CT_DUMP_INT_XML: i32 = 24;
+    pub const CT_DUMP_EXT_XML: i32 = 25;
+    pub const RESET_TIMERS: i32 = 26;
+    pub const DEBUG_INFO: i32 = 27;
+    pub const STATS_NETWORK: i32 = 28;
+    pub const STATS_CACHE: i32 = 29;
+    pub const STATS_RUNTIME: i32 = 30;
+    pub const STATS_LINK: i32 = 31;
+    pub const STATS_RSQUEUE: i32 = 32;
+    pub const CT_FLUSH_INT_CACHE: i32 = 33;
+    pub const CT_FLUSH_EXT_CACHE: i32 = 34;
+    pub const STATS_PROCESS: i32 = 35;
+    pub const STATS_QUEUE: i32 = 36;
+    pub const EXP_STATS: i32 = 37;
+    pub const EXP_FLUSH_MASTER: i32 = 38;
+    pub const EXP_RESYNC_MASTER: i32 = 39;
+    pub const EXP_DUMP_INTERNAL: i32 = 40;
+    pub const EXP_DUMP_EXTERNAL: i32 = 41;
+    pub const EXP_COMMIT: i32 = 42;
+    pub const ALL_FLUSH_MASTER: i32 = 43;
+    pub const ALL_RESYNC_MASTER: i32 = 44;
+    pub const ALL_FLUSH_CACHE: i32 = 45;
+    pub const ALL_COMMIT: i32 = 46;
+    pub const EXP_DUMP_INT_XML: i32 = 47;
+    pub const EXP_DUMP_EXT_XML: i32 = 48;
+}
+
+pub const USAGE: &str = "Connection tracking userspace daemon v1.4.7
+Usage: conntrackd [commands] [options]
+
+General commands:
+  -d, run in daemon mode
+  -C [configfile], configuration file path
+  -v, display conntrackd version
+  -h, display this help information
+
+Client mode commands:
+  -c [ct|expect], commit external cache to conntrack table
+  -f [internal|external], flush internal and external cache
+  -F [ct|expect], flush kernel conntrack table
+  -i [ct|expect], display content of the internal cache
+  -e [ct|expect], display the content of the external cache
+  -k, kill conntrack daemon
+  -s  [network|cache|runtime|link|rsqueue|queue|ct|expect], dump statistics
+  -R [ct|expect], resync with kernel conntrack table
+  -n, request resync with other node (only FT-FW and NOTRACK modes)
+  -B, force a bulk send to other replica firewalls
+  -x, dump cache in XML format (requires -i or -e)
+  -t, reset the kernel timeout (see PurgeTimeout clause)
+
+";
+
+pub const VERSION_TEXT: &str = "Connection tracking userspace daemon v1.4.7. Licensed under GPLv2.
+(C) 2006-2009 Pablo Neira Ayuso <pablo@netfilter.org>
+";
+
+pub const DEFAULT_CONFIG: &str = "/etc/conntrackd/conntrackd.conf";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Level {
+    Notice,
+    Warning,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CliMessage {
+    pub level: Level,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Request {
+    pub code: i32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Daemon { background: bool },
+    Request(Request),
+    Check,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cli {
+    pub action: Action,
+    pub config_path: PathBuf,
+    /// `--json`: machine-readable output (our extension).
+    pub json: bool,
+    /// Non-fatal messages to print before acting, in order.
+    pub messages: Vec<CliMessage>,
+    /// The arguments minus `-d`, for re-executing a background daemon.
+    pub args_without_daemon: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliOutcome {
+    Run(Cli),
+    Exit {
+        code: i32,
+        stdout: String,
+        stderr_lines: Vec<(Level, String)>,
+    },
+}
+
+fn usage_exit(code: i32, error: String) -> CliOutcome {
+    CliOutcome::Exit {
+        code,
+        stdout: USAGE.to_string(),
+        stderr_lines: vec![(Level::Error, error)],
+    }
+}
+
+/// The first candidate that `word` is a prefix of (the empty word matches
+/// the first candidate).
+fn prefix_match<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates.iter().copied().find(|c| c.starts_with(word))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Daemon,
+    Request,
+}
+
+/// Parses the arguments (without argv[0]).
+pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let text: Vec<String> = args
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let mut kind: Option<Kind> = None;
+    let mut code: Option<i32> = None;
+    let mut config_path = PathBuf::from(DEFAULT_CONFIG);
+    let mut json = false;
+    let mut check = false;
+    let mut messages = Vec::new();
+    let mut args_without_daemon = Vec::new();
+
+    let set_kind = |kind: &mut Option<Kind>, want: Kind| -> bool {
+        match *kind {
+            Some(k) if k != want => false,
+            _ => {
+                *kind = Some(want);
+                true
+            }
+        }
+    };
+    let invalid = || usage_exit(1, "Invalid parameters".to_string());
+
+    let mut i = 0;
+    while i < text.len() {
+        let arg = &text[i];
+        // Our long options come first: they are not in the C daemon.
+        match arg.as_str() {
+            "--check" => {
+                check = true;
+                args_without_daemon.push(args[i].clone());
+                i += 1;
+                continue;
+            }
+            "--json" => {
+                json = true;
+                args_without_daemon.push(args[i].clone());
+                i += 1;
+                continue;
+            }
+            "--help" => {
+                return CliOutcome::Exit {
+                    code: 0,
+                    stdout: USAGE.to_string(),
+                    stderr_lines: vec![],
+                };
+            }
+            "--version" => {
+                return CliOutcome::Exit {
+                    code: 0,
+                    stdout: VERSION_TEXT.to_string(),
+                    stderr_lines: vec![],
+                };
+            }
+            _ => {}
+        }
+        let letter = arg.chars().nth(1);
+        // A following argument is a sub-argument only if it exists and
+        // does not start with '-'.
+        let next = text.get(i + 1).filter(|n| !n.starts_with('-')).cloned();
+        let start = i;
+        match letter {
+            Some('d') => {
+                if !set_kind(&mut kind, Kind::Daemon) {
+                    return invalid();
+                }
+                i += 1;
+                continue;
+            }
+            Some('C') => match text.get(i + 1) {
+                Some(path) => {
+                    config_path = PathBuf::from(path);
+                    i += 2;
+                }
+                None => {
+                    messages.push(CliMessage {
+                        level: Level::Error,
+                        text: "Missing config filename".to_string(),
+                    });
+                    i += 1;
+                }
+            },
+            Some(c @ ('c' | 'i' | 'e' | 'F' | 'R')) => {
+                if !set_kind(&mut kind, Kind::Request) {
+                    return invalid();
+                }
+                let (none, ct, expect) = match c {
+                    'c' => (code::ALL_COMMIT, code::CT_COMMIT, code::EXP_COMMIT),
+                    'i' => (
+                        code::CT_DUMP_INTERNAL,
+                        code::CT_DUMP_INTERNAL,
+                        code::EXP_DUMP_INTERNAL,
+                    ),
+                    'e' => (
+                        code::CT_DUMP_EXTERNAL,
+                        code::CT_DUMP_EXTERNAL,
+                        code::EXP_DUMP_EXTERNAL,
+                    ),
+                    'F' => (
+                        code::ALL_FLUSH_MASTER,
+                        code::CT_FLUSH_MASTER,
+                        code::EXP_FLUSH_MASTER,
+                    ),
+                    _ => (
+                        code::ALL_RESYNC_MASTER,
+                        code::CT_RESYNC_MASTER,
+                        code::EXP_RESYNC_MASTER,
+                    ),
+                };
+                i += 1;
+                code = Some(none);
+                if let Some(word) = &next {
+                    // A word matching neither is not consumed.
+                    match prefix_match(word, &["ct", "expect"]) {
+                        Some("ct") => {
+                            code = Some(ct);
+                            i += 1;
+                        }
+                        Some(_) => {
+                            code = Some(expect);
+                            i += 1;
+                        }
+                        None => {}
+                    }
+                }
+            }
+            Some('f') => {
+                if !set_kind(&mut kind, Kind::Request) {
+                    return invalid();
+                }
+                i += 1;
+                code = Some(code::ALL_FLUSH_CACHE);
+                if let Some(word) = &next {
+                    match prefix_match(word, &["internal", "external"]) {
+                        Some("internal") => code = Some(code::CT_FLUSH_INT_CACHE),
+                        Some(_) => code = Some(code::CT_FLUSH_EXT_CACHE),
+                        None => {
+                            return CliOutcome::Exit {
+                                code: 1,
+                                stdout: String::new(),
+                                stderr_lines: vec![(
+                                    Level::Error,
+                                    format!("unknown parameter `{word}' for option `-f'"),
+                                )],
+                            };
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            Some('s') => {
+                if !set_kind(&mut kind, Kind::Request) {
+                    return invalid();
+                }
+                i += 1;
+                code = Some(code::STATS);
+                if let Some(word) = &next {
+                    let table = [
+                        ("network", code::STATS_NETWORK),
+                        ("cache", code::STATS_CACHE),
+                        ("runtime", code::STATS_RUNTIME),
+                        ("multicast", code::STATS_LINK),
+                        ("link", code::STATS_LINK),
+                        ("rsqueue", code::STATS_RSQUEUE),
+                        ("process", code::STATS_PROCESS),
+                        ("queue", code::STATS_QUEUE),
+                        ("ct", code::STATS),
+                        ("expect", code::EXP_STATS),
+                    ];
+                    match table
+                        .iter()
+                        .find(|(name, _)| name.starts_with(word.as_str()))
+                    {
+                        Some((name, c)) => {
+                            if *name == "multicast" {
+                                messages.push(CliMessage {
+                                    level: Level::Warning,
+                                    text: "use `link' instead of `multicast' as parameter."
+                                        .to_string(),
+                                });
+                            }
+                            code = Some(*c);
+                        }
+                        None => {
+                            return CliOutcome::Exit {
+                                code: 1,
+                                stdout: String::new(),
+                                stderr_lines: vec![(
+                                    Level::Error,
+                                    format!("unknown parameter `{word}' for option `-s'"),
+                                )],
+                            };
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            Some(c @ ('B' | 'n' | 't' | 'k')) => {
+                if !set_kind(&mut kind, Kind::Request) {
+                    return invalid();
+                }
+                code = Some(match c {
+                    'B' => code::SEND_BULK,
+                    'n' => code::REQUEST_DUMP,
+                    't' => code::RESET_TIMERS,
+                    _ => code::KILL,
+                });
+                i += 1;
+            }
+            Some('x') => {
+                let converted = match code {
+                    Some(code::CT_DUMP_INTERNAL) => code::CT_DUMP_INT_XML,
+                    Some(code::CT_DUMP_EXTERNAL) => code::CT_DUMP_EXT_XML,
+                    Some(code::EXP_DUMP_INTERNAL) => code::EXP_DUMP_INT_XML,
+                    Some(code::EXP_DUMP_EXTERNAL) => code::EXP_DUMP_EXT_XML,
+                    _ => return invalid(),
+                };
+                code = Some(converted);
+                i += 1;
+            }
+            Some('v') => {
+                return CliOutcome::Exit {
+                    code: 0,
+                    stdout: VERSION_TEXT.to_string(),
+                    stderr_lines: vec![],
+                };
+            }
+            Some('h') => {
+                return CliOutcome::Exit {
+                    code: 0,
+                    stdout: USAGE.to_string(),
+                    stderr_lines: vec![],
+                };
+            }
+            _ => {
+                // Sic: exit status 0, as 1.4.7 does.
+                return usage_exit(0, format!("Unknown option: {arg}"));
+            }
+        }
+        if letter != Some('d') {
+            args_without_daemon.extend(args[start..i].iter().cloned());
+        }
+    }
+
+    let action = if check {
+        Action::Check
+    } else {
+        match (kind, code) {
+            (Some(Kind::Request), Some(code)) => Action::Request(Request { code }),
+            (Some(Kind::Daemon), _) => Action::Daemon { background: true },
+            _ => Action::Daemon { background: false },
+        }
+    };
+    CliOutcome::Run(Cli {
+        action,
+        config_path,
+        json,
+        messages,
+        args_without_daemon,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> CliOutcome {
+        parse_args(args.iter().map(OsString::from))
+    }
+
+    fn request(args: &[&str]) -> i32 {
+        match parse(args) {
+            CliOutcome::Run(Cli {
+                action: Action::Request(r),
+                ..
+            }) => r.code,
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    fn exit(args: &[&str]) -> (i32, Vec<(Level, String)>) {
+        match parse(args) {
+            CliOutcome::Exit {
+                code, stderr_lines, ..
+            } => (code, stderr_lines),
+            other => panic!("{args:?} gave {other:?}"),
+        }
+    }
+
+    #[test]
+    fn request_codes_follow_the_table() {
+        assert_eq!(request(&["-s"]), 21);
+        assert_eq!(request(&["-s", "exp"]), 37);
+        assert_eq!(request(&["-s", "c"]), 29);
+        assert_eq!(request(&["-s", "ct"]), 21);
+        assert_eq!(request(&["-s", "r"]), 30);
+        assert_eq!(request(&["-s", ""]), 28);
+        assert_eq!(request(&["-s", "link"]), 31);
+        assert_eq!(request(&["-s", "q"]), 36);
+        assert_eq!(request(&["-i"]), 16);
+        assert_eq!(request(&["-i", "expect"]), 40);
+        assert_eq!(request(&["-i", "-x"]), 24);
+        assert_eq!(request(&["-e", "-x"]), 25);
+        assert_eq!(request(&["-e", "e", "-x"]), 48);
+        assert_eq!(request(&["-c"]), 46);
+        assert_eq!(request(&["-c", "ct"]), 18);
+        assert_eq!(request(&["-c", "expect"]), 42);
+        assert_eq!(request(&["-F"]), 43);
+        assert_eq!(request(&["-F", "c"]), 0);
+        assert_eq!(request(&["-R"]), 44);
+        assert_eq!(request(&["-R", "ct"]), 1);
+        assert_eq!(request(&["-f"]), 45);
+        assert_eq!(request(&["-f", "i"]), 33);
+        assert_eq!(request(&["-f", "external"]), 34);
+        assert_eq!(request(&["-B"]), 22);
+        assert_eq!(request(&["-n"]), 23);
+        assert_eq!(request(&["-t"]), 26);
+        assert_eq!(request(&["-k"]), 20);
+    }
+
+    #[test]
+    fn only_the_second_character_counts_and_last_command_wins() {
+        assert_eq!(request(&["xs"]), 21);
+        assert_eq!(request(&["-sfoo"]), 21);
+        assert_eq!(request(&["-k", "-s"]), 21);
+        assert_eq!(request(&["-C", "/tmp/x.conf", "-k"]), 20);
+    }
+
+    #[test]
+    fn multicast_is_link_with_a_warning() {
+        match parse(&["-s", "m"]) {
+            CliOutcome::Run(cli) => {
+                assert_eq!(cli.action, Action::Request(Request { code: 31 }));
+                assert_eq!(cli.messages[0].level, Level::Warning);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn quirky_exits() {
+        assert_eq!(exit(&["-i", "foo"]).0, 0);
+        assert_eq!(exit(&["-i", "foo"]).1[0].1, "Unknown option: foo");
+        assert_eq!(exit(&["-c", "bogus"]).0, 0);
+        assert_eq!(exit(&["-q"]).0, 0);
+        assert_eq!(
+            exit(&["-x"]),
+            (1, vec![(Level::Error, "Invalid parameters".into())])
+        );
+        assert_eq!(exit(&["-d", "-s"]).0, 1);
+        assert_eq!(exit(&["-s", "-d"]).0, 1);
+        assert_eq!(
+            exit(&["-f", "bogus"]),
+            (
+                1,
+                vec![(
+                    Level::Error,
+                    "unknown parameter `bogus' for option `-f'".into()
+                )]
+            )
+        );
+        assert_eq!(exit(&["-s", "zz"]).0, 1);
+        assert_eq!(exit(&["-v"]).0, 0);
+        assert_eq!(exit(&["-h"]).0, 0);
+    }
+
+    #[test]
+    fn daemon_modes_and_config_path() {
+        match parse(&["-C", "/etc/x.conf", "-d"]) {
+            CliOutcome::Run(cli) => {
+                assert_eq!(cli.action, Action::Daemon { background: true });
+                assert_eq!(cli.config_path, PathBuf::from("/etc/x.conf"));
+                assert_eq!(
+                    cli.args_without_daemon,
+                    vec![OsString::from("-C"), OsString::from("/etc/x.conf")]
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&[]) {
+            CliOutcome::Run(cli) => {
+                assert_eq!(cli.action, Action::Daemon { background: false });
+                assert_eq!(cli.config_path, PathBuf::from(DEFAULT_CONFIG));
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["-C"]) {
+            CliOutcome::Run(cli) => {
+                assert_eq!(cli.messages[0].text, "Missing config filename");
+            }
+            other => panic!("{other:?}"),
+        }
+        match parse(&["-C", "/x", "--check"]) {
+            CliOutcome::Run(cli) => assert_eq!(cli.action, Action::Check),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn usage_text_ends_with_an_empty_line() {
+        assert!(USAGE.ends_with("clause)\n\n"));
+        assert!(USAGE.contains("  -s  [network"));
+    }
+}

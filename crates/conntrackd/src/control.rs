@@ -1,0 +1,95 @@
+//! The UNIX control socket: one 4-byte native-endian request code per
+//! connection, a plain-text reply streamed until the daemon closes the
+//! connection (control-and-cli.md §3).
+
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::AsyncReadExt;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
+
+/// How long a connected client may take to send its request before the
+/// daemon gives up on it (the C daemon would block forever).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Creates the control socket at `path`, replacing a leftover file, with
+/// owner-only permissions.
+pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// What the accept task hands to the daemon's main loop.
+#[derive(Debug)]
+pub enum ControlEvent {
+    /// A well-formed request; the reply is written to `stream`, and the
+    /// connection closes when `stream` is dropped.
+    Request { code: i32, stream: UnixStream },
+    /// A client connected but sent no complete request in time.
+    ReadFailed,
+}
+
+/// Accepts clients forever, reading each one's request concurrently so a
+/// slow or silent client never stalls the daemon.
+pub async fn accept_loop(listener: UnixListener, events: mpsc::Sender<ControlEvent>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let events = events.clone();
+        tokio::task::spawn_local(async move {
+            let event = match read_request(stream).await {
+                Some((code, stream)) => ControlEvent::Request { code, stream },
+                None => ControlEvent::ReadFailed,
+            };
+            let _ = events.send(event).await;
+        });
+    }
+}
+
+async fn read_request(mut stream: UnixStream) -> Option<(i32, UnixStream)> {
+    let mut code = [0u8; 4];
+    match tokio::time::timeout(REQUEST_TIMEOUT, stream.read_exact(&mut code)).await {
+        Ok(Ok(_)) => Some((i32::from_ne_bytes(code), stream)),
+        _ => None,
+    }
+}
+
+/// Why the client could not deliver its request.
+#[derive(Debug, thiserror::Error)]
+#[error("can't connect: is conntrackd running? appropriate permissions?")]
+pub struct ConnectError;
+
+/// Client side: sends `code` to the daemon at `path` and copies the reply to
+/// `out` until the daemon closes the connection.
+pub fn send_request(path: &Path, code: i32, out: &mut dyn Write) -> Result<(), ConnectError> {
+    let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|_| ConnectError)?;
+    stream
+        .write_all(&code.to_ne_bytes())
+        .map_err(|_| ConnectError)?;
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if out.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // A reset after a complete reply (e.g. `-k`) is not an error.
+            Err(_) => break,
+        }
+    }
+    let _ = out.flush();
+    Ok(())
+}

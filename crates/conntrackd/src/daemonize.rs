@@ -1,0 +1,66 @@
+//! `-d`: run in the background.
+//!
+//! Instead of fork() (unsafe in a Rust process), the parent re-executes
+//! itself without `-d`, in a new session, with its stdout on a pipe. The
+//! child writes one readiness line there once initialisation succeeded, so
+//! the parent can exit 0 only for a daemon that really started (the C
+//! daemon's parent exits 0 before the child has done anything) and 1
+//! otherwise.
+
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, ExitCode, Stdio};
+
+/// Environment variable that marks the re-executed child.
+pub const CHILD_ENV: &str = "CONNTRACKD_DAEMON_CHILD";
+/// The line the child prints when it is ready.
+pub const READY_LINE: &str = "conntrackd-ready";
+
+/// True in the re-executed background child.
+pub fn is_child() -> bool {
+    std::env::var_os(CHILD_ENV).is_some()
+}
+
+/// Parent side: starts the child and waits for its readiness line.
+pub fn spawn_child(args: &[OsString]) -> ExitCode {
+    let Ok(exe) = std::env::current_exe() else {
+        return ExitCode::FAILURE;
+    };
+    let child = Command::new(exe)
+        .args(args)
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn();
+    let Ok(mut child) = child else {
+        return ExitCode::FAILURE;
+    };
+    let Some(stdout) = child.stdout.take() else {
+        return ExitCode::FAILURE;
+    };
+    for line in BufReader::new(stdout).lines() {
+        match line {
+            Ok(line) if line == READY_LINE => return ExitCode::SUCCESS,
+            // Start-up log lines the child printed before it was ready.
+            Ok(line) => println!("{line}"),
+            Err(_) => break,
+        }
+    }
+    // The child closed its stdout without becoming ready: it failed.
+    let _ = child.wait();
+    ExitCode::FAILURE
+}
+
+/// Child side: detach from the terminal's session.
+pub fn detach() {
+    let _ = rustix::process::setsid();
+}
+
+/// Child side: tell the waiting parent that start-up succeeded.
+pub fn signal_ready() {
+    use std::io::Write;
+    let mut out = std::io::stdout();
+    let _ = writeln!(out, "{READY_LINE}");
+    let _ = out.flush();
+}

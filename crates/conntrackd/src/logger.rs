@@ -1,0 +1,217 @@
+//! Log lines in conntrackd 1.4.7's format:
+//! `[Www Mmm dd hh:mm:ss yyyy] (pid=N) [level] message`, to the console,
+//! the log file and syslog (control-and-cli.md §6.1).
+//!
+//! The daemon is single-threaded; a global behind a mutex keeps call sites
+//! as short as the C daemon's `dlog()`.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Severity of a log line, with the word the C daemon prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Info,
+    Notice,
+    Warning,
+    Error,
+}
+
+impl Level {
+    fn word(self) -> &'static str {
+        match self {
+            Level::Info => "info",
+            Level::Notice => "notice",
+            Level::Warning => "warning",
+            Level::Error => "ERROR",
+        }
+    }
+
+    /// syslog(3) priority.
+    fn syslog_priority(self) -> u8 {
+        match self {
+            Level::Info => 6,
+            Level::Notice => 5,
+            Level::Warning => 4,
+            Level::Error => 3,
+        }
+    }
+
+    fn to_stderr(self) -> bool {
+        matches!(self, Level::Warning | Level::Error)
+    }
+}
+
+/// Where syslog lines go and with which facility code.
+#[derive(Debug)]
+struct Syslog {
+    socket: UnixDatagram,
+    facility: u8,
+}
+
+#[derive(Debug, Default)]
+struct Sinks {
+    console: bool,
+    file: Option<(PathBuf, File)>,
+    syslog: Option<Syslog>,
+}
+
+static SINKS: Mutex<Sinks> = Mutex::new(Sinks {
+    console: true,
+    file: None,
+    syslog: None,
+});
+
+/// `ctime()` without the newline, in local time.
+pub fn ctime_now() -> String {
+    chrono::Local::now()
+        .format("%a %b %e %H:%M:%S %Y")
+        .to_string()
+}
+
+/// Formats one line exactly as the C daemon does (without newline).
+pub fn format_line(level: Level, message: &str) -> String {
+    format!(
+        "[{}] (pid={}) [{}] {}",
+        ctime_now(),
+        std::process::id(),
+        level.word(),
+        message
+    )
+}
+
+/// Writes one log line to every configured sink.
+pub fn log(level: Level, message: &str) {
+    let line = format_line(level, message);
+    let mut sinks = match SINKS.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    if sinks.console {
+        if level.to_stderr() {
+            eprintln!("{line}");
+        } else {
+            println!("{line}");
+        }
+    }
+    if let Some((_, file)) = sinks.file.as_mut() {
+        // A full disk must not stop the daemon; the line is lost, nothing else.
+        let _ = writeln!(file, "{line}");
+    }
+    if let Some(syslog) = sinks.syslog.as_ref() {
+        let pri = syslog.facility * 8 + level.syslog_priority();
+        let msg = format!(
+            "<{pri}>{} conntrack-tools[{}]: {message}",
+            chrono::Local::now().format("%b %e %H:%M:%S"),
+            std::process::id()
+        );
+        let _ = syslog.socket.send(msg.as_bytes());
+    }
+}
+
+pub fn info(message: &str) {
+    log(Level::Info, message);
+}
+pub fn notice(message: &str) {
+    log(Level::Notice, message);
+}
+pub fn warning(message: &str) {
+    log(Level::Warning, message);
+}
+pub fn error(message: &str) {
+    log(Level::Error, message);
+}
+
+fn sinks() -> std::sync::MutexGuard<'static, Sinks> {
+    match SINKS.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+/// Opens a log file in append mode, created 0600 like the C daemon's.
+pub fn open_log_file(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+}
+
+/// Starts writing to the log file at `path`.
+pub fn set_file(path: &Path) -> std::io::Result<()> {
+    let file = open_log_file(path)?;
+    sinks().file = Some((path.to_path_buf(), file));
+    Ok(())
+}
+
+/// Reopens the log file (SIGHUP, for logrotate).
+pub fn reopen_file() -> std::io::Result<()> {
+    let mut sinks = sinks();
+    if let Some((path, file)) = sinks.file.as_mut() {
+        *file = open_log_file(path)?;
+    }
+    Ok(())
+}
+
+/// Turns console output on or off (off once a `-d` daemon is detached).
+pub fn set_console(on: bool) {
+    sinks().console = on;
+}
+
+/// Sends log lines to syslog with the given facility code (daemon = 3,
+/// local0..7 = 16..23).
+pub fn set_syslog(facility: u8) -> std::io::Result<()> {
+    let socket = UnixDatagram::unbound()?;
+    socket.connect("/dev/log")?;
+    socket.set_nonblocking(true)?;
+    sinks().syslog = Some(Syslog { socket, facility });
+    Ok(())
+}
+
+/// A separate append-only file (the Stats-mode flow log).
+#[derive(Debug)]
+pub struct FlowLog {
+    path: PathBuf,
+    file: File,
+}
+
+impl FlowLog {
+    pub fn open(path: &Path) -> std::io::Result<Self> {
+        Ok(FlowLog {
+            path: path.to_path_buf(),
+            file: open_log_file(path)?,
+        })
+    }
+
+    /// Writes `<ctime>\t<text>` as the C daemon's stats log does.
+    pub fn write(&mut self, text: &str) {
+        let _ = writeln!(self.file, "{}\t{}", ctime_now(), text);
+    }
+
+    pub fn reopen(&mut self) -> std::io::Result<()> {
+        self.file = open_log_file(&self.path)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_has_c_layout() {
+        let line = format_line(Level::Notice, "initialization completed");
+        // [Tue Nov 24 23:54:49 2026] (pid=17394) [notice] initialization completed
+        assert!(line.starts_with('['));
+        let close = line.find(']').expect("bracket");
+        assert_eq!(close, 25, "ctime is 24 characters: {line}");
+        assert!(line.contains(&format!("] (pid={}) [notice] ", std::process::id())));
+        assert!(line.ends_with("initialization completed"));
+        assert!(format_line(Level::Error, "x").contains("[ERROR] x"));
+    }
+}
