@@ -31,14 +31,22 @@ pub fn spawn_child(args: &[OsString]) -> ExitCode {
         .env(CHILD_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        // Both streams go through the parent: a child holding the caller's
+        // own stdout/stderr would keep `$(conntrackd -d)` waiting forever.
+        .stderr(Stdio::piped())
         .spawn();
     let Ok(mut child) = child else {
         return ExitCode::FAILURE;
     };
-    let Some(stdout) = child.stdout.take() else {
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
         return ExitCode::FAILURE;
     };
+    // Start-up errors printed by the child are shown on our stderr.
+    let forward = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            eprintln!("{line}");
+        }
+    });
     for line in BufReader::new(stdout).lines() {
         match line {
             Ok(line) if line == READY_LINE => return ExitCode::SUCCESS,
@@ -49,6 +57,7 @@ pub fn spawn_child(args: &[OsString]) -> ExitCode {
     }
     // The child closed its stdout without becoming ready: it failed.
     let _ = child.wait();
+    let _ = forward.join();
     ExitCode::FAILURE
 }
 

@@ -3,8 +3,13 @@
 
 mod cli;
 mod control;
+mod daemon;
+mod daemonize;
 mod lockfile;
 mod logger;
+mod node;
+mod runtime_stats;
+mod systemd;
 
 use std::io::Write;
 use std::path::Path;
@@ -34,7 +39,15 @@ fn main() -> ExitCode {
             match cli.action {
                 Action::Check => check(&cli.config_path),
                 Action::Request(request) => client(&cli.config_path, request.code),
-                Action::Daemon { background } => daemon(&cli.config_path, background),
+                Action::Daemon { background } => {
+                    if daemonize::is_child() {
+                        daemon(&cli.config_path, true)
+                    } else if background {
+                        daemonize::spawn_child(&cli.args_without_daemon)
+                    } else {
+                        daemon(&cli.config_path, false)
+                    }
+                }
             }
         }
     }
@@ -52,7 +65,7 @@ impl From<cli::Level> for logger::Level {
 
 /// Loads the configuration, printing its diagnostics with the C daemon's
 /// log prefix. Returns None (after printing why) when it cannot be used.
-fn load_config(path: &Path) -> Option<Config> {
+fn load_config(path: &Path, show_notices: bool) -> Option<Config> {
     let (source, parsed) = match conntrackd_config::load(path) {
         Ok(loaded) => loaded,
         Err(_) => {
@@ -66,6 +79,9 @@ fn load_config(path: &Path) -> Option<Config> {
     } = parsed;
     let shown = path.display().to_string();
     for diagnostic in &diagnostics {
+        if diagnostic.severity == Severity::Notice && !show_notices {
+            continue;
+        }
         let level = match diagnostic.severity {
             Severity::Error => logger::Level::Error,
             Severity::Warning => logger::Level::Warning,
@@ -121,7 +137,7 @@ fn check(path: &Path) -> ExitCode {
 
 /// Client mode: send one request to the running daemon.
 fn client(config_path: &Path, code: i32) -> ExitCode {
-    let Some(config) = load_config(config_path) else {
+    let Some(config) = load_config(config_path, false) else {
         return ExitCode::FAILURE;
     };
     let Some(socket) = config.general.unix_path.as_deref() else {
@@ -139,9 +155,8 @@ fn client(config_path: &Path, code: i32) -> ExitCode {
 }
 
 fn daemon(config_path: &Path, background: bool) -> ExitCode {
-    let Some(config) = load_config(config_path) else {
+    let Some(config) = load_config(config_path, true) else {
         return ExitCode::FAILURE;
     };
-    let _ = (config, background);
-    ExitCode::FAILURE
+    daemon::run(config, background)
 }

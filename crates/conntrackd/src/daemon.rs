@@ -1,0 +1,187 @@
+//! The daemon shell: start-up sequence (sync-modes.md §1.1), the main loop
+//! and orderly shutdown. Everything protocol-related lives in the core; this
+//! module only owns sockets, signals, files and time.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use conntrackd_config::{Config, LogTarget};
+use tokio::io::AsyncWriteExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::mpsc;
+
+use crate::cli::code;
+use crate::control::{self, ControlEvent};
+use crate::daemonize;
+use crate::lockfile::{Acquired, LockFile};
+use crate::logger;
+use crate::runtime_stats::RuntimeStats;
+use crate::systemd;
+
+/// Runs the daemon until `-k`, SIGTERM or SIGINT. `background` is true in
+/// the re-executed child of `-d`.
+pub fn run(config: Config, background: bool) -> ExitCode {
+    match &config.general.log_file {
+        LogTarget::Off => {}
+        LogTarget::Default => open_log(&PathBuf::from(conntrackd_config::DEFAULT_LOG_FILE)),
+        LogTarget::Path(path) => open_log(path),
+    }
+    if let Some(facility) = config.general.syslog {
+        let code = match facility {
+            conntrackd_config::Facility::Daemon => 3,
+            conntrackd_config::Facility::Local(n) => 16 + n,
+        };
+        if let Err(e) = logger::set_syslog(code) {
+            logger::warning(&format!("can't open syslog: {e}"));
+        }
+    }
+    if background {
+        daemonize::detach();
+    }
+
+    let lock = match LockFile::acquire(&config.general.lock_file) {
+        Ok((lock, Acquired::Fresh)) => lock,
+        Ok((lock, Acquired::TookOverStale { previous_pid })) => {
+            logger::warning(&format!(
+                "lockfile `{}' was left by a process that no longer runs (pid {}); taking it over",
+                lock.path().display(),
+                previous_pid.map_or_else(|| "unknown".to_string(), |p| p.to_string())
+            ));
+            lock
+        }
+        Err(e) => {
+            logger::error(&e.to_string());
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            logger::error(&format!("initialization failed: {e}"));
+            lock.release();
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = tokio::task::LocalSet::new();
+    let result = local.block_on(&runtime, main_loop(&config, background));
+    if let Some(path) = &config.general.unix_path {
+        let _ = std::fs::remove_file(path);
+    }
+    lock.release();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            logger::error(&message);
+            logger::error("conntrackd cannot start, please review your configuration");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn open_log(path: &std::path::Path) {
+    if let Err(e) = logger::set_file(path) {
+        logger::error(&format!("can't open log file `{}': {e}", path.display()));
+    }
+}
+
+async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
+    let (control_tx, mut control_rx) = mpsc::channel::<ControlEvent>(64);
+    // Without a UNIX path the C daemon binds an unreachable abstract
+    // socket; we simply do not listen.
+    if let Some(path) = &config.general.unix_path {
+        let listener = control::bind(path).map_err(|e| format!("can't open unix socket! {e}"))?;
+        tokio::task::spawn_local(control::accept_loop(listener, control_tx));
+    }
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+
+    let mut node = crate::node::Node::new(config, Instant::now())?;
+    logger::notice("initialization completed");
+
+    let notifier = config
+        .general
+        .systemd
+        .then(systemd::Notifier::from_env)
+        .flatten();
+    let watchdog = notifier.as_ref().and(systemd::watchdog_interval());
+    if background {
+        logger::notice("-- starting in daemon mode --");
+        daemonize::signal_ready();
+        logger::set_console(false);
+    } else {
+        logger::notice("-- starting in console mode --");
+    }
+    if let Some(n) = &notifier {
+        let _ = n.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
+    }
+    let mut watchdog_tick = watchdog.map(tokio::time::interval);
+    let mut stats = RuntimeStats::new(Instant::now());
+
+    loop {
+        let deadline = node.poll_timeout();
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                if let Err(e) = logger::reopen_file() {
+                    logger::error(&format!("can't reopen log file: {e}"));
+                }
+                node.reopen_logs();
+            }
+            event = control_rx.recv() => {
+                match event {
+                    Some(ControlEvent::Request { code, mut stream }) => {
+                        if code == code::KILL {
+                            break;
+                        }
+                        let reply = node.handle_request(code, Instant::now(), &mut stats).await;
+                        if !reply.is_empty() {
+                            let _ = stream.write_all(reply.as_bytes()).await;
+                        }
+                        let _ = stream.shutdown().await;
+                    }
+                    Some(ControlEvent::ReadFailed) => stats.local_read_failed += 1,
+                    None => {}
+                }
+            }
+            readable = node.kernel_readable() => {
+                node.handle_kernel_readable(readable, Instant::now());
+            }
+            _ = sleep_until(deadline) => {
+                node.handle_timeout(Instant::now());
+            }
+            _ = tick(&mut watchdog_tick) => {
+                if let Some(n) = &notifier {
+                    let _ = n.notify("WATCHDOG=1");
+                }
+            }
+        }
+    }
+    logger::notice("---- shutdown received ----");
+    if let Some(n) = &notifier {
+        let _ = n.notify("STOPPING=1");
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(i) => {
+            i.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,176 @@
+//! The daemon shell without kernel access: lock file, control socket,
+//! `-k`, `-s runtime`, client errors. Runs unprivileged.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Scratch, conntrackd_bin, wait_until};
+
+fn idle_config(s: &Scratch) -> std::path::PathBuf {
+    let text = format!(
+        "General {{\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    s.write("idle.conf", &text)
+}
+
+fn client(conf: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(conntrackd_bin())
+        .arg("-C")
+        .arg(conf)
+        .args(args)
+        .output()
+        .expect("run client")
+}
+
+#[test]
+fn idle_daemon_start_second_instance_stats_and_kill() {
+    let s = Scratch::new();
+    let conf = idle_config(&s);
+    let start = client(&conf, &["-d"]);
+    assert!(start.status.success(), "{start:?}");
+    assert!(s.path("lock").exists());
+    let mode = std::fs::metadata(s.path("sock"))
+        .expect("socket")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "control socket must be owner-only");
+
+    let second = client(&conf, &["-d"]);
+    assert_eq!(
+        second.status.code(),
+        Some(1),
+        "a second daemon must be refused"
+    );
+    let log = std::fs::read_to_string(s.path("log")).expect("log");
+    assert!(
+        log.contains("exists, perhaps conntrackd already running?"),
+        "{log}"
+    );
+
+    let runtime = client(&conf, &["-s", "runtime"]);
+    assert!(runtime.status.success());
+    let text = String::from_utf8_lossy(&runtime.stdout);
+    assert!(
+        text.starts_with("daemon uptime: 0 min\n\nruntime stats:\n"),
+        "{text}"
+    );
+
+    let kill = client(&conf, &["-k"]);
+    assert!(kill.status.success());
+    assert!(
+        wait_until(Duration::from_secs(5), || !s.path("lock").exists()),
+        "lock file must be removed on -k"
+    );
+    assert!(!s.path("sock").exists(), "socket file removed on shutdown");
+    let log = std::fs::read_to_string(s.path("log")).expect("log");
+    assert!(
+        log.contains("[notice] ---- shutdown received ----"),
+        "{log}"
+    );
+
+    let after = client(&conf, &["-s"]);
+    assert_eq!(after.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&after.stderr)
+            .contains("[ERROR] can't connect: is conntrackd running? appropriate permissions?")
+    );
+}
+
+#[test]
+fn sigterm_is_an_orderly_shutdown() {
+    let s = Scratch::new();
+    let conf = idle_config(&s);
+    let mut child = Command::new(conntrackd_bin())
+        .arg("-C")
+        .arg(&conf)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn");
+    assert!(wait_until(Duration::from_secs(5), || s
+        .path("sock")
+        .exists()));
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    assert!(status.success(), "{status:?}");
+    assert!(!s.path("lock").exists());
+}
+
+#[test]
+fn check_accepts_the_seed_and_reports_errors_with_positions() {
+    let seed = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/configs/seed-alarm.conf"
+    );
+    if std::path::Path::new(seed).exists() {
+        let out = Command::new(conntrackd_bin())
+            .args(["-C", seed, "--check"])
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("mode: sync ALARM"));
+    } else {
+        eprintln!("seed config not found at {seed}; skipping that half");
+    }
+    let s = Scratch::new();
+    let bad = s.write(
+        "bad.conf",
+        "General {\n\tHashSise 10\n}\nSync {\n\tMode FTFW { }\n\tMulticast {\n\t\tIPv4_address 225.0.0.999\n\t\tInterface lo\n\t\tGroup 3780\n\t}\n}\n",
+    );
+    let out = Command::new(conntrackd_bin())
+        .arg("-C")
+        .arg(&bad)
+        .arg("--check")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.conf:2:2: error"), "{err}");
+    assert!(err.contains("did you mean `HashSize`?"), "{err}");
+    assert!(
+        err.contains("bad.conf:7:16:"),
+        "invalid address reported with position: {err}"
+    );
+}
+
+#[test]
+fn cli_exit_codes_match_the_c_daemon() {
+    let out = Command::new(conntrackd_bin())
+        .arg("-v")
+        .output()
+        .expect("run");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .starts_with("Connection tracking userspace daemon v1.4.7.")
+    );
+    let out = Command::new(conntrackd_bin())
+        .args(["-i", "foo"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "unknown option exits 0 like 1.4.7"
+    );
+    let out = Command::new(conntrackd_bin())
+        .args(["-s", "bogus"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let out = Command::new(conntrackd_bin())
+        .arg("-x")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+}
