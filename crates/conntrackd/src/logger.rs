@@ -15,7 +15,6 @@ use std::sync::Mutex;
 /// Severity of a log line, with the word the C daemon prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
-    Info,
     Notice,
     Warning,
     Error,
@@ -24,7 +23,6 @@ pub enum Level {
 impl Level {
     fn word(self) -> &'static str {
         match self {
-            Level::Info => "info",
             Level::Notice => "notice",
             Level::Warning => "warning",
             Level::Error => "ERROR",
@@ -34,7 +32,6 @@ impl Level {
     /// syslog(3) priority.
     fn syslog_priority(self) -> u8 {
         match self {
-            Level::Info => 6,
             Level::Notice => 5,
             Level::Warning => 4,
             Level::Error => 3,
@@ -113,9 +110,6 @@ pub fn log(level: Level, message: &str) {
     }
 }
 
-pub fn info(message: &str) {
-    log(Level::Info, message);
-}
 pub fn notice(message: &str) {
     log(Level::Notice, message);
 }
@@ -171,32 +165,6 @@ pub fn set_syslog(facility: u8) -> std::io::Result<()> {
     socket.set_nonblocking(true)?;
     sinks().syslog = Some(Syslog { socket, facility });
     Ok(())
-}
-
-/// A separate append-only file (the Stats-mode flow log).
-#[derive(Debug)]
-pub struct FlowLog {
-    path: PathBuf,
-    file: File,
-}
-
-impl FlowLog {
-    pub fn open(path: &Path) -> std::io::Result<Self> {
-        Ok(FlowLog {
-            path: path.to_path_buf(),
-            file: open_log_file(path)?,
-        })
-    }
-
-    /// Writes `<ctime>\t<text>` as the C daemon's stats log does.
-    pub fn write(&mut self, text: &str) {
-        let _ = writeln!(self.file, "{}\t{}", ctime_now(), text);
-    }
-
-    pub fn reopen(&mut self) -> std::io::Result<()> {
-        self.file = open_log_file(&self.path)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! `conntrackd`: the daemon and its client, command-line compatible with
 //! conntrackd 1.4.7.
+// A binary: `pub` marks module interfaces, not a public API.
+#![allow(unreachable_pub)]
 
 mod cli;
 mod control;
@@ -56,7 +58,6 @@ fn main() -> ExitCode {
 impl From<cli::Level> for logger::Level {
     fn from(level: cli::Level) -> Self {
         match level {
-            cli::Level::Notice => logger::Level::Notice,
             cli::Level::Warning => logger::Level::Warning,
             cli::Level::Error => logger::Level::Error,
         }
