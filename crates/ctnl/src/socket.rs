@@ -1,0 +1,221 @@
+//! A `NETLINK_NETFILTER` socket (safe code over rustix; raw options via
+//! the `sockopt` crate).
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use conntrack_model::Conntrack;
+use rustix::net::netlink::{self, SocketAddrNetlink};
+use rustix::net::{AddressFamily, RecvFlags, SendFlags, SocketFlags, SocketType};
+
+use crate::message::{Message, messages, request};
+
+/// Why a receive returned no data.
+#[derive(Debug, thiserror::Error)]
+pub enum RecvError {
+    /// The kernel dropped events because our buffer was full (ENOBUFS).
+    #[error("netlink receive buffer overrun")]
+    Overrun,
+    #[error("no data available")]
+    WouldBlock,
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// A ctnetlink socket.
+#[derive(Debug)]
+pub struct CtSocket {
+    fd: OwnedFd,
+    port_id: u32,
+    seq: u32,
+}
+
+impl CtSocket {
+    /// Opens a socket bound to the given event groups (`groups::*`, 0 for
+    /// none). Non-blocking when `nonblocking`.
+    pub fn open(event_groups: u32, nonblocking: bool) -> io::Result<CtSocket> {
+        let flags = if nonblocking {
+            SocketFlags::CLOEXEC | SocketFlags::NONBLOCK
+        } else {
+            SocketFlags::CLOEXEC
+        };
+        let fd = rustix::net::socket_with(
+            AddressFamily::NETLINK,
+            SocketType::RAW,
+            flags,
+            Some(netlink::NETFILTER),
+        )?;
+        rustix::net::bind(&fd, &SocketAddrNetlink::new(0, event_groups))?;
+        let local = rustix::net::getsockname(&fd)?;
+        let port_id = SocketAddrNetlink::try_from(local)
+            .map(|a| a.pid())
+            .map_err(|_| io::Error::other("netlink socket has no netlink address"))?;
+        Ok(CtSocket {
+            fd,
+            port_id,
+            seq: 1,
+        })
+    }
+
+    /// The port id the kernel assigned; events caused by this socket carry it.
+    pub fn port_id(&self) -> u32 {
+        self.port_id
+    }
+
+    /// Sets the receive buffer, ignoring rmem_max (`SO_RCVBUFFORCE`), and
+    /// returns the effective size.
+    pub fn set_recv_buffer_force(&self, bytes: usize) -> io::Result<usize> {
+        rustix::net::sockopt::set_socket_recv_buffer_size_force(&self.fd, bytes / 2)?;
+        self.recv_buffer()
+    }
+
+    /// The effective receive buffer size.
+    pub fn recv_buffer(&self) -> io::Result<usize> {
+        Ok(rustix::net::sockopt::socket_recv_buffer_size(&self.fd)?)
+    }
+
+    /// `NetlinkEventsReliable on`.
+    pub fn set_reliable(&self) -> io::Result<()> {
+        sockopt::set_int(
+            self.fd.as_fd(),
+            sockopt::SOL_NETLINK,
+            sockopt::NETLINK_BROADCAST_SEND_ERROR,
+            1,
+        )?;
+        sockopt::set_int(
+            self.fd.as_fd(),
+            sockopt::SOL_NETLINK,
+            sockopt::NETLINK_NO_ENOBUFS,
+            1,
+        )
+    }
+
+    /// Next sequence number for a request.
+    pub fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+
+    /// Sends prepared request bytes to the kernel.
+    pub fn send(&self, bytes: &[u8]) -> io::Result<()> {
+        let kernel = SocketAddrNetlink::new(0, 0);
+        rustix::net::sendto(&self.fd, bytes, SendFlags::empty(), &kernel)?;
+        Ok(())
+    }
+
+    /// Receives one datagram into `buf` (which is resized to fit it).
+    pub fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        buf.resize(buf.capacity().max(1 << 16), 0);
+        match rustix::net::recv(&self.fd, &mut buf[..], RecvFlags::empty()) {
+            Ok((n, _)) => {
+                buf.truncate(n);
+                Ok(n)
+            }
+            Err(rustix::io::Errno::NOBUFS) => Err(RecvError::Overrun),
+            Err(rustix::io::Errno::AGAIN) => Err(RecvError::WouldBlock),
+            Err(e) => Err(RecvError::Io(e.into())),
+        }
+    }
+
+    /// Dumps the conntrack table (blocking socket).
+    pub fn dump_conntrack(&mut self) -> io::Result<Vec<Conntrack>> {
+        let seq = self.next_seq();
+        let mut req = Vec::new();
+        request::dump(&mut req, seq, 0);
+        self.send(&req)?;
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(1 << 16);
+        loop {
+            match self.recv(&mut buf) {
+                Ok(_) => {}
+                Err(RecvError::Io(e)) => return Err(e),
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+            for msg in messages(&buf) {
+                match msg {
+                    Ok(Message::Conntrack { header, ct, .. }) if header.seq == seq => out.push(*ct),
+                    Ok(Message::Done { header }) if header.seq == seq => return Ok(out),
+                    Ok(Message::Error { errno, .. }) if errno != 0 => {
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    // Entries the codec cannot decode are skipped, not fatal.
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Sends a batch of requests (each built with its own seq and the ACK
+    /// flag) and returns the result of each in order, sending as many per
+    /// datagram as fit in `max_datagram` bytes.
+    pub fn apply_batch(
+        &mut self,
+        requests: &[Conntrack],
+        build: impl Fn(&mut Vec<u8>, u32, &Conntrack),
+    ) -> io::Result<Vec<Result<(), i32>>> {
+        const MAX_DATAGRAM: usize = 32 * 1024;
+        let mut results: Vec<Result<(), i32>> = vec![Err(libc_etimedout()); requests.len()];
+        let mut start = 0;
+        let mut buf = Vec::with_capacity(MAX_DATAGRAM + 4096);
+        let mut rx = Vec::with_capacity(1 << 16);
+        while start < requests.len() {
+            buf.clear();
+            let first_seq = self.seq.wrapping_add(1);
+            let mut end = start;
+            while end < requests.len() && buf.len() < MAX_DATAGRAM {
+                let seq = self.next_seq();
+                build(&mut buf, seq, &requests[end]);
+                end += 1;
+            }
+            self.send(&buf)?;
+            let mut pending = end - start;
+            while pending > 0 {
+                match self.recv(&mut rx) {
+                    Ok(_) => {}
+                    Err(RecvError::Io(e)) => return Err(e),
+                    Err(RecvError::Overrun) => continue,
+                    Err(RecvError::WouldBlock) => {
+                        return Err(io::Error::from(io::ErrorKind::WouldBlock));
+                    }
+                }
+                for msg in messages(&rx).flatten() {
+                    if let Message::Error { header, errno } = msg {
+                        let index = header.seq.wrapping_sub(first_seq) as usize;
+                        if index < end - start {
+                            results[start + index] = if errno == 0 { Ok(()) } else { Err(errno) };
+                            pending -= 1;
+                        }
+                    }
+                }
+            }
+            start = end;
+        }
+        Ok(results)
+    }
+
+    /// Sends one request and waits for its ACK.
+    pub fn request_ack(
+        &mut self,
+        build: impl Fn(&mut Vec<u8>, u32),
+    ) -> io::Result<Result<(), i32>> {
+        let placeholder = [Conntrack::default()];
+        let mut results = self.apply_batch(&placeholder, |buf, seq, _| build(buf, seq))?;
+        Ok(results.pop().unwrap_or(Err(libc_etimedout())))
+    }
+}
+
+fn libc_etimedout() -> i32 {
+    110
+}
+
+impl AsFd for CtSocket {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for CtSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
