@@ -1,0 +1,204 @@
+//! A cache of flows keyed by their original tuple, with the counters that
+//! `-s` prints (control-and-cli.md §4.1, §4.3).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use conntrack_model::{Conntrack, FlowKey};
+
+/// Life-cycle state of a cached object (sync-modes.md §2.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectState {
+    New,
+    Alive,
+    Dead,
+}
+
+/// One cached flow.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub ct: Conntrack,
+    pub state: ObjectState,
+    pub created: Instant,
+    pub updated: Instant,
+}
+
+/// Counters of one cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheCounters {
+    pub created: u64,
+    pub create_failed: u64,
+    pub no_memory: u64,
+    pub no_space: u64,
+    pub updated: u64,
+    pub update_failed: u64,
+    pub destroyed: u64,
+    pub destroy_failed: u64,
+}
+
+/// Why an insertion was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CacheError {
+    #[error("no space left in cache (HashLimit reached)")]
+    Full,
+    #[error("flow has no original tuple")]
+    NoKey,
+}
+
+/// A flow cache bounded by `HashLimit`.
+#[derive(Debug)]
+pub struct Cache {
+    name: &'static str,
+    limit: usize,
+    entries: HashMap<FlowKey, Entry>,
+    pub counters: CacheCounters,
+}
+
+impl Cache {
+    pub fn new(name: &'static str, limit: usize) -> Cache {
+        Cache {
+            name,
+            limit,
+            entries: HashMap::new(),
+            counters: CacheCounters::default(),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Objects in the table, including dead ones awaiting removal.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Objects counted as active (not dead).
+    pub fn active(&self) -> usize {
+        self.entries
+            .values()
+            .filter(|e| e.state != ObjectState::Dead)
+            .count()
+    }
+
+    pub fn get(&self, key: &FlowKey) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    /// Replaces any object with the same key by a fresh NEW object.
+    pub fn insert_new(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
+        let key = ct.key().ok_or(CacheError::NoKey)?;
+        if self.entries.remove(&key).is_some() {
+            self.counters.destroyed += 1;
+        }
+        if self.entries.len() >= self.limit {
+            self.counters.create_failed += 1;
+            self.counters.no_space += 1;
+            return Err(CacheError::Full);
+        }
+        self.entries.insert(
+            key,
+            Entry {
+                ct,
+                state: ObjectState::New,
+                created: now,
+                updated: now,
+            },
+        );
+        self.counters.created += 1;
+        Ok(())
+    }
+
+    /// Merges into a live object, or creates it (a dead one is replaced).
+    pub fn update_or_create(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
+        let key = ct.key().ok_or(CacheError::NoKey)?;
+        match self.entries.get_mut(&key) {
+            Some(entry) if entry.state != ObjectState::Dead => {
+                entry.ct.merge(&ct);
+                entry.state = ObjectState::Alive;
+                entry.updated = now;
+                self.counters.updated += 1;
+                Ok(())
+            }
+            _ => self.insert_new(now, ct),
+        }
+    }
+
+    /// Removes the object; returns it if it was there.
+    pub fn remove(&mut self, key: &FlowKey) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
+        self.counters.destroyed += 1;
+        Some(entry)
+    }
+
+    /// Drops every object.
+    pub fn flush(&mut self) {
+        self.counters.destroyed += self.entries.len() as u64;
+        self.entries.clear();
+    }
+
+    /// Live objects, in no particular order.
+    pub fn iter_live(&self) -> impl Iterator<Item = &Entry> {
+        self.entries
+            .values()
+            .filter(|e| e.state != ObjectState::Dead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack_model::Tuple;
+
+    fn flow(port: u16) -> Conntrack {
+        Conntrack {
+            orig: Some(
+                Tuple::new(
+                    "10.0.0.1".parse().expect("ip"),
+                    "10.0.0.2".parse().expect("ip"),
+                    6,
+                )
+                .with_ports(port, 80),
+            ),
+            mark: Some(1),
+            ..Conntrack::default()
+        }
+    }
+
+    #[test]
+    fn hash_limit_is_a_counted_refusal() {
+        let now = Instant::now();
+        let mut c = Cache::new("internal", 2);
+        c.insert_new(now, flow(1)).expect("1");
+        c.insert_new(now, flow(2)).expect("2");
+        assert_eq!(c.insert_new(now, flow(3)), Err(CacheError::Full));
+        assert_eq!(c.counters.no_space, 1);
+        assert_eq!(c.counters.create_failed, 1);
+        assert_eq!(c.len(), 2);
+    }
+
+    #[test]
+    fn update_merges_and_new_replaces() {
+        let now = Instant::now();
+        let mut c = Cache::new("internal", 10);
+        c.insert_new(now, flow(1)).expect("insert");
+        let mut upd = flow(1);
+        upd.mark = Some(9);
+        c.update_or_create(now, upd).expect("update");
+        let key = flow(1).key().expect("key");
+        assert_eq!(
+            c.get(&key).map(|e| (e.state, e.ct.mark)),
+            Some((ObjectState::Alive, Some(9)))
+        );
+        c.insert_new(now, flow(1)).expect("replace");
+        assert_eq!(c.get(&key).map(|e| e.state), Some(ObjectState::New));
+        assert_eq!(
+            (c.counters.created, c.counters.destroyed, c.counters.updated),
+            (2, 1, 1)
+        );
+    }
+}
