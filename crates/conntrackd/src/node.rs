@@ -1,18 +1,41 @@
 //! The running daemon's state: which mode it is in (idle, stats, sync),
 //! the kernel sockets, and the sans-IO core they feed.
 
-use std::time::Instant;
+use std::fmt::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
-use conntrackd_config::Config;
+use conntrack_model::Conntrack;
+use conntrack_text::PlainOptions;
+use conntrackd_config::{Config, LogTarget};
+use conntrackd_core::cache::Cache;
+use conntrackd_core::filter::{AddressSet, Filter, Policy};
+use conntrackd_core::local::{EventKind, LocalCache, LocalOutput, Origin};
+use conntrackd_core::report;
+use ctnl::{CtEvent, CtSocket, Message, RecvError, groups, messages, request};
+use tokio::io::unix::AsyncFd;
 
 use crate::cli::code;
+use crate::logger;
 use crate::runtime_stats::RuntimeStats;
 
 /// Which of the three daemon modes runs (sync-modes.md §1.3).
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Neither `Sync` nor `Stats`: only `-k`, `-s runtime`, `-s process`.
     Idle,
+    Stats,
+    Sync,
+}
+
+/// The kernel side: the event socket and a blocking socket for dumps,
+/// flushes and other requests.
+#[derive(Debug)]
+struct Kernel {
+    /// None in polling mode.
+    events: Option<AsyncFd<CtSocket>>,
+    requests: CtSocket,
+    rx: Vec<u8>,
 }
 
 /// Readiness of the kernel event socket.
@@ -22,28 +45,297 @@ pub struct KernelReady;
 #[derive(Debug)]
 pub struct Node {
     mode: Mode,
+    local: LocalCache,
+    /// Flows announced by peers; filled by the replication layer.
+    external: Cache,
+    kernel: Option<Kernel>,
+    flow_log: Option<FlowLog>,
+    /// When the overrun or polling resync is due.
+    resync_at: Option<Instant>,
+    overrun_resync: Option<Duration>,
+    poll_every: Option<Duration>,
+    max_buffer: usize,
 }
 
 impl Node {
-    pub fn new(_config: &Config, _now: Instant) -> Result<Node, String> {
-        Ok(Node { mode: Mode::Idle })
+    pub fn new(config: &Config, now: Instant) -> Result<Node, String> {
+        let mode = if config.stats.is_some() {
+            Mode::Stats
+        } else if config.sync.is_some() {
+            Mode::Sync
+        } else {
+            Mode::Idle
+        };
+        let general = &config.general;
+        let filter = core_filter(&general.filter);
+        let kernel_filtering = general.filter.from_kernelspace && filter.is_some();
+        let limit = general.hash_limit as usize;
+        let mut node = Node {
+            mode,
+            local: LocalCache::new(mode == Mode::Stats, limit, filter, false),
+            external: Cache::new("external", limit),
+            kernel: None,
+            flow_log: None,
+            resync_at: None,
+            overrun_resync: general
+                .netlink_overrun_resync
+                .map(|s| Duration::from_secs(u64::from(s))),
+            poll_every: general.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
+            max_buffer: general.netlink_buffer_size_max_growth as usize,
+        };
+        if mode == Mode::Idle {
+            return Ok(node);
+        }
+        if kernel_filtering {
+            // The BPF compiler is not there yet; filtering stays correct,
+            // only the CPU saving of in-kernel filtering is missing.
+            logger::warning(
+                "kernel-space event filtering is not available yet, filtering in user space",
+            );
+        }
+        logger::notice("using user-space event filtering");
+        if let Some(stats) = &config.stats {
+            let path = match &stats.log_file {
+                LogTarget::Off => None,
+                LogTarget::Default => {
+                    Some(PathBuf::from(conntrackd_config::DEFAULT_STATS_LOG_FILE))
+                }
+                LogTarget::Path(p) => Some(p.clone()),
+            };
+            if let Some(path) = path {
+                node.flow_log = Some(
+                    FlowLog::open(path.clone())
+                        .map_err(|e| format!("can't open stats log `{}': {e}", path.display()))?,
+                );
+            }
+        }
+        let kernel = open_kernel(config)?;
+        if let Some(events) = &kernel.events {
+            node.local.netlink.buffer_size = events.get_ref().recv_buffer().unwrap_or(0) as u64;
+        }
+        node.kernel = Some(kernel);
+        if let Some(every) = node.poll_every {
+            logger::notice("running in polling mode");
+            node.resync_at = Some(now + every);
+        }
+        node.resync_with_kernel(now, false)?;
+        Ok(node)
     }
 
     /// When the core next needs `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        None
+        self.resync_at
     }
 
     /// Resolves when the kernel event socket has data.
     pub async fn kernel_readable(&self) -> KernelReady {
-        std::future::pending().await
+        match self.kernel.as_ref().and_then(|k| k.events.as_ref()) {
+            Some(fd) => {
+                if let Ok(mut guard) = fd.readable().await {
+                    // We drain until WouldBlock, so readiness can be reset now.
+                    guard.clear_ready();
+                }
+                KernelReady
+            }
+            None => std::future::pending().await,
+        }
     }
 
-    pub fn handle_kernel_readable(&mut self, _ready: KernelReady, _now: Instant) {}
+    /// Drains the event socket.
+    pub fn handle_kernel_readable(&mut self, _ready: KernelReady, now: Instant) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        let Some(events) = kernel.events.as_ref() else {
+            return;
+        };
+        let flush_port = kernel.requests.port_id();
+        let mut overrun = false;
+        loop {
+            match events.get_ref().recv(&mut kernel.rx) {
+                Ok(_) => {}
+                Err(RecvError::WouldBlock) => break,
+                Err(RecvError::Overrun) => {
+                    overrun = true;
+                    continue;
+                }
+                Err(RecvError::Io(e)) => {
+                    self.local.netlink.catch_failed += 1;
+                    logger::error(&format!("netlink event socket: {e}"));
+                    break;
+                }
+            }
+            for message in messages(&kernel.rx) {
+                match message {
+                    Ok(Message::Conntrack {
+                        header, event, ct, ..
+                    }) => {
+                        let kind = match event {
+                            CtEvent::New => EventKind::New,
+                            CtEvent::Update | CtEvent::Entry => EventKind::Update,
+                            CtEvent::Destroy => EventKind::Destroy,
+                        };
+                        let origin = if header.pid != 0 && header.pid == flush_port {
+                            Origin::Flush
+                        } else {
+                            Origin::NotMe
+                        };
+                        self.local.handle_kernel_event(now, kind, *ct, origin);
+                    }
+                    Ok(_) => self.local.netlink.unknown_type += 1,
+                    Err(_) => self.local.netlink.catch_failed += 1,
+                }
+            }
+        }
+        if overrun {
+            self.handle_overrun(now);
+        }
+        self.drain_outputs();
+    }
 
-    pub fn handle_timeout(&mut self, _now: Instant) {}
+    fn handle_overrun(&mut self, now: Instant) {
+        self.local.netlink.overrun += 1;
+        self.local.netlink.catch_failed += 1;
+        if let Some(events) = self.kernel.as_ref().and_then(|k| k.events.as_ref()) {
+            let current = events.get_ref().recv_buffer().unwrap_or(0);
+            let doubled = current.saturating_mul(2);
+            if self.max_buffer > 0 && doubled <= self.max_buffer {
+                if let Ok(size) = events.get_ref().set_recv_buffer_force(doubled) {
+                    self.local.netlink.buffer_size = size as u64;
+                    logger::notice(&format!(
+                        "netlink event socket buffer size has been doubled to {size} bytes"
+                    ));
+                }
+            } else {
+                logger::warning(
+                    "netlink event socket buffer size cannot be doubled further since it will exceed NetlinkBufferSizeMaxGrowth. We are likely to be losing events, this may lead to unsynchronized replicas. Please, consider increasing netlink socket buffer size via NetlinkBufferSize and NetlinkBufferSizeMaxGrowth clauses in conntrackd.conf",
+                );
+            }
+        }
+        if let Some(delay) = self.overrun_resync
+            && self.resync_at.is_none()
+        {
+            self.resync_at = Some(now + delay);
+        }
+    }
 
-    pub fn reopen_logs(&mut self) {}
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.resync_at.is_some_and(|at| at <= now) {
+            self.resync_at = self.poll_every.map(|every| now + every);
+            if let Err(e) = self.resync_with_kernel(now, true) {
+                logger::error(&e);
+            }
+        }
+    }
+
+    pub fn reopen_logs(&mut self) {
+        if let Some(log) = self.flow_log.as_mut() {
+            let _ = log.reopen();
+        }
+    }
+
+    fn drain_outputs(&mut self) {
+        while let Some(output) = self.local.poll_output() {
+            match output {
+                LocalOutput::FlowDestroyed(ct) => {
+                    if let Some(log) = self.flow_log.as_mut() {
+                        log.write(&conntrack_text::plain(&ct, PlainOptions::default()));
+                    }
+                }
+                LocalOutput::Malformed => {
+                    logger::error("missing IPv4 address. You forgot to load nf_conntrack_ipv4?");
+                }
+            }
+        }
+    }
+
+    /// Dumps the kernel table into the local cache. With `purge`, objects
+    /// no longer in the kernel are removed (overrun and polling resyncs).
+    fn resync_with_kernel(&mut self, now: Instant, purge: bool) -> Result<(), String> {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return Ok(());
+        };
+        let flows = kernel
+            .requests
+            .dump_conntrack()
+            .map_err(|e| format!("can't dump the kernel conntrack table: {e}"))?;
+        self.local.netlink.resync_kernel += u64::from(purge);
+        let mut seen = std::collections::HashSet::new();
+        for ct in flows {
+            if let Some(key) = ct.key() {
+                seen.insert(key);
+            }
+            self.local.handle_dump_entry(now, ct);
+        }
+        if purge {
+            let gone: Vec<_> = self
+                .local
+                .cache
+                .iter_live()
+                .filter_map(|e| e.ct.key())
+                .filter(|k| !seen.contains(k))
+                .collect();
+            for key in gone {
+                if let Some(entry) = self.local.cache.remove(&key)
+                    && let Some(log) = self.flow_log.as_mut()
+                {
+                    log.write(&conntrack_text::plain(&entry.ct, PlainOptions::default()));
+                }
+            }
+        }
+        self.drain_outputs();
+        Ok(())
+    }
+
+    /// `-F`: deletes every kernel entry the filter would accept (ignored
+    /// flows, such as the firewall's own, survive).
+    fn flush_kernel(&mut self) {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        self.local.netlink.flush_kernel += 1;
+        let flows = match kernel.requests.dump_conntrack() {
+            Ok(flows) => flows,
+            Err(e) => {
+                logger::error(&format!("can't dump the kernel conntrack table: {e}"));
+                return;
+            }
+        };
+        let doomed: Vec<Conntrack> = flows
+            .into_iter()
+            .filter(|ct| {
+                self.local
+                    .dump_filter
+                    .as_ref()
+                    .is_none_or(|f| f.verdict(ct) == conntrackd_core::filter::Verdict::Accept)
+            })
+            .collect();
+        if let Err(e) = kernel.requests.apply_batch(&doomed, request::delete) {
+            logger::error(&format!("flushing kernel conntrack table failed: {e}"));
+        }
+    }
+
+    fn dump_cache(cache: &Cache, now: Instant, xml: bool) -> String {
+        let mut out = String::new();
+        for entry in cache.iter_live() {
+            // conntrackd strips the timeout and use count before printing.
+            let mut ct = entry.ct.clone();
+            ct.timeout = None;
+            ct.use_count = None;
+            if xml {
+                out.push_str(&conntrack_text::xml(&ct));
+            } else {
+                conntrack_text::write_plain(&mut out, &ct, PlainOptions::default());
+                let _ = write!(
+                    out,
+                    " [active since {}s]",
+                    now.duration_since(entry.created).as_secs()
+                );
+            }
+            out.push('\n');
+        }
+        out
+    }
 
     /// Serves one control request and returns the reply text.
     pub async fn handle_request(
@@ -52,14 +344,163 @@ impl Node {
         now: Instant,
         stats: &mut RuntimeStats,
     ) -> String {
-        match (&self.mode, request) {
+        let mut out = String::new();
+        match (self.mode, request) {
             (_, code::STATS_RUNTIME) => {
-                let mut out = stats.uptime_line(now);
+                out.push_str(&stats.uptime_line(now));
+                if self.mode != Mode::Idle {
+                    report::netlink_block(&mut out, &self.local.netlink);
+                }
                 out.push_str(&stats.render_runtime_block());
-                out
             }
-            (_, code::STATS_PROCESS) => String::new(),
-            (Mode::Idle, _) => String::new(),
+            (_, code::STATS_PROCESS) => {}
+            (Mode::Idle, _) => {}
+            (_, code::CT_DUMP_INTERNAL) => out = Self::dump_cache(&self.local.cache, now, false),
+            (_, code::CT_DUMP_INT_XML) => out = Self::dump_cache(&self.local.cache, now, true),
+            (Mode::Sync, code::CT_DUMP_EXTERNAL) => {
+                out = Self::dump_cache(&self.external, now, false);
+            }
+            (Mode::Sync, code::CT_DUMP_EXT_XML) => {
+                out = Self::dump_cache(&self.external, now, true)
+            }
+            (_, code::STATS) => {
+                report::cache_block(&mut out, &self.local.cache);
+                if self.mode == Mode::Sync {
+                    report::cache_block(&mut out, &self.external);
+                }
+                report::traffic_block(
+                    &mut out,
+                    self.local.traffic_bytes,
+                    self.local.traffic_packets,
+                );
+            }
+            (_, code::STATS_CACHE) => {
+                report::cache_detail_block(&mut out, &self.local.cache);
+                if self.mode == Mode::Sync {
+                    report::cache_detail_block(&mut out, &self.external);
+                }
+            }
+            (_, code::CT_FLUSH_INT_CACHE) => {
+                logger::notice("flushing internal cache");
+                self.local.cache.flush();
+            }
+            (Mode::Sync, code::CT_FLUSH_EXT_CACHE) => {
+                logger::notice("flushing external cache");
+                self.external.flush();
+            }
+            (Mode::Sync, code::ALL_FLUSH_CACHE | code::CT_FLUSH_CACHE) => {
+                logger::notice("flushing caches");
+                self.local.cache.flush();
+                self.external.flush();
+            }
+            (_, code::CT_RESYNC_MASTER | code::ALL_RESYNC_MASTER) => {
+                logger::notice("resync with master conntrack table");
+                if let Err(e) = self.resync_with_kernel(now, false) {
+                    logger::error(&e);
+                }
+            }
+            (_, code::CT_FLUSH_MASTER | code::ALL_FLUSH_MASTER) => {
+                logger::notice("flushing kernel conntrack table");
+                self.flush_kernel();
+            }
+            _ => {}
         }
+        out
+    }
+}
+
+/// Opens the event socket (unless polling) and the request socket, with the
+/// buffer rules of sync-modes.md §9.
+fn open_kernel(config: &Config) -> Result<Kernel, String> {
+    let general = &config.general;
+    let fail = |e: std::io::Error| {
+        logger::error(&format!("can't open netlink handler: {e}"));
+        logger::error("no ctnetlink kernel support?");
+        "initialization failed".to_string()
+    };
+    let requests = CtSocket::open(0, false).map_err(fail)?;
+    let events = if general.poll_secs.is_some() {
+        None
+    } else {
+        let socket = CtSocket::open(groups::CT_ALL, true).map_err(fail)?;
+        if general.netlink_events_reliable {
+            socket.set_reliable().map_err(fail)?;
+            logger::notice("reliable ctnetlink event delivery is ENABLED.");
+        }
+        let wanted = general.netlink_buffer_size as usize;
+        let max = general.netlink_buffer_size_max_growth as usize;
+        let size = if wanted > 0 && wanted <= max {
+            socket.set_recv_buffer_force(wanted).map_err(fail)?
+        } else {
+            logger::notice(
+                "NetlinkBufferSize is either not set or is greater than NetlinkBufferSizeMaxGrowth. Using current system buffer size",
+            );
+            socket.recv_buffer().map_err(fail)?
+        };
+        logger::notice(&format!(
+            "netlink event socket buffer size has been set to {size} bytes"
+        ));
+        // CtSocket owns its descriptor, so the I/O-safety concern behind
+        // the deprecation (a borrowed fd closed under tokio) cannot arise.
+        #[allow(deprecated)]
+        let fd = AsyncFd::new(socket).map_err(fail)?;
+        Some(fd)
+    };
+    Ok(Kernel {
+        events,
+        requests,
+        rx: Vec::with_capacity(1 << 16),
+    })
+}
+
+/// The configuration's filter in the core's terms; None when empty.
+fn core_filter(f: &conntrackd_config::Filter) -> Option<Filter> {
+    if f.is_empty() {
+        return None;
+    }
+    let policy = |p: &conntrackd_config::Policy| match p {
+        conntrackd_config::Policy::Accept => Policy::Accept,
+        conntrackd_config::Policy::Ignore => Policy::Ignore,
+    };
+    Some(Filter {
+        protocol: f
+            .protocol
+            .as_ref()
+            .map(|(p, list)| (policy(p), list.iter().copied().collect())),
+        address: f.address.as_ref().map(|(p, list)| {
+            let mut set = AddressSet::default();
+            for net in list {
+                set.add(net.addr, net.prefix_len);
+            }
+            (policy(p), set)
+        }),
+        state: f
+            .state
+            .as_ref()
+            .map(|(p, list)| (policy(p), list.iter().copied().collect())),
+    })
+}
+
+/// The Stats-mode flow log: `<ctime>\t<flow>` per destroyed flow.
+#[derive(Debug)]
+struct FlowLog {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl FlowLog {
+    fn open(path: PathBuf) -> std::io::Result<FlowLog> {
+        let file = logger::open_log_file(&path)?;
+        Ok(FlowLog { path, file })
+    }
+
+    fn write(&mut self, text: &str) {
+        use std::io::Write as _;
+        let _ = writeln!(self.file, "{}\t{}", logger::ctime_now(), text);
+    }
+
+    fn reopen(&mut self) -> std::io::Result<()> {
+        self.file = logger::open_log_file(&self.path)?;
+        Ok(())
     }
 }

@@ -1,0 +1,209 @@
+//! The daemon against the real kernel, in a namespace made for the test:
+//! flows appear in `-i`, leave on destroy, `-f`/`-R`/`-F`/`-s`/`-k`, and
+//! Stats mode logs destroyed flows.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Netns, Scratch, conntrackd_bin, netns_available, wait_until};
+
+fn config(s: &Scratch, body: &str) -> std::path::PathBuf {
+    let text = format!(
+        "{body}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tNetlinkBufferSize 2097152\n\tNetlinkBufferSizeMaxGrowth 8388608\n\tFilter {{ Address Ignore {{ IPv4_address 10.66.0.0/16 }} }}\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    s.write("ct.conf", &text)
+}
+
+fn ctl(ns: &Netns, conf: &std::path::Path, args: &[&str]) -> String {
+    let mut all = vec!["-C", conf.to_str().expect("utf8 path")];
+    all.extend_from_slice(args);
+    ns.exec_ok(conntrackd_bin().to_str().expect("utf8 path"), &all)
+}
+
+const SYNC: &str = "Sync {\n\tMode FTFW { }\n\tMulticast {\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 127.0.0.1\n\t\tInterface lo\n\t\tGroup 3780\n\t}\n}";
+
+#[test]
+fn internal_cache_follows_the_kernel() {
+    if !netns_available("internal_cache_follows_the_kernel") {
+        return;
+    }
+    let ns = Netns::new("ctk");
+    let s = Scratch::new();
+    let conf = config(&s, SYNC);
+    // A flow that exists before the daemon starts is dumped at start-up.
+    ns.conntrack(&[
+        "-I",
+        "-s",
+        "192.168.10.1",
+        "-d",
+        "192.168.20.2",
+        "-p",
+        "tcp",
+        "--sport",
+        "40000",
+        "--dport",
+        "80",
+        "--state",
+        "ESTABLISHED",
+        "-u",
+        "ASSURED,SEEN_REPLY",
+        "-t",
+        "120",
+        "--mark",
+        "7",
+    ]);
+    ctl(&ns, &conf, &["-d"]);
+    let dump = ctl(&ns, &conf, &["-i"]);
+    assert!(
+        dump.starts_with("tcp      6 ESTABLISHED src=192.168.10.1 dst=192.168.20.2 sport=40000 dport=80 src=192.168.20.2 dst=192.168.10.1 sport=80 dport=40000 [ASSURED] mark=7 [active since "),
+        "{dump}"
+    );
+    // Events: a new flow appears, a filtered one does not.
+    ns.conntrack(&[
+        "-I", "-s", "10.1.1.5", "-d", "10.2.2.9", "-p", "udp", "--sport", "5000", "--dport", "53",
+        "-t", "30",
+    ]);
+    ns.conntrack(&[
+        "-I",
+        "-s",
+        "10.66.1.1",
+        "-d",
+        "10.2.2.9",
+        "-p",
+        "udp",
+        "--sport",
+        "5000",
+        "--dport",
+        "53",
+        "-t",
+        "30",
+    ]);
+    assert!(wait_until(Duration::from_secs(5), || ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .contains("src=10.1.1.5")));
+    let dump = ctl(&ns, &conf, &["-i"]);
+    assert!(
+        !dump.contains("10.66.1.1"),
+        "ignored address must be filtered: {dump}"
+    );
+    let xml = ctl(&ns, &conf, &["-i", "-x"]);
+    assert_eq!(xml.lines().count(), 2, "{xml}");
+    assert!(
+        xml.lines()
+            .all(|l| l.starts_with("<flow>") && l.ends_with("</flow>"))
+    );
+
+    // Destroy leaves the cache.
+    ns.conntrack(&["-D", "-s", "10.1.1.5"]);
+    assert!(wait_until(Duration::from_secs(5), || !ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .contains("10.1.1.5")));
+
+    let stats = ctl(&ns, &conf, &["-s"]);
+    assert!(
+        stats.starts_with("cache internal:\ncurrent active connections:\t           1\n"),
+        "{stats}"
+    );
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    assert!(
+        runtime.contains("\tevents filtered:\t                   1\n"),
+        "{runtime}"
+    );
+    assert!(
+        runtime.contains("current buffer size (in bytes):\t     2097152"),
+        "{runtime}"
+    );
+
+    // -f empties, -R refills from the kernel.
+    ctl(&ns, &conf, &["-f", "internal"]);
+    assert_eq!(ctl(&ns, &conf, &["-i"]), "");
+    ctl(&ns, &conf, &["-R"]);
+    assert_eq!(ctl(&ns, &conf, &["-i"]).lines().count(), 1);
+
+    // -F flushes the kernel table except ignored flows.
+    ctl(&ns, &conf, &["-F"]);
+    let left = ns.conntrack(&["-L"]);
+    assert!(
+        left.contains("10.66.1.1") && !left.contains("192.168.10.1"),
+        "{left}"
+    );
+
+    // A second daemon is refused; -k stops the first and removes the lock.
+    let second = ns.exec(
+        conntrackd_bin().to_str().expect("path"),
+        &["-C", conf.to_str().expect("path"), "-d"],
+    );
+    assert_eq!(second.status.code(), Some(1));
+    ctl(&ns, &conf, &["-k"]);
+    assert!(wait_until(Duration::from_secs(5), || !s
+        .path("lock")
+        .exists()));
+}
+
+#[test]
+fn stats_mode_logs_destroyed_flows() {
+    if !netns_available("stats_mode_logs_destroyed_flows") {
+        return;
+    }
+    let ns = Netns::new("cts");
+    let s = Scratch::new();
+    let body = format!("Stats {{\n\tLogFile {}\n}}", s.path("flows.log").display());
+    let conf = config(&s, &body);
+    ctl(&ns, &conf, &["-d"]);
+    ns.conntrack(&[
+        "-I",
+        "-s",
+        "192.168.10.1",
+        "-d",
+        "192.168.20.2",
+        "-p",
+        "tcp",
+        "--sport",
+        "40000",
+        "--dport",
+        "80",
+        "--state",
+        "ESTABLISHED",
+        "-u",
+        "ASSURED,SEEN_REPLY",
+        "-t",
+        "120",
+        "--mark",
+        "7",
+    ]);
+    assert!(wait_until(Duration::from_secs(5), || ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .contains("192.168.10.1")));
+    let stats = ctl(&ns, &conf, &["-s"]);
+    assert!(
+        stats.starts_with("cache stats:\ncurrent active connections:\t           1\n"),
+        "{stats}"
+    );
+    ns.conntrack(&["-D", "-s", "192.168.10.1"]);
+    let log = s.path("flows.log");
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| !t.is_empty())
+    }));
+    let text = std::fs::read_to_string(&log).expect("log");
+    let (_, flow) = text.trim_end().split_once('\t').expect("ctime<TAB>flow");
+    assert_eq!(
+        flow,
+        "tcp      6 ESTABLISHED src=192.168.10.1 dst=192.168.20.2 sport=40000 dport=80 src=192.168.20.2 dst=192.168.10.1 sport=80 dport=40000 [ASSURED] mark=7"
+    );
+    ctl(&ns, &conf, &["-k"]);
+    let _ = Command::new("true").status();
+}
