@@ -207,3 +207,66 @@ fn stats_mode_logs_destroyed_flows() {
     ctl(&ns, &conf, &["-k"]);
     let _ = Command::new("true").status();
 }
+
+#[test]
+fn overrun_is_detected_counted_and_repaired() {
+    if !netns_available("overrun_is_detected_counted_and_repaired") {
+        return;
+    }
+    let ns = Netns::new("cto");
+    let s = Scratch::new();
+    let text = format!(
+        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tNetlinkBufferSize 8192\n\tNetlinkBufferSizeMaxGrowth 16384\n\tNetlinkOverrunResync 1\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    let conf = s.write("ct.conf", &text);
+    ctl(&ns, &conf, &["-d"]);
+    let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
+    let pid = pid.trim();
+    // A stopped daemon reads nothing, so a burst must overflow its buffer.
+    assert!(
+        Command::new("kill")
+            .args(["-STOP", pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    const FLOWS: usize = 3000;
+    let mut batch = String::new();
+    for i in 0..FLOWS {
+        batch.push_str(&format!(
+            "-I -s 10.5.{}.{} -d 10.6.0.1 -p udp --sport 1000 --dport 53 -t 300\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    let file = s.write("burst.txt", &batch);
+    ns.conntrack(&["-R", file.to_str().expect("path")]);
+    assert!(
+        Command::new("kill")
+            .args(["-CONT", pid])
+            .status()
+            .expect("kill")
+            .success()
+    );
+    let count = || ctl(&ns, &conf, &["-i"]).lines().count();
+    assert!(
+        wait_until(Duration::from_secs(10), || count() == FLOWS),
+        "after the overrun resync every flow must be cached, got {}",
+        count()
+    );
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    let counter = |label: &str| -> u64 {
+        runtime
+            .lines()
+            .find(|l| l.contains(label))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse().ok())
+            .expect("counter")
+    };
+    assert!(counter("netlink overrun:") >= 1, "{runtime}");
+    assert!(counter("resync with kernel table:") >= 1, "{runtime}");
+    ctl(&ns, &conf, &["-k"]);
+}
