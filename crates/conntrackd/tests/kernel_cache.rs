@@ -270,3 +270,57 @@ fn overrun_is_detected_counted_and_repaired() {
     assert!(counter("resync with kernel table:") >= 1, "{runtime}");
     ctl(&ns, &conf, &["-k"]);
 }
+
+/// `-i` prints each flow exactly as `conntrack -L` (libnetfilter_conntrack)
+/// does, minus the timeout and use count that conntrackd strips.
+#[test]
+fn internal_dump_matches_the_conntrack_tool() {
+    if !netns_available("internal_dump_matches_the_conntrack_tool") {
+        return;
+    }
+    let ns = Netns::new("ctg");
+    let s = Scratch::new();
+    let conf = config(&s, SYNC);
+    for args in [
+        "-I -s 1.1.1.1 -d 2.2.2.2 -p tcp --sport 1 --dport 2 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 100 --mark 7 --zone 3",
+        "-I -s 2001:db8::1 -d 2001:db8::2 -p udp --sport 5 --dport 53 -t 30",
+        "-I -s 1.1.1.1 -d 2.2.2.2 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 77 -t 30",
+        "-I -s 1.1.1.1 -d 2.2.2.2 -p sctp --sport 5 --dport 6 --state ESTABLISHED --orig-vtag 1 --reply-vtag 2 -t 30",
+        "-I -s 2001:db8::1 -d 2001:db8::2 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 --icmpv6-id 9 -t 30",
+        "-I -s 1.1.1.1 -d 2.2.2.2 -p tcp --sport 1 --dport 2 --state SYN_SENT -t 100 --src-nat 9.9.9.9",
+    ] {
+        ns.conntrack(&args.split(' ').collect::<Vec<_>>());
+    }
+    ctl(&ns, &conf, &["-d"]);
+    let mut ours: Vec<String> = ctl(&ns, &conf, &["-i"])
+        .lines()
+        .map(|l| {
+            l.rsplit_once(" [active since ")
+                .map_or(l, |(flow, _)| flow)
+                .to_string()
+        })
+        .collect();
+    let mut tool: Vec<String> = ns
+        .conntrack(&["-L"])
+        .lines()
+        .map(|l| {
+            // "tcp      6 99 ESTABLISHED ..." -> drop the timeout and "use=N".
+            let mut words: Vec<&str> = l.split(' ').collect();
+            let timeout_at = words
+                .iter()
+                .position(|w| !w.is_empty())
+                .map_or(0, |p| p + 1);
+            let timeout_at = words[timeout_at..]
+                .iter()
+                .position(|w| !w.is_empty())
+                .map_or(0, |p| timeout_at + p + 1);
+            words.remove(timeout_at);
+            words.retain(|w| !w.starts_with("use="));
+            words.join(" ")
+        })
+        .collect();
+    ours.sort();
+    tool.sort();
+    assert_eq!(ours, tool);
+    ctl(&ns, &conf, &["-k"]);
+}
