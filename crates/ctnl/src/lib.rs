@@ -2,6 +2,7 @@
 //! socket for the daemon. The codec modules do no I/O.
 
 pub mod conntrack;
+pub mod expect;
 pub mod message;
 pub mod nla;
 pub mod socket;

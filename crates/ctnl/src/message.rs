@@ -1,9 +1,10 @@
 //! Netlink framing: messages of a received buffer, and request building.
 
-use conntrack_model::Conntrack;
+use conntrack_model::{Conntrack, Expect};
 
 use crate::DecodeError;
 use crate::conntrack::{decode_conntrack, encode_conntrack};
+use crate::expect::{decode_expect, encode_expect};
 use crate::nla::{NlaWriter, align4};
 
 pub const NLMSG_NOOP: u16 = 1;
@@ -67,6 +68,12 @@ pub enum Message {
         event: CtEvent,
         family: u8,
         ct: Box<Conntrack>,
+    },
+    Expect {
+        header: NlHeader,
+        event: CtEvent,
+        family: u8,
+        exp: Box<Expect>,
     },
     /// `NLMSG_ERROR`; `errno == 0` is an ACK.
     Error {
@@ -145,8 +152,10 @@ fn decode_one(header: NlHeader, payload: &[u8]) -> Result<Message, DecodeError> 
         }
         NLMSG_DONE => Ok(Message::Done { header }),
         NLMSG_OVERRUN => Ok(Message::Overrun { header }),
-        kind if kind >> 8 == NFNL_SUBSYS_CTNETLINK => {
+        kind if kind >> 8 == NFNL_SUBSYS_CTNETLINK || kind >> 8 == NFNL_SUBSYS_CTNETLINK_EXP => {
+            let is_expect = kind >> 8 == NFNL_SUBSYS_CTNETLINK_EXP;
             let msg = kind & 0xff;
+            // Expectation and conntrack message numbers agree for NEW/GET/DELETE.
             let event = match msg {
                 IPCTNL_MSG_CT_NEW if header.flags & (NLM_F_CREATE | NLM_F_EXCL) != 0 => {
                     CtEvent::New
@@ -163,6 +172,14 @@ fn decode_one(header: NlHeader, payload: &[u8]) -> Result<Message, DecodeError> 
             };
             let family = *payload.first().ok_or(DecodeError::Truncated)?;
             let attrs = payload.get(NFGENMSG_LEN..).ok_or(DecodeError::Truncated)?;
+            if is_expect {
+                return Ok(Message::Expect {
+                    header,
+                    event,
+                    family,
+                    exp: Box::new(decode_expect(attrs)?),
+                });
+            }
             Ok(Message::Conntrack {
                 header,
                 event,
@@ -200,6 +217,14 @@ fn push_message(
 
 fn ct_type(msg: u16) -> u16 {
     (NFNL_SUBSYS_CTNETLINK << 8) | msg
+}
+
+fn exp_type(msg: u16) -> u16 {
+    (NFNL_SUBSYS_CTNETLINK_EXP << 8) | msg
+}
+
+fn family_of_expect(exp: &Expect) -> u8 {
+    exp.tuple.as_ref().map_or(0, |t| t.family())
 }
 
 fn family_of(ct: &Conntrack) -> u8 {
@@ -291,6 +316,59 @@ pub mod request {
             seq,
             family_of(ct),
             |w| encode_conntrack(w, &key),
+        );
+    }
+
+    /// Dump the expectation table.
+    pub fn dump_expect(buf: &mut Vec<u8>, seq: u32, family: u8) {
+        push_message(
+            buf,
+            exp_type(IPCTNL_MSG_CT_GET),
+            NLM_F_REQUEST | NLM_F_DUMP,
+            seq,
+            family,
+            |_| {},
+        );
+    }
+
+    /// Create an expectation.
+    pub fn create_expect(buf: &mut Vec<u8>, seq: u32, exp: &Expect) {
+        push_message(
+            buf,
+            exp_type(IPCTNL_MSG_CT_NEW),
+            NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK,
+            seq,
+            family_of_expect(exp),
+            |w| encode_expect(w, exp),
+        );
+    }
+
+    /// Delete an expectation by its tuple.
+    pub fn delete_expect(buf: &mut Vec<u8>, seq: u32, exp: &Expect) {
+        let key = Expect {
+            tuple: exp.tuple.clone(),
+            zone: exp.zone,
+            ..Expect::default()
+        };
+        push_message(
+            buf,
+            exp_type(IPCTNL_MSG_CT_DELETE),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            family_of_expect(exp),
+            |w| encode_expect(w, &key),
+        );
+    }
+
+    /// Flush the whole expectation table.
+    pub fn flush_expect(buf: &mut Vec<u8>, seq: u32) {
+        push_message(
+            buf,
+            exp_type(IPCTNL_MSG_CT_DELETE),
+            NLM_F_REQUEST | NLM_F_ACK,
+            seq,
+            0,
+            |_| {},
         );
     }
 

@@ -145,6 +145,33 @@ impl CtSocket {
         }
     }
 
+    /// Dumps the expectation table (blocking socket).
+    pub fn dump_expect(&mut self) -> io::Result<Vec<conntrack_model::Expect>> {
+        let seq = self.next_seq();
+        let mut req = Vec::new();
+        request::dump_expect(&mut req, seq, 0);
+        self.send(&req)?;
+        let mut out = Vec::new();
+        let mut buf = Vec::with_capacity(1 << 16);
+        loop {
+            match self.recv(&mut buf) {
+                Ok(_) => {}
+                Err(RecvError::Io(e)) => return Err(e),
+                Err(e) => return Err(io::Error::other(e.to_string())),
+            }
+            for msg in messages(&buf) {
+                match msg {
+                    Ok(Message::Expect { header, exp, .. }) if header.seq == seq => out.push(*exp),
+                    Ok(Message::Done { header }) if header.seq == seq => return Ok(out),
+                    Ok(Message::Error { errno, .. }) if errno != 0 => {
+                        return Err(io::Error::from_raw_os_error(errno));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     /// Sends a batch of requests (each built with its own seq and the ACK
     /// flag) and returns the result of each in order, sending as many per
     /// datagram as fit in `max_datagram` bytes.

@@ -238,3 +238,21 @@ fn events_create_delete_and_batch() {
     });
     assert_eq!(ns.list().lines().count(), 0);
 }
+
+#[test]
+fn expectation_table_dump_answers() {
+    if !usable() {
+        return;
+    }
+    let ns = Ns::new();
+    let exps = ns.run(|| {
+        CtSocket::open(0, false)
+            .expect("socket")
+            .dump_expect()
+            .expect("dump")
+    });
+    assert!(
+        exps.is_empty(),
+        "a fresh namespace has no expectations: {exps:?}"
+    );
+}

@@ -110,3 +110,32 @@ fn fuzz_corpus_replays() {
     }
     assert!(n > 0, "corpus is empty");
 }
+
+proptest! {
+    #[test]
+    fn expectation_round_trips(
+        master in tuple(), t in tuple(), mask in tuple(),
+        timeout in any::<u32>(), helper in proptest::option::of("[a-z]{1,15}"),
+        flags in proptest::option::of(any::<u32>()), class in proptest::option::of(any::<u32>()),
+    ) {
+        let exp = conntrack_model::Expect {
+            master: Some(master),
+            tuple: Some(t),
+            mask: Some(mask),
+            timeout: Some(timeout),
+            helper,
+            flags,
+            class,
+            ..conntrack_model::Expect::default()
+        };
+        let mut buf = Vec::new();
+        request::create_expect(&mut buf, 5, &exp);
+        match messages(&buf).next() {
+            Some(Ok(Message::Expect { exp: got, event, .. })) => {
+                prop_assert_eq!(event, ctnl::CtEvent::New);
+                prop_assert_eq!(&*got, &exp);
+            }
+            other => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+}
