@@ -2,6 +2,7 @@
 //! clock or touches a socket. Inputs come in through `handle_*(now, …)`,
 //! outputs are drained with `poll_*()`.
 
+pub mod bpf;
 pub mod cache;
 pub mod filter;
 pub mod local;

@@ -13,6 +13,8 @@ use conntrackd_core::filter::{AddressSet, Filter, Policy};
 use conntrackd_core::local::{EventKind, LocalCache, LocalOutput, Origin};
 use conntrackd_core::report;
 use ctnl::{CtEvent, CtSocket, Message, RecvError, groups, messages, request};
+use std::os::fd::AsFd;
+
 use tokio::io::unix::AsyncFd;
 
 use crate::cli::code;
@@ -72,7 +74,7 @@ impl Node {
         let limit = general.hash_limit as usize;
         let mut node = Node {
             mode,
-            local: LocalCache::new(mode == Mode::Stats, limit, filter, false),
+            local: LocalCache::new(mode == Mode::Stats, limit, filter.clone(), false),
             external: Cache::new("external", limit),
             kernel: None,
             flow_log: None,
@@ -86,14 +88,6 @@ impl Node {
         if mode == Mode::Idle {
             return Ok(node);
         }
-        if kernel_filtering {
-            // The BPF compiler is not there yet; filtering stays correct,
-            // only the CPU saving of in-kernel filtering is missing.
-            logger::warning(
-                "kernel-space event filtering is not available yet, filtering in user space",
-            );
-        }
-        logger::notice("using user-space event filtering");
         if let Some(stats) = &config.stats {
             let path = match &stats.log_file {
                 LogTarget::Off => None,
@@ -110,6 +104,35 @@ impl Node {
             }
         }
         let kernel = open_kernel(config)?;
+        let mut in_kernel = false;
+        if let (true, Some(filter), Some(events)) = (kernel_filtering, &filter, &kernel.events) {
+            let attached = conntrackd_core::bpf::compile(filter)
+                .map_err(|e| e.to_string())
+                .and_then(|prog| {
+                    let prog: Vec<sockopt::SockFilter> = prog
+                        .iter()
+                        .map(|i| sockopt::SockFilter {
+                            code: i.code,
+                            jt: i.jt,
+                            jf: i.jf,
+                            k: i.k,
+                        })
+                        .collect();
+                    sockopt::attach_filter(events.get_ref().as_fd(), &prog)
+                        .map_err(|e| e.to_string())
+                });
+            match attached {
+                Ok(()) => in_kernel = true,
+                Err(e) => logger::error(&format!("cannot set event filtering: {e}")),
+            }
+        }
+        if in_kernel {
+            logger::notice("using kernel-space event filtering");
+            // Dumps, resyncs and flushes still go through the user-space filter.
+            node.local.event_filter = None;
+        } else {
+            logger::notice("using user-space event filtering");
+        }
         if let Some(events) = &kernel.events {
             node.local.netlink.buffer_size = events.get_ref().recv_buffer().unwrap_or(0) as u64;
         }

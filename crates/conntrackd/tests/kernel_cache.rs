@@ -324,3 +324,59 @@ fn internal_dump_matches_the_conntrack_tool() {
     assert_eq!(ours, tool);
     ctl(&ns, &conf, &["-k"]);
 }
+
+/// `Filter From Kernelspace`: the BPF program on the event socket drops
+/// ignored flows before they reach the daemon.
+#[test]
+fn kernel_space_filter_drops_events_in_the_kernel() {
+    if !netns_available("kernel_space_filter_drops_events_in_the_kernel") {
+        return;
+    }
+    let ns = Netns::new("ctb");
+    let s = Scratch::new();
+    let text = format!(
+        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tFilter From Kernelspace {{\n\t\tProtocol Accept {{ TCP UDP }}\n\t\tAddress Ignore {{ IPv4_address 10.66.0.0/16 IPv6_address 2001:db8:66::1 }}\n\t}}\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    let conf = s.write("ct.conf", &text);
+    ctl(&ns, &conf, &["-d"]);
+    let log = std::fs::read_to_string(s.path("log")).expect("log");
+    assert!(log.contains("using kernel-space event filtering"), "{log}");
+    for args in [
+        "-I -s 10.1.1.5 -d 10.2.2.9 -p udp --sport 5000 --dport 53 -t 30",
+        "-I -s 10.66.1.1 -d 10.2.2.9 -p udp --sport 5000 --dport 53 -t 30",
+        "-I -s 2001:db8:66::1 -d 2001:db8::9 -p tcp --sport 1 --dport 2 --state ESTABLISHED -t 30",
+        "-I -s 2001:db8:1::1 -d 2001:db8::9 -p tcp --sport 1 --dport 2 --state ESTABLISHED -t 30",
+        "-I -s 10.1.1.5 -d 10.2.2.9 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 1 -t 30",
+    ] {
+        ns.conntrack(&args.split(' ').collect::<Vec<_>>());
+    }
+    assert!(wait_until(Duration::from_secs(5), || ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .lines()
+    .count()
+        == 2));
+    std::thread::sleep(Duration::from_millis(200));
+    let dump = ctl(&ns, &conf, &["-i"]);
+    assert!(
+        dump.contains("src=10.1.1.5") && dump.contains("src=2001:db8:1::1"),
+        "{dump}"
+    );
+    assert_eq!(dump.lines().count(), 2, "{dump}");
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    // Filtered in the kernel: the daemon never saw those three events.
+    assert!(
+        runtime.contains("\tevents received:\t                   2\n"),
+        "{runtime}"
+    );
+    assert!(
+        runtime.contains("\tevents filtered:\t                   0\n"),
+        "{runtime}"
+    );
+    ctl(&ns, &conf, &["-k"]);
+}
