@@ -380,3 +380,50 @@ fn kernel_space_filter_drops_events_in_the_kernel() {
     );
     ctl(&ns, &conf, &["-k"]);
 }
+
+/// `PollSecs`: no event socket; the table is re-read every N seconds and
+/// vanished flows are purged.
+#[test]
+fn polling_mode_follows_the_kernel() {
+    if !netns_available("polling_mode_follows_the_kernel") {
+        return;
+    }
+    let ns = Netns::new("ctp");
+    let s = Scratch::new();
+    let text = format!(
+        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tPollSecs 1\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    let conf = s.write("ct.conf", &text);
+    ctl(&ns, &conf, &["-d"]);
+    assert!(
+        std::fs::read_to_string(s.path("log"))
+            .expect("log")
+            .contains("running in polling mode")
+    );
+    ns.conntrack(&[
+        "-I", "-s", "10.1.1.5", "-d", "10.2.2.9", "-p", "udp", "--sport", "5000", "--dport", "53",
+        "-t", "30",
+    ]);
+    assert!(wait_until(Duration::from_secs(4), || ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .contains("10.1.1.5")));
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    assert!(
+        runtime.contains("\tevents received:\t                   0\n"),
+        "no event socket: {runtime}"
+    );
+    ns.conntrack(&["-D", "-s", "10.1.1.5"]);
+    assert!(wait_until(Duration::from_secs(4), || ctl(
+        &ns,
+        &conf,
+        &["-i"]
+    )
+    .is_empty()));
+    ctl(&ns, &conf, &["-k"]);
+}
