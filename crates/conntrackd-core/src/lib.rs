@@ -4,6 +4,7 @@
 
 pub mod bpf;
 pub mod cache;
+pub mod expect_cache;
 pub mod filter;
 pub mod local;
 pub mod report;

@@ -3,17 +3,21 @@
 
 use std::fmt::Write;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, CacheCounters};
 use crate::local::NetlinkCounters;
 
 /// The `cache NAME:` block of `-s` (§4.1).
 pub fn cache_block(out: &mut String, cache: &Cache) {
-    let c = &cache.counters;
+    counters_block(out, cache.name(), cache.active(), &cache.counters);
+}
+
+/// The same block from raw numbers (expectation caches use it too).
+pub fn counters_block(out: &mut String, name: &str, active: usize, c: &CacheCounters) {
     let _ = write!(
         out,
         "cache {}:\ncurrent active connections:\t{:>12}\nconnections created:\t\t{:>12}\tfailed:\t{:>12}\nconnections updated:\t\t{:>12}\tfailed:\t{:>12}\nconnections destroyed:\t\t{:>12}\tfailed:\t{:>12}\n\n",
-        cache.name(),
-        cache.active(),
+        name,
+        active,
         c.created,
         c.create_failed,
         c.updated,

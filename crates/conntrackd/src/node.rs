@@ -9,6 +9,7 @@ use conntrack_model::Conntrack;
 use conntrack_text::PlainOptions;
 use conntrackd_config::{Config, LogTarget};
 use conntrackd_core::cache::Cache;
+use conntrackd_core::expect_cache::{ExpectCache, ExpectFilter};
 use conntrackd_core::filter::{AddressSet, Filter, Policy};
 use conntrackd_core::local::{EventKind, LocalCache, LocalOutput, Origin};
 use conntrackd_core::report;
@@ -57,6 +58,15 @@ pub struct Node {
     overrun_resync: Option<Duration>,
     poll_every: Option<Duration>,
     max_buffer: usize,
+    /// Expectation sync (`Options { ExpectationSync … }`), if enabled.
+    expect: Option<Expectations>,
+}
+
+#[derive(Debug)]
+struct Expectations {
+    filter: ExpectFilter,
+    internal: ExpectCache,
+    external: ExpectCache,
 }
 
 impl Node {
@@ -84,6 +94,20 @@ impl Node {
                 .map(|s| Duration::from_secs(u64::from(s))),
             poll_every: general.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
             max_buffer: general.netlink_buffer_size_max_growth as usize,
+            expect: config.sync.as_ref().and_then(|sync| {
+                let filter = match &sync.expectation_sync {
+                    conntrackd_config::ExpectSync::Off => return None,
+                    conntrackd_config::ExpectSync::All => ExpectFilter::All,
+                    conntrackd_config::ExpectSync::Helpers(names) => {
+                        ExpectFilter::Helpers(names.clone())
+                    }
+                };
+                Some(Expectations {
+                    filter,
+                    internal: ExpectCache::new(limit),
+                    external: ExpectCache::new(limit),
+                })
+            }),
         };
         if mode == Mode::Idle {
             return Ok(node);
@@ -103,7 +127,7 @@ impl Node {
                 );
             }
         }
-        let kernel = open_kernel(config)?;
+        let kernel = open_kernel(config, node.expect.is_some())?;
         let mut in_kernel = false;
         if let (true, Some(filter), Some(events)) = (kernel_filtering, &filter, &kernel.events) {
             let attached = conntrackd_core::bpf::compile(filter)
@@ -142,6 +166,7 @@ impl Node {
             node.resync_at = Some(now + every);
         }
         node.resync_with_kernel(now, false)?;
+        node.resync_expectations(now);
         Ok(node)
     }
 
@@ -174,6 +199,8 @@ impl Node {
         };
         let flush_port = kernel.requests.port_id();
         let mut overrun = false;
+        // Handled after the drain: they look at the conntrack cache.
+        let mut expect_events = Vec::new();
         loop {
             match events.get_ref().recv(&mut kernel.rx) {
                 Ok(_) => {}
@@ -205,15 +232,54 @@ impl Node {
                         };
                         self.local.handle_kernel_event(now, kind, *ct, origin);
                     }
+                    Ok(Message::Expect { event, exp, .. }) => expect_events.push((event, *exp)),
                     Ok(_) => self.local.netlink.unknown_type += 1,
                     Err(_) => self.local.netlink.catch_failed += 1,
                 }
             }
         }
+        for (event, exp) in expect_events {
+            self.handle_expect_event(now, event, exp);
+        }
         if overrun {
             self.handle_overrun(now);
         }
         self.drain_outputs();
+    }
+
+    /// An expectation event: synced only if its helper is selected and its
+    /// master flow is in the internal cache (sync-modes.md §11).
+    fn handle_expect_event(&mut self, now: Instant, event: CtEvent, exp: conntrack_model::Expect) {
+        self.local.netlink.events_received += 1;
+        let Some(state) = self.expect.as_mut() else {
+            return;
+        };
+        if event == CtEvent::Destroy {
+            state.internal.remove(&exp);
+            return;
+        }
+        if !state.filter.accepts(&exp) || !master_cached(&self.local.cache, &exp) {
+            self.local.netlink.events_filtered += 1;
+            return;
+        }
+        let _ = state.internal.upsert(now, exp);
+    }
+
+    /// Dumps the kernel's expectation table into the internal expectation cache.
+    fn resync_expectations(&mut self, now: Instant) {
+        let (Some(kernel), Some(state)) = (self.kernel.as_mut(), self.expect.as_mut()) else {
+            return;
+        };
+        match kernel.requests.dump_expect() {
+            Ok(list) => {
+                for exp in list {
+                    if state.filter.accepts(&exp) && master_cached(&self.local.cache, &exp) {
+                        let _ = state.internal.upsert(now, exp);
+                    }
+                }
+            }
+            Err(e) => logger::error(&format!("can't dump the kernel expectation table: {e}")),
+        }
     }
 
     fn handle_overrun(&mut self, now: Instant) {
@@ -338,6 +404,19 @@ impl Node {
         }
     }
 
+    fn flush_kernel_expectations(&mut self) {
+        if let Some(kernel) = self.kernel.as_mut() {
+            match kernel.requests.request_ack(request::flush_expect) {
+                Ok(Ok(())) => {}
+                Ok(Err(errno)) => logger::error(&format!(
+                    "flushing kernel expect table failed: {}",
+                    std::io::Error::from_raw_os_error(errno)
+                )),
+                Err(e) => logger::error(&format!("flushing kernel expect table failed: {e}")),
+            }
+        }
+    }
+
     fn dump_cache(cache: &Cache, now: Instant, xml: bool) -> String {
         let mut out = String::new();
         for entry in cache.iter_live() {
@@ -415,16 +494,64 @@ impl Node {
                 logger::notice("flushing caches");
                 self.local.cache.flush();
                 self.external.flush();
+                if request == code::ALL_FLUSH_CACHE
+                    && let Some(state) = self.expect.as_mut()
+                {
+                    state.internal.flush();
+                    state.external.flush();
+                }
             }
             (_, code::CT_RESYNC_MASTER | code::ALL_RESYNC_MASTER) => {
                 logger::notice("resync with master conntrack table");
                 if let Err(e) = self.resync_with_kernel(now, false) {
                     logger::error(&e);
                 }
+                if request == code::ALL_RESYNC_MASTER && self.expect.is_some() {
+                    logger::notice("resync with master expect table");
+                    self.resync_expectations(now);
+                }
+            }
+            (Mode::Sync, code::EXP_RESYNC_MASTER) if self.expect.is_some() => {
+                logger::notice("resync with master expect table");
+                self.resync_expectations(now);
+            }
+            (Mode::Sync, code::EXP_DUMP_INTERNAL) if self.expect.is_some() => {
+                if let Some(state) = &self.expect {
+                    out = dump_expectations(&state.internal, now);
+                }
+            }
+            (Mode::Sync, code::EXP_DUMP_EXTERNAL) if self.expect.is_some() => {
+                if let Some(state) = &self.expect {
+                    out = dump_expectations(&state.external, now);
+                }
+            }
+            (Mode::Sync, code::EXP_STATS) => {
+                if let Some(state) = &self.expect {
+                    report::counters_block(
+                        &mut out,
+                        "internal",
+                        state.internal.len(),
+                        &state.internal.counters,
+                    );
+                    report::counters_block(
+                        &mut out,
+                        "external",
+                        state.external.len(),
+                        &state.external.counters,
+                    );
+                }
+            }
+            (Mode::Sync, code::EXP_FLUSH_MASTER) if self.expect.is_some() => {
+                logger::notice("flushing kernel expect table");
+                self.flush_kernel_expectations();
             }
             (_, code::CT_FLUSH_MASTER | code::ALL_FLUSH_MASTER) => {
                 logger::notice("flushing kernel conntrack table");
                 self.flush_kernel();
+                if request == code::ALL_FLUSH_MASTER && self.expect.is_some() {
+                    logger::notice("flushing kernel expect table");
+                    self.flush_kernel_expectations();
+                }
             }
             _ => {}
         }
@@ -432,9 +559,34 @@ impl Node {
     }
 }
 
+/// True if the expectation's master flow is in the internal cache.
+fn master_cached(cache: &Cache, exp: &conntrack_model::Expect) -> bool {
+    let Some(master) = exp.master.clone() else {
+        return false;
+    };
+    let key = conntrack_model::FlowKey {
+        orig: master,
+        zone: exp.zone.unwrap_or(0),
+    };
+    cache.get(&key).is_some()
+}
+
+fn dump_expectations(cache: &ExpectCache, now: Instant) -> String {
+    let mut out = String::new();
+    for entry in cache.iter() {
+        out.push_str(&conntrack_text::expect_plain(&entry.exp, false));
+        let _ = writeln!(
+            out,
+            " [active since {}s]",
+            now.duration_since(entry.created).as_secs()
+        );
+    }
+    out
+}
+
 /// Opens the event socket (unless polling) and the request socket, with the
 /// buffer rules of sync-modes.md §9.
-fn open_kernel(config: &Config) -> Result<Kernel, String> {
+fn open_kernel(config: &Config, expectations: bool) -> Result<Kernel, String> {
     let general = &config.general;
     let fail = |e: std::io::Error| {
         logger::error(&format!("can't open netlink handler: {e}"));
@@ -445,7 +597,11 @@ fn open_kernel(config: &Config) -> Result<Kernel, String> {
     let events = if general.poll_secs.is_some() {
         None
     } else {
-        let socket = CtSocket::open(groups::CT_ALL, true).map_err(fail)?;
+        let mut event_groups = groups::CT_ALL;
+        if expectations {
+            event_groups |= groups::EXP_NEW | groups::EXP_UPDATE | groups::EXP_DESTROY;
+        }
+        let socket = CtSocket::open(event_groups, true).map_err(fail)?;
         if general.netlink_events_reliable {
             socket.set_reliable().map_err(fail)?;
             logger::notice("reliable ctnetlink event delivery is ENABLED.");

@@ -427,3 +427,62 @@ fn polling_mode_follows_the_kernel() {
     .is_empty()));
     ctl(&ns, &conf, &["-k"]);
 }
+
+/// ExpectationSync: an FTP helper expectation made by a real PASV exchange
+/// reaches the internal expectation cache, printed like `conntrack -L expect`.
+#[test]
+fn ftp_expectation_is_cached() {
+    if !netns_available("ftp_expectation_is_cached") {
+        return;
+    }
+    let ns = Netns::new("cte");
+    let s = Scratch::new();
+    let text = format!(
+        "Sync {{\n\tMode FTFW {{ }}\n\tMulticast {{\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 127.0.0.1\n\t\tInterface lo\n\t\tGroup 3780\n\t}}\n\tOptions {{ ExpectationSync {{ ftp }} }}\n}}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n}}\n",
+        s.path("log").display(),
+        s.path("lock").display(),
+        s.path("sock").display()
+    );
+    let conf = s.write("ct.conf", &text);
+    let rules = s.write(
+        "helper.nft",
+        "table inet h {\n ct helper ftp-std { type \"ftp\" protocol tcp; }\n chain out { type filter hook output priority 0; tcp dport 21 ct helper set \"ftp-std\"; }\n}\n",
+    );
+    ns.exec_ok("nft", &["-f", rules.to_str().expect("path")]);
+    ctl(&ns, &conf, &["-d"]);
+    let ftp = s.write(
+        "ftp.py",
+        "import socket,threading,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,1); s.bind(('127.0.0.1',21)); s.listen(1)\ndef srv():\n    c,_=s.accept(); c.sendall(b'220 hi\\r\\n'); c.recv(100); c.sendall(b'227 Entering Passive Mode (127,0,0,1,39,16)\\r\\n'); time.sleep(6)\nthreading.Thread(target=srv).start()\nk=socket.create_connection(('127.0.0.1',21)); k.recv(100); k.sendall(b'PASV\\r\\n'); k.recv(100); time.sleep(5)\n",
+    );
+    let mut session = ns.spawn("python3", &[ftp.to_str().expect("path")]);
+    let has_expect = || ctl(&ns, &conf, &["-i", "expect"]).contains("helper=ftp");
+    let seen = wait_until(Duration::from_secs(4), has_expect);
+    let ours = ctl(&ns, &conf, &["-i", "expect"]);
+    let tool = ns.conntrack(&["-L", "expect"]);
+    let _ = session.kill();
+    let _ = session.wait();
+    assert!(
+        seen,
+        "no expectation in -i expect: {ours:?}; kernel has {tool:?}"
+    );
+    let ours_line = ours
+        .lines()
+        .next()
+        .and_then(|l| l.rsplit_once(" [active since "))
+        .map(|(e, _)| e.to_string());
+    let tool_line = tool
+        .lines()
+        .next()
+        .and_then(|l| l.split_once(' '))
+        .map(|(_, rest)| rest.to_string());
+    assert_eq!(
+        ours_line, tool_line,
+        "rendering differs from conntrack -L expect"
+    );
+    let stats = ctl(&ns, &conf, &["-s", "expect"]);
+    assert!(
+        stats.starts_with("cache internal:\ncurrent active connections:\t           1\n"),
+        "{stats}"
+    );
+    ctl(&ns, &conf, &["-k"]);
+}
