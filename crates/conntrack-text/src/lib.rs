@@ -237,6 +237,59 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// Renders one expectation in the plain format of control-and-cli.md §5.4
+/// (without conntrackd's suffixes).
+pub fn expect_plain(exp: &conntrack_model::Expect, show_timeout: bool) -> String {
+    let mut out = String::new();
+    if show_timeout && let Some(t) = exp.timeout {
+        let _ = write!(out, "{t} ");
+    }
+    let proto = exp.tuple.as_ref().map_or(0, |t| t.l4proto);
+    let _ = write!(out, "proto={proto} ");
+    if let Some(t) = &exp.tuple {
+        write_tuple(&mut out, t);
+    }
+    if let Some(m) = &exp.mask {
+        let _ = write!(out, "mask-src={} mask-dst={} ", m.src, m.dst);
+        if let (Some(s), Some(d)) = (m.src_port, m.dst_port) {
+            let _ = write!(out, "sport={s} dport={d} ");
+        }
+    }
+    if let Some(m) = &exp.master {
+        let _ = write!(out, "master-src={} master-dst={} ", m.src, m.dst);
+        if let (Some(s), Some(d)) = (m.src_port, m.dst_port) {
+            let _ = write!(out, "sport={s} dport={d} ");
+        }
+    }
+    if let Some(z) = exp.zone {
+        let _ = write!(out, "zone={z} ");
+    }
+    if let Some(flags) = exp.flags.filter(|f| *f != 0) {
+        let names: Vec<&str> = [
+            (consts::expect_flags::PERMANENT, "PERMANENT"),
+            (consts::expect_flags::INACTIVE, "INACTIVE"),
+            (consts::expect_flags::USERSPACE, "USERSPACE"),
+        ]
+        .iter()
+        .filter(|(bit, _)| flags & bit != 0)
+        .map(|(_, name)| *name)
+        .collect();
+        if !names.is_empty() {
+            let _ = write!(out, "{} ", names.join(","));
+        }
+    }
+    if let Some(c) = exp.class {
+        let _ = write!(out, "class={c} ");
+    }
+    if let Some(h) = &exp.helper {
+        let _ = write!(out, "helper={h} ");
+    }
+    if out.ends_with(' ') {
+        out.pop();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,57 +387,4 @@ mod tests {
         assert!(x.contains("<meta direction=\"reply\"><layer3 protonum=\"0\" protoname=\"unknown\"><src></src><dst></dst></layer3><layer4 protonum=\"0\" protoname=\"unknown\"></layer4></meta>"), "{x}");
         assert!(x.ends_with("<meta direction=\"independent\"><state>ESTABLISHED</state><mark>42</mark><zone>3</zone><assured/></meta></flow>"), "{x}");
     }
-}
-
-/// Renders one expectation in the plain format of control-and-cli.md §5.4
-/// (without conntrackd's suffixes).
-pub fn expect_plain(exp: &conntrack_model::Expect, show_timeout: bool) -> String {
-    let mut out = String::new();
-    if show_timeout && let Some(t) = exp.timeout {
-        let _ = write!(out, "{t} ");
-    }
-    let proto = exp.tuple.as_ref().map_or(0, |t| t.l4proto);
-    let _ = write!(out, "proto={proto} ");
-    if let Some(t) = &exp.tuple {
-        write_tuple(&mut out, t);
-    }
-    if let Some(m) = &exp.mask {
-        let _ = write!(out, "mask-src={} mask-dst={} ", m.src, m.dst);
-        if let (Some(s), Some(d)) = (m.src_port, m.dst_port) {
-            let _ = write!(out, "sport={s} dport={d} ");
-        }
-    }
-    if let Some(m) = &exp.master {
-        let _ = write!(out, "master-src={} master-dst={} ", m.src, m.dst);
-        if let (Some(s), Some(d)) = (m.src_port, m.dst_port) {
-            let _ = write!(out, "sport={s} dport={d} ");
-        }
-    }
-    if let Some(z) = exp.zone {
-        let _ = write!(out, "zone={z} ");
-    }
-    if let Some(flags) = exp.flags.filter(|f| *f != 0) {
-        let names: Vec<&str> = [
-            (consts::expect_flags::PERMANENT, "PERMANENT"),
-            (consts::expect_flags::INACTIVE, "INACTIVE"),
-            (consts::expect_flags::USERSPACE, "USERSPACE"),
-        ]
-        .iter()
-        .filter(|(bit, _)| flags & bit != 0)
-        .map(|(_, name)| *name)
-        .collect();
-        if !names.is_empty() {
-            let _ = write!(out, "{} ", names.join(","));
-        }
-    }
-    if let Some(c) = exp.class {
-        let _ = write!(out, "class={c} ");
-    }
-    if let Some(h) = &exp.helper {
-        let _ = write!(out, "helper={h} ");
-    }
-    if out.ends_with(' ') {
-        out.pop();
-    }
-    out
 }
