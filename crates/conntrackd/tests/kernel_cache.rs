@@ -9,14 +9,25 @@ use std::time::Duration;
 
 use common::{Netns, Scratch, conntrackd_bin, netns_available, wait_until};
 
-fn config(s: &Scratch, body: &str) -> std::path::PathBuf {
+/// Writes a configuration: `sections` (Sync or Stats) plus a General
+/// block with this test's paths and `general_extra` items.
+fn write_config(s: &Scratch, sections: &str, general_extra: &str) -> std::path::PathBuf {
     let text = format!(
-        "{body}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tNetlinkBufferSize 2097152\n\tNetlinkBufferSizeMaxGrowth 8388608\n\tFilter {{ Address Ignore {{ IPv4_address 10.66.0.0/16 }} }}\n}}\n",
+        "{sections}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n{general_extra}\n}}\n",
         s.path("log").display(),
         s.path("lock").display(),
         s.path("sock").display()
     );
     s.write("ct.conf", &text)
+}
+
+/// The usual test configuration: buffer sizes and an ignored network.
+fn config(s: &Scratch, sections: &str) -> std::path::PathBuf {
+    write_config(
+        s,
+        sections,
+        "\tNetlinkBufferSize 2097152\n\tNetlinkBufferSizeMaxGrowth 8388608\n\tFilter { Address Ignore { IPv4_address 10.66.0.0/16 } }",
+    )
 }
 
 fn ctl(ns: &Netns, conf: &std::path::Path, args: &[&str]) -> String {
@@ -215,13 +226,13 @@ fn overrun_is_detected_counted_and_repaired() {
     }
     let ns = Netns::new("cto");
     let s = Scratch::new();
-    let text = format!(
-        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tNetlinkBufferSize 8192\n\tNetlinkBufferSizeMaxGrowth 16384\n\tNetlinkOverrunResync 1\n}}\n",
-        s.path("log").display(),
-        s.path("lock").display(),
-        s.path("sock").display()
+    let conf = write_config(
+        &s,
+        SYNC,
+        "	NetlinkBufferSize 8192
+	NetlinkBufferSizeMaxGrowth 16384
+	NetlinkOverrunResync 1",
     );
-    let conf = s.write("ct.conf", &text);
     ctl(&ns, &conf, &["-d"]);
     let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
     let pid = pid.trim();
@@ -334,13 +345,14 @@ fn kernel_space_filter_drops_events_in_the_kernel() {
     }
     let ns = Netns::new("ctb");
     let s = Scratch::new();
-    let text = format!(
-        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tFilter From Kernelspace {{\n\t\tProtocol Accept {{ TCP UDP }}\n\t\tAddress Ignore {{ IPv4_address 10.66.0.0/16 IPv6_address 2001:db8:66::1 }}\n\t}}\n}}\n",
-        s.path("log").display(),
-        s.path("lock").display(),
-        s.path("sock").display()
+    let conf = write_config(
+        &s,
+        SYNC,
+        "	Filter From Kernelspace {
+		Protocol Accept { TCP UDP }
+		Address Ignore { IPv4_address 10.66.0.0/16 IPv6_address 2001:db8:66::1 }
+	}",
     );
-    let conf = s.write("ct.conf", &text);
     ctl(&ns, &conf, &["-d"]);
     let log = std::fs::read_to_string(s.path("log")).expect("log");
     assert!(log.contains("using kernel-space event filtering"), "{log}");
@@ -390,13 +402,7 @@ fn polling_mode_follows_the_kernel() {
     }
     let ns = Netns::new("ctp");
     let s = Scratch::new();
-    let text = format!(
-        "{SYNC}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tPollSecs 1\n}}\n",
-        s.path("log").display(),
-        s.path("lock").display(),
-        s.path("sock").display()
-    );
-    let conf = s.write("ct.conf", &text);
+    let conf = write_config(&s, SYNC, "	PollSecs 1");
     ctl(&ns, &conf, &["-d"]);
     assert!(
         std::fs::read_to_string(s.path("log"))
@@ -437,13 +443,15 @@ fn ftp_expectation_is_cached() {
     }
     let ns = Netns::new("cte");
     let s = Scratch::new();
-    let text = format!(
-        "Sync {{\n\tMode FTFW {{ }}\n\tMulticast {{\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 127.0.0.1\n\t\tInterface lo\n\t\tGroup 3780\n\t}}\n\tOptions {{ ExpectationSync {{ ftp }} }}\n}}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n}}\n",
-        s.path("log").display(),
-        s.path("lock").display(),
-        s.path("sock").display()
+    let sync = SYNC.replacen(
+        "
+}",
+        "
+	Options { ExpectationSync { ftp } }
+}",
+        1,
     );
-    let conf = s.write("ct.conf", &text);
+    let conf = write_config(&s, &sync, "");
     let rules = s.write(
         "helper.nft",
         "table inet h {\n ct helper ftp-std { type \"ftp\" protocol tcp; }\n chain out { type filter hook output priority 0; tcp dport 21 ct helper set \"ftp-std\"; }\n}\n",

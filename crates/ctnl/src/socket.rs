@@ -119,37 +119,30 @@ impl CtSocket {
 
     /// Dumps the conntrack table (blocking socket).
     pub fn dump_conntrack(&mut self) -> io::Result<Vec<Conntrack>> {
-        let seq = self.next_seq();
-        let mut req = Vec::new();
-        request::dump(&mut req, seq, 0);
-        self.send(&req)?;
-        let mut out = Vec::new();
-        let mut buf = Vec::with_capacity(1 << 16);
-        loop {
-            match self.recv(&mut buf) {
-                Ok(_) => {}
-                Err(RecvError::Io(e)) => return Err(e),
-                Err(e) => return Err(io::Error::other(e.to_string())),
-            }
-            for msg in messages(&buf) {
-                match msg {
-                    Ok(Message::Conntrack { header, ct, .. }) if header.seq == seq => out.push(*ct),
-                    Ok(Message::Done { header }) if header.seq == seq => return Ok(out),
-                    Ok(Message::Error { errno, .. }) if errno != 0 => {
-                        return Err(io::Error::from_raw_os_error(errno));
-                    }
-                    // Entries the codec cannot decode are skipped, not fatal.
-                    _ => {}
-                }
-            }
-        }
+        self.dump(request::dump, |m| match m {
+            Message::Conntrack { ct, .. } => Some(*ct),
+            _ => None,
+        })
     }
 
     /// Dumps the expectation table (blocking socket).
     pub fn dump_expect(&mut self) -> io::Result<Vec<conntrack_model::Expect>> {
+        self.dump(request::dump_expect, |m| match m {
+            Message::Expect { exp, .. } => Some(*exp),
+            _ => None,
+        })
+    }
+
+    /// Sends a dump request and collects what `take` keeps of each reply
+    /// until NLMSG_DONE. Entries the codec cannot decode are skipped.
+    fn dump<T>(
+        &mut self,
+        build: fn(&mut Vec<u8>, u32, u8),
+        take: impl Fn(Message) -> Option<T>,
+    ) -> io::Result<Vec<T>> {
         let seq = self.next_seq();
         let mut req = Vec::new();
-        request::dump_expect(&mut req, seq, 0);
+        build(&mut req, seq, 0);
         self.send(&req)?;
         let mut out = Vec::new();
         let mut buf = Vec::with_capacity(1 << 16);
@@ -159,14 +152,15 @@ impl CtSocket {
                 Err(RecvError::Io(e)) => return Err(e),
                 Err(e) => return Err(io::Error::other(e.to_string())),
             }
-            for msg in messages(&buf) {
+            for msg in messages(&buf).flatten() {
                 match msg {
-                    Ok(Message::Expect { header, exp, .. }) if header.seq == seq => out.push(*exp),
-                    Ok(Message::Done { header }) if header.seq == seq => return Ok(out),
-                    Ok(Message::Error { errno, .. }) if errno != 0 => {
+                    Message::Done { header } if header.seq == seq => return Ok(out),
+                    Message::Error { errno, .. } if errno != 0 => {
                         return Err(io::Error::from_raw_os_error(errno));
                     }
-                    _ => {}
+                    Message::Conntrack { header, .. } | Message::Expect { header, .. }
+                        if header.seq != seq => {}
+                    other => out.extend(take(other)),
                 }
             }
         }
