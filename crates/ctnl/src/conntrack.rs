@@ -344,7 +344,10 @@ fn decode_seq_adj(buf: &[u8]) -> Result<SeqAdj, DecodeError> {
     Ok(s)
 }
 
-/// Encodes every attribute present in `ct`, in the kernel's order.
+/// Encodes every attribute present in `ct`, in the order a 6.x kernel
+/// dumps them (observed: tuples, zone, status, mark, id, use, timeout,
+/// protoinfo, synproxy), so that a decoded kernel message re-encodes to
+/// the same bytes. Request-only attributes (NAT, masks) come last.
 pub fn encode_conntrack(w: &mut NlaWriter<'_>, ct: &Conntrack) {
     if let Some(t) = &ct.orig {
         encode_tuple(w, CTA_TUPLE_ORIG, t);
@@ -352,20 +355,35 @@ pub fn encode_conntrack(w: &mut NlaWriter<'_>, ct: &Conntrack) {
     if let Some(t) = &ct.reply {
         encode_tuple(w, CTA_TUPLE_REPLY, t);
     }
+    if let Some(v) = ct.zone {
+        w.be16(CTA_ZONE, v);
+    }
     if let Some(v) = ct.status {
         w.be32(CTA_STATUS, v);
-    }
-    if let Some(v) = ct.timeout {
-        w.be32(CTA_TIMEOUT, v);
     }
     if let Some(v) = ct.mark {
         w.be32(CTA_MARK, v);
     }
-    if let Some(v) = ct.mark_mask {
-        w.be32(CTA_MARK_MASK, v);
+    if let Some(name) = &ct.secctx {
+        w.nested(CTA_SECCTX, |w| w.string(CTA_SECCTX_NAME, name));
     }
-    if let Some(v) = ct.secmark {
-        w.be32(CTA_SECMARK, v);
+    if let Some(v) = ct.id {
+        w.be32(CTA_ID, v);
+    }
+    if let Some(v) = ct.use_count {
+        w.be32(CTA_USE, v);
+    }
+    if let Some(t) = &ct.master {
+        encode_tuple(w, CTA_TUPLE_MASTER, t);
+    }
+    if let Some(s) = &ct.seq_adj_orig {
+        encode_seq_adj(w, CTA_SEQ_ADJ_ORIG, s);
+    }
+    if let Some(s) = &ct.seq_adj_reply {
+        encode_seq_adj(w, CTA_SEQ_ADJ_REPLY, s);
+    }
+    if let Some(v) = ct.timeout {
+        w.be32(CTA_TIMEOUT, v);
     }
     if let Some(c) = &ct.counters_orig {
         encode_counters(w, CTA_COUNTERS_ORIG, c);
@@ -389,38 +407,11 @@ pub fn encode_conntrack(w: &mut NlaWriter<'_>, ct: &Conntrack) {
     if let Some(name) = &ct.helper {
         w.nested(CTA_HELP, |w| w.string(CTA_HELP_NAME, name));
     }
-    if let Some(nat) = &ct.nat_src {
-        encode_nat(w, CTA_NAT_SRC, nat);
-    }
-    if let Some(nat) = &ct.nat_dst {
-        encode_nat(w, CTA_NAT_DST, nat);
-    }
-    if let Some(v) = ct.id {
-        w.be32(CTA_ID, v);
-    }
-    if let Some(v) = ct.use_count {
-        w.be32(CTA_USE, v);
-    }
-    if let Some(t) = &ct.master {
-        encode_tuple(w, CTA_TUPLE_MASTER, t);
-    }
-    if let Some(s) = &ct.seq_adj_orig {
-        encode_seq_adj(w, CTA_SEQ_ADJ_ORIG, s);
-    }
-    if let Some(s) = &ct.seq_adj_reply {
-        encode_seq_adj(w, CTA_SEQ_ADJ_REPLY, s);
-    }
-    if let Some(v) = ct.zone {
-        w.be16(CTA_ZONE, v);
-    }
-    if let Some(name) = &ct.secctx {
-        w.nested(CTA_SECCTX, |w| w.string(CTA_SECCTX_NAME, name));
+    if let Some(v) = ct.secmark {
+        w.be32(CTA_SECMARK, v);
     }
     if let Some(l) = &ct.labels {
         w.bytes(CTA_LABELS, l);
-    }
-    if let Some(l) = &ct.labels_mask {
-        w.bytes(CTA_LABELS_MASK, l);
     }
     if let Some(sp) = &ct.synproxy {
         w.nested(CTA_SYNPROXY, |w| {
@@ -428,6 +419,18 @@ pub fn encode_conntrack(w: &mut NlaWriter<'_>, ct: &Conntrack) {
             w.be32(CTA_SYNPROXY_ITS, sp.its);
             w.be32(CTA_SYNPROXY_TSOFF, sp.tsoff);
         });
+    }
+    if let Some(nat) = &ct.nat_src {
+        encode_nat(w, CTA_NAT_SRC, nat);
+    }
+    if let Some(nat) = &ct.nat_dst {
+        encode_nat(w, CTA_NAT_DST, nat);
+    }
+    if let Some(v) = ct.mark_mask {
+        w.be32(CTA_MARK_MASK, v);
+    }
+    if let Some(l) = &ct.labels_mask {
+        w.bytes(CTA_LABELS_MASK, l);
     }
     if let Some(v) = ct.status_mask {
         w.be32(CTA_STATUS_MASK, v);
