@@ -290,6 +290,51 @@ pub fn expect_plain(exp: &conntrack_model::Expect, show_timeout: bool) -> String
     out
 }
 
+/// Renders one expectation as the `<flow>…</flow>` element of §5.4.
+pub fn expect_xml(exp: &conntrack_model::Expect) -> String {
+    let parts = [
+        ("expected", exp.tuple.as_ref()),
+        ("mask", exp.mask.as_ref()),
+        ("master", exp.master.as_ref()),
+    ];
+    let l3 = exp.tuple.as_ref().map_or(consts::AF_INET, Tuple::family);
+    let (l3num, l3name) = if l3 == consts::AF_INET6 {
+        (10, "ipv6")
+    } else {
+        (2, "ipv4")
+    };
+    let proto = exp.tuple.as_ref().map_or(0, |t| t.l4proto);
+    let mut out = format!("<flow><layer3 protonum=\"{l3num}\" protoname=\"{l3name}\">");
+    for (name, t) in parts {
+        if let Some(t) = t {
+            let _ = write!(
+                out,
+                "<{name}><src>{}</src><dst>{}</dst></{name}>",
+                t.src, t.dst
+            );
+        }
+    }
+    let _ = write!(
+        out,
+        "</layer3><layer4 protonum=\"{proto}\" protoname=\"{}\">",
+        consts::l4proto_name(proto)
+    );
+    for (name, t) in parts {
+        if let Some((s, d)) = t.and_then(|t| t.src_port.zip(t.dst_port)) {
+            let _ = write!(out, "<{name}><sport>{s}</sport><dport>{d}</dport></{name}>");
+        }
+    }
+    out.push_str("</layer4><meta>");
+    if let Some(h) = &exp.helper {
+        let _ = write!(out, "<helper-name>{}</helper-name>", escape(h));
+    }
+    if let Some(c) = exp.class {
+        let _ = write!(out, "<class>{c}</class>");
+    }
+    out.push_str("</meta></flow>");
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,5 +431,28 @@ mod tests {
         let x = xml(&ct);
         assert!(x.contains("<meta direction=\"reply\"><layer3 protonum=\"0\" protoname=\"unknown\"><src></src><dst></dst></layer3><layer4 protonum=\"0\" protoname=\"unknown\"></layer4></meta>"), "{x}");
         assert!(x.ends_with("<meta direction=\"independent\"><state>ESTABLISHED</state><mark>42</mark><zone>3</zone><assured/></meta></flow>"), "{x}");
+    }
+
+    #[test]
+    fn expectation_renderings_match_the_spec_captures() {
+        let ip = |s: &str| s.parse().expect("ip");
+        let exp = conntrack_model::Expect {
+            tuple: Some(Tuple::new(ip("10.88.0.1"), ip("10.88.0.1"), 6).with_ports(0, 10000)),
+            mask: Some(
+                Tuple::new(ip("255.255.255.255"), ip("255.255.255.255"), 6).with_ports(0, 65535),
+            ),
+            master: Some(Tuple::new(ip("10.88.0.1"), ip("10.88.0.1"), 6).with_ports(40021, 21)),
+            class: Some(0),
+            helper: Some("ftp".into()),
+            ..conntrack_model::Expect::default()
+        };
+        assert_eq!(
+            expect_plain(&exp, false),
+            "proto=6 src=10.88.0.1 dst=10.88.0.1 sport=0 dport=10000 mask-src=255.255.255.255 mask-dst=255.255.255.255 sport=0 dport=65535 master-src=10.88.0.1 master-dst=10.88.0.1 sport=40021 dport=21 class=0 helper=ftp"
+        );
+        assert_eq!(
+            expect_xml(&exp),
+            "<flow><layer3 protonum=\"2\" protoname=\"ipv4\"><expected><src>10.88.0.1</src><dst>10.88.0.1</dst></expected><mask><src>255.255.255.255</src><dst>255.255.255.255</dst></mask><master><src>10.88.0.1</src><dst>10.88.0.1</dst></master></layer3><layer4 protonum=\"6\" protoname=\"tcp\"><expected><sport>0</sport><dport>10000</dport></expected><mask><sport>0</sport><dport>65535</dport></mask><master><sport>40021</sport><dport>21</dport></master></layer4><meta><helper-name>ftp</helper-name><class>0</class></meta></flow>"
+        );
     }
 }

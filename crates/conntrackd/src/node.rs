@@ -520,6 +520,20 @@ impl Node {
                     out = dump_expectations(&state.internal, now);
                 }
             }
+            // 1.4.7 does not check ExpectationSync for the XML variants.
+            (Mode::Sync, code::EXP_DUMP_INT_XML | code::EXP_DUMP_EXT_XML) => {
+                if let Some(state) = &self.expect {
+                    let cache = if request == code::EXP_DUMP_INT_XML {
+                        &state.internal
+                    } else {
+                        &state.external
+                    };
+                    for entry in cache.iter() {
+                        out.push_str(&conntrack_text::expect_xml(&entry.exp));
+                        out.push('\n');
+                    }
+                }
+            }
             (Mode::Sync, code::EXP_DUMP_EXTERNAL) if self.expect.is_some() => {
                 if let Some(state) = &self.expect {
                     out = dump_expectations(&state.external, now);

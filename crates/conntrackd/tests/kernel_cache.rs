@@ -487,6 +487,13 @@ fn ftp_expectation_is_cached() {
         ours_line, tool_line,
         "rendering differs from conntrack -L expect"
     );
+    let xml = ctl(&ns, &conf, &["-i", "expect", "-x"]);
+    assert!(
+        xml.starts_with(
+            "<flow><layer3 protonum=\"2\" protoname=\"ipv4\"><expected><src>127.0.0.1</src>"
+        ) && xml.contains("<helper-name>ftp</helper-name>"),
+        "{xml}"
+    );
     let stats = ctl(&ns, &conf, &["-s", "expect"]);
     assert!(
         stats.starts_with("cache internal:\ncurrent active connections:\t           1\n"),
