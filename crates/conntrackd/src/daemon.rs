@@ -27,12 +27,16 @@ pub fn run(config: Config, background: bool) -> ExitCode {
         LogTarget::Default => open_log(&PathBuf::from(conntrackd_config::DEFAULT_LOG_FILE)),
         LogTarget::Path(path) => open_log(path),
     }
-    if let Some(facility) = config.general.syslog {
-        let code = match facility {
-            conntrackd_config::Facility::Daemon => 3,
-            conntrackd_config::Facility::Local(n) => 16 + n,
+    // Syslog is opened if either section wants it, always with General's
+    // facility (syslog's `user` if General has none), as 1.4.7 does.
+    let stats_syslog = config.stats.as_ref().is_some_and(|s| s.syslog.is_some());
+    if config.general.syslog.is_some() || stats_syslog {
+        let code = match config.general.syslog {
+            Some(conntrackd_config::Facility::Daemon) => 3,
+            Some(conntrackd_config::Facility::Local(n)) => 16 + n,
+            None => 1,
         };
-        if let Err(e) = logger::set_syslog(code) {
+        if let Err(e) = logger::set_syslog(code, config.general.syslog.is_some()) {
             logger::warning(&format!("can't open syslog: {e}"));
         }
     }

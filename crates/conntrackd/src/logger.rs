@@ -15,6 +15,7 @@ use std::sync::Mutex;
 /// Severity of a log line, with the word the C daemon prints.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    Info,
     Notice,
     Warning,
     Error,
@@ -23,6 +24,7 @@ pub enum Level {
 impl Level {
     fn word(self) -> &'static str {
         match self {
+            Level::Info => "info",
             Level::Notice => "notice",
             Level::Warning => "warning",
             Level::Error => "ERROR",
@@ -32,6 +34,7 @@ impl Level {
     /// syslog(3) priority.
     fn syslog_priority(self) -> u8 {
         match self {
+            Level::Info => 6,
             Level::Notice => 5,
             Level::Warning => 4,
             Level::Error => 3,
@@ -48,6 +51,9 @@ impl Level {
 struct Syslog {
     socket: UnixDatagram,
     facility: u8,
+    /// Daemon log lines go to syslog only with General `Syslog`; the
+    /// socket may be open for Stats records alone.
+    daemon_lines: bool,
 }
 
 #[derive(Debug, Default)]
@@ -99,14 +105,25 @@ pub fn log(level: Level, message: &str) {
         // A full disk must not stop the daemon; the line is lost, nothing else.
         let _ = writeln!(file, "{line}");
     }
-    if let Some(syslog) = sinks.syslog.as_ref() {
-        let pri = syslog.facility * 8 + level.syslog_priority();
-        let msg = format!(
-            "<{pri}>{} conntrack-tools[{}]: {message}",
-            chrono::Local::now().format("%b %e %H:%M:%S"),
-            std::process::id()
-        );
-        let _ = syslog.socket.send(msg.as_bytes());
+    if let Some(syslog) = sinks.syslog.as_ref().filter(|s| s.daemon_lines) {
+        send_syslog(syslog, level, message);
+    }
+}
+
+fn send_syslog(syslog: &Syslog, level: Level, message: &str) {
+    let pri = u32::from(syslog.facility) * 8 + u32::from(level.syslog_priority());
+    let msg = format!(
+        "<{pri}>{} conntrack-tools[{}]: {message}",
+        chrono::Local::now().format("%b %e %H:%M:%S"),
+        std::process::id()
+    );
+    let _ = syslog.socket.send(msg.as_bytes());
+}
+
+/// Sends one record to syslog only (Stats-mode flow records).
+pub fn syslog_record(level: Level, message: &str) {
+    if let Some(syslog) = sinks().syslog.as_ref() {
+        send_syslog(syslog, level, message);
     }
 }
 
@@ -157,13 +174,22 @@ pub fn set_console(on: bool) {
     sinks().console = on;
 }
 
-/// Sends log lines to syslog with the given facility code (daemon = 3,
-/// local0..7 = 16..23).
-pub fn set_syslog(facility: u8) -> std::io::Result<()> {
+/// Opens syslog (`/dev/log`) with the given facility code (daemon = 3,
+/// local0..7 = 16..23, user = 1); `daemon_lines` also sends log lines there.
+pub fn set_syslog(facility: u8, daemon_lines: bool) -> std::io::Result<()> {
+    set_syslog_at(Path::new("/dev/log"), facility, daemon_lines)
+}
+
+/// As [`set_syslog`], with the socket path given.
+pub fn set_syslog_at(path: &Path, facility: u8, daemon_lines: bool) -> std::io::Result<()> {
     let socket = UnixDatagram::unbound()?;
-    socket.connect("/dev/log")?;
+    socket.connect(path)?;
     socket.set_nonblocking(true)?;
-    sinks().syslog = Some(Syslog { socket, facility });
+    sinks().syslog = Some(Syslog {
+        socket,
+        facility,
+        daemon_lines,
+    });
     Ok(())
 }
 
@@ -181,5 +207,38 @@ mod tests {
         assert!(line.contains(&format!("] (pid={}) [notice] ", std::process::id())));
         assert!(line.ends_with("initialization completed"));
         assert!(format_line(Level::Error, "x").contains("[ERROR] x"));
+    }
+
+    #[test]
+    fn syslog_gets_daemon_lines_and_records_with_priority() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("log");
+        let server = UnixDatagram::bind(&path).expect("bind");
+        server.set_nonblocking(true).expect("nonblocking");
+        set_console(false);
+        set_syslog_at(&path, 16, false).expect("open");
+        log(Level::Notice, "not for syslog");
+        syslog_record(Level::Info, "tcp      6 ESTABLISHED src=1.1.1.1");
+        set_syslog_at(&path, 3, true).expect("open");
+        log(Level::Error, "daemon line");
+        let mut buf = [0u8; 512];
+        let n = server.recv(&mut buf).expect("record");
+        let first = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // local0 (16) * 8 + info (6) = 134
+        assert!(first.starts_with("<134>"), "{first}");
+        assert!(
+            first.ends_with(": tcp      6 ESTABLISHED src=1.1.1.1"),
+            "{first}"
+        );
+        let n = server.recv(&mut buf).expect("daemon line");
+        let second = String::from_utf8_lossy(&buf[..n]).into_owned();
+        // daemon (3) * 8 + err (3) = 27
+        assert!(
+            second.starts_with("<27>") && second.contains("conntrack-tools["),
+            "{second}"
+        );
+        assert!(server.recv(&mut buf).is_err(), "nothing else was sent");
+        sinks().syslog = None;
+        set_console(true);
     }
 }

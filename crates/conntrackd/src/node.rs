@@ -53,6 +53,8 @@ pub struct Node {
     external: Cache,
     kernel: Option<Kernel>,
     flow_log: Option<FlowLog>,
+    /// Stats `Syslog`: destroyed flows also go to syslog at INFO.
+    flow_syslog: bool,
     /// When the overrun or polling resync is due.
     resync_at: Option<Instant>,
     overrun_resync: Option<Duration>,
@@ -88,6 +90,7 @@ impl Node {
             external: Cache::new("external", limit),
             kernel: None,
             flow_log: None,
+            flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
             resync_at: None,
             overrun_resync: general
                 .netlink_overrun_resync
@@ -326,15 +329,22 @@ impl Node {
     fn drain_outputs(&mut self) {
         while let Some(output) = self.local.poll_output() {
             match output {
-                LocalOutput::FlowDestroyed(ct) => {
-                    if let Some(log) = self.flow_log.as_mut() {
-                        log.write(&conntrack_text::plain(&ct, PlainOptions::default()));
-                    }
-                }
+                LocalOutput::FlowDestroyed(ct) => self.record_destroyed(&ct),
                 LocalOutput::Malformed => {
                     logger::error("missing IPv4 address. You forgot to load nf_conntrack_ipv4?");
                 }
             }
+        }
+    }
+
+    /// Stats mode: a destroyed flow goes to the flow log and/or syslog.
+    fn record_destroyed(&mut self, ct: &Conntrack) {
+        let text = conntrack_text::plain(ct, PlainOptions::default());
+        if let Some(log) = self.flow_log.as_mut() {
+            log.write(&text);
+        }
+        if self.flow_syslog {
+            logger::syslog_record(logger::Level::Info, &text);
         }
     }
 
@@ -366,9 +376,9 @@ impl Node {
                 .collect();
             for key in gone {
                 if let Some(entry) = self.local.cache.remove(&key)
-                    && let Some(log) = self.flow_log.as_mut()
+                    && self.mode == Mode::Stats
                 {
-                    log.write(&conntrack_text::plain(&entry.ct, PlainOptions::default()));
+                    self.record_destroyed(&entry.ct);
                 }
             }
         }
