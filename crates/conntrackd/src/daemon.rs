@@ -43,6 +43,7 @@ pub fn run(config: Config, background: bool) -> ExitCode {
     if background {
         daemonize::detach();
     }
+    apply_scheduler(&config);
 
     let lock = match LockFile::acquire(&config.general.lock_file) {
         Ok((lock, Acquired::Fresh)) => lock,
@@ -84,6 +85,21 @@ pub fn run(config: Config, background: bool) -> ExitCode {
             logger::error("conntrackd cannot start, please review your configuration");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SCHED_RR at priority 99 unless `Scheduler` says otherwise, as 1.4.7;
+/// a failure only warns.
+fn apply_scheduler(config: &Config) {
+    let (kind, priority) = config.general.scheduler.effective();
+    let policy = match kind {
+        conntrackd_config::SchedulerType::Rr => oscalls::SchedPolicy::RoundRobin,
+        conntrackd_config::SchedulerType::Fifo => oscalls::SchedPolicy::Fifo,
+    };
+    if let Err(e) = oscalls::set_scheduler(policy, i32::from(priority)) {
+        logger::warning(&format!(
+            "scheduler configuration failed: {e}. Likely a bug in conntrackd, please report it. Continuing with system default scheduler."
+        ));
     }
 }
 

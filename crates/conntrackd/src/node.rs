@@ -136,16 +136,16 @@ impl Node {
             let attached = conntrackd_core::bpf::compile(filter)
                 .map_err(|e| e.to_string())
                 .and_then(|prog| {
-                    let prog: Vec<sockopt::SockFilter> = prog
+                    let prog: Vec<oscalls::SockFilter> = prog
                         .iter()
-                        .map(|i| sockopt::SockFilter {
+                        .map(|i| oscalls::SockFilter {
                             code: i.code,
                             jt: i.jt,
                             jf: i.jf,
                             k: i.k,
                         })
                         .collect();
-                    sockopt::attach_filter(events.get_ref().as_fd(), &prog)
+                    oscalls::attach_filter(events.get_ref().as_fd(), &prog)
                         .map_err(|e| e.to_string())
                 });
             match attached {

@@ -69,6 +69,16 @@ fn internal_cache_follows_the_kernel() {
         "7",
     ]);
     ctl(&ns, &conf, &["-d"]);
+    // Like 1.4.7 without a Scheduler clause: SCHED_RR (2) at priority 99.
+    let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).expect("stat");
+    let fields: Vec<&str> = stat.rsplit_once(") ").expect("comm").1.split(' ').collect();
+    // After the comm: field 3 is index 0, so rt_priority (40) and policy (41) are 37, 38.
+    assert_eq!(
+        (fields[37], fields[38]),
+        ("99", "2"),
+        "rt_priority and policy"
+    );
     let dump = ctl(&ns, &conf, &["-i"]);
     assert!(
         dump.starts_with("tcp      6 ESTABLISHED src=192.168.10.1 dst=192.168.20.2 sport=40000 dport=80 src=192.168.20.2 dst=192.168.10.1 sport=80 dport=40000 [ASSURED] mark=7 [active since "),

@@ -1,5 +1,5 @@
 //! A `NETLINK_NETFILTER` socket (safe code over rustix; raw options via
-//! the `sockopt` crate).
+//! the `oscalls` crate).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -76,16 +76,16 @@ impl CtSocket {
 
     /// `NetlinkEventsReliable on`.
     pub fn set_reliable(&self) -> io::Result<()> {
-        sockopt::set_int(
+        oscalls::set_int(
             self.fd.as_fd(),
-            sockopt::SOL_NETLINK,
-            sockopt::NETLINK_BROADCAST_SEND_ERROR,
+            oscalls::SOL_NETLINK,
+            oscalls::NETLINK_BROADCAST_SEND_ERROR,
             1,
         )?;
-        sockopt::set_int(
+        oscalls::set_int(
             self.fd.as_fd(),
-            sockopt::SOL_NETLINK,
-            sockopt::NETLINK_NO_ENOBUFS,
+            oscalls::SOL_NETLINK,
+            oscalls::NETLINK_NO_ENOBUFS,
             1,
         )
     }

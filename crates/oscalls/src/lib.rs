@@ -1,10 +1,11 @@
-//! The few socket options that neither rustix nor socket2 expose:
-//! `SO_NO_CHECK` (conntrackd's `Checksum off`), the netlink options
+//! The few system calls that neither rustix nor socket2 expose: the socket
+//! options `SO_NO_CHECK` (conntrackd's `Checksum off`),
 //! `NETLINK_NO_ENOBUFS`/`NETLINK_BROADCAST_SEND_ERROR` (reliable events) and
-//! `SO_ATTACH_FILTER` (kernel-space event filtering).
+//! `SO_ATTACH_FILTER` (kernel-space event filtering), and
+//! `sched_setscheduler` (the `Scheduler` clause).
 //!
-//! This is the only module of the project allowed to use `unsafe`; every
-//! function here is a thin, checked wrapper around one `setsockopt` call.
+//! This is the only crate of the project allowed to use `unsafe`; every
+//! function here is a thin, checked wrapper around one call.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -75,6 +76,32 @@ pub fn attach_filter(fd: BorrowedFd<'_>, program: &[SockFilter]) -> io::Result<(
     }
 }
 
+/// Real-time scheduling policies of the `Scheduler` clause.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchedPolicy {
+    RoundRobin,
+    Fifo,
+}
+
+/// Sets this process's scheduling policy and priority.
+pub fn set_scheduler(policy: SchedPolicy, priority: i32) -> io::Result<()> {
+    let policy = match policy {
+        SchedPolicy::RoundRobin => libc::SCHED_RR,
+        SchedPolicy::Fifo => libc::SCHED_FIFO,
+    };
+    let param = libc::sched_param {
+        sched_priority: priority,
+    };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0
+    // is the calling process.
+    let rc = unsafe { libc::sched_setscheduler(0, policy, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,6 +125,12 @@ mod tests {
             k: 0xffff,
         }];
         attach_filter(sock.as_fd(), &prog).expect("attach");
+    }
+
+    #[test]
+    fn out_of_range_priority_is_an_error() {
+        // Priorities above 99 are invalid for every real-time policy.
+        assert!(set_scheduler(SchedPolicy::RoundRobin, 1000).is_err());
     }
 
     #[test]
