@@ -4,6 +4,7 @@
 //!
 //! State-message attributes (`NTA_*`) come in a later module.
 
+pub mod ct;
 pub mod frame;
 pub mod header;
 pub mod seq;

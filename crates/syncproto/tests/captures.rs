@@ -163,6 +163,9 @@ fn fuzz_corpus_replays() {
     for entry in std::fs::read_dir(dir).expect("corpus directory") {
         let bytes = std::fs::read(entry.expect("entry").path()).expect("read");
         for f in frames(&bytes).flatten() {
+            if f.header.is_data() {
+                let _ = syncproto::ct::decode_state(f.bytes);
+            }
             let _ = Control::decode(&f.header, f.bytes);
         }
         n += 1;
