@@ -1,13 +1,14 @@
 //! Conntrack state messages (types 0–2): `NTA_*` attributes to and from
 //! the flat model (wire-protocol.md §5.1–§5.6).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use conntrack_model::{
     Conntrack, DccpInfo, NatRange, SctpInfo, SeqAdj, Synproxy, TcpInfo, Tuple, consts,
 };
 
-use crate::header::{HEADER_LEN, Header, MsgType, VERSION};
+use crate::header::{HEADER_LEN, MsgType};
+use crate::tlv::{TlvWriter, attributes, be16, be32, ip4, ip6};
 
 const NTA_IPV4: u16 = 0;
 const NTA_IPV6: u16 = 1;
@@ -68,52 +69,6 @@ pub struct EncodeOptions {
     pub omit_timeout: bool,
 }
 
-struct Writer<'a> {
-    out: &'a mut Vec<u8>,
-}
-
-impl Writer<'_> {
-    fn attr(&mut self, id: u16, payload: &[u8]) {
-        let len = (4 + payload.len()) as u16;
-        self.out.extend_from_slice(&len.to_be_bytes());
-        self.out.extend_from_slice(&id.to_be_bytes());
-        self.out.extend_from_slice(payload);
-        while !self.out.len().is_multiple_of(4) {
-            self.out.push(0);
-        }
-    }
-    fn u8(&mut self, id: u16, v: u8) {
-        self.attr(id, &[v]);
-    }
-    fn be32(&mut self, id: u16, v: u32) {
-        self.attr(id, &v.to_be_bytes());
-    }
-    fn ports(&mut self, id: u16, s: u16, d: u16) {
-        let mut b = [0u8; 4];
-        b[..2].copy_from_slice(&s.to_be_bytes());
-        b[2..].copy_from_slice(&d.to_be_bytes());
-        self.attr(id, &b);
-    }
-    fn addrs(&mut self, v4: u16, v6: u16, t: &Tuple) {
-        match (t.src, t.dst) {
-            (IpAddr::V4(s), IpAddr::V4(d)) => {
-                let mut b = [0u8; 8];
-                b[..4].copy_from_slice(&s.octets());
-                b[4..].copy_from_slice(&d.octets());
-                self.attr(v4, &b);
-            }
-            (IpAddr::V6(s), IpAddr::V6(d)) => {
-                let mut b = [0u8; 32];
-                b[..16].copy_from_slice(&s.octets());
-                b[16..].copy_from_slice(&d.octets());
-                self.attr(v6, &b);
-            }
-            // Mixed families cannot come from the kernel; send nothing.
-            _ => {}
-        }
-    }
-}
-
 /// Appends one conntrack state message (header included) to `out`, in the
 /// 1.4.7 emission order (§5.2). Returns false (writing nothing) if the
 /// flow has no original tuple.
@@ -128,125 +83,113 @@ pub fn encode_state(
     let Some(orig) = &ct.orig else {
         return false;
     };
-    let start = out.len();
-    Header {
-        version: VERSION,
-        kind,
-        flags,
-        len: 0,
-        seq,
-    }
-    .write(out);
-    let mut w = Writer { out };
-    w.addrs(NTA_IPV4, NTA_IPV6, orig);
-    w.be32(NTA_STATUS, ct.status.unwrap_or(0));
-    w.u8(NTA_L4PROTO, orig.l4proto);
-    let ports = orig.src_port.zip(orig.dst_port);
-    match orig.l4proto {
-        consts::IPPROTO_TCP => {
-            if let Some((s, d)) = ports {
-                w.ports(NTA_PORT, s, d);
-            }
-            if let Some(tcp) = ct.tcp.as_ref().filter(|t| t.state.is_some()) {
-                w.u8(NTA_TCP_STATE, tcp.state.unwrap_or(0));
-                if opts.tcp_window_tracking {
-                    w.u8(NTA_TCP_WSCALE_ORIG, tcp.wscale_orig.unwrap_or(0));
-                    w.u8(NTA_TCP_WSCALE_REPL, tcp.wscale_reply.unwrap_or(0));
+    crate::tlv::message(out, kind, flags, seq, |w| {
+        w.addrs(NTA_IPV4, NTA_IPV6, orig);
+        w.be32(NTA_STATUS, ct.status.unwrap_or(0));
+        w.u8(NTA_L4PROTO, orig.l4proto);
+        let ports = orig.src_port.zip(orig.dst_port);
+        match orig.l4proto {
+            consts::IPPROTO_TCP => {
+                if let Some((s, d)) = ports {
+                    w.ports(NTA_PORT, s, d);
+                }
+                if let Some(tcp) = ct.tcp.as_ref().filter(|t| t.state.is_some()) {
+                    w.u8(NTA_TCP_STATE, tcp.state.unwrap_or(0));
+                    if opts.tcp_window_tracking {
+                        w.u8(NTA_TCP_WSCALE_ORIG, tcp.wscale_orig.unwrap_or(0));
+                        w.u8(NTA_TCP_WSCALE_REPL, tcp.wscale_reply.unwrap_or(0));
+                    }
                 }
             }
-        }
-        consts::IPPROTO_SCTP => {
-            if let Some((s, d)) = ports {
-                w.ports(NTA_PORT, s, d);
+            consts::IPPROTO_SCTP => {
+                if let Some((s, d)) = ports {
+                    w.ports(NTA_PORT, s, d);
+                }
+                if let Some(sctp) = ct.sctp.as_ref().filter(|s| s.state.is_some()) {
+                    w.u8(NTA_SCTP_STATE, sctp.state.unwrap_or(0));
+                    w.be32(NTA_SCTP_VTAG_ORIG, sctp.vtag_orig.unwrap_or(0));
+                    w.be32(NTA_SCTP_VTAG_REPL, sctp.vtag_reply.unwrap_or(0));
+                }
             }
-            if let Some(sctp) = ct.sctp.as_ref().filter(|s| s.state.is_some()) {
-                w.u8(NTA_SCTP_STATE, sctp.state.unwrap_or(0));
-                w.be32(NTA_SCTP_VTAG_ORIG, sctp.vtag_orig.unwrap_or(0));
-                w.be32(NTA_SCTP_VTAG_REPL, sctp.vtag_reply.unwrap_or(0));
+            consts::IPPROTO_DCCP => {
+                if let Some((s, d)) = ports {
+                    w.ports(NTA_PORT, s, d);
+                }
+                if let Some(dccp) = ct.dccp.as_ref().filter(|d| d.state.is_some()) {
+                    w.u8(NTA_DCCP_STATE, dccp.state.unwrap_or(0));
+                    w.u8(NTA_DCCP_ROLE, dccp.role.unwrap_or(0));
+                }
+            }
+            consts::IPPROTO_ICMP | consts::IPPROTO_ICMPV6 => {
+                if let Some(t) = orig.icmp_type {
+                    w.u8(NTA_ICMP_TYPE, t);
+                    w.u8(NTA_ICMP_CODE, orig.icmp_code.unwrap_or(0));
+                    // Little-endian, as x86 1.4.7 peers send it (§5.3).
+                    w.attr(NTA_ICMP_ID, &orig.icmp_id.unwrap_or(0).to_le_bytes());
+                }
+            }
+            consts::IPPROTO_UDP => {
+                if let Some((s, d)) = ports {
+                    w.ports(NTA_PORT, s, d);
+                }
+            }
+            _ => {}
+        }
+        if !opts.omit_timeout
+            && let Some(t) = ct.timeout
+        {
+            w.be32(NTA_TIMEOUT, t);
+        }
+        if let Some(m) = ct.mark {
+            w.be32(NTA_MARK, m);
+        }
+        if let Some(master) = &ct.master {
+            w.addrs(NTA_MASTER_IPV4, NTA_MASTER_IPV6, master);
+            w.u8(NTA_MASTER_L4PROTO, master.l4proto);
+            if let (Some(s), Some(d)) = (master.src_port, master.dst_port) {
+                w.ports(NTA_MASTER_PORT, s, d);
             }
         }
-        consts::IPPROTO_DCCP => {
-            if let Some((s, d)) = ports {
-                w.ports(NTA_PORT, s, d);
+        write_nat(w, ct, orig);
+        if let (Some(o), Some(r)) = (ct.seq_adj_orig, ct.seq_adj_reply)
+            && let [Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)] = [
+                o.correction_pos,
+                o.offset_before,
+                o.offset_after,
+                r.correction_pos,
+                r.offset_before,
+                r.offset_after,
+            ]
+        {
+            let mut p = Vec::with_capacity(24);
+            for v in [a, b, c, d, e, f] {
+                p.extend_from_slice(&v.to_be_bytes());
             }
-            if let Some(dccp) = ct.dccp.as_ref().filter(|d| d.state.is_some()) {
-                w.u8(NTA_DCCP_STATE, dccp.state.unwrap_or(0));
-                w.u8(NTA_DCCP_ROLE, dccp.role.unwrap_or(0));
+            w.attr(NTA_NAT_SEQ_ADJ, &p);
+        }
+        // Longer names would make a 1.4.7 receiver drop the whole message.
+        if let Some(h) = ct.helper.as_ref().filter(|h| h.len() <= MAX_HELPER_NAME) {
+            w.string(NTA_HELPER_NAME, h);
+        }
+        if let Some(labels) = ct.labels.as_ref().filter(|l| l.iter().any(|b| *b != 0)) {
+            w.attr(NTA_LABELS, labels);
+        }
+        if let Some(sp) = &ct.synproxy {
+            let mut p = Vec::with_capacity(12);
+            for v in [sp.its, sp.isn, sp.tsoff] {
+                p.extend_from_slice(&v.to_be_bytes());
             }
+            w.attr(NTA_SYNPROXY, &p);
         }
-        consts::IPPROTO_ICMP | consts::IPPROTO_ICMPV6 => {
-            if let Some(t) = orig.icmp_type {
-                w.u8(NTA_ICMP_TYPE, t);
-                w.u8(NTA_ICMP_CODE, orig.icmp_code.unwrap_or(0));
-                // Little-endian, as x86 1.4.7 peers send it (§5.3).
-                w.attr(NTA_ICMP_ID, &orig.icmp_id.unwrap_or(0).to_le_bytes());
-            }
+        if let Some(z) = ct.zone {
+            w.attr(NTA_ZONE, &z.to_be_bytes());
         }
-        consts::IPPROTO_UDP => {
-            if let Some((s, d)) = ports {
-                w.ports(NTA_PORT, s, d);
-            }
-        }
-        _ => {}
-    }
-    if !opts.omit_timeout
-        && let Some(t) = ct.timeout
-    {
-        w.be32(NTA_TIMEOUT, t);
-    }
-    if let Some(m) = ct.mark {
-        w.be32(NTA_MARK, m);
-    }
-    if let Some(master) = &ct.master {
-        w.addrs(NTA_MASTER_IPV4, NTA_MASTER_IPV6, master);
-        w.u8(NTA_MASTER_L4PROTO, master.l4proto);
-        if let (Some(s), Some(d)) = (master.src_port, master.dst_port) {
-            w.ports(NTA_MASTER_PORT, s, d);
-        }
-    }
-    write_nat(&mut w, ct, orig);
-    if let (Some(o), Some(r)) = (ct.seq_adj_orig, ct.seq_adj_reply)
-        && let [Some(a), Some(b), Some(c), Some(d), Some(e), Some(f)] = [
-            o.correction_pos,
-            o.offset_before,
-            o.offset_after,
-            r.correction_pos,
-            r.offset_before,
-            r.offset_after,
-        ]
-    {
-        let mut p = Vec::with_capacity(24);
-        for v in [a, b, c, d, e, f] {
-            p.extend_from_slice(&v.to_be_bytes());
-        }
-        w.attr(NTA_NAT_SEQ_ADJ, &p);
-    }
-    // Longer names would make a 1.4.7 receiver drop the whole message.
-    if let Some(h) = ct.helper.as_ref().filter(|h| h.len() <= MAX_HELPER_NAME) {
-        let mut p = h.as_bytes().to_vec();
-        p.push(0);
-        w.attr(NTA_HELPER_NAME, &p);
-    }
-    if let Some(labels) = ct.labels.as_ref().filter(|l| l.iter().any(|b| *b != 0)) {
-        w.attr(NTA_LABELS, labels);
-    }
-    if let Some(sp) = &ct.synproxy {
-        let mut p = Vec::with_capacity(12);
-        for v in [sp.its, sp.isn, sp.tsoff] {
-            p.extend_from_slice(&v.to_be_bytes());
-        }
-        w.attr(NTA_SYNPROXY, &p);
-    }
-    if let Some(z) = ct.zone {
-        w.attr(NTA_ZONE, &z.to_be_bytes());
-    }
-    let len = (out.len() - start) as u16;
-    out[start + 2..start + 4].copy_from_slice(&len.to_be_bytes());
+    });
     true
 }
 
 /// NAT as the 1.4.7 sender derives it from the reply tuple (§5.2 step 8).
-fn write_nat(w: &mut Writer<'_>, ct: &Conntrack, orig: &Tuple) {
+fn write_nat(w: &mut TlvWriter<'_>, ct: &Conntrack, orig: &Tuple) {
     let Some(reply) = &ct.reply else { return };
     let status_allows = |bit| ct.status.is_none_or(|s| s & bit != 0);
     let snat = status_allows(consts::status::SRC_NAT_DONE) && reply.dst != orig.src;
@@ -290,7 +233,7 @@ fn write_nat(w: &mut Writer<'_>, ct: &Conntrack, orig: &Tuple) {
 /// whole message, header included), with the 1.4.7 receiver's exact
 /// length checks.
 pub fn decode_state(message: &[u8]) -> Result<Conntrack, PayloadError> {
-    let mut rest = message.get(HEADER_LEN..).ok_or(PayloadError::Truncated)?;
+    let body = message.get(HEADER_LEN..).ok_or(PayloadError::Truncated)?;
     let mut ct = Conntrack::default();
     let mut addrs: Option<(IpAddr, IpAddr)> = None;
     let mut proto = None;
@@ -301,13 +244,8 @@ pub fn decode_state(message: &[u8]) -> Result<Conntrack, PayloadError> {
     let mut master_ports = None;
     let mut snat = NatRange::default();
     let mut dnat = NatRange::default();
-    while rest.len() >= 4 {
-        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-        let id = u16::from_be_bytes([rest[2], rest[3]]);
-        if len < 4 || len > rest.len() {
-            return Err(PayloadError::Truncated);
-        }
-        let p = &rest[4..len];
+    for attr in attributes(body) {
+        let (id, len, p) = attr?;
         let exact = |n: usize| {
             if len == n {
                 Ok(())
@@ -487,7 +425,6 @@ pub fn decode_state(message: &[u8]) -> Result<Conntrack, PayloadError> {
             }
             other => return Err(PayloadError::UnknownAttribute(other)),
         }
-        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
     }
     // 1.4.7 accepts address-less messages and later crashes on them; we refuse.
     let (src, dst) = addrs.ok_or(PayloadError::NoAddress)?;
@@ -523,18 +460,4 @@ fn sctp(ct: &mut Conntrack) -> &mut SctpInfo {
 }
 fn dccp(ct: &mut Conntrack) -> &mut DccpInfo {
     ct.dccp.get_or_insert_with(DccpInfo::default)
-}
-fn ip4(b: &[u8]) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))
-}
-fn ip6(b: &[u8]) -> IpAddr {
-    let mut a = [0u8; 16];
-    a.copy_from_slice(&b[..16]);
-    IpAddr::V6(Ipv6Addr::from(a))
-}
-fn be16(b: &[u8]) -> u16 {
-    u16::from_be_bytes([b[0], b[1]])
-}
-fn be32(b: &[u8]) -> u32 {
-    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
 }

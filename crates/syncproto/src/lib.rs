@@ -5,9 +5,11 @@
 //! State-message attributes (`NTA_*`) come in a later module.
 
 pub mod ct;
+pub mod exp;
 pub mod frame;
 pub mod header;
 pub mod seq;
+mod tlv;
 
 pub use frame::{FrameError, Framed, frames};
 pub use header::{Control, Header, MsgType, flags};

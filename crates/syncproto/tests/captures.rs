@@ -165,6 +165,7 @@ fn fuzz_corpus_replays() {
         for f in frames(&bytes).flatten() {
             if f.header.is_data() {
                 let _ = syncproto::ct::decode_state(f.bytes);
+                let _ = syncproto::exp::decode_expect(f.bytes);
             }
             let _ = Control::decode(&f.header, f.bytes);
         }

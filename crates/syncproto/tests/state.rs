@@ -266,3 +266,44 @@ proptest! {
         let _ = decode_state(&bytes);
     }
 }
+
+#[test]
+fn captured_ftp_expectation() {
+    let bytes = hex(
+        "13 00 00 7c 6b 06 24 df 00 0c 00 00 0a 58 00 01 0a 58 00 01 00 05 00 02 06 00 00 00 00 08 00 03 9c 55 00 15 00 0c 00 04 0a 58 00 01 0a 58 00 01 00 05 00 06 06 00 00 00 00 08 00 07 00 00 27 10 00 0c 00 08 ff ff ff ff ff ff ff ff 00 05 00 0a 06 00 00 00 00 08 00 0b 00 00 ff ff 00 08 00 0c 00 00 01 2c 00 08 00 0d 00 00 00 00 00 08 00 0e 00 00 00 00 00 08 00 13 66 74 70 00",
+    );
+    let framed = frames(&bytes).next().expect("one").expect("valid");
+    assert_eq!(framed.header.kind, MsgType::ExpNew);
+    let exp = syncproto::exp::decode_expect(framed.bytes).expect("decodes");
+    let t = |s: &str, d: &str, sp: u16, dp: u16| Tuple::new(ip(s), ip(d), 6).with_ports(sp, dp);
+    let expected = conntrack_model::Expect {
+        master: Some(t("10.88.0.1", "10.88.0.1", 40021, 21)),
+        tuple: Some(t("10.88.0.1", "10.88.0.1", 0, 10000)),
+        mask: Some(t("255.255.255.255", "255.255.255.255", 0, 0xffff)),
+        timeout: Some(300),
+        flags: Some(0),
+        class: Some(0),
+        helper: Some("ftp".into()),
+        ..conntrack_model::Expect::default()
+    };
+    assert_eq!(exp, expected);
+    let mut out = Vec::new();
+    assert!(syncproto::exp::encode_expect(
+        MsgType::ExpNew,
+        0,
+        0x6b06_24df,
+        &expected,
+        EncodeOptions::default(),
+        &mut out
+    ));
+    assert_eq!(out, bytes);
+    // Unknown expectation attribute 21 rejects the message.
+    let mut bad = bytes.clone();
+    bad.extend_from_slice(&hex("00 08 00 15 00 00 00 00"));
+    let len = bad.len() as u16;
+    bad[2..4].copy_from_slice(&len.to_be_bytes());
+    assert_eq!(
+        syncproto::exp::decode_expect(&bad),
+        Err(PayloadError::UnknownAttribute(21))
+    );
+}
