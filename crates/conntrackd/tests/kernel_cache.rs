@@ -36,6 +36,13 @@ fn ctl(ns: &Netns, conf: &std::path::Path, args: &[&str]) -> String {
     ns.exec_ok(conntrackd_bin().to_str().expect("utf8 path"), &all)
 }
 
+/// The flow of the spec's captures (wire-protocol.md §12.3).
+const SPEC_FLOW: &str = "-I -s 192.168.10.1 -d 192.168.20.2 -p tcp --sport 40000 --dport 80 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 120 --mark 7";
+
+fn words(args: &str) -> Vec<&str> {
+    args.split(' ').collect()
+}
+
 const SYNC: &str = "Sync {\n\tMode FTFW { }\n\tMulticast {\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 127.0.0.1\n\t\tInterface lo\n\t\tGroup 3780\n\t}\n}";
 
 #[test]
@@ -47,27 +54,7 @@ fn internal_cache_follows_the_kernel() {
     let s = Scratch::new();
     let conf = config(&s, SYNC);
     // A flow that exists before the daemon starts is dumped at start-up.
-    ns.conntrack(&[
-        "-I",
-        "-s",
-        "192.168.10.1",
-        "-d",
-        "192.168.20.2",
-        "-p",
-        "tcp",
-        "--sport",
-        "40000",
-        "--dport",
-        "80",
-        "--state",
-        "ESTABLISHED",
-        "-u",
-        "ASSURED,SEEN_REPLY",
-        "-t",
-        "120",
-        "--mark",
-        "7",
-    ]);
+    ns.conntrack(&words(SPEC_FLOW));
     ctl(&ns, &conf, &["-d"]);
     // Like 1.4.7 without a Scheduler clause: SCHED_RR (2) at priority 99.
     let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
@@ -182,27 +169,7 @@ fn stats_mode_logs_destroyed_flows() {
     let body = format!("Stats {{\n\tLogFile {}\n}}", s.path("flows.log").display());
     let conf = config(&s, &body);
     ctl(&ns, &conf, &["-d"]);
-    ns.conntrack(&[
-        "-I",
-        "-s",
-        "192.168.10.1",
-        "-d",
-        "192.168.20.2",
-        "-p",
-        "tcp",
-        "--sport",
-        "40000",
-        "--dport",
-        "80",
-        "--state",
-        "ESTABLISHED",
-        "-u",
-        "ASSURED,SEEN_REPLY",
-        "-t",
-        "120",
-        "--mark",
-        "7",
-    ]);
+    ns.conntrack(&words(SPEC_FLOW));
     assert!(wait_until(Duration::from_secs(5), || ctl(
         &ns,
         &conf,
@@ -310,7 +277,7 @@ fn internal_dump_matches_the_conntrack_tool() {
         "-I -s 2001:db8::1 -d 2001:db8::2 -p icmpv6 --icmpv6-type 128 --icmpv6-code 0 --icmpv6-id 9 -t 30",
         "-I -s 1.1.1.1 -d 2.2.2.2 -p tcp --sport 1 --dport 2 --state SYN_SENT -t 100 --src-nat 9.9.9.9",
     ] {
-        ns.conntrack(&args.split(' ').collect::<Vec<_>>());
+        ns.conntrack(&words(args));
     }
     ctl(&ns, &conf, &["-d"]);
     let mut ours: Vec<String> = ctl(&ns, &conf, &["-i"])
@@ -373,7 +340,7 @@ fn kernel_space_filter_drops_events_in_the_kernel() {
         "-I -s 2001:db8:1::1 -d 2001:db8::9 -p tcp --sport 1 --dport 2 --state ESTABLISHED -t 30",
         "-I -s 10.1.1.5 -d 10.2.2.9 -p icmp --icmp-type 8 --icmp-code 0 --icmp-id 1 -t 30",
     ] {
-        ns.conntrack(&args.split(' ').collect::<Vec<_>>());
+        ns.conntrack(&words(args));
     }
     assert!(wait_until(Duration::from_secs(5), || ctl(
         &ns,
