@@ -12,6 +12,8 @@ use crate::cache::{CacheCounters, CacheError};
 pub struct ExpectEntry {
     pub exp: Expect,
     pub created: Instant,
+    /// Updated since creation (sent as EXP_UPD rather than EXP_NEW).
+    pub alive: bool,
 }
 
 /// Which expectations are synchronised.
@@ -64,6 +66,7 @@ impl ExpectCache {
         let key = exp.key().ok_or(CacheError::NoKey)?;
         if let Some(entry) = self.entries.get_mut(&key) {
             entry.exp.merge(&exp);
+            entry.alive = true;
             self.counters.updated += 1;
             return Ok(());
         }
@@ -72,13 +75,39 @@ impl ExpectCache {
             self.counters.no_space += 1;
             return Err(CacheError::Full);
         }
-        self.entries.insert(key, ExpectEntry { exp, created: now });
+        self.entries.insert(
+            key,
+            ExpectEntry {
+                exp,
+                created: now,
+                alive: false,
+            },
+        );
         self.counters.created += 1;
         Ok(())
     }
 
     pub fn remove(&mut self, exp: &Expect) -> Option<ExpectEntry> {
         let entry = self.entries.remove(&exp.key()?)?;
+        self.counters.destroyed += 1;
+        Some(entry)
+    }
+
+    /// Replaces any expectation with the same key by a fresh one.
+    pub fn insert_new(&mut self, now: Instant, exp: Expect) -> Result<(), CacheError> {
+        let key = exp.key().ok_or(CacheError::NoKey)?;
+        if self.entries.remove(&key).is_some() {
+            self.counters.destroyed += 1;
+        }
+        self.upsert(now, exp)
+    }
+
+    pub fn get(&self, key: &ExpectKey) -> Option<&ExpectEntry> {
+        self.entries.get(key)
+    }
+
+    pub fn remove_key(&mut self, key: &ExpectKey) -> Option<ExpectEntry> {
+        let entry = self.entries.remove(key)?;
         self.counters.destroyed += 1;
         Some(entry)
     }

@@ -8,3 +8,4 @@ pub mod expect_cache;
 pub mod filter;
 pub mod local;
 pub mod report;
+pub mod sync;

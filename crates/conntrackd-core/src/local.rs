@@ -5,7 +5,7 @@
 use std::collections::VecDeque;
 use std::time::Instant;
 
-use conntrack_model::Conntrack;
+use conntrack_model::{Conntrack, FlowKey};
 
 use crate::cache::Cache;
 use crate::filter::{Filter, Verdict};
@@ -50,6 +50,16 @@ pub enum LocalOutput {
     Malformed,
 }
 
+/// A change of the internal cache the sync layer must know about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: FlowKey,
+    /// Sent to peers (the event did not come from our own commit or flush).
+    pub announce: bool,
+    /// The flow was destroyed; its last known attributes (for the DEL).
+    pub gone: Option<Box<Conntrack>>,
+}
+
 /// The local side of the daemon: internal cache (or Stats-mode cache).
 #[derive(Debug)]
 pub struct LocalCache {
@@ -63,6 +73,9 @@ pub struct LocalCache {
     pub traffic_packets: u64,
     stats_mode: bool,
     outputs: VecDeque<LocalOutput>,
+    /// Sync mode only: changes for the replication layer.
+    track_changes: bool,
+    changes: Vec<Change>,
 }
 
 impl LocalCache {
@@ -86,7 +99,38 @@ impl LocalCache {
             traffic_packets: 0,
             stats_mode,
             outputs: VecDeque::new(),
+            track_changes: false,
+            changes: Vec::new(),
         }
+    }
+
+    /// Records changes for [`LocalCache::take_changes`] (sync mode).
+    pub fn track_changes(mut self) -> Self {
+        self.track_changes = true;
+        self
+    }
+
+    /// Changes since the last call.
+    pub fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    fn changed(&mut self, key: Option<FlowKey>, announce: bool, gone: Option<Box<Conntrack>>) {
+        if let (true, Some(key)) = (self.track_changes, key) {
+            self.changes.push(Change {
+                key,
+                announce,
+                gone,
+            });
+        }
+    }
+
+    /// A flow that a resync found missing from the kernel: removed, and
+    /// announced as deleted.
+    pub fn handle_vanished(&mut self, key: &FlowKey) -> Option<Conntrack> {
+        let entry = self.cache.remove(key)?;
+        self.changed(Some(key.clone()), true, Some(Box::new(entry.ct.clone())));
+        Some(entry.ct)
     }
 
     fn passes(&mut self, filter_is_events: bool, ct: &Conntrack) -> bool {
@@ -125,13 +169,20 @@ impl LocalCache {
         if origin == Origin::Inject || !self.passes(true, &ct) {
             return;
         }
+        let announce = origin == Origin::NotMe;
         match kind {
             EventKind::New => {
                 ct.strip_counters();
-                let _ = self.cache.insert_new(now, ct);
+                let key = ct.key();
+                if self.cache.insert_new(now, ct).is_ok() {
+                    self.changed(key, announce, None);
+                }
             }
             EventKind::Update => {
-                let _ = self.cache.update_or_create(now, ct);
+                let key = ct.key();
+                if self.cache.update_or_create(now, ct).is_ok() {
+                    self.changed(key, announce, None);
+                }
             }
             EventKind::Destroy => {
                 let Some(key) = ct.key() else { return };
@@ -141,6 +192,11 @@ impl LocalCache {
                 for c in [ct.counters_orig, ct.counters_reply].into_iter().flatten() {
                     self.traffic_bytes += c.bytes;
                     self.traffic_packets += c.packets;
+                }
+                if self.track_changes {
+                    let mut last = entry.ct.clone();
+                    last.merge(&ct);
+                    self.changed(Some(key), announce, Some(Box::new(last)));
                 }
                 if self.stats_mode {
                     entry.ct.merge(&ct);
@@ -152,13 +208,17 @@ impl LocalCache {
         }
     }
 
-    /// One entry of a start-up or `-R` dump: merged, nothing announced.
-    pub fn handle_dump_entry(&mut self, now: Instant, mut ct: Conntrack) {
+    /// One entry of a dump: merged; announced only by an overrun or
+    /// polling resync (start-up and `-R` dumps announce nothing).
+    pub fn handle_dump_entry(&mut self, now: Instant, mut ct: Conntrack, announce: bool) {
         if !self.passes(false, &ct) {
             return;
         }
         ct.strip_counters();
-        let _ = self.cache.update_or_create(now, ct);
+        let key = ct.key();
+        if self.cache.update_or_create(now, ct).is_ok() {
+            self.changed(key, announce, None);
+        }
     }
 
     /// Next output for the caller.

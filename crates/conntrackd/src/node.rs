@@ -364,7 +364,7 @@ impl Node {
             if let Some(key) = ct.key() {
                 seen.insert(key);
             }
-            self.local.handle_dump_entry(now, ct);
+            self.local.handle_dump_entry(now, ct, purge);
         }
         if purge {
             let gone: Vec<_> = self

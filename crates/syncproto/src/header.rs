@@ -135,6 +135,16 @@ pub enum Control {
 }
 
 impl Control {
+    /// The flag that identifies the kind.
+    pub fn flags(&self) -> u8 {
+        match self {
+            Control::Alive => flags::ALIVE,
+            Control::Ack { .. } => flags::ACK,
+            Control::Nack { .. } => flags::NACK,
+            Control::Resync => flags::RESYNC,
+        }
+    }
+
     /// Encodes the message with sequence number `seq` and extra flags
     /// (HELLO / HELLO_BACK) piggy-backed.
     pub fn encode(&self, seq: u32, extra_flags: u8, out: &mut Vec<u8>) {

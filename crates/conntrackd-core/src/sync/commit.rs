@@ -1,0 +1,143 @@
+//! The commit (`-c`, sync-modes.md §8.2) and the kernel requests built
+//! from replicated objects (§8.3). Pure: the shell sends the requests.
+
+use std::time::{Duration, Instant};
+
+use conntrack_model::consts::{IPPROTO_TCP, status};
+use conntrack_model::{Conntrack, Expect, TcpFlags, TcpInfo, Tuple};
+
+use super::SyncCore;
+
+/// `IP_CT_TCP_FLAG_BE_LIBERAL`: no window checks on recovered sessions.
+const TCP_FLAG_BE_LIBERAL: u8 = 0x08;
+
+/// Kernel create requests for the external caches, in commit order:
+/// plain flows, then related ones (their master must exist first), then
+/// expectations.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommitPlan {
+    pub flows: Vec<Conntrack>,
+    pub expects: Vec<Expect>,
+}
+
+pub(super) fn plan(core: &SyncCore, now: Instant, flows: bool, expects: bool) -> CommitPlan {
+    let settings = core.settings();
+    let mut plan = CommitPlan::default();
+    if settings.disable_external_cache {
+        return plan;
+    }
+    if flows {
+        let mut related = Vec::new();
+        for entry in core.external.iter_live() {
+            let age = now.saturating_duration_since(entry.updated);
+            let timeout = commit_timeout(settings.commit_timeout, entry.ct.timeout, age);
+            let ct = prepare_create(&entry.ct, timeout, settings.tcp_window_tracking);
+            if entry.ct.master.is_some() {
+                related.push(ct);
+            } else {
+                plan.flows.push(ct);
+            }
+        }
+        plan.flows.extend(related);
+    }
+    if expects && let Some(state) = &core.expect {
+        plan.expects = state.external.iter().map(|e| e.exp.clone()).collect();
+    }
+    plan
+}
+
+/// `CommitTimeout` if set; else the reported timeout minus the time since
+/// the last update; 60 s when that is not positive. (1.4.7 passes no
+/// timeout when it comes out at exactly 0, and the kernel refuses the
+/// entry; we use 60 then too.)
+pub(super) fn commit_timeout(configured: u32, reported: Option<u32>, age: Duration) -> u32 {
+    if configured > 0 {
+        return configured;
+    }
+    let left = i64::from(reported.unwrap_or(0)) - i64::try_from(age.as_secs()).unwrap_or(i64::MAX);
+    if left <= 0 {
+        60
+    } else {
+        u32::try_from(left).unwrap_or(u32::MAX)
+    }
+}
+
+/// A create request for a replicated flow: reply = inverse of the original
+/// (the kernel derives the NAT'ed reply from the NAT attributes), no
+/// EXPECTED bit, BE_LIBERAL both ways unless window tracking is on.
+pub fn prepare_create(ct: &Conntrack, timeout: u32, tcp_window_tracking: bool) -> Conntrack {
+    let mut c = ct.clone();
+    c.timeout = Some(timeout);
+    c.status = Some(ct.status.unwrap_or(0) & !status::EXPECTED);
+    c.reply = c.orig.as_ref().map(Tuple::inverted);
+    c.id = None;
+    c.use_count = None;
+    c.counters_orig = None;
+    c.counters_reply = None;
+    c.timestamp = None;
+    if !tcp_window_tracking && c.l4proto() == Some(IPPROTO_TCP) {
+        let liberal = Some(TcpFlags {
+            flags: TCP_FLAG_BE_LIBERAL,
+            mask: TCP_FLAG_BE_LIBERAL,
+        });
+        let tcp = c.tcp.get_or_insert_with(TcpInfo::default);
+        tcp.flags_orig = liberal;
+        tcp.flags_reply = liberal;
+    }
+    c
+}
+
+/// An update request (injection of CT_UPD): as a create, without NAT,
+/// helper and master, which the kernel refuses to change.
+pub fn prepare_update(ct: &Conntrack, timeout: u32, tcp_window_tracking: bool) -> Conntrack {
+    let mut c = prepare_create(ct, timeout, tcp_window_tracking);
+    c.nat_src = None;
+    c.nat_dst = None;
+    c.status = c.status.map(|s| s & !(status::SRC_NAT | status::DST_NAT));
+    c.helper = None;
+    c.master = None;
+    c
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeout_rules() {
+        let s = Duration::from_secs;
+        assert_eq!(commit_timeout(180, Some(5), s(0)), 180);
+        assert_eq!(commit_timeout(0, Some(100), s(30)), 70);
+        assert_eq!(commit_timeout(0, Some(10), s(30)), 60);
+        assert_eq!(commit_timeout(0, None, s(0)), 60);
+        assert_eq!(commit_timeout(0, Some(5), s(5)), 60);
+    }
+
+    #[test]
+    fn create_is_liberal_and_inverts_the_tuple() {
+        let orig = Tuple::new(
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+            6,
+        )
+        .with_ports(1000, 80);
+        let ct = Conntrack {
+            orig: Some(orig.clone()),
+            status: Some(status::EXPECTED | status::ASSURED),
+            helper: Some("ftp".into()),
+            ..Conntrack::default()
+        };
+        let c = prepare_create(&ct, 30, false);
+        assert_eq!(c.reply, Some(orig.inverted()));
+        assert_eq!(c.status, Some(status::ASSURED));
+        assert_eq!(c.timeout, Some(30));
+        let liberal = Some(TcpFlags { flags: 8, mask: 8 });
+        assert_eq!(
+            c.tcp.as_ref().map(|t| (t.flags_orig, t.flags_reply)),
+            Some((liberal, liberal))
+        );
+        assert!(prepare_create(&ct, 30, true).tcp.is_none());
+        let u = prepare_update(&ct, 30, false);
+        assert_eq!(u.helper, None);
+    }
+}

@@ -1,0 +1,748 @@
+//! Replication (sync-modes.md §2–§8, wire-protocol.md §7–§8): the internal
+//! and external caches, the transmit and resend queues, and the FTFW, ALARM
+//! and NOTRACK state machines. Sans-IO like the rest of the core: datagrams
+//! come in through [`SyncCore::handle_datagram`], go out through
+//! [`SyncCore::poll_transmit`], and time is always passed in.
+
+mod commit;
+mod queue;
+mod receive;
+pub mod report;
+mod timers;
+mod transmit;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use conntrack_model::{Conntrack, Expect, ExpectKey, FlowKey};
+use syncproto::{Control, MsgType};
+
+use crate::cache::{Cache, ObjectState};
+use crate::expect_cache::{ExpectCache, ExpectFilter};
+use crate::filter::Filter;
+use crate::local::{EventKind, LocalCache, Origin};
+
+pub use commit::{CommitPlan, prepare_create, prepare_update};
+use queue::{Fifo, Item};
+use timers::Timers;
+
+/// The identity of a replicated object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ObjKey {
+    Flow(FlowKey),
+    Expect(ExpectKey),
+}
+
+/// Which protocol runs on the dedicated link, with its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Ftfw {
+        ack_window: u32,
+        resend_queue_size: usize,
+    },
+    Alarm {
+        refresh: Duration,
+        cache_timeout: Duration,
+    },
+    Notrack,
+}
+
+/// Everything the core needs to know from the configuration.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub protocol: Protocol,
+    pub disable_internal_cache: bool,
+    pub disable_external_cache: bool,
+    /// `CommitTimeout` in seconds (0 = not set: NTA_TIMEOUT is sent).
+    pub commit_timeout: u32,
+    pub tcp_window_tracking: bool,
+    /// `ExpectationSync`, if enabled.
+    pub expectations: Option<ExpectFilter>,
+    pub hash_limit: usize,
+    pub filter: Option<Filter>,
+    /// The filter runs in the kernel (BPF); events arrive pre-filtered.
+    pub kernel_filtering: bool,
+    /// Batch size (MTU minus headers) of each channel, in configuration order.
+    pub batch_sizes: Vec<usize>,
+    pub default_channel: usize,
+    /// First sequence number. The C daemon uses the Unix time; a random
+    /// value keeps ACK/NACK ranges meant for another peer of a multicast
+    /// group from ever matching our resend queue.
+    pub initial_seq: u32,
+    /// Seed of the ALARM refresh jitter.
+    pub seed: u64,
+    /// Ask the peers for their state at start-up (FTFW, NOTRACK). 1.4.7
+    /// only does it with `StartupResync on`; a restarted backup needs it.
+    pub startup_resync: bool,
+}
+
+/// A datagram to send on a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub channel: usize,
+    pub bytes: Vec<u8>,
+}
+
+/// Something the shell must do or log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncEvent {
+    Notice(String),
+    /// DisableExternalCache: apply a received message to the kernel.
+    Inject(Inject),
+    /// Bulk send with the internal cache disabled: dump the kernel table
+    /// and pass each flow to [`SyncCore::send_direct`].
+    DumpKernelForBulk,
+    /// The active channel changed.
+    ChannelChanged {
+        from: usize,
+        to: usize,
+    },
+}
+
+/// A received message to apply to the kernel directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inject {
+    CtNew(Box<Conntrack>),
+    CtUpdate(Box<Conntrack>),
+    CtDelete(Box<Conntrack>),
+    ExpNew(Box<Expect>),
+    ExpDelete(Box<Expect>),
+}
+
+/// Receiver counters of `-s network` (wire-protocol.md §7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NetworkCounters {
+    pub malformed: u64,
+    pub bad_version: u64,
+    pub bad_header: u64,
+    pub bad_payload: u64,
+    pub bad_type: u64,
+    pub truncated: u64,
+    pub bad_size: u64,
+    pub lost: u64,
+    pub before: u64,
+    /// Messages applied to the caches or the kernel.
+    pub applied: u64,
+}
+
+/// `internal bypass:` counters (NOTRACK with DisableInternalCache).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BypassCounters {
+    pub new: u64,
+    pub updated: u64,
+    pub destroyed: u64,
+}
+
+/// Expectation caches of both sides.
+#[derive(Debug)]
+pub struct Expectations {
+    pub filter: ExpectFilter,
+    pub internal: ExpectCache,
+    pub external: ExpectCache,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hello {
+    Init,
+    Say,
+    Done,
+}
+
+/// What the mode decided about a received message (wire-protocol.md §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    Data,
+    Ctl,
+    Bad,
+    Drop,
+}
+
+/// Sequence tracking of one peer. 1.4.7 keeps a single one for all peers,
+/// which breaks with three nodes; we key it by the sender's address.
+#[derive(Debug, Clone)]
+struct Peer {
+    last: Option<u32>,
+    window: u32,
+    ack_from: Option<u32>,
+    /// Bit of this peer in the resend queue's acknowledgement masks.
+    bit: u64,
+    heard: Instant,
+}
+
+/// A resend-queue entry: its sequence number and which peers acked it.
+#[derive(Debug, Clone, Copy)]
+struct Sent {
+    seq: u32,
+    acked: u64,
+}
+
+/// A peer silent this long no longer holds back the resend queue.
+const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The replication engine of one node.
+#[derive(Debug)]
+pub struct SyncCore {
+    pub local: LocalCache,
+    pub external: Cache,
+    pub expect: Option<Expectations>,
+    pub counters: NetworkCounters,
+    pub bypass: BypassCounters,
+    settings: SyncSettings,
+    next_seq: u32,
+    txq: Fifo<()>,
+    /// FTFW: sent objects and ACK/NACK/RESYNC with their sequence numbers.
+    /// On a multicast group with several peers an entry stays until every
+    /// live peer acknowledged it (1.4.7 drops it at the first ACK).
+    rsq: Fifo<Sent>,
+    rsq_dropped: u64,
+    /// Deleted objects whose DEL is still queued or unacknowledged.
+    dead: HashMap<ObjKey, Dead>,
+    /// Messages built straight from kernel events (internal cache disabled).
+    direct: VecDeque<(MsgType, Box<Conntrack>)>,
+    hello: Hello,
+    say_hello_back: bool,
+    peers: HashMap<IpAddr, Peer>,
+    alive_at: Option<Instant>,
+    refresh: Timers<ObjKey>,
+    expiry: Timers<ObjKey>,
+    active: usize,
+    batch: Vec<u8>,
+    scratch: Vec<u8>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<SyncEvent>,
+    rng: u64,
+}
+
+#[derive(Debug, Clone)]
+enum Dead {
+    Flow(Box<Conntrack>),
+    Expect(Box<Expect>),
+}
+
+impl SyncCore {
+    pub fn new(now: Instant, settings: SyncSettings) -> SyncCore {
+        let limit = settings.hash_limit;
+        let expect = settings.expectations.clone().map(|filter| Expectations {
+            filter,
+            internal: ExpectCache::new(limit),
+            external: ExpectCache::new(limit),
+        });
+        let local = LocalCache::new(
+            false,
+            limit,
+            settings.filter.clone(),
+            settings.kernel_filtering,
+        )
+        .track_changes();
+        let mut core = SyncCore {
+            local,
+            external: Cache::new("external", limit),
+            expect,
+            counters: NetworkCounters::default(),
+            bypass: BypassCounters::default(),
+            next_seq: settings.initial_seq,
+            active: settings
+                .default_channel
+                .min(settings.batch_sizes.len().saturating_sub(1)),
+            txq: Fifo::default(),
+            rsq: Fifo::default(),
+            rsq_dropped: 0,
+            dead: HashMap::new(),
+            direct: VecDeque::new(),
+            hello: Hello::Init,
+            say_hello_back: false,
+            peers: HashMap::new(),
+            alive_at: None,
+            refresh: Timers::default(),
+            expiry: Timers::default(),
+            batch: Vec::new(),
+            scratch: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            rng: settings.seed | 1,
+            settings,
+        };
+        if !matches!(core.settings.protocol, Protocol::Alarm { .. }) {
+            core.alive_at = Some(now + ALIVE_INTERVAL);
+            if core.settings.startup_resync {
+                core.txq.push_back(Item::Control(Control::Resync), ());
+            }
+        }
+        core
+    }
+
+    pub fn settings(&self) -> &SyncSettings {
+        &self.settings
+    }
+
+    pub fn is_ftfw(&self) -> bool {
+        matches!(self.settings.protocol, Protocol::Ftfw { .. })
+    }
+
+    fn is_alarm(&self) -> bool {
+        matches!(self.settings.protocol, Protocol::Alarm { .. })
+    }
+
+    /// The channel that sends.
+    pub fn active_channel(&self) -> usize {
+        self.active
+    }
+
+    // ---- local side -------------------------------------------------
+
+    /// A ctnetlink conntrack event.
+    pub fn handle_kernel_event(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        ct: Conntrack,
+        origin: Origin,
+    ) {
+        if self.settings.disable_internal_cache {
+            self.bypass_event(kind, ct, origin);
+            return;
+        }
+        self.local.handle_kernel_event(now, kind, ct, origin);
+        self.apply_changes(now);
+    }
+
+    /// NOTRACK `DisableInternalCache`: one message per event, no cache.
+    fn bypass_event(&mut self, kind: EventKind, ct: Conntrack, origin: Origin) {
+        self.local.netlink.events_received += 1;
+        if origin != Origin::NotMe {
+            return;
+        }
+        if let Some(filter) = &self.local.event_filter
+            && filter.verdict(&ct) != crate::filter::Verdict::Accept
+        {
+            self.local.netlink.events_filtered += 1;
+            return;
+        }
+        let kind = match kind {
+            EventKind::New => {
+                self.bypass.new += 1;
+                MsgType::CtNew
+            }
+            EventKind::Update => {
+                self.bypass.updated += 1;
+                MsgType::CtUpdate
+            }
+            EventKind::Destroy => {
+                self.bypass.destroyed += 1;
+                MsgType::CtDelete
+            }
+        };
+        self.direct.push_back((kind, Box::new(ct)));
+    }
+
+    /// A flow of a kernel dump made for a bulk send with the internal cache
+    /// disabled: sent as CT_NEW.
+    pub fn send_direct(&mut self, ct: Conntrack) {
+        if self
+            .local
+            .dump_filter
+            .as_ref()
+            .is_none_or(|f| f.verdict(&ct) == crate::filter::Verdict::Accept)
+        {
+            self.direct.push_back((MsgType::CtNew, Box::new(ct)));
+        }
+    }
+
+    /// One entry of a kernel dump; `announce` for overrun/polling resyncs.
+    pub fn handle_dump_entry(&mut self, now: Instant, ct: Conntrack, announce: bool) {
+        self.local.handle_dump_entry(now, ct, announce);
+        self.apply_changes(now);
+    }
+
+    /// A resync found this flow gone from the kernel.
+    pub fn handle_vanished(&mut self, now: Instant, key: &FlowKey) {
+        self.local.handle_vanished(key);
+        self.apply_changes(now);
+    }
+
+    fn apply_changes(&mut self, now: Instant) {
+        for change in self.local.take_changes() {
+            let key = ObjKey::Flow(change.key);
+            match change.gone {
+                None => {
+                    // A fresh object replaces a dead one awaiting its DEL.
+                    self.dead.remove(&key);
+                    self.arm_refresh(now, &key);
+                    if change.announce {
+                        self.queue_object(key);
+                    }
+                }
+                Some(last) => {
+                    self.refresh.cancel(&key);
+                    let queued = self.txq.contains(&key) || self.rsq.contains(&key);
+                    if change.announce || queued {
+                        self.dead.insert(key.clone(), Dead::Flow(last));
+                    }
+                    if change.announce {
+                        self.queue_object(key);
+                    }
+                }
+            }
+        }
+    }
+
+    /// An expectation event (sync-modes.md §11): synced only if its helper
+    /// is selected and its master flow is in the internal cache.
+    pub fn handle_kernel_expect(
+        &mut self,
+        now: Instant,
+        kind: EventKind,
+        exp: Expect,
+        origin: Origin,
+    ) {
+        self.local.netlink.events_received += 1;
+        let Some(state) = self.expect.as_mut() else {
+            return;
+        };
+        if origin == Origin::Inject {
+            return;
+        }
+        let announce = origin == Origin::NotMe;
+        let Some(key) = exp.key() else { return };
+        let key = ObjKey::Expect(key);
+        if kind == EventKind::Destroy {
+            if let Some(entry) = state.internal.remove(&exp) {
+                self.refresh.cancel(&key);
+                let queued = self.txq.contains(&key) || self.rsq.contains(&key);
+                if announce || queued {
+                    let mut last = entry.exp;
+                    last.merge(&exp);
+                    self.dead.insert(key.clone(), Dead::Expect(Box::new(last)));
+                }
+                if announce {
+                    self.queue_object(key);
+                }
+            }
+            return;
+        }
+        if !state.filter.accepts(&exp) || !master_cached(&self.local.cache, &exp) {
+            self.local.netlink.events_filtered += 1;
+            return;
+        }
+        let inserted = if kind == EventKind::New {
+            state.internal.insert_new(now, exp)
+        } else {
+            state.internal.upsert(now, exp)
+        };
+        if inserted.is_ok() {
+            self.dead.remove(&key);
+            self.arm_refresh(now, &key);
+            if announce {
+                self.queue_object(key);
+            }
+        }
+    }
+
+    /// One entry of an expectation dump (start-up, `-R expect`).
+    pub fn handle_expect_dump_entry(&mut self, now: Instant, exp: Expect) {
+        let Some(state) = self.expect.as_mut() else {
+            return;
+        };
+        if state.filter.accepts(&exp)
+            && master_cached(&self.local.cache, &exp)
+            && let Some(key) = exp.key()
+            && state.internal.upsert(now, exp).is_ok()
+        {
+            self.arm_refresh(now, &ObjKey::Expect(key));
+        }
+    }
+
+    // ---- queues ------------------------------------------------------
+
+    /// §5.4: an object in the resend queue moves to the transmit queue; an
+    /// object already waiting to be sent stays where it is.
+    fn queue_object(&mut self, key: ObjKey) {
+        if self.rsq.remove_object(&key).is_some() || !self.txq.contains(&key) {
+            self.txq.push_back(Item::Object(key), ());
+        }
+    }
+
+    /// The object is no longer referenced by a queue: a dead one is freed.
+    fn release(&mut self, key: &ObjKey) {
+        if !self.txq.contains(key) && !self.rsq.contains(key) {
+            self.dead.remove(key);
+        }
+    }
+
+    fn push_resend(&mut self, item: Item, seq: u32) {
+        let seq = Sent { seq, acked: 0 };
+        let Protocol::Ftfw {
+            resend_queue_size, ..
+        } = self.settings.protocol
+        else {
+            return;
+        };
+        while self.rsq.len() >= resend_queue_size.max(1) {
+            if let Some((Item::Object(key), _)) = self.rsq.pop_front() {
+                self.release(&key);
+            }
+            self.rsq_dropped += 1;
+        }
+        self.rsq.push_back(item, seq);
+    }
+
+    // ---- commands ------------------------------------------------------
+
+    /// `-B` or a peer's RESYNC: queue every internal object (§5.8).
+    pub fn bulk_send(&mut self) {
+        if self.is_alarm() {
+            return;
+        }
+        if self.settings.disable_internal_cache {
+            self.events.push_back(SyncEvent::DumpKernelForBulk);
+            return;
+        }
+        self.events
+            .push_back(SyncEvent::Notice("sending bulk update".into()));
+        let mut keys = self.internal_keys();
+        // DEAD objects still awaiting acknowledgement go out again as DEL.
+        keys.extend(self.dead.keys().cloned());
+        for key in keys {
+            self.queue_object(key);
+        }
+    }
+
+    /// `-n`: ask the peers for a bulk send.
+    pub fn request_resync(&mut self) {
+        if self.is_alarm() {
+            return;
+        }
+        self.events
+            .push_back(SyncEvent::Notice("resync requested".into()));
+        self.txq.push_back(Item::Control(Control::Resync), ());
+    }
+
+    /// `-f internal`: objects go at once, queued ones included (no DEL).
+    pub fn flush_internal(&mut self) {
+        self.local.cache.flush();
+        self.forget_queued(|k| matches!(k, ObjKey::Flow(_)));
+    }
+
+    pub fn flush_internal_expect(&mut self) {
+        if let Some(state) = self.expect.as_mut() {
+            state.internal.flush();
+        }
+        self.forget_queued(|k| matches!(k, ObjKey::Expect(_)));
+    }
+
+    fn forget_queued(&mut self, which: impl Fn(&ObjKey) -> bool) {
+        for key in self.refresh_keys(&which) {
+            self.refresh.cancel(&key);
+        }
+        let keys: Vec<ObjKey> = self
+            .txq
+            .iter()
+            .map(|(item, _)| item)
+            .chain(self.rsq.iter().map(|(item, _)| item))
+            .filter_map(|item| match item {
+                Item::Object(k) if which(k) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        for key in keys {
+            self.txq.remove_object(&key);
+            self.rsq.remove_object(&key);
+            self.dead.remove(&key);
+        }
+        self.dead.retain(|k, _| !which(k));
+    }
+
+    /// Every live internal object, flows first.
+    fn internal_keys(&self) -> Vec<ObjKey> {
+        let mut keys: Vec<ObjKey> = self
+            .local
+            .cache
+            .iter_live()
+            .filter_map(|e| e.ct.key())
+            .map(ObjKey::Flow)
+            .collect();
+        if let Some(state) = &self.expect {
+            keys.extend(
+                state
+                    .internal
+                    .iter()
+                    .filter_map(|e| e.exp.key())
+                    .map(ObjKey::Expect),
+            );
+        }
+        keys
+    }
+
+    fn refresh_keys(&self, which: &impl Fn(&ObjKey) -> bool) -> Vec<ObjKey> {
+        let mut keys = self.internal_keys();
+        keys.retain(|k| which(k));
+        keys
+    }
+
+    pub fn flush_external(&mut self) {
+        self.external.flush();
+        self.expiry.clear();
+    }
+
+    pub fn flush_external_expect(&mut self) {
+        if let Some(state) = self.expect.as_mut() {
+            state.external.flush();
+        }
+    }
+
+    /// The kernel requests a commit (`-c`) needs, in commit order.
+    pub fn commit_plan(&self, now: Instant, flows: bool, expects: bool) -> CommitPlan {
+        commit::plan(self, now, flows, expects)
+    }
+
+    /// Remaining ALARM lifetime of an external flow (`-e` shows it).
+    pub fn expires_in(&self, key: &FlowKey, now: Instant) -> Option<Duration> {
+        self.expiry
+            .deadline(&ObjKey::Flow(key.clone()))
+            .map(|at| at.saturating_duration_since(now))
+    }
+
+    // ---- channels --------------------------------------------------------
+
+    /// The link watcher's view of a channel (sync-modes.md §13): if the
+    /// active one is unusable, the first usable other one takes over.
+    pub fn handle_link_state(&mut self, usable: &[bool]) {
+        if usable.get(self.active).copied().unwrap_or(false) {
+            return;
+        }
+        if let Some(next) = (0..self.settings.batch_sizes.len())
+            .find(|&c| c != self.active && usable.get(c).copied().unwrap_or(false))
+        {
+            self.switch_channel(next);
+        } else if self.settings.batch_sizes.len() > 1 {
+            self.events
+                .push_back(SyncEvent::Notice("no dedicated links available!".into()));
+        }
+    }
+
+    fn switch_channel(&mut self, to: usize) {
+        if to != self.active && to < self.settings.batch_sizes.len() {
+            self.flush_batch();
+            let from = self.active;
+            self.active = to;
+            self.events
+                .push_back(SyncEvent::ChannelChanged { from, to });
+        }
+    }
+
+    // ---- timers ------------------------------------------------------------
+
+    /// ALARM: `1 + random() % R` seconds plus 0.2–1.0 s (§6).
+    fn arm_refresh(&mut self, now: Instant, key: &ObjKey) {
+        let Protocol::Alarm { refresh, .. } = self.settings.protocol else {
+            return;
+        };
+        let r = refresh.as_secs().max(1);
+        let secs = 1 + self.random() % r;
+        let micros = (1 + self.random() % 5) * 200_000 - 1;
+        let at = now + Duration::from_secs(secs) + Duration::from_micros(micros);
+        self.refresh.arm(key.clone(), at);
+    }
+
+    fn random(&mut self) -> u64 {
+        // xorshift64*: jitter only, not security.
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11
+    }
+
+    /// When [`SyncCore::handle_timeout`] is next due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.alive_at, self.refresh.next(), self.expiry.next()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.alive_at.is_some_and(|at| at <= now) {
+            self.alive_at = Some(now + ALIVE_INTERVAL);
+            let mut acked = false;
+            if self.is_ftfw() {
+                for peer in self.peers.values_mut() {
+                    if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
+                        self.txq
+                            .push_back(Item::Control(Control::Ack { from, to }), ());
+                        acked = true;
+                    }
+                }
+            }
+            if !acked {
+                self.txq.push_back(Item::Control(Control::Alive), ());
+            }
+        }
+        while let Some(key) = self.refresh.pop_expired(now) {
+            if self.is_live(&key) {
+                self.arm_refresh(now, &key);
+                self.queue_object(key);
+            }
+        }
+        while let Some(key) = self.expiry.pop_expired(now) {
+            match key {
+                ObjKey::Flow(k) => {
+                    self.external.remove(&k);
+                }
+                ObjKey::Expect(k) => {
+                    if let Some(state) = self.expect.as_mut() {
+                        state.external.remove_key(&k);
+                    }
+                }
+            }
+        }
+    }
+
+    fn is_live(&self, key: &ObjKey) -> bool {
+        match key {
+            ObjKey::Flow(k) => self
+                .local
+                .cache
+                .get(k)
+                .is_some_and(|e| e.state != ObjectState::Dead),
+            ObjKey::Expect(k) => self
+                .expect
+                .as_ref()
+                .is_some_and(|s| s.internal.get(k).is_some()),
+        }
+    }
+
+    // ---- introspection for reports ------------------------------------------
+
+    pub fn txq_len(&self) -> usize {
+        self.txq.len()
+    }
+
+    pub fn rsq_len(&self) -> usize {
+        self.rsq.len()
+    }
+
+    /// Objects that have been deleted but whose DEL is not yet acknowledged.
+    pub fn dead_len(&self) -> usize {
+        self.dead.len()
+    }
+}
+
+/// True if the expectation's master flow is in the internal cache.
+pub fn master_cached(cache: &Cache, exp: &Expect) -> bool {
+    let Some(master) = exp.master.clone() else {
+        return false;
+    };
+    let key = FlowKey {
+        orig: master,
+        zone: exp.zone.unwrap_or(0),
+    };
+    cache.get(&key).is_some()
+}
+
+#[cfg(test)]
+mod tests;

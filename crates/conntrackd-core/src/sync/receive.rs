@@ -1,0 +1,370 @@
+//! The receive path (wire-protocol.md §7; sync-modes.md §5.7, §6, §7, §8.1).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use conntrack_model::{Conntrack, Expect};
+use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
+
+use super::queue::Item;
+use super::{
+    Hello, Inject, ObjKey, PEER_TIMEOUT, Peer, Protocol, Sent, SyncCore, SyncEvent, Verdict,
+};
+
+impl SyncCore {
+    // ---- receive ---------------------------------------------------------
+
+    /// One datagram (or a run of whole messages from a TCP stream) received
+    /// on `channel` from `from`.
+    pub fn handle_datagram(&mut self, now: Instant, channel: usize, from: IpAddr, datagram: &[u8]) {
+        for framed in frames(datagram) {
+            match framed {
+                Ok(m) => self.handle_message(now, channel, from, &m.header, m.bytes),
+                Err(e) => {
+                    self.counters.malformed += 1;
+                    match e {
+                        FrameError::Truncated => self.counters.truncated += 1,
+                        FrameError::BadSize => self.counters.bad_size += 1,
+                        FrameError::BadVersion => self.counters.bad_version += 1,
+                    }
+                }
+            }
+        }
+    }
+
+    fn handle_message(
+        &mut self,
+        now: Instant,
+        channel: usize,
+        from: IpAddr,
+        h: &Header,
+        msg: &[u8],
+    ) {
+        let verdict = match self.settings.protocol {
+            Protocol::Ftfw { ack_window, .. } => self.ftfw_receive(now, from, h, msg, ack_window),
+            Protocol::Alarm { .. } => {
+                self.track_sequence(now, from, h.seq);
+                if h.flags != 0 {
+                    Verdict::Ctl
+                } else {
+                    Verdict::Data
+                }
+            }
+            Protocol::Notrack => self.notrack_receive(now, from, h),
+        };
+        match verdict {
+            Verdict::Bad => {
+                self.counters.malformed += 1;
+                self.counters.bad_header += 1;
+            }
+            Verdict::Drop => {}
+            Verdict::Ctl => self.switch_channel(channel),
+            Verdict::Data => {
+                self.switch_channel(channel);
+                self.apply_data(now, h, msg);
+            }
+        }
+    }
+
+    /// Statistics-only sequence tracking (ALARM, NOTRACK): the correct
+    /// count `seq - last - 1`, where 1.4.7 adds two.
+    fn track_sequence(&mut self, now: Instant, from: IpAddr, seq_no: u32) {
+        let peer = Self::peer(&mut self.peers, now, from, 0);
+        if let Some(last) = peer.last {
+            let expected = last.wrapping_add(1);
+            if seq::after(seq_no, expected) {
+                self.counters.lost += u64::from(seq_no.wrapping_sub(expected));
+            } else if seq::before(seq_no, expected) {
+                self.counters.before += 1;
+            }
+        }
+        peer.last = Some(seq_no);
+    }
+
+    fn notrack_receive(&mut self, now: Instant, from: IpAddr, h: &Header) -> Verdict {
+        let verdict = if h.is_data() {
+            Verdict::Data
+        } else if h.is_resync() {
+            self.resync_requested();
+            Verdict::Ctl
+        } else if h.is_alive() {
+            Verdict::Ctl
+        } else {
+            Verdict::Bad
+        };
+        if verdict != Verdict::Bad {
+            self.track_sequence(now, from, h.seq);
+        }
+        verdict
+    }
+
+    fn resync_requested(&mut self) {
+        self.events
+            .push_back(SyncEvent::Notice("resync requested by other node".into()));
+        self.bulk_send();
+    }
+
+    /// sync-modes.md §5.7, with the sequence state kept per peer.
+    /// The state of the peer at `from`, created on first contact.
+    fn peer(
+        peers: &mut HashMap<IpAddr, Peer>,
+        now: Instant,
+        from: IpAddr,
+        window: u32,
+    ) -> &mut Peer {
+        let next_bit = 1u64 << peers.len().min(63);
+        let peer = peers.entry(from).or_insert(Peer {
+            last: None,
+            window,
+            ack_from: None,
+            bit: next_bit,
+            heard: now,
+        });
+        peer.heard = now;
+        peer
+    }
+
+    /// Peers whose acknowledgement the resend queue waits for.
+    fn live_peers(&self, now: Instant) -> u64 {
+        self.peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.heard) < PEER_TIMEOUT)
+            .fold(0, |mask, p| mask | p.bit)
+    }
+
+    fn ftfw_receive(
+        &mut self,
+        now: Instant,
+        from: IpAddr,
+        h: &Header,
+        msg: &[u8],
+        w: u32,
+    ) -> Verdict {
+        let w = w.max(1);
+        if h.is_hello_back() && self.hello == Hello::Say {
+            self.hello = Hello::Done;
+        }
+        let single_peer = self.peers.len() <= 1;
+        let peer = Self::peer(&mut self.peers, now, from, w);
+        let mut gap = None;
+        if h.is_hello() {
+            self.say_hello_back = true;
+            if let Some(from_seq) = peer.ack_from
+                && seq::before(h.seq, from_seq)
+            {
+                peer.window = w - 1;
+                peer.ack_from = Some(h.seq);
+            }
+            // The restarted peer cannot NACK our old numbers. With other
+            // peers in the group they still might, so keep the queue then.
+            if single_peer {
+                let stale: Vec<_> = self.rsq.drain_walk(|_, _| Some(true));
+                for (item, _) in stale {
+                    if let Item::Object(key) = item {
+                        self.release(&key);
+                    }
+                }
+            }
+        } else if let Some(last) = peer.last {
+            let expected = last.wrapping_add(1);
+            if seq::after(h.seq, expected) {
+                gap = Some(expected);
+            } else if seq::before(h.seq, expected) {
+                self.counters.before += 1;
+                return Verdict::Drop;
+            }
+        }
+        let verdict = self.ftfw_digest(now, from, h, msg);
+        if verdict == Verdict::Bad {
+            return verdict;
+        }
+        let Some(peer) = self.peers.get_mut(&from) else {
+            return verdict;
+        };
+        match gap {
+            Some(expected) => {
+                self.counters.lost += u64::from(h.seq.wrapping_sub(expected));
+                if let Some(from_seq) = peer.ack_from.take() {
+                    self.txq.push_back(
+                        Item::Control(Control::Ack {
+                            from: from_seq,
+                            to: expected.wrapping_sub(1),
+                        }),
+                        (),
+                    );
+                }
+                self.txq.push_back(
+                    Item::Control(Control::Nack {
+                        from: expected,
+                        to: h.seq.wrapping_sub(1),
+                    }),
+                    (),
+                );
+                peer.window = w - 1;
+                peer.ack_from = Some(h.seq);
+            }
+            None => {
+                let from_seq = *peer.ack_from.get_or_insert(h.seq);
+                peer.window = peer.window.saturating_sub(1);
+                if peer.window == 0 {
+                    self.txq.push_back(
+                        Item::Control(Control::Ack {
+                            from: from_seq,
+                            to: h.seq,
+                        }),
+                        (),
+                    );
+                    peer.window = w;
+                    peer.ack_from = None;
+                }
+            }
+        }
+        peer.last = Some(h.seq);
+        verdict
+    }
+
+    fn ftfw_digest(&mut self, now: Instant, sender: IpAddr, h: &Header, msg: &[u8]) -> Verdict {
+        if h.is_data() {
+            return Verdict::Data;
+        }
+        match Control::decode(h, msg) {
+            Some(Control::Ack { from, to }) => {
+                if seq::before(to, from) {
+                    return Verdict::Bad;
+                }
+                let bit = self.peers.get(&sender).map_or(0, |p| p.bit);
+                let required = self.live_peers(now) | bit;
+                let acked = self.rsq.drain_walk_mut(|_, sent| {
+                    if seq::before(sent.seq, from) {
+                        Some(false)
+                    } else if seq::after(sent.seq, to) {
+                        None
+                    } else {
+                        sent.acked |= bit;
+                        Some(sent.acked & required == required)
+                    }
+                });
+                for (item, _) in acked {
+                    if let Item::Object(key) = item {
+                        self.release(&key);
+                    }
+                }
+                Verdict::Ctl
+            }
+            Some(Control::Nack { from, to }) => {
+                if seq::before(to, from) {
+                    return Verdict::Bad;
+                }
+                for (item, _) in self.rsq_range(from, to) {
+                    match item {
+                        Item::Object(key) => self.txq.push_back(Item::Object(key), ()),
+                        control => self.txq.push_back(control, ()),
+                    }
+                }
+                Verdict::Ctl
+            }
+            Some(Control::Resync) => {
+                self.resync_requested();
+                Verdict::Ctl
+            }
+            Some(Control::Alive) => Verdict::Ctl,
+            None => Verdict::Bad,
+        }
+    }
+
+    /// Removes the resend-queue entries numbered `from..=to` (the queue is
+    /// in sequence order).
+    fn rsq_range(&mut self, from: u32, to: u32) -> Vec<(Item, Sent)> {
+        self.rsq.drain_walk(|_, sent| {
+            if seq::before(sent.seq, from) {
+                Some(false)
+            } else if seq::after(sent.seq, to) {
+                None
+            } else {
+                Some(true)
+            }
+        })
+    }
+
+    fn apply_data(&mut self, now: Instant, h: &Header, msg: &[u8]) {
+        let kind = h.kind;
+        let result = match kind {
+            MsgType::CtNew | MsgType::CtUpdate | MsgType::CtDelete => {
+                syncproto::ct::decode_state(msg).map(|ct| self.apply_flow(now, kind, ct))
+            }
+            MsgType::ExpNew | MsgType::ExpUpdate | MsgType::ExpDelete => {
+                syncproto::exp::decode_expect(msg).map(|exp| self.apply_expect(now, kind, exp))
+            }
+            _ => {
+                self.counters.malformed += 1;
+                self.counters.bad_type += 1;
+                return;
+            }
+        };
+        match result {
+            Ok(()) => self.counters.applied += 1,
+            Err(_) => {
+                self.counters.malformed += 1;
+                self.counters.bad_payload += 1;
+            }
+        }
+    }
+
+    /// sync-modes.md §8.1.
+    fn apply_flow(&mut self, now: Instant, kind: MsgType, ct: Conntrack) {
+        if self.settings.disable_external_cache {
+            let op = match kind {
+                MsgType::CtNew => Inject::CtNew(Box::new(ct)),
+                MsgType::CtUpdate => Inject::CtUpdate(Box::new(ct)),
+                _ => Inject::CtDelete(Box::new(ct)),
+            };
+            self.events.push_back(SyncEvent::Inject(op));
+            return;
+        }
+        let Some(key) = ct.key() else { return };
+        let obj = ObjKey::Flow(key.clone());
+        let stored = match kind {
+            MsgType::CtNew => self.external.insert_new(now, ct).is_ok(),
+            MsgType::CtUpdate => self.external.update_or_create(now, ct).is_ok(),
+            _ => {
+                self.external.remove(&key);
+                self.expiry.cancel(&obj);
+                false
+            }
+        };
+        if stored && let Protocol::Alarm { cache_timeout, .. } = self.settings.protocol {
+            self.expiry.arm(obj, now + cache_timeout);
+        }
+    }
+
+    fn apply_expect(&mut self, now: Instant, kind: MsgType, exp: Expect) {
+        if self.settings.disable_external_cache {
+            if self.expect.is_some() {
+                let op = match kind {
+                    MsgType::ExpDelete => Inject::ExpDelete(Box::new(exp)),
+                    _ => Inject::ExpNew(Box::new(exp)),
+                };
+                self.events.push_back(SyncEvent::Inject(op));
+            }
+            return;
+        }
+        let Some(state) = self.expect.as_mut() else {
+            return;
+        };
+        let Some(key) = exp.key() else { return };
+        let obj = ObjKey::Expect(key.clone());
+        let stored = match kind {
+            MsgType::ExpNew => state.external.insert_new(now, exp).is_ok(),
+            MsgType::ExpUpdate => state.external.upsert(now, exp).is_ok(),
+            _ => {
+                state.external.remove_key(&key);
+                self.expiry.cancel(&obj);
+                false
+            }
+        };
+        if stored && let Protocol::Alarm { cache_timeout, .. } = self.settings.protocol {
+            self.expiry.arm(obj, now + cache_timeout);
+        }
+    }
+}

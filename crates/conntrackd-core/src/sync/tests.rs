@@ -1,0 +1,518 @@
+//! Two (or three) cores joined by a simulated lossy link, in virtual time.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
+
+use conntrack_model::consts::{IPPROTO_TCP, status, tcp_state};
+use conntrack_model::{Conntrack, FlowKey, TcpInfo, Tuple};
+
+use super::*;
+use crate::local::{EventKind, Origin};
+use syncproto::ct::EncodeOptions;
+use syncproto::{Header, frames};
+
+fn flow(i: u32) -> Conntrack {
+    let orig = Tuple::new(
+        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
+        "192.168.1.1".parse().expect("ip"),
+        IPPROTO_TCP,
+    )
+    .with_ports(1024 + (i % 50000) as u16, 80);
+    Conntrack {
+        reply: Some(orig.inverted()),
+        orig: Some(orig),
+        status: Some(status::ASSURED | status::SEEN_REPLY | status::CONFIRMED),
+        timeout: Some(300),
+        mark: Some(i),
+        tcp: Some(TcpInfo {
+            state: Some(tcp_state::ESTABLISHED),
+            ..TcpInfo::default()
+        }),
+        ..Conntrack::default()
+    }
+}
+
+fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
+    SyncSettings {
+        protocol,
+        disable_internal_cache: false,
+        disable_external_cache: false,
+        commit_timeout: 0,
+        tcp_window_tracking: false,
+        expectations: None,
+        hash_limit: 1 << 20,
+        filter: None,
+        kernel_filtering: false,
+        batch_sizes: vec![1472],
+        default_channel: 0,
+        initial_seq: (seed as u32).wrapping_mul(0x9e37_79b9),
+        seed,
+        startup_resync: true,
+    }
+}
+
+fn ftfw() -> Protocol {
+    Protocol::Ftfw {
+        ack_window: 300,
+        resend_queue_size: 131_072,
+    }
+}
+
+fn alarm() -> Protocol {
+    Protocol::Alarm {
+        refresh: Duration::from_secs(5),
+        cache_timeout: Duration::from_secs(15),
+    }
+}
+
+/// Link impairments, in per-mille.
+#[derive(Clone, Copy)]
+struct Impair {
+    loss: u64,
+    duplicate: u64,
+    /// Extra delay up to this many ms (reorders datagrams).
+    jitter_ms: u64,
+}
+
+const CLEAN: Impair = Impair {
+    loss: 0,
+    duplicate: 0,
+    jitter_ms: 0,
+};
+
+struct Sim {
+    now: Instant,
+    nodes: Vec<SyncCore>,
+    addrs: Vec<IpAddr>,
+    in_flight: Vec<(Instant, usize, IpAddr, Vec<u8>)>,
+    impair: Impair,
+    rng: u64,
+    datagrams: u64,
+    notices: Vec<(usize, String)>,
+}
+
+impl Sim {
+    fn new(protocol: Protocol, nodes: usize, impair: Impair) -> Sim {
+        let now = Instant::now();
+        Sim {
+            now,
+            nodes: (0..nodes)
+                .map(|i| SyncCore::new(now, settings(protocol, 7 + i as u64)))
+                .collect(),
+            addrs: (0..nodes)
+                .map(|i| IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1 + i as u8)))
+                .collect(),
+            in_flight: Vec::new(),
+            impair,
+            rng: 0x1234_5678_9abc_def1,
+            datagrams: 0,
+            notices: Vec::new(),
+        }
+    }
+
+    fn roll(&mut self, per_mille: u64) -> bool {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng % 1000 < per_mille
+    }
+
+    fn jitter(&mut self) -> Duration {
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        Duration::from_millis(1 + self.rng % (self.impair.jitter_ms + 1))
+    }
+
+    fn restart(&mut self, i: usize, protocol: Protocol) {
+        self.nodes[i] = SyncCore::new(self.now, settings(protocol, 1000 + i as u64));
+        self.in_flight.retain(|(_, to, _, _)| *to != i);
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].poll_timeout().is_some_and(|t| t <= now) {
+                self.nodes[i].handle_timeout(now);
+            }
+            while let Some(tx) = self.nodes[i].poll_transmit(now) {
+                self.datagrams += 1;
+                // A multicast group: every other node gets a copy.
+                for to in 0..self.nodes.len() {
+                    if to == i || self.roll(self.impair.loss) {
+                        continue;
+                    }
+                    let copies = if self.roll(self.impair.duplicate) {
+                        2
+                    } else {
+                        1
+                    };
+                    for _ in 0..copies {
+                        let at = now + self.jitter();
+                        self.in_flight
+                            .push((at, to, self.addrs[i], tx.bytes.clone()));
+                    }
+                }
+            }
+            while let Some(event) = self.nodes[i].poll_event() {
+                if let SyncEvent::Notice(text) = event {
+                    self.notices.push((i, text));
+                }
+            }
+        }
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+            .into_iter()
+            .partition(|(at, ..)| *at <= now);
+        self.in_flight = later;
+        for (_, to, from, bytes) in due {
+            self.nodes[to].handle_datagram(now, 0, from, &bytes);
+        }
+        self.now += Duration::from_millis(10);
+    }
+
+    fn run(&mut self, secs: u64) {
+        for _ in 0..secs * 100 {
+            self.step();
+        }
+    }
+
+    fn event(&mut self, node: usize, kind: EventKind, ct: Conntrack) {
+        self.nodes[node].handle_kernel_event(self.now, kind, ct, Origin::NotMe);
+    }
+}
+
+/// Flows of a cache by key, with the attributes replication carries.
+fn view(cache: &Cache) -> Vec<(FlowKey, Option<u32>, Option<u8>)> {
+    let mut v: Vec<_> = cache
+        .iter_live()
+        .filter_map(|e| Some((e.ct.key()?, e.ct.mark, e.ct.tcp_state())))
+        .collect();
+    v.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
+    v
+}
+
+/// Compares two views, printing a short difference.
+#[track_caller]
+fn assert_same(
+    got: &[(FlowKey, Option<u32>, Option<u8>)],
+    want: &[(FlowKey, Option<u32>, Option<u8>)],
+    what: &str,
+) {
+    if got != want {
+        let missing: Vec<_> = want.iter().filter(|f| !got.contains(f)).take(3).collect();
+        let extra: Vec<_> = got.iter().filter(|f| !want.contains(f)).take(3).collect();
+        panic!(
+            "{what}: got {} flows, want {}; missing e.g. {missing:?}; extra e.g. {extra:?}",
+            got.len(),
+            want.len()
+        );
+    }
+}
+
+/// A churn of creates, updates and destroys on `node`.
+fn churn(sim: &mut Sim, node: usize, base: u32, n: u32) {
+    for i in base..base + n {
+        sim.event(node, EventKind::New, flow(i));
+        if i % 10 == 0 {
+            sim.step();
+        }
+    }
+    for i in (base..base + n).step_by(3) {
+        let mut ct = flow(i);
+        ct.mark = Some(i + 1_000_000);
+        sim.event(node, EventKind::Update, ct);
+    }
+    sim.step();
+    for i in (base..base + n).step_by(7) {
+        sim.event(node, EventKind::Destroy, flow(i));
+    }
+}
+
+#[test]
+fn ftfw_converges_over_a_lossy_reordering_link() {
+    for loss in [0, 100, 300] {
+        let mut sim = Sim::new(
+            ftfw(),
+            2,
+            Impair {
+                loss,
+                duplicate: 50,
+                jitter_ms: 30,
+            },
+        );
+        sim.run(2);
+        churn(&mut sim, 0, 1, 2000);
+        sim.run(20);
+        let want = view(&sim.nodes[0].local.cache);
+        assert_eq!(want.len(), 2000 - 2000 / 7 - 1);
+        assert_same(
+            &view(&sim.nodes[1].external),
+            &want,
+            &format!("loss {loss}‰"),
+        );
+        // Everything was acknowledged: the resend queue only holds the
+        // last control messages, and no DEL waits any more.
+        assert_eq!(sim.nodes[0].dead_len(), 0, "loss {loss}‰");
+        assert!(
+            sim.nodes[0].rsq_len() < 10,
+            "rsq {}",
+            sim.nodes[0].rsq_len()
+        );
+    }
+}
+
+#[test]
+fn ftfw_startup_handshake_matches_the_capture() {
+    let mut sim = Sim::new(ftfw(), 2, CLEAN);
+    // Drop the start-up RESYNCs to look at the idle exchange only.
+    for node in &mut sim.nodes {
+        node.txq.clear();
+    }
+    let mut seen = Vec::new();
+    for _ in 0..600 {
+        for (at, to, _, bytes) in &sim.in_flight {
+            let _ = (at, to);
+            if let Some(h) = Header::parse(bytes) {
+                seen.push((h.flags, bytes.len()));
+            }
+        }
+        let before = sim.in_flight.len();
+        sim.step();
+        let _ = before;
+    }
+    seen.dedup();
+    let flags: Vec<u8> = seen.iter().map(|(f, _)| *f).collect();
+    // ALIVE|HELLO from both (they start together), then ACK with
+    // HELLO_BACK, then plain ACKs of 16 bytes.
+    assert_eq!(flags.first(), Some(&0x30), "{flags:x?}");
+    assert!(flags.contains(&0x68) || flags.contains(&0x48), "{flags:x?}");
+    assert_eq!(seen.last(), Some(&(0x08, 16)), "{seen:x?}");
+}
+
+#[test]
+fn ftfw_nacks_a_gap_with_ack_then_nack_in_one_datagram() {
+    let mut a = SyncCore::new(Instant::now(), settings(ftfw(), 1));
+    let now = Instant::now();
+    let peer: IpAddr = "10.77.0.9".parse().expect("ip");
+    let send = |core: &mut SyncCore, seq: u32| {
+        let mut msg = Vec::new();
+        assert!(syncproto::ct::encode_state(
+            MsgType::CtNew,
+            0,
+            seq,
+            &flow(seq),
+            EncodeOptions::default(),
+            &mut msg
+        ));
+        core.handle_datagram(now, 0, peer, &msg);
+    };
+    a.txq.clear();
+    send(&mut a, 1001);
+    send(&mut a, 1005);
+    let tx = a.poll_transmit(now).expect("a datagram");
+    let mut controls = Vec::new();
+    for m in frames(&tx.bytes).flatten() {
+        controls.push(Control::decode(&m.header, m.bytes));
+    }
+    assert_eq!(
+        controls,
+        vec![
+            Some(Control::Ack {
+                from: 1001,
+                to: 1001
+            }),
+            Some(Control::Nack {
+                from: 1002,
+                to: 1004
+            })
+        ]
+    );
+    assert_eq!(a.counters.lost, 3);
+    // A duplicate is dropped and counted, not applied twice.
+    send(&mut a, 1003);
+    assert_eq!(a.counters.before, 1);
+    assert_eq!(a.external.len(), 2);
+}
+
+#[test]
+fn ftfw_three_nodes_each_hold_every_other_nodes_flows() {
+    let mut sim = Sim::new(
+        ftfw(),
+        3,
+        Impair {
+            loss: 100,
+            duplicate: 20,
+            jitter_ms: 20,
+        },
+    );
+    sim.run(2);
+    churn(&mut sim, 0, 1, 600);
+    churn(&mut sim, 1, 100_001, 600);
+    churn(&mut sim, 2, 200_001, 600);
+    sim.run(20);
+    for node in 0..3 {
+        let mut want = Vec::new();
+        for other in (0..3).filter(|&o| o != node) {
+            want.extend(view(&sim.nodes[other].local.cache));
+        }
+        want.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
+        assert_same(
+            &view(&sim.nodes[node].external),
+            &want,
+            &format!("node {node}"),
+        );
+    }
+}
+
+#[test]
+fn a_restarted_backup_gets_the_full_state_back_by_itself() {
+    for protocol in [ftfw(), Protocol::Notrack] {
+        let mut sim = Sim::new(protocol, 2, CLEAN);
+        sim.run(1);
+        churn(&mut sim, 0, 1, 500);
+        sim.run(5);
+        let want = view(&sim.nodes[0].local.cache);
+        assert_same(&view(&sim.nodes[1].external), &want, "before restart");
+        sim.restart(1, protocol);
+        assert!(sim.nodes[1].external.is_empty());
+        sim.run(5);
+        assert_same(
+            &view(&sim.nodes[1].external),
+            &want,
+            &format!("{protocol:?}"),
+        );
+        assert!(
+            sim.notices
+                .iter()
+                .any(|(n, t)| *n == 0 && t == "resync requested by other node")
+        );
+    }
+}
+
+#[test]
+fn alarm_converges_within_its_refresh_period_and_expires_stale_entries() {
+    let mut sim = Sim::new(
+        alarm(),
+        2,
+        Impair {
+            loss: 100,
+            duplicate: 0,
+            jitter_ms: 5,
+        },
+    );
+    churn(&mut sim, 0, 1, 1000);
+    // Refreshes are at most 6 s apart, the backup's entries live 15 s: an
+    // entry is lost only if three refreshes in a row are (0.1 % at 10 %).
+    sim.run(30);
+    let want = view(&sim.nodes[0].local.cache);
+    assert_same(&view(&sim.nodes[1].external), &want, "alarm");
+    // The backup expires what is not refreshed any more.
+    sim.nodes[0].flush_internal();
+    sim.run(16);
+    assert!(sim.nodes[1].external.is_empty());
+    // ALARM sends no control traffic at all.
+    assert_eq!(sim.nodes[0].counters.lost, 0);
+}
+
+#[test]
+fn notrack_is_best_effort_and_a_bulk_send_repairs_losses() {
+    let mut sim = Sim::new(
+        Protocol::Notrack,
+        2,
+        Impair {
+            loss: 200,
+            duplicate: 0,
+            jitter_ms: 0,
+        },
+    );
+    sim.run(1);
+    churn(&mut sim, 0, 1, 1000);
+    sim.run(3);
+    let want = view(&sim.nodes[0].local.cache);
+    assert_ne!(view(&sim.nodes[1].external), want, "loss must show");
+    assert!(sim.nodes[1].counters.lost > 0);
+    sim.impair = CLEAN;
+    sim.nodes[0].bulk_send();
+    sim.run(2);
+    // Stale flows (their DEL was lost) remain: NOTRACK never expires them.
+    let got = view(&sim.nodes[1].external);
+    assert!(want.iter().all(|f| got.contains(f)));
+}
+
+#[test]
+fn origin_commit_and_flush_events_are_not_echoed() {
+    let mut sim = Sim::new(ftfw(), 2, CLEAN);
+    sim.run(1);
+    sim.nodes[0].handle_kernel_event(sim.now, EventKind::New, flow(1), Origin::Commit);
+    sim.nodes[0].handle_kernel_event(sim.now, EventKind::New, flow(2), Origin::NotMe);
+    sim.run(1);
+    sim.nodes[0].handle_kernel_event(sim.now, EventKind::Destroy, flow(2), Origin::Flush);
+    sim.run(2);
+    assert_eq!(sim.nodes[0].local.cache.active(), 1);
+    // flow 2's NEW went out before its flush-origin destroy, so the peer
+    // keeps it (as in 1.4.7: a flush of the backup is not echoed), and
+    // flow 1, committed from the peer's own state, is not sent back.
+    let got = view(&sim.nodes[1].external);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].1, Some(2));
+}
+
+#[test]
+fn garbage_is_counted_and_changes_nothing() {
+    let now = Instant::now();
+    let mut core = SyncCore::new(now, settings(ftfw(), 3));
+    let peer: IpAddr = "10.77.0.9".parse().expect("ip");
+    let cases: [&[u8]; 6] = [
+        &[0x20, 0, 0, 8, 0, 0, 0, 1],
+        &[0x10, 0, 0, 0, 0, 0, 0, 1],
+        &[1, 2, 3],
+        &[0x10, 0, 0, 0x40, 0, 0, 0, 1],
+        &[0x17, 0, 0, 8, 0, 0, 0, 1],
+        &[0x1a, 0x01, 0, 8, 0, 0, 0, 1],
+    ];
+    for c in cases {
+        core.handle_datagram(now, 0, peer, c);
+    }
+    let c = core.counters;
+    assert_eq!(
+        (
+            c.bad_version,
+            c.bad_size,
+            c.truncated,
+            c.bad_header,
+            c.malformed
+        ),
+        (1, 2, 1, 2, 6)
+    );
+    assert!(core.external.is_empty());
+}
+
+proptest::proptest! {
+    #[test]
+    fn random_datagrams_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..600)) {
+        let now = Instant::now();
+        for protocol in [ftfw(), alarm(), Protocol::Notrack] {
+            let mut core = SyncCore::new(now, settings(protocol, 5));
+            core.handle_datagram(now, 0, "10.0.0.1".parse().expect("ip"), &bytes);
+            while core.poll_transmit(now).is_some() {}
+        }
+    }
+}
+
+#[test]
+fn batches_fill_up_to_the_mtu_like_the_capture() {
+    let now = Instant::now();
+    let mut core = SyncCore::new(now, settings(Protocol::Notrack, 3));
+    core.txq.clear();
+    for i in 0..46 {
+        core.handle_kernel_event(now, EventKind::New, flow(i), Origin::NotMe);
+    }
+    let mut sizes = Vec::new();
+    while let Some(tx) = core.poll_transmit(now) {
+        sizes.push(tx.bytes.len());
+    }
+    // 84-byte messages: seventeen fit below 1472 bytes.
+    assert!(sizes.iter().all(|&s| s < 1472), "{sizes:?}");
+    assert_eq!(sizes.iter().sum::<usize>() % 8, 0);
+    assert_eq!(sizes.len(), 3, "{sizes:?}");
+}

@@ -1,0 +1,182 @@
+//! The transmit path (sync-modes.md §5.3; wire-protocol.md §8).
+
+use std::time::Instant;
+
+use syncproto::ct::EncodeOptions;
+use syncproto::{Control, MsgType};
+
+use super::queue::Item;
+use super::{ALIVE_INTERVAL, Dead, Hello, ObjKey, SyncCore, SyncEvent, Transmit};
+use crate::cache::ObjectState;
+
+impl SyncCore {
+    // ---- transmit ------------------------------------------------------------
+
+    /// Next datagram to send. Runs a transmit round (§5.3) when something
+    /// is queued.
+    pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if self.transmits.is_empty() && (!self.txq.is_empty() || !self.direct.is_empty()) {
+            self.transmit_round(now);
+        }
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<SyncEvent> {
+        self.events.pop_front()
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        let s = self.next_seq;
+        self.next_seq = self.next_seq.wrapping_add(1);
+        s
+    }
+
+    /// FTFW: HELLO until the peer answered, HELLO_BACK once after a HELLO.
+    fn hello_flags(&mut self) -> u8 {
+        if !self.is_ftfw() {
+            return 0;
+        }
+        let mut flags = 0;
+        if self.hello != Hello::Done {
+            self.hello = Hello::Say;
+            flags |= syncproto::flags::HELLO;
+        }
+        if self.say_hello_back {
+            self.say_hello_back = false;
+            flags |= syncproto::flags::HELLO_BACK;
+        }
+        flags
+    }
+
+    fn encode_options(&self) -> EncodeOptions {
+        EncodeOptions {
+            tcp_window_tracking: self.settings.tcp_window_tracking,
+            omit_timeout: self.settings.commit_timeout > 0,
+        }
+    }
+
+    fn transmit_round(&mut self, now: Instant) {
+        let opts = self.encode_options();
+        while let Some((kind, ct)) = self.direct.pop_front() {
+            let mut msg = std::mem::take(&mut self.scratch);
+            msg.clear();
+            let seq = self.next_seq();
+            if syncproto::ct::encode_state(kind, 0, seq, &ct, opts, &mut msg) {
+                self.emit(&msg);
+            }
+            self.scratch = msg;
+        }
+        while let Some((item, ())) = self.txq.pop_front() {
+            let mut msg = std::mem::take(&mut self.scratch);
+            msg.clear();
+            match item {
+                Item::Control(control) => {
+                    let flags = self.hello_flags();
+                    let seq = self.next_seq();
+                    control.encode(seq, flags, &mut msg);
+                    self.emit(&msg);
+                    if self.is_ftfw() && !matches!(control, Control::Alive) {
+                        self.push_resend(Item::Control(control), seq);
+                    }
+                }
+                Item::Object(key) => {
+                    let built = self.build_object(&key, opts, &mut msg);
+                    if let Some(seq) = built {
+                        self.emit(&msg);
+                        if self.is_ftfw() {
+                            self.push_resend(Item::Object(key), seq);
+                        } else {
+                            self.release(&key);
+                        }
+                    } else {
+                        self.release(&key);
+                    }
+                }
+            }
+            self.scratch = msg;
+        }
+        self.flush_batch();
+        if !self.is_alarm() {
+            self.alive_at = Some(now + ALIVE_INTERVAL);
+        }
+    }
+
+    /// The message type an object would be sent as now; None if it is
+    /// gone without a pending DEL.
+    fn object_kind(&self, key: &ObjKey) -> Option<MsgType> {
+        match key {
+            ObjKey::Flow(k) => match (self.local.cache.get(k), self.dead.get(key)) {
+                (Some(e), _) if e.state == ObjectState::New => Some(MsgType::CtNew),
+                (Some(e), _) if e.state == ObjectState::Alive => Some(MsgType::CtUpdate),
+                (_, Some(Dead::Flow(_))) => Some(MsgType::CtDelete),
+                _ => None,
+            },
+            ObjKey::Expect(k) => {
+                let live = self.expect.as_ref().and_then(|s| s.internal.get(k));
+                match (live, self.dead.get(key)) {
+                    (Some(e), _) if e.alive => Some(MsgType::ExpUpdate),
+                    (Some(_), _) => Some(MsgType::ExpNew),
+                    (None, Some(Dead::Expect(_))) => Some(MsgType::ExpDelete),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    /// Builds the message of an object from its current state (§2.3) and
+    /// returns its sequence number.
+    fn build_object(
+        &mut self,
+        key: &ObjKey,
+        opts: EncodeOptions,
+        out: &mut Vec<u8>,
+    ) -> Option<u32> {
+        let kind = self.object_kind(key)?;
+        let flags = self.hello_flags();
+        let seq = self.next_seq();
+        let ok = match key {
+            ObjKey::Flow(k) => {
+                let ct = match (kind, self.local.cache.get(k), self.dead.get(key)) {
+                    (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => &**ct,
+                    (_, Some(e), _) => &e.ct,
+                    _ => return None,
+                };
+                syncproto::ct::encode_state(kind, flags, seq, ct, opts, out)
+            }
+            ObjKey::Expect(k) => {
+                let live = self.expect.as_ref().and_then(|s| s.internal.get(k));
+                let exp = match (kind, live, self.dead.get(key)) {
+                    (MsgType::ExpDelete, _, Some(Dead::Expect(exp))) => &**exp,
+                    (_, Some(e), _) => &e.exp,
+                    _ => return None,
+                };
+                syncproto::exp::encode_expect(kind, flags, seq, exp, opts, out)
+            }
+        };
+        ok.then_some(seq)
+    }
+
+    /// Adds a message to the active channel's batch (wire-protocol.md §8).
+    fn emit(&mut self, msg: &[u8]) {
+        let size = self
+            .settings
+            .batch_sizes
+            .get(self.active)
+            .copied()
+            .unwrap_or(1472);
+        if !self.batch.is_empty() && self.batch.len() + msg.len() >= size {
+            self.flush_batch();
+        }
+        self.batch.extend_from_slice(msg);
+    }
+
+    pub(super) fn flush_batch(&mut self) {
+        if !self.batch.is_empty() {
+            let bytes = std::mem::take(&mut self.batch);
+            self.transmits.push_back(Transmit {
+                channel: self.active,
+                bytes,
+            });
+        }
+    }
+}
