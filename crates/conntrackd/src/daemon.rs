@@ -122,6 +122,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
 
     let mut node = crate::node::Node::new(config, Instant::now())?;
+    node.flush_sync(Instant::now());
     logger::notice("initialization completed");
 
     let notifier = config
@@ -161,6 +162,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
                             break;
                         }
                         let reply = node.handle_request(code, Instant::now(), &mut stats).await;
+                        node.flush_sync(Instant::now());
                         if !reply.is_empty() {
                             let _ = stream.write_all(reply.as_bytes()).await;
                         }
@@ -173,6 +175,9 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
             readable = node.kernel_readable() => {
                 node.handle_kernel_readable(readable, Instant::now());
             }
+            (channel, ready) = node.sync_ready() => {
+                node.handle_sync_ready(Instant::now(), channel, ready);
+            }
             _ = sleep_until(deadline) => {
                 node.handle_timeout(Instant::now());
             }
@@ -182,6 +187,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
                 }
             }
         }
+        node.flush_sync(Instant::now());
     }
     logger::notice("---- shutdown received ----");
     if let Some(n) = &notifier {

@@ -7,9 +7,11 @@ mod cli;
 mod control;
 mod daemon;
 mod daemonize;
+mod link;
 mod lockfile;
 mod logger;
 mod node;
+mod replication;
 mod runtime_stats;
 mod systemd;
 

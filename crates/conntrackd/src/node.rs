@@ -13,13 +13,17 @@ use conntrackd_core::expect_cache::{ExpectCache, ExpectFilter};
 use conntrackd_core::filter::{AddressSet, Filter, Policy};
 use conntrackd_core::local::{EventKind, LocalCache, LocalOutput, Origin};
 use conntrackd_core::report;
+use conntrackd_core::sync::report as sync_report;
+use conntrackd_core::sync::{Expectations, SyncCore};
 use ctnl::{CtEvent, CtSocket, Message, RecvError, groups, messages, request};
 use std::os::fd::AsFd;
 
 use tokio::io::unix::AsyncFd;
 
 use crate::cli::code;
+use crate::link::LinkReady;
 use crate::logger;
+use crate::replication::Replication;
 use crate::runtime_stats::RuntimeStats;
 
 /// Which of the three daemon modes runs (sync-modes.md §1.3).
@@ -49,8 +53,6 @@ pub struct KernelReady;
 pub struct Node {
     mode: Mode,
     local: LocalCache,
-    /// Flows announced by peers; filled by the replication layer.
-    external: Cache,
     kernel: Option<Kernel>,
     flow_log: Option<FlowLog>,
     /// Stats `Syslog`: destroyed flows also go to syslog at INFO.
@@ -60,15 +62,9 @@ pub struct Node {
     overrun_resync: Option<Duration>,
     poll_every: Option<Duration>,
     max_buffer: usize,
-    /// Expectation sync (`Options { ExpectationSync … }`), if enabled.
-    expect: Option<Expectations>,
-}
-
-#[derive(Debug)]
-struct Expectations {
-    filter: ExpectFilter,
-    internal: ExpectCache,
-    external: ExpectCache,
+    /// Sync mode: the replication engine and its channels. Its core holds
+    /// the internal cache and the expectation caches then.
+    sync: Option<Box<Replication>>,
 }
 
 impl Node {
@@ -87,7 +83,6 @@ impl Node {
         let mut node = Node {
             mode,
             local: LocalCache::new(mode == Mode::Stats, limit, filter.clone(), false),
-            external: Cache::new("external", limit),
             kernel: None,
             flow_log: None,
             flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
@@ -97,21 +92,18 @@ impl Node {
                 .map(|s| Duration::from_secs(u64::from(s))),
             poll_every: general.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
             max_buffer: general.netlink_buffer_size_max_growth as usize,
-            expect: config.sync.as_ref().and_then(|sync| {
-                let filter = match &sync.expectation_sync {
-                    conntrackd_config::ExpectSync::Off => return None,
-                    conntrackd_config::ExpectSync::All => ExpectFilter::All,
-                    conntrackd_config::ExpectSync::Helpers(names) => {
-                        ExpectFilter::Helpers(names.clone())
-                    }
-                };
-                Some(Expectations {
-                    filter,
-                    internal: ExpectCache::new(limit),
-                    external: ExpectCache::new(limit),
-                })
-            }),
+            sync: None,
         };
+        let expect_filter = config
+            .sync
+            .as_ref()
+            .and_then(|sync| match &sync.expectation_sync {
+                conntrackd_config::ExpectSync::Off => None,
+                conntrackd_config::ExpectSync::All => Some(ExpectFilter::All),
+                conntrackd_config::ExpectSync::Helpers(names) => {
+                    Some(ExpectFilter::Helpers(names.clone()))
+                }
+            });
         if mode == Mode::Idle {
             return Ok(node);
         }
@@ -130,7 +122,7 @@ impl Node {
                 );
             }
         }
-        let kernel = open_kernel(config, node.expect.is_some())?;
+        let kernel = open_kernel(config, expect_filter.is_some())?;
         let mut in_kernel = false;
         if let (true, Some(filter), Some(events)) = (kernel_filtering, &filter, &kernel.events) {
             let attached = conntrackd_core::bpf::compile(filter)
@@ -160,22 +152,87 @@ impl Node {
         } else {
             logger::notice("using user-space event filtering");
         }
+        if mode == Mode::Sync {
+            node.sync = Some(Box::new(Replication::new(
+                config,
+                now,
+                filter.clone(),
+                in_kernel,
+                expect_filter,
+            )?));
+        }
         if let Some(events) = &kernel.events {
-            node.local.netlink.buffer_size = events.get_ref().recv_buffer().unwrap_or(0) as u64;
+            node.local_mut().netlink.buffer_size =
+                events.get_ref().recv_buffer().unwrap_or(0) as u64;
         }
         node.kernel = Some(kernel);
         if let Some(every) = node.poll_every {
             logger::notice("running in polling mode");
             node.resync_at = Some(now + every);
         }
-        node.resync_with_kernel(now, false)?;
-        node.resync_expectations(now);
+        if !node.internal_disabled() {
+            node.resync_with_kernel(now, false)?;
+            node.resync_expectations(now);
+        }
         Ok(node)
+    }
+
+    /// The internal cache: the sync core's in sync mode.
+    fn local(&self) -> &LocalCache {
+        match &self.sync {
+            Some(r) => &r.core.local,
+            None => &self.local,
+        }
+    }
+
+    fn local_mut(&mut self) -> &mut LocalCache {
+        match &mut self.sync {
+            Some(r) => &mut r.core.local,
+            None => &mut self.local,
+        }
+    }
+
+    fn expect(&self) -> Option<&Expectations> {
+        self.sync.as_ref().and_then(|r| r.core.expect.as_ref())
+    }
+
+    /// NOTRACK `DisableInternalCache on`.
+    fn internal_disabled(&self) -> bool {
+        self.sync
+            .as_ref()
+            .is_some_and(|r| r.core.settings().disable_internal_cache)
+    }
+
+    /// Resolves when a sync channel has something to read.
+    pub async fn sync_ready(&self) -> (usize, LinkReady) {
+        match &self.sync {
+            Some(r) => r.ready().await,
+            None => std::future::pending().await,
+        }
+    }
+
+    pub fn handle_sync_ready(&mut self, now: Instant, channel: usize, ready: LinkReady) {
+        if let Some(r) = self.sync.as_mut() {
+            r.handle_ready(now, channel, ready);
+        }
+    }
+
+    /// Sends what replication produced; call after every input.
+    pub fn flush_sync(&mut self, now: Instant) {
+        if let (Some(r), Some(kernel)) = (self.sync.as_mut(), self.kernel.as_mut()) {
+            r.flush(now, &mut kernel.requests);
+        }
     }
 
     /// When the core next needs `handle_timeout`.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.resync_at
+        [
+            self.resync_at,
+            self.sync.as_ref().and_then(|r| r.poll_timeout()),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Resolves when the kernel event socket has data.
@@ -201,7 +258,12 @@ impl Node {
             return;
         };
         let flush_port = kernel.requests.port_id();
+        let (commit_port, inject_port) = self.sync.as_ref().map_or((0, 0), |r| {
+            (r.commit_socket.port_id(), r.inject_socket.port_id())
+        });
         let mut overrun = false;
+        let mut ct_events = Vec::new();
+        let mut unknown = 0;
         // Handled after the drain: they look at the conntrack cache.
         let mut expect_events = Vec::new();
         loop {
@@ -213,7 +275,7 @@ impl Node {
                     continue;
                 }
                 Err(RecvError::Io(e)) => {
-                    self.local.netlink.catch_failed += 1;
+                    ct_events.push(None);
                     logger::error(&format!("netlink event socket: {e}"));
                     break;
                 }
@@ -228,21 +290,53 @@ impl Node {
                             CtEvent::Update | CtEvent::Entry => EventKind::Update,
                             CtEvent::Destroy => EventKind::Destroy,
                         };
-                        let origin = if header.pid != 0 && header.pid == flush_port {
-                            Origin::Flush
-                        } else {
-                            Origin::NotMe
+                        let origin = match header.pid {
+                            0 => Origin::NotMe,
+                            p if p == flush_port => Origin::Flush,
+                            p if p == commit_port => Origin::Commit,
+                            p if p == inject_port => Origin::Inject,
+                            _ => Origin::NotMe,
                         };
-                        self.local.handle_kernel_event(now, kind, *ct, origin);
+                        ct_events.push(Some((kind, *ct, origin)));
                     }
-                    Ok(Message::Expect { event, exp, .. }) => expect_events.push((event, *exp)),
-                    Ok(_) => self.local.netlink.unknown_type += 1,
-                    Err(_) => self.local.netlink.catch_failed += 1,
+                    Ok(Message::Expect {
+                        header, event, exp, ..
+                    }) => {
+                        let origin = match header.pid {
+                            0 => Origin::NotMe,
+                            p if p == commit_port => Origin::Commit,
+                            p if p == inject_port => Origin::Inject,
+                            _ => Origin::NotMe,
+                        };
+                        expect_events.push((event, *exp, origin))
+                    }
+                    Ok(_) => unknown += 1,
+                    Err(_) => ct_events.push(None),
                 }
             }
         }
-        for (event, exp) in expect_events {
-            self.handle_expect_event(now, event, exp);
+        self.local_mut().netlink.unknown_type += unknown;
+        for event in ct_events {
+            match (event, self.sync.as_mut()) {
+                (Some((kind, ct, origin)), Some(r)) => {
+                    r.core.handle_kernel_event(now, kind, ct, origin)
+                }
+                (Some((kind, ct, origin)), None) => {
+                    self.local.handle_kernel_event(now, kind, ct, origin)
+                }
+                (None, _) => self.local_mut().netlink.catch_failed += 1,
+            }
+        }
+        for (event, exp, origin) in expect_events {
+            let kind = match event {
+                CtEvent::New => EventKind::New,
+                CtEvent::Update | CtEvent::Entry => EventKind::Update,
+                CtEvent::Destroy => EventKind::Destroy,
+            };
+            match self.sync.as_mut() {
+                Some(r) => r.core.handle_kernel_expect(now, kind, exp, origin),
+                None => self.local.netlink.events_received += 1,
+            }
         }
         if overrun {
             self.handle_overrun(now);
@@ -250,35 +344,18 @@ impl Node {
         self.drain_outputs();
     }
 
-    /// An expectation event: synced only if its helper is selected and its
-    /// master flow is in the internal cache (sync-modes.md §11).
-    fn handle_expect_event(&mut self, now: Instant, event: CtEvent, exp: conntrack_model::Expect) {
-        self.local.netlink.events_received += 1;
-        let Some(state) = self.expect.as_mut() else {
-            return;
-        };
-        if event == CtEvent::Destroy {
-            state.internal.remove(&exp);
-            return;
-        }
-        if !state.filter.accepts(&exp) || !master_cached(&self.local.cache, &exp) {
-            self.local.netlink.events_filtered += 1;
-            return;
-        }
-        let _ = state.internal.upsert(now, exp);
-    }
-
     /// Dumps the kernel's expectation table into the internal expectation cache.
     fn resync_expectations(&mut self, now: Instant) {
-        let (Some(kernel), Some(state)) = (self.kernel.as_mut(), self.expect.as_mut()) else {
+        let (Some(kernel), Some(r)) = (self.kernel.as_mut(), self.sync.as_mut()) else {
             return;
         };
+        if r.core.expect.is_none() {
+            return;
+        }
         match kernel.requests.dump_expect() {
             Ok(list) => {
                 for exp in list {
-                    if state.filter.accepts(&exp) && master_cached(&self.local.cache, &exp) {
-                        let _ = state.internal.upsert(now, exp);
-                    }
+                    r.core.handle_expect_dump_entry(now, exp);
                 }
             }
             Err(e) => logger::error(&format!("can't dump the kernel expectation table: {e}")),
@@ -286,14 +363,14 @@ impl Node {
     }
 
     fn handle_overrun(&mut self, now: Instant) {
-        self.local.netlink.overrun += 1;
-        self.local.netlink.catch_failed += 1;
+        self.local_mut().netlink.overrun += 1;
+        self.local_mut().netlink.catch_failed += 1;
         if let Some(events) = self.kernel.as_ref().and_then(|k| k.events.as_ref()) {
             let current = events.get_ref().recv_buffer().unwrap_or(0);
             let doubled = current.saturating_mul(2);
             if self.max_buffer > 0 && doubled <= self.max_buffer {
                 if let Ok(size) = events.get_ref().set_recv_buffer_force(doubled) {
-                    self.local.netlink.buffer_size = size as u64;
+                    self.local_mut().netlink.buffer_size = size as u64;
                     logger::notice(&format!(
                         "netlink event socket buffer size has been doubled to {size} bytes"
                     ));
@@ -312,6 +389,13 @@ impl Node {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.sync.as_mut().is_some_and(|r| r.handle_timeout(now)) {
+            logger::notice("flushing kernel conntrack table (scheduled)");
+            self.flush_kernel();
+            if let Some(r) = self.sync.as_mut() {
+                r.core.flush_internal();
+            }
+        }
         if self.resync_at.is_some_and(|at| at <= now) {
             self.resync_at = self.poll_every.map(|every| now + every);
             if let Err(e) = self.resync_with_kernel(now, true) {
@@ -327,7 +411,7 @@ impl Node {
     }
 
     fn drain_outputs(&mut self) {
-        while let Some(output) = self.local.poll_output() {
+        while let Some(output) = self.local_mut().poll_output() {
             match output {
                 LocalOutput::FlowDestroyed(ct) => self.record_destroyed(&ct),
                 LocalOutput::Malformed => {
@@ -358,27 +442,36 @@ impl Node {
             .requests
             .dump_conntrack()
             .map_err(|e| format!("can't dump the kernel conntrack table: {e}"))?;
-        self.local.netlink.resync_kernel += u64::from(purge);
+        self.local_mut().netlink.resync_kernel += u64::from(purge);
         let mut seen = std::collections::HashSet::new();
         for ct in flows {
             if let Some(key) = ct.key() {
                 seen.insert(key);
             }
-            self.local.handle_dump_entry(now, ct, purge);
+            match self.sync.as_mut() {
+                // An overrun or polling resync announces what it finds.
+                Some(r) => r.core.handle_dump_entry(now, ct, purge),
+                None => self.local.handle_dump_entry(now, ct, purge),
+            }
         }
         if purge {
             let gone: Vec<_> = self
-                .local
+                .local()
                 .cache
                 .iter_live()
                 .filter_map(|e| e.ct.key())
                 .filter(|k| !seen.contains(k))
                 .collect();
             for key in gone {
-                if let Some(entry) = self.local.cache.remove(&key)
-                    && self.mode == Mode::Stats
-                {
-                    self.record_destroyed(&entry.ct);
+                match self.sync.as_mut() {
+                    Some(r) => r.core.handle_vanished(now, &key),
+                    None => {
+                        if let Some(entry) = self.local.cache.remove(&key)
+                            && self.mode == Mode::Stats
+                        {
+                            self.record_destroyed(&entry.ct);
+                        }
+                    }
                 }
             }
         }
@@ -389,10 +482,13 @@ impl Node {
     /// `-F`: deletes every kernel entry the filter would accept (ignored
     /// flows, such as the firewall's own, survive).
     fn flush_kernel(&mut self) {
+        if self.kernel.is_none() {
+            return;
+        }
+        self.local_mut().netlink.flush_kernel += 1;
         let Some(kernel) = self.kernel.as_mut() else {
             return;
         };
-        self.local.netlink.flush_kernel += 1;
         let flows = match kernel.requests.dump_conntrack() {
             Ok(flows) => flows,
             Err(e) => {
@@ -400,11 +496,14 @@ impl Node {
                 return;
             }
         };
+        let dump_filter = self.local().dump_filter.clone();
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
         let doomed: Vec<Conntrack> = flows
             .into_iter()
             .filter(|ct| {
-                self.local
-                    .dump_filter
+                dump_filter
                     .as_ref()
                     .is_none_or(|f| f.verdict(ct) == conntrackd_core::filter::Verdict::Accept)
             })
@@ -427,7 +526,17 @@ impl Node {
         }
     }
 
-    fn dump_cache(cache: &Cache, now: Instant, xml: bool) -> String {
+    fn dump_cache(local: &LocalCache, now: Instant, xml: bool, _: Option<()>) -> String {
+        Self::dump_cache_with(&local.cache, now, xml, None)
+    }
+
+    /// One line per live object; external ALARM objects show their expiry.
+    fn dump_cache_with(
+        cache: &Cache,
+        now: Instant,
+        xml: bool,
+        expiry: Option<&SyncCore>,
+    ) -> String {
         let mut out = String::new();
         for entry in cache.iter_live() {
             // conntrackd strips the timeout and use count before printing.
@@ -438,6 +547,12 @@ impl Node {
                 out.push_str(&conntrack_text::xml(&ct));
             } else {
                 conntrack_text::write_plain(&mut out, &ct, PlainOptions::default());
+                if let Some(left) = expiry
+                    .zip(entry.ct.key())
+                    .and_then(|(core, key)| core.expires_in(&key, now))
+                {
+                    let _ = write!(out, " [expires in {}s]", left.as_secs());
+                }
                 let _ = write!(
                     out,
                     " [active since {}s]",
@@ -461,78 +576,202 @@ impl Node {
             (_, code::STATS_RUNTIME) => {
                 out.push_str(&stats.uptime_line(now));
                 if self.mode != Mode::Idle {
-                    report::netlink_block(&mut out, &self.local.netlink);
+                    report::netlink_block(&mut out, &self.local().netlink);
                 }
                 out.push_str(&stats.render_runtime_block());
             }
-            (_, code::STATS_PROCESS) => {}
-            (Mode::Idle, _) => {}
-            (_, code::CT_DUMP_INTERNAL) => out = Self::dump_cache(&self.local.cache, now, false),
-            (_, code::CT_DUMP_INT_XML) => out = Self::dump_cache(&self.local.cache, now, true),
-            (Mode::Sync, code::CT_DUMP_EXTERNAL) => {
-                out = Self::dump_cache(&self.external, now, false);
-            }
-            (Mode::Sync, code::CT_DUMP_EXT_XML) => {
-                out = Self::dump_cache(&self.external, now, true)
-            }
-            (_, code::STATS) => {
-                report::cache_block(&mut out, &self.local.cache);
-                if self.mode == Mode::Sync {
-                    report::cache_block(&mut out, &self.external);
+            (_, code::STATS_PROCESS) | (Mode::Idle, _) => {}
+            (Mode::Stats, _) => self.stats_request(request, now, &mut out),
+            (Mode::Sync, _) => self.sync_request(request, now, &mut out),
+        }
+        out
+    }
+
+    /// Requests shared by Stats and Sync mode.
+    fn common_request(&mut self, request: i32, now: Instant, out: &mut String) -> bool {
+        match request {
+            code::CT_RESYNC_MASTER | code::ALL_RESYNC_MASTER => {
+                if self.internal_disabled() {
+                    logger::notice("resync is unsupported in this mode");
+                    return true;
                 }
-                report::traffic_block(
-                    &mut out,
-                    self.local.traffic_bytes,
-                    self.local.traffic_packets,
-                );
-            }
-            (_, code::STATS_CACHE) => {
-                report::cache_detail_block(&mut out, &self.local.cache);
-                if self.mode == Mode::Sync {
-                    report::cache_detail_block(&mut out, &self.external);
-                }
-            }
-            (_, code::CT_FLUSH_INT_CACHE) => {
-                logger::notice("flushing internal cache");
-                self.local.cache.flush();
-            }
-            (Mode::Sync, code::CT_FLUSH_EXT_CACHE) => {
-                logger::notice("flushing external cache");
-                self.external.flush();
-            }
-            (Mode::Sync, code::ALL_FLUSH_CACHE | code::CT_FLUSH_CACHE) => {
-                logger::notice("flushing caches");
-                self.local.cache.flush();
-                self.external.flush();
-                if request == code::ALL_FLUSH_CACHE
-                    && let Some(state) = self.expect.as_mut()
-                {
-                    state.internal.flush();
-                    state.external.flush();
-                }
-            }
-            (_, code::CT_RESYNC_MASTER | code::ALL_RESYNC_MASTER) => {
                 logger::notice("resync with master conntrack table");
                 if let Err(e) = self.resync_with_kernel(now, false) {
                     logger::error(&e);
                 }
-                if request == code::ALL_RESYNC_MASTER && self.expect.is_some() {
+                if request == code::ALL_RESYNC_MASTER && self.expect().is_some() {
                     logger::notice("resync with master expect table");
                     self.resync_expectations(now);
                 }
             }
-            (Mode::Sync, code::EXP_RESYNC_MASTER) if self.expect.is_some() => {
+            code::CT_FLUSH_MASTER | code::ALL_FLUSH_MASTER => {
+                logger::notice("flushing kernel conntrack table");
+                self.flush_kernel();
+                if request == code::ALL_FLUSH_MASTER && self.expect().is_some() {
+                    logger::notice("flushing kernel expect table");
+                    self.flush_kernel_expectations();
+                }
+            }
+            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML => {
+                *out = Self::dump_cache(self.local(), now, request == code::CT_DUMP_INT_XML, None);
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    fn stats_request(&mut self, request: i32, now: Instant, out: &mut String) {
+        if self.common_request(request, now, out) {
+            return;
+        }
+        match request {
+            code::STATS => {
+                report::cache_block(out, &self.local.cache);
+                report::traffic_block(out, self.local.traffic_bytes, self.local.traffic_packets);
+            }
+            code::STATS_CACHE => report::cache_detail_block(out, &self.local.cache),
+            code::CT_FLUSH_INT_CACHE | code::CT_FLUSH_CACHE => {
+                logger::notice("flushing internal cache");
+                self.local.cache.flush();
+            }
+            _ => {}
+        }
+    }
+
+    fn sync_request(&mut self, request: i32, now: Instant, out: &mut String) {
+        if request == code::CT_DUMP_INTERNAL || request == code::CT_DUMP_INT_XML {
+            if self.internal_disabled() {
+                // No cache: the kernel table, as `conntrack -L` shows it.
+                *out = self.dump_kernel_plain();
+                return;
+            }
+        } else if self.common_request(request, now, out) {
+            return;
+        }
+        if request == code::CT_DUMP_INTERNAL || request == code::CT_DUMP_INT_XML {
+            self.common_request(request, now, out);
+            return;
+        }
+        let Some(r) = self.sync.as_mut() else {
+            return;
+        };
+        let bypass = r.core.settings().disable_internal_cache;
+        let inject = r.core.settings().disable_external_cache;
+        match request {
+            code::CT_DUMP_EXTERNAL | code::CT_DUMP_EXT_XML if !inject => {
+                let xml = request == code::CT_DUMP_EXT_XML;
+                *out = Self::dump_cache_with(&r.core.external, now, xml, Some(&r.core));
+            }
+            code::STATS => {
+                if bypass {
+                    sync_report::bypass_block(out, &r.core.bypass);
+                } else {
+                    report::cache_block(out, &r.core.local.cache);
+                }
+                if inject {
+                    r.inject_block(out);
+                } else {
+                    report::cache_block(out, &r.core.external);
+                }
+                report::traffic_block(
+                    out,
+                    r.core.local.traffic_bytes,
+                    r.core.local.traffic_packets,
+                );
+                r.active_channel_block(out);
+                sync_report::message_tracking_block(out, &r.core);
+            }
+            code::STATS_CACHE => {
+                if bypass {
+                    sync_report::bypass_block(out, &r.core.bypass);
+                } else {
+                    report::cache_detail_block(out, &r.core.local.cache);
+                }
+                if inject {
+                    r.inject_block(out);
+                } else {
+                    report::cache_detail_block(out, &r.core.external);
+                }
+            }
+            code::STATS_NETWORK => {
+                sync_report::network_block(out, &r.core);
+                r.active_channel_block(out);
+            }
+            code::STATS_LINK => r.link_blocks(out),
+            code::STATS_RSQUEUE => sync_report::resend_queue(out, &r.core),
+            code::STATS_QUEUE => sync_report::queues(out, &r.core, r.error_queue()),
+            code::CT_FLUSH_INT_CACHE => {
+                logger::notice("flushing internal cache");
+                r.purge_at = None;
+                r.core.flush_internal();
+            }
+            code::CT_FLUSH_EXT_CACHE => {
+                logger::notice("flushing external cache");
+                r.core.flush_external();
+            }
+            code::ALL_FLUSH_CACHE | code::CT_FLUSH_CACHE => {
+                logger::notice("flushing caches");
+                r.purge_at = None;
+                r.core.flush_internal();
+                r.core.flush_external();
+                if request == code::ALL_FLUSH_CACHE {
+                    r.core.flush_internal_expect();
+                    r.core.flush_external_expect();
+                }
+            }
+            code::ALL_COMMIT | code::CT_COMMIT => {
+                logger::notice(if request == code::ALL_COMMIT {
+                    "committing all external caches"
+                } else {
+                    "committing conntrack cache"
+                });
+                let expects = request == code::ALL_COMMIT && r.core.expect.is_some();
+                r.commit(now, true, expects);
+            }
+            code::EXP_COMMIT if r.core.expect.is_some() => {
+                logger::notice("committing expectation cache");
+                r.commit(now, false, true);
+            }
+            code::SEND_BULK => r.core.bulk_send(),
+            code::REQUEST_DUMP => r.core.request_resync(),
+            code::RESET_TIMERS => r.schedule_purge(now),
+            code::EXP_STATS => {
+                if let Some(state) = &r.core.expect {
+                    report::counters_block(
+                        out,
+                        "internal",
+                        state.internal.len(),
+                        &state.internal.counters,
+                    );
+                    report::counters_block(
+                        out,
+                        "external",
+                        state.external.len(),
+                        &state.external.counters,
+                    );
+                }
+            }
+            code::EXP_RESYNC_MASTER if r.core.expect.is_some() => {
                 logger::notice("resync with master expect table");
                 self.resync_expectations(now);
             }
-            (Mode::Sync, code::EXP_DUMP_INTERNAL) if self.expect.is_some() => {
-                if let Some(state) = &self.expect {
-                    out = dump_expectations(&state.internal, now);
+            code::EXP_FLUSH_MASTER if r.core.expect.is_some() => {
+                logger::notice("flushing kernel expect table");
+                self.flush_kernel_expectations();
+            }
+            code::EXP_DUMP_INTERNAL | code::EXP_DUMP_EXTERNAL => {
+                if let Some(state) = &r.core.expect {
+                    let cache = if request == code::EXP_DUMP_INTERNAL {
+                        &state.internal
+                    } else {
+                        &state.external
+                    };
+                    *out = dump_expectations(cache, now);
                 }
             }
             // 1.4.7 does not check ExpectationSync for the XML variants.
-            (Mode::Sync, code::EXP_DUMP_INT_XML | code::EXP_DUMP_EXT_XML) => {
-                if let Some(state) = &self.expect {
+            code::EXP_DUMP_INT_XML | code::EXP_DUMP_EXT_XML => {
+                if let Some(state) = &r.core.expect {
                     let cache = if request == code::EXP_DUMP_INT_XML {
                         &state.internal
                     } else {
@@ -544,55 +783,35 @@ impl Node {
                     }
                 }
             }
-            (Mode::Sync, code::EXP_DUMP_EXTERNAL) if self.expect.is_some() => {
-                if let Some(state) = &self.expect {
-                    out = dump_expectations(&state.external, now);
-                }
-            }
-            (Mode::Sync, code::EXP_STATS) => {
-                if let Some(state) = &self.expect {
-                    report::counters_block(
-                        &mut out,
-                        "internal",
-                        state.internal.len(),
-                        &state.internal.counters,
-                    );
-                    report::counters_block(
-                        &mut out,
-                        "external",
-                        state.external.len(),
-                        &state.external.counters,
-                    );
-                }
-            }
-            (Mode::Sync, code::EXP_FLUSH_MASTER) if self.expect.is_some() => {
-                logger::notice("flushing kernel expect table");
-                self.flush_kernel_expectations();
-            }
-            (_, code::CT_FLUSH_MASTER | code::ALL_FLUSH_MASTER) => {
-                logger::notice("flushing kernel conntrack table");
-                self.flush_kernel();
-                if request == code::ALL_FLUSH_MASTER && self.expect.is_some() {
-                    logger::notice("flushing kernel expect table");
-                    self.flush_kernel_expectations();
-                }
-            }
             _ => {}
+        }
+    }
+
+    /// `-i` with the internal cache disabled: the kernel's table.
+    fn dump_kernel_plain(&mut self) -> String {
+        let Some(kernel) = self.kernel.as_mut() else {
+            return String::new();
+        };
+        let flows = kernel.requests.dump_conntrack().unwrap_or_default();
+        let filter = self.local().dump_filter.clone();
+        let mut out = String::new();
+        for ct in flows.iter().filter(|ct| {
+            filter
+                .as_ref()
+                .is_none_or(|f| f.verdict(ct) == conntrackd_core::filter::Verdict::Accept)
+        }) {
+            conntrack_text::write_plain(
+                &mut out,
+                ct,
+                PlainOptions {
+                    show_timeout: true,
+                    show_use: true,
+                },
+            );
+            out.push('\n');
         }
         out
     }
-}
-
-/// True if the expectation's master flow is in the internal cache.
-fn master_cached(cache: &Cache, exp: &conntrack_model::Expect) -> bool {
-    let Some(master) = exp.master.clone() else {
-        return false;
-    };
-    let key = conntrack_model::FlowKey {
-        orig: master,
-        zone: exp.zone.unwrap_or(0),
-    };
-    cache.get(&key).is_some()
 }
 
 fn dump_expectations(cache: &ExpectCache, now: Instant) -> String {

@@ -1,0 +1,551 @@
+//! Sync mode's I/O: the channels, the commit and inject sockets, and the
+//! glue between them and the sans-IO [`SyncCore`].
+
+use std::fmt::Write;
+use std::net::IpAddr;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use conntrack_model::{Conntrack, Expect};
+use conntrack_text::PlainOptions;
+use conntrackd_config::{Config, SyncMode};
+use conntrackd_core::expect_cache::ExpectFilter;
+use conntrackd_core::filter::Filter;
+use conntrackd_core::sync::{
+    Inject, Protocol, SyncCore, SyncEvent, SyncSettings, prepare_create, prepare_update,
+};
+use ctnl::{CtSocket, request};
+
+use crate::link::{Link, LinkReady};
+use crate::logger;
+
+/// `external inject:` counters (DisableExternalCache).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InjectCounters {
+    pub created: u64,
+    pub create_failed: u64,
+    pub updated: u64,
+    pub update_failed: u64,
+    pub destroyed: u64,
+    pub destroy_failed: u64,
+}
+
+#[derive(Debug)]
+pub struct Replication {
+    pub core: SyncCore,
+    pub links: Vec<Link>,
+    pub inject: InjectCounters,
+    /// Events caused by this socket have origin COMMIT (not echoed).
+    pub commit_socket: CtSocket,
+    /// Events caused by this socket have origin INJECT (ignored).
+    pub inject_socket: CtSocket,
+    /// `-t`: when the scheduled kernel flush runs.
+    pub purge_at: Option<Instant>,
+    purge_timeout: Duration,
+    link_check_at: Instant,
+    usable: Vec<bool>,
+    rx: Vec<(Vec<u8>, IpAddr)>,
+}
+
+const LINK_CHECK: Duration = Duration::from_secs(1);
+const EEXIST: i32 = 17;
+const ENOENT: i32 = 2;
+
+fn protocol(mode: &SyncMode) -> Protocol {
+    match mode {
+        SyncMode::Ftfw {
+            resend_queue_size,
+            ack_window_size,
+            ..
+        } => Protocol::Ftfw {
+            ack_window: *ack_window_size,
+            resend_queue_size: *resend_queue_size as usize,
+        },
+        SyncMode::Alarm => Protocol::Alarm {
+            refresh: Duration::ZERO,
+            cache_timeout: Duration::ZERO,
+        },
+        SyncMode::Notrack { .. } => Protocol::Notrack,
+    }
+}
+
+fn errno_text(errno: i32) -> String {
+    std::io::Error::from_raw_os_error(errno).to_string()
+}
+
+impl Replication {
+    pub fn new(
+        config: &Config,
+        now: Instant,
+        filter: Option<Filter>,
+        kernel_filtering: bool,
+        expectations: Option<ExpectFilter>,
+    ) -> Result<Replication, String> {
+        let sync = config.sync.as_ref().ok_or("no Sync section")?;
+        let mut links = Vec::new();
+        for channel in &sync.channels {
+            let link = Link::open(channel, sync.error_queue_length as usize).map_err(|e| {
+                logger::error(&format!(
+                    "can't open {} channel: {e}",
+                    channel.kind.keyword().to_lowercase()
+                ));
+                "initialization failed".to_string()
+            })?;
+            links.push(link);
+        }
+        let mut protocol = protocol(&sync.mode);
+        if let Protocol::Alarm {
+            refresh,
+            cache_timeout,
+        } = &mut protocol
+        {
+            *refresh = Duration::from_secs(u64::from(sync.refresh_time));
+            *cache_timeout = Duration::from_secs(u64::from(sync.cache_timeout));
+        }
+        let (disable_internal_cache, startup_resync) = match &sync.mode {
+            SyncMode::Notrack {
+                disable_internal_cache,
+                startup_resync,
+                ..
+            } => (*disable_internal_cache, *startup_resync),
+            SyncMode::Ftfw { startup_resync, .. } => (false, *startup_resync),
+            SyncMode::Alarm => (false, false),
+        };
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let seed = wall.as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+        let settings = SyncSettings {
+            protocol,
+            disable_internal_cache,
+            disable_external_cache: sync.mode.external_cache_disabled(),
+            commit_timeout: sync.commit_timeout,
+            tcp_window_tracking: sync.tcp_window_tracking,
+            expectations,
+            hash_limit: config.general.hash_limit as usize,
+            filter,
+            kernel_filtering,
+            batch_sizes: links.iter().map(Link::batch_size).collect(),
+            default_channel: sync.default_channel(),
+            // A random start keeps our numbers apart from other peers'.
+            initial_seq: (seed >> 16) as u32 ^ (seed as u32),
+            seed,
+            startup_resync: true,
+        };
+        if startup_resync {
+            logger::notice("resync requested");
+        }
+        let open = || {
+            CtSocket::open(0, false).map_err(|e| {
+                logger::error(&format!("can't open netlink handler: {e}"));
+                "initialization failed".to_string()
+            })
+        };
+        Ok(Replication {
+            core: SyncCore::new(now, settings),
+            usable: vec![true; links.len()],
+            links,
+            inject: InjectCounters::default(),
+            commit_socket: open()?,
+            inject_socket: open()?,
+            purge_at: None,
+            purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
+            link_check_at: now + LINK_CHECK,
+            rx: Vec::new(),
+        })
+    }
+
+    /// Resolves when a channel has something to read. Cancel-safe.
+    pub async fn ready(&self) -> (usize, LinkReady) {
+        let slot = |i: usize| async move {
+            match self.links.get(i) {
+                Some(link) => (i, link.ready().await),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = slot(0) => r,
+            r = slot(1) => r,
+            r = slot(2) => r,
+            r = slot(3) => r,
+        }
+    }
+
+    pub fn handle_ready(&mut self, now: Instant, channel: usize, ready: LinkReady) {
+        let Some(link) = self.links.get_mut(channel) else {
+            return;
+        };
+        let mut rx = std::mem::take(&mut self.rx);
+        link.receive(ready, &mut rx);
+        for (bytes, from) in rx.drain(..) {
+            self.core.handle_datagram(now, channel, from, &bytes);
+        }
+        self.rx = rx;
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [
+            self.core.poll_timeout(),
+            self.purge_at,
+            Some(self.link_check_at),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Timers; returns true if the scheduled kernel flush is due.
+    pub fn handle_timeout(&mut self, now: Instant) -> bool {
+        self.core.handle_timeout(now);
+        if self.link_check_at <= now {
+            self.link_check_at = now + LINK_CHECK;
+            for link in &mut self.links {
+                link.tick(now);
+            }
+            let usable: Vec<bool> = self
+                .links
+                .iter()
+                .map(|l| l.state() == crate::link::LinkState::Running)
+                .collect();
+            if usable != self.usable {
+                self.usable.clone_from(&usable);
+                self.core.handle_link_state(&usable);
+            }
+        }
+        if self.purge_at.is_some_and(|at| at <= now) {
+            self.purge_at = None;
+            return true;
+        }
+        false
+    }
+
+    /// `-t`: schedules the selective kernel flush.
+    pub fn schedule_purge(&mut self, now: Instant) {
+        if self.purge_at.is_none() {
+            logger::notice(&format!(
+                "flushing conntrack table in {} secs",
+                self.purge_timeout.as_secs()
+            ));
+            self.purge_at = Some(now + self.purge_timeout);
+        }
+    }
+
+    /// Sends what the core produced and carries out its requests.
+    /// `requests` is the daemon's general-purpose kernel socket.
+    pub fn flush(&mut self, now: Instant, requests: &mut CtSocket) {
+        loop {
+            while let Some(tx) = self.core.poll_transmit(now) {
+                if let Some(link) = self.links.get_mut(tx.channel) {
+                    link.send(now, &tx.bytes);
+                }
+            }
+            let Some(event) = self.core.poll_event() else {
+                break;
+            };
+            match event {
+                SyncEvent::Notice(text) => logger::notice(&text),
+                SyncEvent::ChannelChanged { to, .. } => {
+                    let name = self
+                        .links
+                        .get(to)
+                        .and_then(|l| l.interface.clone())
+                        .unwrap_or_default();
+                    logger::notice(&format!("device `{name}' becomes dedicated link"));
+                }
+                SyncEvent::Inject(op) => self.inject(op),
+                SyncEvent::DumpKernelForBulk => match requests.dump_conntrack() {
+                    Ok(flows) => {
+                        for ct in flows {
+                            self.core.send_direct(ct);
+                        }
+                    }
+                    Err(e) => logger::error(&format!("can't dump the kernel table: {e}")),
+                },
+            }
+        }
+    }
+
+    fn apply_one(
+        &mut self,
+        ct: &Conntrack,
+        build: fn(&mut Vec<u8>, u32, &Conntrack),
+    ) -> Result<(), i32> {
+        match self
+            .inject_socket
+            .apply_batch(std::slice::from_ref(ct), build)
+        {
+            Ok(results) => results.into_iter().next().unwrap_or(Err(libc::EIO)),
+            Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+        }
+    }
+
+    /// DisableExternalCache: a received message goes to the kernel
+    /// (sync-modes.md §8.1).
+    fn inject(&mut self, op: Inject) {
+        let twt = self.core.settings().tcp_window_tracking;
+        let plain = |ct: &Conntrack| conntrack_text::plain(ct, PlainOptions::default());
+        match op {
+            Inject::CtNew(ct) => {
+                let create = prepare_create(&ct, ct.timeout.unwrap_or(0), twt);
+                let result = match self.apply_one(&create, request::create) {
+                    Err(EEXIST) => {
+                        let _ = self.apply_one(&create, request::delete);
+                        self.apply_one(&create, request::create).map_err(|e| {
+                            logger::error(&format!(
+                                "could not add new ct entry, even when deleting it first: {}",
+                                errno_text(e)
+                            ));
+                        })
+                    }
+                    Err(e) => {
+                        logger::error(&format!("could not add new ct entry: {}", errno_text(e)));
+                        Err(())
+                    }
+                    Ok(()) => Ok(()),
+                };
+                if result.is_ok() {
+                    self.inject.created += 1;
+                } else {
+                    logger::error(&plain(&create));
+                    self.inject.create_failed += 1;
+                }
+            }
+            Inject::CtUpdate(ct) => {
+                let update = prepare_update(&ct, ct.timeout.unwrap_or(0), twt);
+                let create = prepare_create(&ct, ct.timeout.unwrap_or(0), twt);
+                let result = match self.apply_one(&update, request::update) {
+                    Ok(()) => Ok(()),
+                    Err(ENOENT) => self.apply_one(&create, request::create).map_err(|e| {
+                        logger::error(&format!(
+                            "could not update ct entry, even if creating it instead: {}",
+                            errno_text(e)
+                        ));
+                    }),
+                    Err(_) => {
+                        let _ = self.apply_one(&create, request::delete);
+                        self.apply_one(&create, request::create).map_err(|e| {
+                            logger::error(&format!(
+                                "could not update ct entry, even when deleting it first: {}",
+                                errno_text(e)
+                            ));
+                        })
+                    }
+                };
+                if result.is_ok() {
+                    self.inject.updated += 1;
+                } else {
+                    self.inject.update_failed += 1;
+                }
+            }
+            Inject::CtDelete(ct) => match self.apply_one(&ct, request::delete) {
+                Ok(()) | Err(ENOENT) => self.inject.destroyed += 1,
+                Err(e) => {
+                    logger::error(&format!("could not destroy ct entry: {}", errno_text(e)));
+                    self.inject.destroy_failed += 1;
+                }
+            },
+            Inject::ExpNew(exp) => {
+                if let Err(e) = self.create_expect(&exp) {
+                    logger::error(&format!("could not add new exp entry: {}", errno_text(e)));
+                }
+            }
+            Inject::ExpDelete(exp) => {
+                let result = self
+                    .inject_socket
+                    .request_ack(|buf, seq| request::delete_expect(buf, seq, &exp));
+                if let Ok(Err(e)) = result
+                    && e != ENOENT
+                {
+                    logger::error(&format!("could not delete exp entry: {}", errno_text(e)));
+                }
+            }
+        }
+    }
+
+    fn create_expect(&mut self, exp: &Expect) -> Result<(), i32> {
+        let socket = &mut self.inject_socket;
+        let mut once = || match socket.request_ack(|buf, seq| request::create_expect(buf, seq, exp))
+        {
+            Ok(r) => r,
+            Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        match once() {
+            Err(EEXIST) => {
+                let _ = socket.request_ack(|buf, seq| request::delete_expect(buf, seq, exp));
+                match socket.request_ack(|buf, seq| request::create_expect(buf, seq, exp)) {
+                    Ok(r) => r,
+                    Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// `-c`: writes the external cache into the kernel, in batches
+    /// (sync-modes.md §8.2). Returns when done.
+    pub fn commit(&mut self, now: Instant, flows: bool, expects: bool) {
+        self.purge_at = None;
+        let started = Instant::now();
+        let plan = self.core.commit_plan(now, flows, expects);
+        if flows {
+            let (ok, failed) = self.commit_flows(&plan.flows);
+            logger::notice(&format!("Committed {ok} new entries"));
+            if failed > 0 {
+                logger::notice(&format!("{failed} entries can't be committed"));
+            }
+        }
+        if expects && self.core.expect.is_some() {
+            let mut ok = 0;
+            let mut failed = 0;
+            for exp in &plan.expects {
+                match self.commit_expect(exp) {
+                    Ok(()) => ok += 1,
+                    Err(e) => {
+                        failed += 1;
+                        logger::error(&format!("commit-create: {}", errno_text(e)));
+                    }
+                }
+            }
+            logger::notice(&format!("Committed {ok} new expectations"));
+            if failed > 0 {
+                logger::notice(&format!("{failed} expectations can't be committed"));
+            }
+        }
+        let took = started.elapsed();
+        logger::notice(&format!(
+            "commit has taken {}.{:06} seconds",
+            took.as_secs(),
+            took.subsec_micros()
+        ));
+    }
+
+    fn commit_expect(&mut self, exp: &Expect) -> Result<(), i32> {
+        let socket = &mut self.commit_socket;
+        let create = |socket: &mut CtSocket| match socket
+            .request_ack(|buf, seq| request::create_expect(buf, seq, exp))
+        {
+            Ok(r) => r,
+            Err(e) => Err(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        match create(socket) {
+            Err(EEXIST) => {
+                let _ = socket.request_ack(|buf, seq| request::delete_expect(buf, seq, exp));
+                create(socket)
+            }
+            other => other,
+        }
+    }
+
+    /// Creates in batches; entries that exist are deleted and created once
+    /// more. Returns (committed, failed).
+    fn commit_flows(&mut self, flows: &[Conntrack]) -> (usize, usize) {
+        let results = match self.commit_socket.apply_batch(flows, request::create) {
+            Ok(r) => r,
+            Err(e) => {
+                logger::error(&format!("commit-create: {e}"));
+                return (0, flows.len());
+            }
+        };
+        let mut ok = 0;
+        let mut retry = Vec::new();
+        let mut failed = Vec::new();
+        for (ct, result) in flows.iter().zip(results) {
+            match result {
+                Ok(()) => ok += 1,
+                Err(EEXIST) => retry.push(ct.clone()),
+                Err(e) => failed.push((ct, e)),
+            }
+        }
+        if !retry.is_empty() {
+            let _ = self.commit_socket.apply_batch(&retry, request::delete);
+            match self.commit_socket.apply_batch(&retry, request::create) {
+                Ok(results) => {
+                    for (ct, result) in retry.iter().zip(results) {
+                        match result {
+                            Ok(()) => ok += 1,
+                            Err(e) => {
+                                logger::error(&format!("commit-destroy: {}", errno_text(e)));
+                                logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
+                            }
+                        }
+                    }
+                }
+                Err(e) => logger::error(&format!("commit-create: {e}")),
+            }
+        }
+        for (ct, e) in &failed {
+            logger::error(&format!("commit-create: {}", errno_text(*e)));
+            logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
+        }
+        (ok, flows.len() - ok)
+    }
+
+    /// The block of the active channel (`-s`, `-s network`).
+    pub fn active_channel_block(&self, out: &mut String) {
+        if let Some(link) = self.links.get(self.core.active_channel()) {
+            channel_block(out, link, None);
+        }
+    }
+
+    /// `-s link`: every channel with its state and role.
+    pub fn link_blocks(&self, out: &mut String) {
+        for (i, link) in self.links.iter().enumerate() {
+            let role = if i == self.core.active_channel() {
+                "ACTIVE"
+            } else {
+                "BACKUP"
+            };
+            channel_block(out, link, Some((link.state().label(), role)));
+        }
+    }
+
+    pub fn error_queue(&self) -> (usize, usize, u64) {
+        self.links
+            .get(self.core.active_channel())
+            .map(Link::error_queue)
+            .filter(|q| q.1 > 0)
+            .unwrap_or((0, 128, 0))
+    }
+
+    /// `external inject:` block.
+    pub fn inject_block(&self, out: &mut String) {
+        let c = &self.inject;
+        let _ = write!(
+            out,
+            "external inject:\nconnections created:\t\t{:>12}\tfailed:\t{:>12}\nconnections updated:\t\t{:>12}\tfailed:\t{:>12}\nconnections destroyed:\t\t{:>12}\tfailed:\t{:>12}\n\n",
+            c.created, c.create_failed, c.updated, c.update_failed, c.destroyed, c.destroy_failed
+        );
+    }
+}
+
+/// `multicast traffic (active device=IF):` and its counters; with
+/// `state`, the `-s link` header instead.
+fn channel_block(out: &mut String, link: &Link, state: Option<(&str, &str)>) {
+    let name = match link.kind {
+        conntrackd_config::ChannelKind::Multicast => "multicast",
+        conntrackd_config::ChannelKind::Udp => "UDP",
+        conntrackd_config::ChannelKind::Tcp => "TCP",
+    };
+    let device = link.interface.as_deref().unwrap_or("");
+    match state {
+        Some((status, role)) => {
+            let _ = writeln!(
+                out,
+                "{name} traffic device={device} status={status} role={role}:"
+            );
+        }
+        None => {
+            let _ = write!(out, "{name} traffic (active device={device})");
+            if let Some((server, client)) = link.tcp_state() {
+                let word = |b: bool| if b { "connected" } else { "disconnected" };
+                let _ = write!(out, " server={} client={}", word(server), word(client));
+            }
+            out.push_str(":\n");
+        }
+    }
+    let c = &link.counters;
+    let _ = write!(
+        out,
+        "{:>20} Bytes sent {:>20} Bytes recv\n{:>20} Pckts sent {:>20} Pckts recv\n{:>20} Error send {:>20} Error recv\n\n",
+        c.bytes_sent, c.bytes_recv, c.pkts_sent, c.pkts_recv, c.errors_sent, c.errors_recv
+    );
+}
