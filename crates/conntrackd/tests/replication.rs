@@ -161,18 +161,31 @@ fn pair(mode: &str, t: Transport, primary: Impl, backup: Impl) -> (Node, Node) {
     (primary, backup)
 }
 
-const FLOWS: [&str; 3] = [
+const FLOWS: [&str; 6] = [
     "-I -s 192.168.10.1 -d 192.168.20.2 -p tcp --sport 40000 --dport 80 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 120 --mark 7",
     "-I -s 192.168.10.5 -d 192.168.20.9 -p udp --sport 5000 --dport 53 -t 60 --mark 3",
     "-I -s 2001:db8::1 -d 2001:db8::2 -p tcp --sport 33000 --dport 443 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 100",
+    "-I -s 10.1.1.1 -d 10.2.2.2 -p tcp --sport 1000 --dport 80 --dst-nat 10.3.3.3:8080 --state ESTABLISHED -u SEEN_REPLY -t 100",
+    "-I -s 10.1.1.5 -d 10.2.2.9 -p udp --sport 5000 --dport 53 --src-nat 10.9.9.9:6000 -t 90",
+    "-I -s 10.5.5.5 -d 10.6.6.6 -p tcp --sport 2000 --dport 22 --state SYN_SENT -t 100 --zone 5",
 ];
 
 /// What the backup must show for each of FLOWS, in `-e` and in its kernel
 /// after `-c`.
-const EXPECT: [&str; 3] = [
+const EXPECT: [&str; 6] = [
     "src=192.168.10.1 dst=192.168.20.2 sport=40000 dport=80",
     "src=192.168.10.5 dst=192.168.20.9 sport=5000 dport=53",
     "src=2001:db8::1 dst=2001:db8::2 sport=33000 dport=443",
+    "src=10.1.1.1 dst=10.2.2.2 sport=1000 dport=80",
+    "src=10.1.1.5 dst=10.2.2.9 sport=5000 dport=53",
+    "src=10.5.5.5 dst=10.6.6.6 sport=2000 dport=22",
+];
+
+/// The backup's kernel after `-c`: NAT shows in the reply tuples.
+const COMMITTED: [&str; 3] = [
+    "src=10.1.1.1 dst=10.2.2.2 sport=1000 dport=80 src=10.3.3.3 dst=10.1.1.1 sport=8080 dport=1000",
+    "src=10.1.1.5 dst=10.2.2.9 sport=5000 dport=53 [UNREPLIED] src=10.2.2.9 dst=10.9.9.9 sport=53 dport=6000",
+    "src=10.5.5.5 dst=10.6.6.6 sport=2000 dport=22 [UNREPLIED] src=10.6.6.6 dst=10.5.5.5 sport=22 dport=2000 mark=0 zone=5",
 ];
 
 fn words(s: &str) -> Vec<&str> {
@@ -222,7 +235,9 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
     b.ctl(&["-c"]);
     let kernel = b.kernel();
     assert!(
-        kernel.contains(EXPECT[0]) && kernel.contains(EXPECT[2]),
+        kernel.contains(EXPECT[0])
+            && kernel.contains(EXPECT[2])
+            && COMMITTED.iter().all(|c| kernel.contains(c)),
         "{mode} {t:?} {primary:?}->{backup:?}: backup kernel after -c:\n{kernel}\nlog:\n{}",
         b.log()
     );
@@ -235,7 +250,13 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
         "{line}"
     );
     if backup == Impl::Ours {
-        assert!(b.log().contains("Committed 2 new entries"), "{}", b.log());
+        assert!(
+            wait_until(Duration::from_secs(2), || b
+                .log()
+                .contains("Committed 5 new entries")),
+            "{}",
+            b.log()
+        );
     }
 }
 
