@@ -58,7 +58,9 @@ pub enum LinkReady {
 enum Sockets {
     Datagram {
         rx: UdpSocket,
-        tx: UdpSocket,
+        /// Plain non-blocking socket: tokio's readiness-gated send would
+        /// refuse to send before the runtime first polled it.
+        tx: std::net::UdpSocket,
         dest: SocketAddr,
     },
     Tcp(Box<TcpLink>),
@@ -192,19 +194,20 @@ impl Link {
         self.batch_size
     }
 
-    /// The interface's state, from sysfs (an unknown one counts as running).
+    /// The interface's state, from sysfs: administratively up, and with
+    /// carrier (an unknown interface counts as running).
     pub fn state(&self) -> LinkState {
-        let Some(flags) = self
-            .interface
-            .as_deref()
-            .and_then(|i| sysfs(i, "flags"))
+        let Some(interface) = self.interface.as_deref() else {
+            return LinkState::Running;
+        };
+        let Some(flags) = sysfs(interface, "flags")
             .and_then(|f| u32::from_str_radix(f.trim_start_matches("0x"), 16).ok())
         else {
             return LinkState::Running;
         };
         if flags & libc::IFF_UP as u32 == 0 {
             LinkState::Down
-        } else if flags & libc::IFF_RUNNING as u32 == 0 {
+        } else if sysfs(interface, "carrier").as_deref() != Some("1") {
             LinkState::NoCarrier
         } else {
             LinkState::Running
@@ -234,7 +237,7 @@ impl Link {
     /// in the error queue.
     pub fn send(&mut self, now: Instant, batch: &[u8]) {
         match &mut self.sockets {
-            Sockets::Datagram { tx, dest, .. } => match tx.try_send_to(batch, *dest) {
+            Sockets::Datagram { tx, dest, .. } => match tx.send_to(batch, *dest) {
                 Ok(n) => {
                     self.counters.bytes_sent += n as u64;
                     self.counters.pkts_sent += 1;
@@ -364,7 +367,7 @@ fn open_multicast(channel: &Channel, group: IpAddr, scope: u32) -> io::Result<So
     bind_to_interface(&rx, channel.interface.as_deref());
     Ok(Sockets::Datagram {
         rx: UdpSocket::from_std(rx.into())?,
-        tx: UdpSocket::from_std(tx.into())?,
+        tx: tx.into(),
         dest: socket_addr(group, port, scope),
     })
 }
@@ -381,7 +384,7 @@ fn open_udp(channel: &Channel, local: IpAddr, scope: u32) -> io::Result<Sockets>
     let tx = send_socket(&dest, channel)?;
     Ok(Sockets::Datagram {
         rx: UdpSocket::from_std(rx.into())?,
-        tx: UdpSocket::from_std(tx.into())?,
+        tx: tx.into(),
         dest: socket_addr(dest, channel.port, scope),
     })
 }
@@ -407,7 +410,7 @@ fn open_tcp(
     server.bind(&SockAddr::from(socket_addr(local, channel.port, scope)))?;
     server.listen(1)?;
     server.set_nonblocking(true)?;
-    Ok(Sockets::Tcp(Box::new(TcpLink {
+    let mut link = Box::new(TcpLink {
         listener: TcpListener::from_std(server.into())?,
         server: None,
         partial: Vec::new(),
@@ -418,7 +421,9 @@ fn open_tcp(
         errorq: VecDeque::new(),
         errorq_max: error_queue_length.max(1),
         errorq_dropped: 0,
-    })))
+    });
+    link.connect(Instant::now());
+    Ok(Sockets::Tcp(link))
 }
 
 impl TcpLink {
@@ -459,10 +464,9 @@ impl TcpLink {
     }
 
     /// Sends queued batches in order; keeps the unsent rest.
+    /// Keeps the client connection up (like 1.4.7, it connects at start
+    /// and then at most once a second) and sends queued batches in order.
     fn flush(&mut self, now: Instant, counters: &mut LinkCounters) {
-        if self.errorq.is_empty() {
-            return;
-        }
         if self
             .client
             .as_ref()
@@ -488,6 +492,10 @@ impl TcpLink {
             return;
         };
         while let Some(front) = self.errorq.front_mut() {
+            if front.is_empty() {
+                self.errorq.pop_front();
+                continue;
+            }
             match client.try_write(front) {
                 Ok(n) if n == front.len() => {
                     counters.bytes_sent += n as u64;

@@ -249,6 +249,11 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
         line.contains("ESTABLISHED") && line.contains("mark=7"),
         "{line}"
     );
+    match (primary, backup) {
+        (Impl::Ours, Impl::C) => same_reports(&a, &b),
+        (Impl::C, Impl::Ours) => same_reports(&b, &a),
+        _ => {}
+    }
     if backup == Impl::Ours {
         assert!(
             wait_until(Duration::from_secs(2), || b
@@ -257,6 +262,49 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
             "{}",
             b.log()
         );
+    }
+}
+
+/// A report with every number replaced by `#` (the layout, not the values).
+fn layout(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ' ' || c.is_ascii_digit() {
+            // A run of spaces and digits ending in a digit is one number.
+            let mut run = String::from(c);
+            while let Some(&n) = chars.peek() {
+                if n == ' ' || n.is_ascii_digit() {
+                    run.push(n);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+            let trimmed = run.trim_end_matches(' ');
+            if trimmed.ends_with(|d: char| d.is_ascii_digit()) {
+                out.push('#');
+                out.push_str(&run[trimmed.len()..]);
+            } else {
+                out.push_str(&run);
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Our `-s` reports have the C daemon's layout, line for line.
+fn same_reports(ours: &Node, c: &Node) {
+    for what in [&[][..], &["network"], &["cache"], &["queue"], &["link"], &["runtime"]] {
+        let mut args = vec!["-s"];
+        args.extend_from_slice(what);
+        let (o, theirs) = (ours.ctl(&args), c.ctl(&args));
+        // TCP connection states depend on which side started first.
+        let mask = |t: &str| layout(&t.replace("=disconnected", "=connected"));
+        let (lo, lc) = (mask(&o), mask(&theirs));
+        assert_eq!(lo, lc, "-s {what:?}\nours:\n{o}\nC:\n{theirs}");
     }
 }
 
