@@ -14,7 +14,11 @@ fn failover(args: &[&str]) -> (bool, String) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/failover");
     let out = Command::new("bash")
         .arg(script)
-        .args(["--quiet", "--bin", conntrackd_bin().to_str().expect("utf8 path")])
+        .args([
+            "--quiet",
+            "--bin",
+            conntrackd_bin().to_str().expect("utf8 path"),
+        ])
         .args(args)
         .output()
         .expect("run scripts/failover");
@@ -47,8 +51,20 @@ macro_rules! survives {
 survives!(ftfw_multicast_session_survives, "--mode", "ftfw");
 survives!(alarm_multicast_session_survives, "--mode", "alarm");
 survives!(notrack_multicast_session_survives, "--mode", "notrack");
-survives!(ftfw_udp_session_survives, "--mode", "ftfw", "--transport", "udp");
-survives!(notrack_tcp_session_survives, "--mode", "notrack", "--transport", "tcp");
+survives!(
+    ftfw_udp_session_survives,
+    "--mode",
+    "ftfw",
+    "--transport",
+    "udp"
+);
+survives!(
+    notrack_tcp_session_survives,
+    "--mode",
+    "notrack",
+    "--transport",
+    "tcp"
+);
 
 #[test]
 fn without_conntrackd_the_session_breaks() {

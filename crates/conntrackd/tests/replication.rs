@@ -6,27 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
+
 use std::time::Duration;
 
-use common::{Netns, Scratch, conntrackd_bin, netns_available, unique, wait_until};
-
-/// Which daemon runs on a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Impl {
-    Ours,
-    C,
-}
-
-const C_DAEMON: &str = "/usr/sbin/conntrackd";
-
-impl Impl {
-    fn bin(self) -> &'static str {
-        match self {
-            Impl::Ours => conntrackd_bin().to_str().expect("utf8 path"),
-            Impl::C => C_DAEMON,
-        }
-    }
-}
+use common::{C_DAEMON, Daemon as Node, Impl, Netns, Scratch, netns_available, unique, wait_until};
 
 #[derive(Clone, Copy, Debug)]
 enum Transport {
@@ -34,62 +17,6 @@ enum Transport {
     Udp,
     Tcp,
     Udp6,
-}
-
-struct Node {
-    ns: Netns,
-    scratch: Scratch,
-    conf: PathBuf,
-    imp: Impl,
-}
-
-impl Node {
-    fn ctl(&self, args: &[&str]) -> String {
-        let mut all = vec!["-C", self.conf.to_str().expect("utf8 path")];
-        all.extend_from_slice(args);
-        let out = self.ns.exec(self.imp.bin(), &all);
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn start(&self) {
-        let out = self.ns.exec(
-            self.imp.bin(),
-            &["-C", self.conf.to_str().expect("utf8 path"), "-d"],
-        );
-        assert!(
-            out.status.success(),
-            "{:?} daemon did not start: {}{}\nlog:\n{}",
-            self.imp,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
-            self.log()
-        );
-        // The C daemon forks before it is ready; wait for its socket.
-        assert!(
-            wait_until(Duration::from_secs(5), || self
-                .scratch
-                .path("sock")
-                .exists()),
-            "no control socket"
-        );
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.scratch.path("log")).unwrap_or_default()
-    }
-
-    fn kernel(&self) -> String {
-        String::from_utf8_lossy(&self.ns.exec("conntrack", &["-L"]).stdout).into_owned()
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.ns.exec(
-            self.imp.bin(),
-            &["-C", self.conf.to_str().unwrap_or(""), "-k"],
-        );
-    }
 }
 
 fn transport_block(t: Transport, me: u8, peer: u8) -> String {
@@ -297,7 +224,14 @@ fn layout(text: &str) -> String {
 
 /// Our `-s` reports have the C daemon's layout, line for line.
 fn same_reports(ours: &Node, c: &Node) {
-    for what in [&[][..], &["network"], &["cache"], &["queue"], &["link"], &["runtime"]] {
+    for what in [
+        &[][..],
+        &["network"],
+        &["cache"],
+        &["queue"],
+        &["link"],
+        &["runtime"],
+    ] {
         let mut args = vec!["-s"];
         args.extend_from_slice(what);
         let (o, theirs) = (ours.ctl(&args), c.ctl(&args));

@@ -190,3 +190,79 @@ impl Scratch {
 pub fn conntrackd_bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_conntrackd"))
 }
+
+/// Which daemon runs on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Impl {
+    Ours,
+    C,
+}
+
+pub const C_DAEMON: &str = "/usr/sbin/conntrackd";
+
+impl Impl {
+    pub fn bin(self) -> &'static str {
+        match self {
+            Impl::Ours => conntrackd_bin().to_str().expect("utf8 path"),
+            Impl::C => C_DAEMON,
+        }
+    }
+}
+
+/// A conntrackd (ours or the C one) in a namespace, with its scratch
+/// directory (config, log, lock, socket); killed on drop.
+pub struct Daemon {
+    pub ns: Netns,
+    pub scratch: Scratch,
+    pub conf: PathBuf,
+    pub imp: Impl,
+}
+
+impl Daemon {
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let mut all = vec!["-C", self.conf.to_str().expect("utf8 path")];
+        all.extend_from_slice(args);
+        let out = self.ns.exec(self.imp.bin(), &all);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    pub fn start(&self) {
+        let out = self.ns.exec(
+            self.imp.bin(),
+            &["-C", self.conf.to_str().expect("utf8 path"), "-d"],
+        );
+        assert!(
+            out.status.success(),
+            "{:?} daemon did not start: {}{}\nlog:\n{}",
+            self.imp,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        // The C daemon forks before it is ready; wait for its socket.
+        assert!(
+            wait_until(Duration::from_secs(5), || self
+                .scratch
+                .path("sock")
+                .exists()),
+            "no control socket"
+        );
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.scratch.path("log")).unwrap_or_default()
+    }
+
+    pub fn kernel(&self) -> String {
+        String::from_utf8_lossy(&self.ns.exec("conntrack", &["-L"]).stdout).into_owned()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.ns.exec(
+            self.imp.bin(),
+            &["-C", self.conf.to_str().unwrap_or(""), "-k"],
+        );
+    }
+}

@@ -1,0 +1,224 @@
+//! Topologies beyond one pair: three firewalls on one multicast group,
+//! redundant sync links with failover, and a backup that crashes and
+//! comes back. Our daemon only (1.4.7 cannot do the first two).
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Daemon, Impl, Netns, Scratch, netns_available, unique, wait_until};
+
+/// `links` bridges in a switch namespace; node i has interface `syncK` on
+/// bridge K with address 10.(77+K).0.(i+1).
+struct Cluster {
+    nodes: Vec<Daemon>,
+    _switch: Netns,
+}
+
+fn multicast_block(link: usize, me: usize, default: bool) -> String {
+    format!(
+        "\tMulticast {}{{\n\t\tIPv4_address 225.0.0.{}\n\t\tIPv4_interface 10.{}.0.{}\n\t\tInterface sync{link}\n\t\tGroup {}\n\t}}\n",
+        if default { "Default " } else { "" },
+        50 + link,
+        77 + link,
+        me + 1,
+        3780 + link
+    )
+}
+
+impl Cluster {
+    fn new(nodes: usize, links: usize, mode: &str, default_link: usize) -> Cluster {
+        let switch = Netns::new("csw");
+        for k in 0..links {
+            switch.ip(&["link", "add", &format!("br{k}"), "type", "bridge"]);
+            switch.ip(&["link", "set", &format!("br{k}"), "up"]);
+        }
+        let mut daemons = Vec::new();
+        for i in 0..nodes {
+            let ns = Netns::new("cln");
+            for k in 0..links {
+                let (a, b) = (unique("ca"), unique("cb"));
+                common::run_ok(
+                    "ip",
+                    &["link", "add", &a, "type", "veth", "peer", "name", &b],
+                );
+                common::run_ok("ip", &["link", "set", &a, "netns", &ns.name]);
+                common::run_ok("ip", &["link", "set", &b, "netns", &switch.name]);
+                switch.ip(&["link", "set", &b, "master", &format!("br{k}"), "up"]);
+                let dev = format!("sync{k}");
+                ns.ip(&["link", "set", &a, "name", &dev]);
+                ns.ip(&[
+                    "addr",
+                    "add",
+                    &format!("10.{}.0.{}/24", 77 + k, i + 1),
+                    "dev",
+                    &dev,
+                ]);
+                ns.ip(&["link", "set", &dev, "up"]);
+            }
+            let scratch = Scratch::new();
+            let channels: String = (0..links)
+                .map(|k| multicast_block(k, i, k == default_link && links > 1))
+                .collect();
+            let text = format!(
+                "Sync {{\n\tMode {mode}\n{channels}}}\nGeneral {{\n\tSystemd off\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tFilter {{ Address Ignore {{ IPv4_address 10.0.0.0/8 }} }}\n}}\n",
+                scratch.path("log").display(),
+                scratch.path("lock").display(),
+                scratch.path("sock").display()
+            );
+            let conf = scratch.write("ct.conf", &text);
+            daemons.push(Daemon {
+                ns,
+                scratch,
+                conf,
+                imp: Impl::Ours,
+            });
+        }
+        for d in &daemons {
+            d.start();
+        }
+        Cluster {
+            nodes: daemons,
+            _switch: switch,
+        }
+    }
+}
+
+/// A flow owned by node `node`, number `n`.
+fn add_flow(d: &Daemon, node: usize, n: usize) -> String {
+    let src = format!("192.168.{}.{}", 100 + node, n + 1);
+    d.ns.conntrack(&[
+        "-I",
+        "-s",
+        &src,
+        "-d",
+        "172.16.0.1",
+        "-p",
+        "tcp",
+        "--sport",
+        "4000",
+        "--dport",
+        "443",
+        "--state",
+        "ESTABLISHED",
+        "-u",
+        "ASSURED,SEEN_REPLY",
+        "-t",
+        "300",
+    ]);
+    format!("src={src} dst=172.16.0.1 sport=4000 dport=443")
+}
+
+#[test]
+fn three_ftfw_nodes_each_hold_every_other_nodes_flows() {
+    for mode in [
+        "FTFW { }",
+        "NOTRACK { }",
+        "ALARM { RefreshTime 2 CacheTimeout 10 }",
+    ] {
+        if !netns_available("three_ftfw_nodes_each_hold_every_other_nodes_flows") {
+            return;
+        }
+        let c = Cluster::new(3, 1, mode, 0);
+        std::thread::sleep(Duration::from_millis(300));
+        let mut owned: Vec<Vec<String>> = vec![Vec::new(); 3];
+        for (i, d) in c.nodes.iter().enumerate() {
+            for n in 0..20 {
+                owned[i].push(add_flow(d, i, n));
+            }
+        }
+        for (i, d) in c.nodes.iter().enumerate() {
+            let want: Vec<&String> = (0..3).filter(|&o| o != i).flat_map(|o| &owned[o]).collect();
+            let mut ext = String::new();
+            let ok = wait_until(Duration::from_secs(10), || {
+                ext = d.ctl(&["-e"]);
+                want.iter().all(|f| ext.contains(f.as_str()))
+            });
+            let missing = want.iter().filter(|f| !ext.contains(f.as_str())).count();
+            assert!(
+                ok,
+                "{mode}: node {i} misses {missing} of {} flows:\n{ext}",
+                want.len()
+            );
+            // Its own flows are not echoed back to it.
+            assert!(!owned[i].iter().any(|f| ext.contains(f.as_str())));
+        }
+    }
+}
+
+#[test]
+fn redundant_links_fail_over_to_the_next_channel() {
+    if !netns_available("redundant_links_fail_over_to_the_next_channel") {
+        return;
+    }
+    let c = Cluster::new(2, 2, "FTFW { }", 1);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let link = a.ctl(&["-s", "link"]);
+    assert!(
+        link.contains("device=sync1 status=RUNNING role=ACTIVE")
+            && link.contains("device=sync0 status=RUNNING role=BACKUP"),
+        "{link}"
+    );
+    let first = add_flow(a, 0, 1);
+    assert!(wait_until(Duration::from_secs(5), || b
+        .ctl(&["-e"])
+        .contains(&first)));
+    a.ns.ip(&["link", "set", "sync1", "down"]);
+    assert!(
+        wait_until(Duration::from_secs(5), || a
+            .log()
+            .contains("device `sync0' becomes dedicated link")),
+        "{}",
+        a.log()
+    );
+    let link = a.ctl(&["-s", "link"]);
+    assert!(
+        link.contains("device=sync1 status=DOWN role=BACKUP")
+            && link.contains("device=sync0 status=RUNNING role=ACTIVE"),
+        "{link}"
+    );
+    let second = add_flow(a, 0, 2);
+    assert!(
+        wait_until(Duration::from_secs(5), || b.ctl(&["-e"]).contains(&second)),
+        "{}",
+        b.ctl(&["-e"])
+    );
+    // The peer followed: it now sends on the link it hears from.
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .ctl(&["-s", "link"])
+            .contains("device=sync0 status=RUNNING role=ACTIVE")),
+        "{}",
+        b.ctl(&["-s", "link"])
+    );
+}
+
+#[test]
+fn a_crashed_backup_recovers_the_full_state_by_itself() {
+    for mode in ["FTFW { }", "NOTRACK { }"] {
+        if !netns_available("a_crashed_backup_recovers_the_full_state_by_itself") {
+            return;
+        }
+        let c = Cluster::new(2, 1, mode, 0);
+        let (a, b) = (&c.nodes[0], &c.nodes[1]);
+        let flows: Vec<String> = (0..50).map(|n| add_flow(a, 0, n)).collect();
+        let complete = |d: &Daemon| {
+            let ext = d.ctl(&["-e"]);
+            flows.iter().all(|f| ext.contains(f.as_str()))
+        };
+        assert!(wait_until(Duration::from_secs(5), || complete(b)));
+        let pid = std::fs::read_to_string(b.scratch.path("lock")).expect("lock holds the pid");
+        common::run_ok("kill", &["-9", pid.trim()]);
+        std::thread::sleep(Duration::from_millis(200));
+        // The restarted daemon starts empty (nothing is persisted); only
+        // its start-up RESYNC and the peer's bulk send can refill it.
+        b.start();
+        assert!(
+            wait_until(Duration::from_secs(5), || complete(b)),
+            "{mode}: after the restart -e holds:\n{}\nlog:\n{}",
+            b.ctl(&["-e"]),
+            b.log()
+        );
+        assert!(a.log().contains("resync requested by other node"));
+    }
+}
