@@ -246,20 +246,100 @@ macro_rules! scenario {
     ($name:ident, $mode:expr, $t:expr, $p:expr, $b:expr) => {
         #[test]
         fn $name() {
-            if !netns_available(stringify!($name)) {
-                return;
-            }
-            if ($p == Impl::C || $b == Impl::C) && !Path::new(C_DAEMON).exists() {
-                if std::env::var("CONNTRACKD_REQUIRE_NETNS").as_deref() == Ok("1") {
-                    panic!("{C_DAEMON} is missing (apt-get install conntrackd)");
-                }
-                eprintln!("SKIPPING {}: {C_DAEMON} missing", stringify!($name));
+            if !can_run(stringify!($name), $p, $b) {
                 return;
             }
             replicate_and_commit($mode, $t, $p, $b);
         }
     };
 }
+
+/// NOTRACK with both caches disabled (the active-active setup, and what
+/// the seed's legacy `CacheWriteThrough On` maps to): a flow created on one
+/// node goes straight into the peer's kernel, and leaves it with the DEL.
+fn inject_both_ways(primary: Impl, backup: Impl) {
+    let mode = "NOTRACK {\n\t\tDisableInternalCache on\n\t\tDisableExternalCache on\n\t}";
+    let (a, b) = pair(mode, Transport::Multicast, primary, backup);
+    std::thread::sleep(Duration::from_millis(300));
+    for f in &FLOWS[..3] {
+        a.ns.conntrack(&words(f));
+    }
+    let mut kernel = String::new();
+    let ok = wait_until(Duration::from_secs(10), || {
+        kernel = b.kernel();
+        EXPECT[..3].iter().all(|e| kernel.contains(e))
+    });
+    assert!(
+        ok,
+        "{primary:?}->{backup:?}: peer kernel:\n{kernel}\nprimary log:\n{}\nbackup log:\n{}",
+        a.log(),
+        b.log()
+    );
+    assert!(kernel.contains("mark=7"), "{kernel}");
+    // Nothing echoes back: the injected entries stay out of the sender's
+    // view and the backup's own events are not re-sent.
+    std::thread::sleep(Duration::from_millis(1500));
+    a.ns.conntrack(&[
+        "-D",
+        "-s",
+        "192.168.10.5",
+        "-d",
+        "192.168.20.9",
+        "-p",
+        "udp",
+    ]);
+    let ok = wait_until(Duration::from_secs(10), || !b.kernel().contains(EXPECT[1]));
+    assert!(
+        ok,
+        "deleted flow still in the peer's kernel:\n{}",
+        b.kernel()
+    );
+    // With the internal cache disabled `-i` lists the kernel table.
+    assert!(b.ctl(&["-i"]).contains(EXPECT[0]));
+    if backup == Impl::Ours {
+        let s = b.ctl(&["-s"]);
+        assert!(
+            s.contains("internal bypass:") && s.contains("external inject:"),
+            "{s}"
+        );
+    }
+    match (primary, backup) {
+        (Impl::Ours, Impl::C) => same_reports(&a, &b),
+        (Impl::C, Impl::Ours) => same_reports(&b, &a),
+        _ => {}
+    }
+}
+
+/// Namespaces usable, and the C daemon installed if the test needs it.
+fn can_run(name: &str, primary: Impl, backup: Impl) -> bool {
+    if !netns_available(name) {
+        return false;
+    }
+    if (primary == Impl::C || backup == Impl::C) && !Path::new(C_DAEMON).exists() {
+        if std::env::var("CONNTRACKD_REQUIRE_NETNS").as_deref() == Ok("1") {
+            panic!("{C_DAEMON} is missing (apt-get install conntrackd)");
+        }
+        eprintln!("SKIPPING {name}: {C_DAEMON} missing");
+        return false;
+    }
+    true
+}
+
+macro_rules! inject {
+    ($name:ident, $p:expr, $b:expr) => {
+        #[test]
+        fn $name() {
+            if !can_run(stringify!($name), $p, $b) {
+                return;
+            }
+            inject_both_ways($p, $b);
+        }
+    };
+}
+
+inject!(ours_notrack_inject_active_active, Impl::Ours, Impl::Ours);
+inject!(c_to_ours_notrack_inject, Impl::C, Impl::Ours);
+inject!(ours_to_c_notrack_inject, Impl::Ours, Impl::C);
 
 const FTFW: &str = "FTFW { }";
 const ALARM: &str = "ALARM { RefreshTime 2 CacheTimeout 10 }";
