@@ -1,0 +1,145 @@
+//! Multicast and UDP channels (wire-protocol.md §10.1, §10.2).
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+
+use crate::sock::{self, err};
+use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT};
+
+pub(crate) struct Dgram {
+    rx: tokio::net::UdpSocket,
+    tx: UdpSocket,
+    dest: SocketAddr,
+    buf: Vec<u8>,
+}
+
+impl Dgram {
+    pub(crate) fn open_multicast(spec: &LinkSpec, ifindex: u32) -> Result<Dgram, LinkError> {
+        let group = spec.address;
+        if !group.is_multicast() {
+            return Err(LinkError::InvalidSpec(
+                "multicast address is not a multicast group",
+            ));
+        }
+        if spec.destination.is_some() {
+            return Err(LinkError::InvalidSpec(
+                "a multicast channel has no destination",
+            ));
+        }
+        let iface4 = spec.ipv4_interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
+
+        let rx = sock::udp(group)?;
+        rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
+        sock::set_rcvbuf(&rx, spec.rcv_buf)?;
+        let wildcard = match group {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        rx.bind(&SocketAddr::new(wildcard, spec.port).into())
+            .map_err(err("bind (multicast receive socket)"))?;
+        match group {
+            IpAddr::V4(g) => rx
+                .join_multicast_v4(&g, &iface4)
+                .map_err(err("IP_ADD_MEMBERSHIP"))?,
+            IpAddr::V6(g) => rx
+                .join_multicast_v6(&g, ifindex)
+                .map_err(err("IPV6_JOIN_GROUP"))?,
+        }
+        rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+
+        let tx = sock::udp(group)?;
+        sock::set_checksum(&tx, spec.checksum)?;
+        sock::set_sndbuf(&tx, spec.snd_buf)?;
+        match group {
+            IpAddr::V4(_) => {
+                tx.set_multicast_loop_v4(false)
+                    .map_err(err("IP_MULTICAST_LOOP"))?;
+                tx.set_multicast_if_v4(&iface4)
+                    .map_err(err("IP_MULTICAST_IF"))?;
+            }
+            IpAddr::V6(_) => {
+                tx.set_multicast_loop_v6(false)
+                    .map_err(err("IPV6_MULTICAST_LOOP"))?;
+                tx.set_multicast_if_v6(ifindex)
+                    .map_err(err("IPV6_MULTICAST_IF"))?;
+            }
+        }
+        tx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+        Dgram::finish(
+            rx.into(),
+            tx.into(),
+            sock::sockaddr(group, spec.port, ifindex),
+        )
+    }
+
+    pub(crate) fn open_udp(spec: &LinkSpec, ifindex: u32) -> Result<Dgram, LinkError> {
+        let dest = crate::destination(spec)?;
+        let rx = sock::udp(spec.address)?;
+        rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
+        sock::set_rcvbuf(&rx, spec.rcv_buf)?;
+        rx.bind(&sock::sockaddr(spec.address, spec.port, ifindex).into())
+            .map_err(err("bind (UDP receive socket)"))?;
+        rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+
+        let tx = sock::udp(dest)?;
+        sock::set_checksum(&tx, spec.checksum)?;
+        sock::set_sndbuf(&tx, spec.snd_buf)?;
+        tx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
+        Dgram::finish(
+            rx.into(),
+            tx.into(),
+            sock::sockaddr(dest, spec.port, ifindex),
+        )
+    }
+
+    fn finish(rx: UdpSocket, tx: UdpSocket, dest: SocketAddr) -> Result<Dgram, LinkError> {
+        Ok(Dgram {
+            rx: tokio::net::UdpSocket::from_std(rx)
+                .map_err(err("register with the tokio reactor"))?,
+            tx,
+            dest,
+            buf: vec![0; RECV_BUFFER],
+        })
+    }
+
+    pub(crate) fn send(&mut self, datagram: &[u8], counters: &mut LinkCounters) {
+        loop {
+            match self.tx.send_to(datagram, self.dest) {
+                Ok(n) => {
+                    counters.bytes_sent += n as u64;
+                    counters.pkts_sent += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => counters.send_errors += 1,
+            }
+            return;
+        }
+    }
+
+    pub(crate) async fn readable(&self) {
+        // `recv` clears the readiness when the socket runs dry.
+        let _ = self.rx.readable().await;
+    }
+
+    pub(crate) fn recv(
+        &mut self,
+        out: &mut Vec<(Vec<u8>, SocketAddr)>,
+        counters: &mut LinkCounters,
+    ) {
+        let buf = &mut self.buf;
+        for _ in 0..RECV_LIMIT {
+            match self.rx.try_recv_from(buf.as_mut_slice()) {
+                Ok((n, from)) => {
+                    counters.bytes_recv += n as u64;
+                    counters.pkts_recv += 1;
+                    if let Some(data) = buf.get(..n) {
+                        out.push((data.to_vec(), from));
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => counters.recv_errors += 1,
+            }
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! The sockets of conntrackd's sync channels ("dedicated links"):
+//! Multicast, UDP and TCP over IPv4 or IPv6 (wire-protocol.md §1, §8–§10;
+//! sync-modes.md §13, §14).
+//!
+//! A [`Link`] is one open channel.  It sends already built batches of sync
+//! messages and receives datagrams (or, for TCP, runs of whole messages cut
+//! out of the byte stream).  It knows nothing about the message contents
+//! beyond the 8-byte header's length field used to split the TCP stream.
+//!
+//! All sockets are non-blocking and registered with the tokio reactor of
+//! the runtime [`Link::open`] is called in; that runtime must have IO and
+//! time enabled (`enable_all`).
+//!
+//! Not implemented: filtering received datagrams by the interface they
+//! arrived on (`IP_PKTINFO`).  conntrackd 1.4.7 does not filter either — any
+//! datagram reaching the bound port is parsed (wire-protocol.md §1).
+
+mod dgram;
+mod netdev;
+pub mod queue;
+mod sock;
+pub mod stream;
+mod tcp;
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Instant;
+
+pub use queue::ErrorQueue;
+pub use stream::{Split, StreamSplitter};
+
+/// Largest datagram (or stream chunk) read at once.
+pub(crate) const RECV_BUFFER: usize = 65536;
+/// Datagrams (or stream chunks, or accepts) read per socket by one
+/// [`Link::recv`] call, like conntrackd's default `EventIterationLimit`.
+/// When more is waiting, [`Link::readable`] returns at once.
+pub(crate) const RECV_LIMIT: usize = 100;
+
+/// Default `ErrorQueueLength` of a TCP channel.
+pub const DEFAULT_ERROR_QUEUE_LENGTH: usize = 128;
+
+/// The kind of a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Multicast,
+    Udp,
+    Tcp,
+}
+
+/// What is needed to open one channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkSpec {
+    pub transport: Transport,
+    /// Multicast: group address (IPv4 or IPv6). UDP/TCP: local bind address.
+    pub address: IpAddr,
+    /// UDP/TCP: peer address (`IPv4_Destination_Address` /
+    /// `IPv6_Destination_Address`). `None` for multicast.
+    pub destination: Option<IpAddr>,
+    /// Multicast IPv4: local interface address (`IPv4_interface`), used for
+    /// `IP_ADD_MEMBERSHIP` and `IP_MULTICAST_IF`.
+    pub ipv4_interface: Option<Ipv4Addr>,
+    /// `Interface`: IPv6 scope ids, `IPV6_MULTICAST_IF` and the IPv6 join,
+    /// the MTU (batch size) and the link state.
+    pub interface: Option<String>,
+    /// Multicast: `Group` (the UDP port). UDP/TCP: `Port`.
+    pub port: u16,
+    /// `SndSocketBuffer` (`SO_SNDBUFFORCE`).
+    pub snd_buf: Option<u32>,
+    /// `RcvSocketBuffer` (`SO_RCVBUFFORCE`).
+    pub rcv_buf: Option<u32>,
+    /// `Checksum on|off`; off sets `SO_NO_CHECK=1` on the sending socket.
+    pub checksum: bool,
+    /// TCP only: `ErrorQueueLength` in batches (default 128).
+    pub error_queue_length: usize,
+}
+
+/// Why a channel could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error("{what}: {source}")]
+    Socket {
+        what: &'static str,
+        source: io::Error,
+    },
+    #[error("invalid channel: {0}")]
+    InvalidSpec(&'static str),
+    #[error("Link::open must be called inside a tokio runtime")]
+    NoRuntime,
+}
+
+/// Traffic counters of a channel (`conntrackd -s`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub bytes_sent: u64,
+    /// Datagrams sent; TCP: successful `send()` calls.
+    pub pkts_sent: u64,
+    pub bytes_recv: u64,
+    /// Datagrams received; TCP: successful `recv()` calls.
+    pub pkts_recv: u64,
+    /// Datagrams the kernel refused; TCP: batches that went to the error
+    /// queue (not connected, socket full or broken) plus failed writes.
+    pub send_errors: u64,
+    /// Failed receives (`EAGAIN` excluded); TCP: also garbage streams.
+    pub recv_errors: u64,
+}
+
+/// State of a channel's interface.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LinkState {
+    /// Not `IFF_UP`.
+    Down,
+    /// Up but not `IFF_RUNNING`.
+    NoCarrier,
+    Running,
+}
+
+enum Kind {
+    Dgram(dgram::Dgram),
+    Tcp(Box<tcp::Tcp>),
+}
+
+/// One open sync channel.
+pub struct Link {
+    spec: LinkSpec,
+    batch_size: usize,
+    counters: LinkCounters,
+    kind: Kind,
+}
+
+impl std::fmt::Debug for Link {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Link")
+            .field("spec", &self.spec)
+            .field("batch_size", &self.batch_size)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The peer address of a UDP/TCP channel, of the same family as `address`.
+pub(crate) fn destination(spec: &LinkSpec) -> Result<IpAddr, LinkError> {
+    let dest = spec.destination.ok_or(LinkError::InvalidSpec(
+        "UDP/TCP channel without destination address",
+    ))?;
+    if dest.is_ipv4() != spec.address.is_ipv4() {
+        return Err(LinkError::InvalidSpec(
+            "address and destination address of different families",
+        ));
+    }
+    Ok(dest)
+}
+
+/// Bytes of IP + transport header subtracted from the MTU (wire-protocol.md
+/// §8): 28 for Multicast and UDP (also over IPv6, as 1.4.7), 40 for TCP.
+pub fn header_overhead(transport: Transport) -> usize {
+    match transport {
+        Transport::Multicast | Transport::Udp => 28,
+        Transport::Tcp => 40,
+    }
+}
+
+impl Link {
+    /// Opens the sockets.  Must be called inside a tokio runtime with IO and
+    /// time enabled.
+    pub fn open(spec: &LinkSpec) -> Result<Link, LinkError> {
+        tokio::runtime::Handle::try_current().map_err(|_| LinkError::NoRuntime)?;
+        let info = spec.interface.as_deref().and_then(netdev::lookup);
+        let ifindex = info.map_or(0, |i| i.index);
+        let mtu = info
+            .and_then(|i| i.mtu)
+            .and_then(|m| usize::try_from(m).ok())
+            .unwrap_or(1500);
+        let batch_size = mtu.saturating_sub(header_overhead(spec.transport));
+        let kind = match spec.transport {
+            Transport::Multicast => Kind::Dgram(dgram::Dgram::open_multicast(spec, ifindex)?),
+            Transport::Udp => Kind::Dgram(dgram::Dgram::open_udp(spec, ifindex)?),
+            Transport::Tcp => Kind::Tcp(Box::new(tcp::Tcp::open(spec, ifindex, Instant::now())?)),
+        };
+        Ok(Link {
+            spec: spec.clone(),
+            batch_size,
+            counters: LinkCounters::default(),
+            kind,
+        })
+    }
+
+    /// The spec this channel was opened with.
+    pub fn spec(&self) -> &LinkSpec {
+        &self.spec
+    }
+
+    /// Batch buffer size: MTU of the interface (1500 if unknown) minus 28
+    /// (Multicast/UDP) or 40 (TCP).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
+    /// Sends one batch.  Multicast: to group:port; UDP: to
+    /// destination:port.  TCP: written on the client connection after any
+    /// queued batches; whatever cannot be written now (not connected,
+    /// socket full, connection broken) waits in the error queue (bounded by
+    /// `error_queue_length`, oldest dropped; a partly written batch keeps
+    /// its unwritten rest at the head).  While disconnected, `connect()` is
+    /// retried at most once per second.  Never blocks.
+    pub fn send(&mut self, now: Instant, datagram: &[u8]) {
+        match &mut self.kind {
+            Kind::Dgram(d) => d.send(datagram, &mut self.counters),
+            Kind::Tcp(t) => t.send(now, datagram, &mut self.counters),
+        }
+    }
+
+    /// Waits until something may be received, or (TCP) a connection can be
+    /// accepted, a connect completed, queued batches written or a connect
+    /// retried.  Cancel-safe.  Follow it with [`Link::recv`].
+    pub async fn readable(&self) {
+        match &self.kind {
+            Kind::Dgram(d) => d.readable().await,
+            Kind::Tcp(t) => t.readable().await,
+        }
+    }
+
+    /// Non-blocking receive of what is available, appended to `out` as
+    /// (bytes, source address).  UDP/Multicast: one item per datagram.
+    /// TCP: one item per run of whole messages; also accepts connections
+    /// (a new one closes the previous) and advances the client connection.
+    pub fn recv(&mut self, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+        match &mut self.kind {
+            Kind::Dgram(d) => d.recv(out, &mut self.counters),
+            Kind::Tcp(t) => t.recv(out, &mut self.counters),
+        }
+    }
+
+    /// Traffic counters.
+    pub fn counters(&self) -> LinkCounters {
+        self.counters
+    }
+
+    /// TCP: (an accepted peer connection exists, our client connection is
+    /// established).  `None` for UDP and Multicast.
+    pub fn tcp_state(&self) -> Option<(bool, bool)> {
+        match &self.kind {
+            Kind::Dgram(_) => None,
+            Kind::Tcp(t) => Some(t.state()),
+        }
+    }
+
+    /// State of the interface now; an unknown (or unset) interface counts
+    /// as running.
+    pub fn link_state(&self) -> LinkState {
+        let Some(info) = self.spec.interface.as_deref().and_then(netdev::lookup) else {
+            return LinkState::Running;
+        };
+        let up = libc::IFF_UP as u32;
+        let running = libc::IFF_RUNNING as u32;
+        if info.flags & up == 0 {
+            LinkState::Down
+        } else if info.flags & running == 0 {
+            LinkState::NoCarrier
+        } else {
+            LinkState::Running
+        }
+    }
+
+    /// TCP error queue: (batches not yet written, including a partly
+    /// written one; bound; batches dropped because it was full).  Always
+    /// (0, 0, 0) for UDP and Multicast.
+    pub fn error_queue(&self) -> (usize, usize, u64) {
+        match &self.kind {
+            Kind::Dgram(_) => (0, 0, 0),
+            Kind::Tcp(t) => t.error_queue(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(transport: Transport) -> LinkSpec {
+        LinkSpec {
+            transport,
+            address: "127.0.0.1".parse().expect("ip"),
+            destination: Some("127.0.0.1".parse().expect("ip")),
+            ipv4_interface: None,
+            interface: Some("lo".into()),
+            port: 0,
+            snd_buf: None,
+            rcv_buf: None,
+            checksum: true,
+            error_queue_length: DEFAULT_ERROR_QUEUE_LENGTH,
+        }
+    }
+
+    #[test]
+    fn open_outside_a_runtime_is_an_error() {
+        assert!(matches!(
+            Link::open(&spec(Transport::Udp)),
+            Err(LinkError::NoRuntime)
+        ));
+    }
+
+    #[test]
+    fn bad_specs_are_rejected() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut s = spec(Transport::Udp);
+            s.destination = None;
+            assert!(matches!(Link::open(&s), Err(LinkError::InvalidSpec(_))));
+            s.destination = Some("::1".parse().expect("ip"));
+            assert!(matches!(Link::open(&s), Err(LinkError::InvalidSpec(_))));
+            let mut m = spec(Transport::Multicast);
+            m.destination = None;
+            assert!(matches!(Link::open(&m), Err(LinkError::InvalidSpec(_))));
+        });
+    }
+
+    #[test]
+    fn link_and_its_readable_future_are_send() {
+        fn send<T: Send>(_: &T) {}
+        fn assert_send_type<T: Send>() {}
+        assert_send_type::<Link>();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let mut s = spec(Transport::Tcp);
+            s.destination = Some("127.0.0.2".parse().expect("ip"));
+            let link = Link::open(&s).expect("open");
+            let fut = link.readable();
+            send(&fut);
+        });
+    }
+
+    #[test]
+    fn overheads() {
+        assert_eq!(header_overhead(Transport::Multicast), 28);
+        assert_eq!(header_overhead(Transport::Udp), 28);
+        assert_eq!(header_overhead(Transport::Tcp), 40);
+    }
+}

@@ -1,0 +1,137 @@
+//! Socket construction shared by the three transports (wire-protocol.md §9,
+//! §10).
+
+use std::io;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::AsFd;
+
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::LinkError;
+
+pub(crate) fn err(what: &'static str) -> impl FnOnce(io::Error) -> LinkError {
+    move |source| LinkError::Socket { what, source }
+}
+
+pub(crate) fn domain(ip: IpAddr) -> Domain {
+    match ip {
+        IpAddr::V4(_) => Domain::IPV4,
+        IpAddr::V6(_) => Domain::IPV6,
+    }
+}
+
+pub(crate) fn udp(ip: IpAddr) -> Result<Socket, LinkError> {
+    Socket::new(domain(ip), Type::DGRAM, Some(Protocol::UDP)).map_err(err("socket(SOCK_DGRAM)"))
+}
+
+pub(crate) fn tcp(ip: IpAddr) -> Result<Socket, LinkError> {
+    Socket::new(domain(ip), Type::STREAM, Some(Protocol::TCP)).map_err(err("socket(SOCK_STREAM)"))
+}
+
+/// Whether an IPv6 address needs a scope id (link-local unicast, or a
+/// multicast group of interface- or link-local scope).
+fn needs_scope(ip: &Ipv6Addr) -> bool {
+    if ip.is_unicast_link_local() {
+        return true;
+    }
+    ip.is_multicast() && matches!(ip.segments()[0] & 0x000f, 1 | 2)
+}
+
+/// `ip:port`, with scope id `ifindex` where IPv6 needs one.
+pub(crate) fn sockaddr(ip: IpAddr, port: u16, ifindex: u32) -> SocketAddr {
+    match ip {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+        IpAddr::V6(v6) => {
+            let scope = if needs_scope(&v6) { ifindex } else { 0 };
+            SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))
+        }
+    }
+}
+
+/// `SO_RCVBUFFORCE` (or `SO_SNDBUFFORCE`), falling back to `SO_RCVBUF`
+/// (`SO_SNDBUF`) when the forced variant is refused with `EPERM` or
+/// `ENOPROTOOPT`; other errors fail.
+fn set_buf(sock: &Socket, size: u32, send: bool) -> Result<(), LinkError> {
+    let (force, what) = if send {
+        (libc::SO_SNDBUFFORCE, "SO_SNDBUFFORCE")
+    } else {
+        (libc::SO_RCVBUFFORCE, "SO_RCVBUFFORCE")
+    };
+    let value = i32::try_from(size)
+        .map_err(|_| LinkError::InvalidSpec("socket buffer size above 2^31-1"))?;
+    match oscalls::set_int(sock.as_fd(), libc::SOL_SOCKET, force, value) {
+        Ok(()) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EPERM | libc::ENOPROTOOPT)) => {
+            let size = usize::try_from(size).unwrap_or(usize::MAX);
+            if send {
+                sock.set_send_buffer_size(size).map_err(err("SO_SNDBUF"))
+            } else {
+                sock.set_recv_buffer_size(size).map_err(err("SO_RCVBUF"))
+            }
+        }
+        Err(source) => Err(LinkError::Socket { what, source }),
+    }
+}
+
+pub(crate) fn set_rcvbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {
+    match size {
+        Some(size) => set_buf(sock, size, false),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn set_sndbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {
+    match size {
+        Some(size) => set_buf(sock, size, true),
+        None => Ok(()),
+    }
+}
+
+/// `Checksum on|off`: `SO_NO_CHECK = 0|1` on the sending socket.
+pub(crate) fn set_checksum(sock: &Socket, checksum: bool) -> Result<(), LinkError> {
+    oscalls::set_int(
+        sock.as_fd(),
+        libc::SOL_SOCKET,
+        libc::SO_NO_CHECK,
+        i32::from(!checksum),
+    )
+    .map_err(err("SO_NO_CHECK"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scope_ids_only_where_needed() {
+        let ll: IpAddr = "fe80::1".parse().expect("ip");
+        let global: IpAddr = "fd00::1".parse().expect("ip");
+        let mc_link: IpAddr = "ff12::50".parse().expect("ip");
+        let mc_global: IpAddr = "ff1e::50".parse().expect("ip");
+        let v4: IpAddr = "10.0.0.1".parse().expect("ip");
+        let scope = |a: SocketAddr| match a {
+            SocketAddr::V6(a) => a.scope_id(),
+            SocketAddr::V4(_) => 0,
+        };
+        assert_eq!(scope(sockaddr(ll, 1, 7)), 7);
+        assert_eq!(scope(sockaddr(mc_link, 1, 7)), 7);
+        assert_eq!(scope(sockaddr(global, 1, 7)), 0);
+        assert_eq!(scope(sockaddr(mc_global, 1, 7)), 0);
+        assert_eq!(sockaddr(v4, 3780, 7).to_string(), "10.0.0.1:3780");
+    }
+
+    #[test]
+    fn buffers_and_checksum_can_be_set() {
+        let ip: IpAddr = "127.0.0.1".parse().expect("ip");
+        let s = udp(ip).expect("socket");
+        set_rcvbuf(&s, Some(262_144)).expect("rcvbuf");
+        set_sndbuf(&s, Some(262_144)).expect("sndbuf");
+        set_checksum(&s, false).expect("no check");
+        set_checksum(&s, true).expect("check");
+        assert!(s.recv_buffer_size().expect("get") >= 262_144);
+        assert!(matches!(
+            set_rcvbuf(&s, Some(u32::MAX)),
+            Err(LinkError::InvalidSpec(_))
+        ));
+    }
+}
