@@ -175,8 +175,8 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
             readable = node.kernel_readable() => {
                 node.handle_kernel_readable(readable, Instant::now());
             }
-            (channel, ready) = node.sync_ready() => {
-                node.handle_sync_ready(Instant::now(), channel, ready);
+            channel = node.sync_ready() => {
+                node.handle_sync_ready(Instant::now(), channel);
             }
             _ = sleep_until(deadline) => {
                 node.handle_timeout(Instant::now());

@@ -7,7 +7,6 @@ mod cli;
 mod control;
 mod daemon;
 mod daemonize;
-mod link;
 mod lockfile;
 mod logger;
 mod node;

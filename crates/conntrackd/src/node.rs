@@ -21,7 +21,6 @@ use std::os::fd::AsFd;
 use tokio::io::unix::AsyncFd;
 
 use crate::cli::code;
-use crate::link::LinkReady;
 use crate::logger;
 use crate::replication::Replication;
 use crate::runtime_stats::RuntimeStats;
@@ -204,16 +203,16 @@ impl Node {
     }
 
     /// Resolves when a sync channel has something to read.
-    pub async fn sync_ready(&self) -> (usize, LinkReady) {
+    pub async fn sync_ready(&self) -> usize {
         match &self.sync {
             Some(r) => r.ready().await,
             None => std::future::pending().await,
         }
     }
 
-    pub fn handle_sync_ready(&mut self, now: Instant, channel: usize, ready: LinkReady) {
+    pub fn handle_sync_ready(&mut self, now: Instant, channel: usize) {
         if let Some(r) = self.sync.as_mut() {
-            r.handle_ready(now, channel, ready);
+            r.handle_ready(now, channel);
         }
     }
 

@@ -15,7 +15,8 @@ use conntrackd_core::sync::{
 };
 use ctnl::{CtSocket, request};
 
-use crate::link::{Link, LinkReady};
+use synclink::{Link, LinkSpec, LinkState, Transport};
+
 use crate::logger;
 
 /// `external inject:` counters (DisableExternalCache).
@@ -43,7 +44,7 @@ pub struct Replication {
     purge_timeout: Duration,
     link_check_at: Instant,
     usable: Vec<bool>,
-    rx: Vec<(Vec<u8>, IpAddr)>,
+    rx: Vec<(Vec<u8>, std::net::SocketAddr)>,
 }
 
 const LINK_CHECK: Duration = Duration::from_secs(1);
@@ -83,7 +84,7 @@ impl Replication {
         let sync = config.sync.as_ref().ok_or("no Sync section")?;
         let mut links = Vec::new();
         for channel in &sync.channels {
-            let link = Link::open(channel, sync.error_queue_length as usize).map_err(|e| {
+            let link = Link::open(&link_spec(channel, sync.error_queue_length)).map_err(|e| {
                 logger::error(&format!(
                     "can't open {} channel: {e}",
                     channel.kind.keyword().to_lowercase()
@@ -154,11 +155,14 @@ impl Replication {
         })
     }
 
-    /// Resolves when a channel has something to read. Cancel-safe.
-    pub async fn ready(&self) -> (usize, LinkReady) {
+    /// Resolves when a channel has something to do. Cancel-safe.
+    pub async fn ready(&self) -> usize {
         let slot = |i: usize| async move {
             match self.links.get(i) {
-                Some(link) => (i, link.ready().await),
+                Some(link) => {
+                    link.readable().await;
+                    i
+                }
                 None => std::future::pending().await,
             }
         };
@@ -170,14 +174,15 @@ impl Replication {
         }
     }
 
-    pub fn handle_ready(&mut self, now: Instant, channel: usize, ready: LinkReady) {
+    pub fn handle_ready(&mut self, now: Instant, channel: usize) {
         let Some(link) = self.links.get_mut(channel) else {
             return;
         };
         let mut rx = std::mem::take(&mut self.rx);
-        link.receive(ready, &mut rx);
+        link.recv(&mut rx);
         for (bytes, from) in rx.drain(..) {
-            self.core.handle_datagram(now, channel, from, &bytes);
+            self.core
+                .handle_datagram(now, channel, canonical(from.ip()), &bytes);
         }
         self.rx = rx;
     }
@@ -198,13 +203,10 @@ impl Replication {
         self.core.handle_timeout(now);
         if self.link_check_at <= now {
             self.link_check_at = now + LINK_CHECK;
-            for link in &mut self.links {
-                link.tick(now);
-            }
             let usable: Vec<bool> = self
                 .links
                 .iter()
-                .map(|l| l.state() == crate::link::LinkState::Running)
+                .map(|l| l.link_state() == LinkState::Running)
                 .collect();
             if usable != self.usable {
                 self.usable.clone_from(&usable);
@@ -247,7 +249,7 @@ impl Replication {
                     let name = self
                         .links
                         .get(to)
-                        .and_then(|l| l.interface.clone())
+                        .and_then(|l| l.spec().interface.clone())
                         .unwrap_or_default();
                     logger::notice(&format!("device `{name}' becomes dedicated link"));
                 }
@@ -494,7 +496,12 @@ impl Replication {
             } else {
                 "BACKUP"
             };
-            channel_block(out, link, Some((link.state().label(), role)));
+            let state = match link.link_state() {
+                LinkState::Down => "DOWN",
+                LinkState::NoCarrier => "NO-CARRIER",
+                LinkState::Running => "RUNNING",
+            };
+            channel_block(out, link, Some((state, role)));
         }
     }
 
@@ -520,12 +527,12 @@ impl Replication {
 /// `multicast traffic (active device=IF):` and its counters; with
 /// `state`, the `-s link` header instead.
 fn channel_block(out: &mut String, link: &Link, state: Option<(&str, &str)>) {
-    let name = match link.kind {
-        conntrackd_config::ChannelKind::Multicast => "multicast",
-        conntrackd_config::ChannelKind::Udp => "UDP",
-        conntrackd_config::ChannelKind::Tcp => "TCP",
+    let name = match link.spec().transport {
+        Transport::Multicast => "multicast",
+        Transport::Udp => "UDP",
+        Transport::Tcp => "TCP",
     };
-    let device = link.interface.as_deref().unwrap_or("");
+    let device = link.spec().interface.as_deref().unwrap_or("");
     match state {
         Some((status, role)) => {
             let _ = writeln!(
@@ -542,10 +549,40 @@ fn channel_block(out: &mut String, link: &Link, state: Option<(&str, &str)>) {
             out.push_str(":\n");
         }
     }
-    let c = &link.counters;
+    let c = link.counters();
     let _ = write!(
         out,
         "{:>20} Bytes sent {:>20} Bytes recv\n{:>20} Pckts sent {:>20} Pckts recv\n{:>20} Error send {:>20} Error recv\n\n",
-        c.bytes_sent, c.bytes_recv, c.pkts_sent, c.pkts_recv, c.errors_sent, c.errors_recv
+        c.bytes_sent, c.bytes_recv, c.pkts_sent, c.pkts_recv, c.send_errors, c.recv_errors
     );
+}
+
+/// The channel's configuration in the socket layer's terms.
+fn link_spec(channel: &conntrackd_config::Channel, error_queue_length: u32) -> LinkSpec {
+    LinkSpec {
+        transport: match channel.kind {
+            conntrackd_config::ChannelKind::Multicast => Transport::Multicast,
+            conntrackd_config::ChannelKind::Udp => Transport::Udp,
+            conntrackd_config::ChannelKind::Tcp => Transport::Tcp,
+        },
+        address: channel
+            .address
+            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+        destination: channel.destination,
+        ipv4_interface: channel.ipv4_interface,
+        interface: channel.interface.clone(),
+        port: channel.port,
+        snd_buf: channel.snd_buf,
+        rcv_buf: channel.rcv_buf,
+        checksum: channel.checksum,
+        error_queue_length: error_queue_length as usize,
+    }
+}
+
+/// IPv4 peers seen through an IPv6 socket count as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
 }

@@ -45,6 +45,7 @@ impl Dgram {
                 .join_multicast_v6(&g, ifindex)
                 .map_err(err("IPV6_JOIN_GROUP"))?,
         }
+        sock::bind_to_interface(&rx, spec.interface.as_deref())?;
         rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
 
         let tx = sock::udp(group)?;
@@ -79,6 +80,7 @@ impl Dgram {
         sock::set_rcvbuf(&rx, spec.rcv_buf)?;
         rx.bind(&sock::sockaddr(spec.address, spec.port, ifindex).into())
             .map_err(err("bind (UDP receive socket)"))?;
+        sock::bind_to_interface(&rx, spec.interface.as_deref())?;
         rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
 
         let tx = sock::udp(dest)?;

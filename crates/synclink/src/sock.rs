@@ -98,6 +98,23 @@ pub(crate) fn set_checksum(sock: &Socket, checksum: bool) -> Result<(), LinkErro
     .map_err(err("SO_NO_CHECK"))
 }
 
+/// Receives only what arrived on the dedicated interface (SO_BINDTODEVICE),
+/// so datagrams for the same group or port on other links are ignored. An
+/// interface that does not exist (yet) leaves the socket unbound, as 1.4.7
+/// never binds.
+pub(crate) fn bind_to_interface(socket: &Socket, interface: Option<&str>) -> Result<(), LinkError> {
+    let Some(name) = interface else {
+        return Ok(());
+    };
+    match socket.bind_device(Some(name.as_bytes())) {
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+        other => other.map_err(|source| LinkError::Socket {
+            what: "SO_BINDTODEVICE",
+            source,
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -190,7 +190,10 @@ pub fn encode_state(
 
 /// NAT as the 1.4.7 sender derives it from the reply tuple (§5.2 step 8).
 fn write_nat(w: &mut TlvWriter<'_>, ct: &Conntrack, orig: &Tuple) {
-    let Some(reply) = &ct.reply else { return };
+    let Some(reply) = &ct.reply else {
+        write_received_nat(w, ct);
+        return;
+    };
     let status_allows = |bit| ct.status.is_none_or(|s| s & bit != 0);
     let snat = status_allows(consts::status::SRC_NAT_DONE) && reply.dst != orig.src;
     let dnat = status_allows(consts::status::DST_NAT_DONE) && reply.src != orig.dst;
@@ -226,6 +229,28 @@ fn write_nat(w: &mut TlvWriter<'_>, ct: &Conntrack, orig: &Tuple) {
         && rs != od
     {
         w.attr(NTA_DPAT_PORT, &rs.to_le_bytes());
+    }
+}
+
+/// NAT of a flow that came from a peer (no reply tuple): as received.
+fn write_received_nat(w: &mut TlvWriter<'_>, ct: &Conntrack) {
+    let ip = |nat: &Option<NatRange>| nat.as_ref().and_then(|n| n.min_ip);
+    let port = |nat: &Option<NatRange>| nat.as_ref().and_then(|n| n.min_port);
+    for (addr, v4, v6) in [
+        (ip(&ct.nat_src), NTA_SNAT_IPV4, NTA_SNAT_IPV6),
+        (ip(&ct.nat_dst), NTA_DNAT_IPV4, NTA_DNAT_IPV6),
+    ] {
+        match addr {
+            Some(IpAddr::V4(a)) => w.attr(v4, &a.octets()),
+            Some(IpAddr::V6(a)) => w.attr(v6, &a.octets()),
+            None => {}
+        }
+    }
+    if let Some(p) = port(&ct.nat_src) {
+        w.attr(NTA_SPAT_PORT, &p.to_le_bytes());
+    }
+    if let Some(p) = port(&ct.nat_dst) {
+        w.attr(NTA_DPAT_PORT, &p.to_le_bytes());
     }
 }
 
