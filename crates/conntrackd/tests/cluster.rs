@@ -222,3 +222,43 @@ fn a_crashed_backup_recovers_the_full_state_by_itself() {
         assert!(a.log().contains("resync requested by other node"));
     }
 }
+
+#[test]
+fn scheduled_purge_flushes_the_kernel_after_purge_timeout() {
+    if !netns_available("scheduled_purge_flushes_the_kernel_after_purge_timeout") {
+        return;
+    }
+    let c = Cluster::new(1, 1, "FTFW { PurgeTimeout 1 }", 0);
+    let d = &c.nodes[0];
+    let flow = add_flow(d, 0, 1);
+    // Ignored by the filter (10.0.0.0/8): survives the purge.
+    d.ns.conntrack(&[
+        "-I",
+        "-s",
+        "10.9.9.9",
+        "-d",
+        "10.9.9.10",
+        "-p",
+        "udp",
+        "--sport",
+        "1",
+        "--dport",
+        "2",
+        "-t",
+        "300",
+    ]);
+    d.ctl(&["-t"]);
+    assert!(d.kernel().contains(&flow), "flushed before PurgeTimeout");
+    assert!(
+        wait_until(Duration::from_secs(4), || !d.kernel().contains(&flow)),
+        "{}",
+        d.kernel()
+    );
+    assert!(d.kernel().contains("src=10.9.9.9"), "{}", d.kernel());
+    let log = d.log();
+    assert!(
+        log.contains("flushing conntrack table in 1 secs")
+            && log.contains("flushing kernel conntrack table (scheduled)"),
+        "{log}"
+    );
+}
