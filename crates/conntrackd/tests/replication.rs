@@ -196,7 +196,60 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
             "{}",
             b.log()
         );
+        assert!(b.log().contains("commit has taken "));
+        let xml = b.ctl(&["-e", "-x"]);
+        assert!(
+            xml.starts_with("<flow>") && xml.contains("<src>192.168.10.1</src>"),
+            "{xml}"
+        );
+        b.ctl(&["-f", "external"]);
+        assert_eq!(
+            b.ctl(&["-e"]),
+            "",
+            "-f external leaves the external cache empty"
+        );
     }
+    if primary == Impl::Ours && mode == FTFW {
+        let rsq = a.ctl(&["-s", "rsqueue"]);
+        assert!(rsq.starts_with("resent queue (len="), "{rsq}");
+    }
+}
+
+/// With `CommitTimeout`, the sender leaves NTA_TIMEOUT out and committed
+/// entries start with exactly that timeout.
+#[test]
+fn commit_timeout_sets_the_committed_timeout() {
+    if !can_run(
+        "commit_timeout_sets_the_committed_timeout",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    let (a, b) = pair(
+        "FTFW { CommitTimeout 1800 }",
+        Transport::Multicast,
+        Impl::Ours,
+        Impl::Ours,
+    );
+    a.ns.conntrack(&words(FLOWS[0]));
+    assert!(wait_until(Duration::from_secs(5), || b
+        .ctl(&["-e"])
+        .contains(EXPECT[0])));
+    b.ctl(&["-c"]);
+    let line = b
+        .kernel()
+        .lines()
+        .find(|l| l.contains(EXPECT[0]))
+        .map(str::to_string)
+        .unwrap_or_default();
+    // `tcp 6 <timeout> ESTABLISHED ...`: 1800 or a second less.
+    let timeout: u32 = line
+        .split_whitespace()
+        .nth(2)
+        .and_then(|t| t.parse().ok())
+        .unwrap_or(0);
+    assert!((1798..=1800).contains(&timeout), "{line}");
 }
 
 /// A report with every number replaced by `#` (the layout, not the values).
