@@ -6,12 +6,13 @@ use std::time::Instant;
 
 use conntrack_model::{Conntrack, FlowKey};
 
-/// Life-cycle state of a cached object (sync-modes.md §2.2).
+/// Life-cycle state of a cached object (sync-modes.md §2.2). Deleted
+/// objects leave the cache at once; the sync layer keeps what a pending
+/// DEL needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ObjectState {
     New,
     Alive,
-    Dead,
 }
 
 /// One cached flow.
@@ -77,12 +78,9 @@ impl Cache {
         self.entries.is_empty()
     }
 
-    /// Objects counted as active (not dead).
+    /// Objects counted as active.
     pub fn active(&self) -> usize {
-        self.entries
-            .values()
-            .filter(|e| e.state != ObjectState::Dead)
-            .count()
+        self.entries.len()
     }
 
     pub fn get(&self, key: &FlowKey) -> Option<&Entry> {
@@ -117,7 +115,7 @@ impl Cache {
     pub fn update_or_create(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
         let key = ct.key().ok_or(CacheError::NoKey)?;
         match self.entries.get_mut(&key) {
-            Some(entry) if entry.state != ObjectState::Dead => {
+            Some(entry) => {
                 entry.ct.merge(&ct);
                 entry.state = ObjectState::Alive;
                 entry.updated = now;
@@ -143,9 +141,7 @@ impl Cache {
 
     /// Live objects, in no particular order.
     pub fn iter_live(&self) -> impl Iterator<Item = &Entry> {
-        self.entries
-            .values()
-            .filter(|e| e.state != ObjectState::Dead)
+        self.entries.values()
     }
 }
 

@@ -30,6 +30,11 @@ pub struct CtSocket {
     seq: u32,
 }
 
+/// Receive buffer of request sockets.
+const REQUEST_RCVBUF: usize = 4 << 20;
+/// How long a request socket waits for the kernel's answer.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 impl CtSocket {
     /// Opens a socket bound to the given event groups (`groups::*`, 0 for
     /// none). Non-blocking when `nonblocking`.
@@ -50,6 +55,16 @@ impl CtSocket {
         let port_id = SocketAddrNetlink::try_from(local)
             .map(|a| a.pid())
             .map_err(|_| io::Error::other("netlink socket has no netlink address"))?;
+        if !nonblocking {
+            // Request sockets: room for the ACKs of a whole batch (a lost
+            // ACK would otherwise leave us waiting), and never wait forever.
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size_force(&fd, REQUEST_RCVBUF);
+            rustix::net::sockopt::set_socket_timeout(
+                &fd,
+                rustix::net::sockopt::Timeout::Recv,
+                Some(REQUEST_TIMEOUT),
+            )?;
+        }
         Ok(CtSocket {
             fd,
             port_id,
@@ -194,10 +209,10 @@ impl CtSocket {
                 match self.recv(&mut rx) {
                     Ok(_) => {}
                     Err(RecvError::Io(e)) => return Err(e),
+                    // ACKs were dropped: the ones still missing stay
+                    // ETIMEDOUT once the socket times out.
                     Err(RecvError::Overrun) => continue,
-                    Err(RecvError::WouldBlock) => {
-                        return Err(io::Error::from(io::ErrorKind::WouldBlock));
-                    }
+                    Err(RecvError::WouldBlock) => break,
                 }
                 for msg in messages(&rx).flatten() {
                     if let Message::Error { header, errno } = msg {

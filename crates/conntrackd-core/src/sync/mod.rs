@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use conntrack_model::{Conntrack, Expect, ExpectKey, FlowKey};
 use syncproto::{Control, MsgType};
 
-use crate::cache::{Cache, ObjectState};
+use crate::cache::Cache;
 use crate::expect_cache::{ExpectCache, ExpectFilter};
 use crate::filter::Filter;
 use crate::local::{EventKind, LocalCache, Origin};
@@ -708,7 +708,7 @@ impl SyncCore {
                 .local
                 .cache
                 .get(k)
-                .is_some_and(|e| e.state != ObjectState::Dead),
+                .is_some(),
             ObjKey::Expect(k) => self
                 .expect
                 .as_ref()

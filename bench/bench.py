@@ -1,0 +1,340 @@
+#!/usr/bin/env python3
+"""Benchmark: our conntrackd against the C conntrackd 1.4.7, same workload,
+same machine, one run.
+
+For each N and each daemon: two fresh firewall namespaces joined by a veth
+sync link, FTFW over multicast, the daemon on both. `ctload` (our batched
+ctnetlink load generator) creates N flows in the primary's kernel, then
+updates and deletes them. Measured: CPU seconds of both daemons
+(/proc/PID/stat), peak RSS (VmHWM), bytes and datagrams on the sync link,
+the lag from the end of each wave to the backup holding its result, the
+backup's commit time, and the load generator's rate (also with no daemon,
+the kernel's own limit). Writes results/<stamp>.json, results/latest.json,
+results/latest.md and results/latest.png (if matplotlib is installed).
+
+Run through bench/run (as root).
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OURS = os.path.join(ROOT, "target/release/conntrackd")
+CTLOAD = os.path.join(ROOT, "target/release/ctload")
+C_DAEMON = "/usr/sbin/conntrackd"
+TICK = os.sysconf("SC_CLK_TCK")
+POLL = 0.01
+
+
+def sh(*args, check=True, capture=True):
+    r = subprocess.run(args, capture_output=capture, text=True)
+    if check and r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout
+
+
+class Pair:
+    """Primary and backup namespaces with a sync link and a daemon each."""
+
+    def __init__(self, daemon, n, tag):
+        self.daemon = daemon
+        self.bin = OURS if daemon == "ours" else C_DAEMON
+        self.ns = [f"bn{os.getpid()}{tag}a", f"bn{os.getpid()}{tag}b"]
+        self.dir = tempfile.mkdtemp(prefix="ctd-bench-")
+        for ns in self.ns:
+            sh("ip", "netns", "add", ns)
+            sh("ip", "-n", ns, "link", "set", "lo", "up")
+        va, vb = f"bv{os.getpid()}{tag}a"[-15:], f"bv{os.getpid()}{tag}b"[-15:]
+        sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
+        for i, (ns, dev) in enumerate(zip(self.ns, [va, vb])):
+            sh("ip", "link", "set", dev, "netns", ns)
+            sh("ip", "-n", ns, "link", "set", dev, "name", "sync0")
+            sh("ip", "-n", ns, "addr", "add", f"10.77.0.{i + 1}/24", "dev", "sync0")
+            sh("ip", "-n", ns, "link", "set", "sync0", "up")
+            self.write_conf(i, n)
+
+    def write_conf(self, i, n):
+        limit = max(4 * n, 131072)
+        conf = f"""Sync {{
+	Mode FTFW {{ }}
+	Multicast {{
+		IPv4_address 225.0.0.50
+		IPv4_interface 10.77.0.{i + 1}
+		Interface sync0
+		Group 3780
+	}}
+}}
+General {{
+	Systemd off
+	HashSize {max(n // 4, 8192)}
+	HashLimit {limit}
+	LogFile {self.dir}/log{i}
+	LockFile {self.dir}/lock{i}
+	UNIX {{ Path {self.dir}/sock{i} }}
+	NetlinkBufferSize 33554432
+	NetlinkBufferSizeMaxGrowth 268435456
+	Filter {{ Address Ignore {{ IPv4_address 10.77.0.0/24 }} }}
+}}
+"""
+        with open(f"{self.dir}/conf{i}", "w") as f:
+            f.write(conf)
+
+    def ctl(self, i, *args):
+        return sh("ip", "netns", "exec", self.ns[i], self.bin, "-C", f"{self.dir}/conf{i}", *args, check=False)
+
+    def start(self):
+        for i in (1, 0):
+            sh("ip", "netns", "exec", self.ns[i], self.bin, "-C", f"{self.dir}/conf{i}", "-d", check=False)
+            deadline = time.time() + 10
+            while not os.path.exists(f"{self.dir}/sock{i}") and time.time() < deadline:
+                time.sleep(0.05)
+        time.sleep(1.5)  # FTFW handshake
+        self.pids = [self.pid(i) for i in (0, 1)]
+
+    def pid(self, i):
+        for p in sh("ip", "netns", "pids", self.ns[i]).split():
+            try:
+                with open(f"/proc/{p}/comm") as f:
+                    if f.read().strip() == "conntrackd":
+                        return int(p)
+            except OSError:
+                pass
+        raise RuntimeError(f"no conntrackd in {self.ns[i]}: {open(f'{self.dir}/log{i}').read()}")
+
+    def cpu(self):
+        total = 0.0
+        for p in self.pids:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / TICK
+        return total
+
+    def rss_kib(self):
+        out = []
+        for p in self.pids:
+            with open(f"/proc/{p}/status") as f:
+                m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+            out.append(int(m.group(1)) if m else 0)
+        return out
+
+    def link(self):
+        """(bytes, datagrams) sent on the sync link by both nodes."""
+        b = d = 0
+        for ns in self.ns:
+            stats = sh("ip", "netns", "exec", ns, "cat",
+                       "/sys/class/net/sync0/statistics/tx_bytes",
+                       "/sys/class/net/sync0/statistics/tx_packets").split()
+            b += int(stats[0])
+            d += int(stats[1])
+        return b, d
+
+    def external(self):
+        """(active, updated) of the backup's external cache."""
+        out = self.ctl(1, "-s")
+        m = re.search(r"cache external:\ncurrent active connections:\s+(\d+)\n"
+                      r"connections created:\s+\d+\s+failed:\s+\d+\n"
+                      r"connections updated:\s+(\d+)", out)
+        return (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
+
+    def close(self):
+        for i in (0, 1):
+            self.ctl(i, "-k")
+        for ns in self.ns:
+            for p in sh("ip", "netns", "pids", ns, check=False).split():
+                sh("kill", "-9", p, check=False)
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def load(ns, op, n):
+    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n))
+    return json.loads(out)
+
+
+def wait_for(pred, timeout):
+    """Polls pred() until true; returns the time it became true, or None."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if pred():
+            return time.time()
+        time.sleep(POLL)
+    return None
+
+
+def baseline(n, tag):
+    """The load generator alone: the kernel's limit."""
+    ns = f"bn{os.getpid()}{tag}z"
+    sh("ip", "netns", "add", ns)
+    try:
+        return {op: load(ns, op, n)["rate"] for op in ("create", "update", "delete")}
+    finally:
+        sh("ip", "netns", "del", ns, check=False)
+
+
+def run_one(daemon, n, tag):
+    pair = Pair(daemon, n, tag)
+    try:
+        pair.start()
+        cpu0, link0 = pair.cpu(), pair.link()
+        r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
+        # Create wave.
+        res = load(pair.ns[0], "create", n)
+        end = time.time()
+        r["rate"]["create"] = res["rate"]
+        seen = [0]
+
+        def created():
+            seen[0] = max(seen[0], pair.external()[0])
+            return seen[0] >= n
+        t = wait_for(created, 60)
+        r["lag_ms"]["create"] = None if t is None else round((t - end) * 1000, 1)
+        r["lost"] = n - seen[0]
+        # Update wave (a new mark on every flow).
+        upd0 = pair.external()[1]
+        res = load(pair.ns[0], "update", n)
+        end = time.time()
+        r["rate"]["update"] = res["rate"]
+        t = wait_for(lambda: pair.external()[1] - upd0 >= n, 60)
+        r["lag_ms"]["update"] = None if t is None else round((t - end) * 1000, 1)
+        # Commit of the backup's external cache.
+        t0 = time.time()
+        pair.ctl(1, "-c")
+        r["commit_s"] = round(time.time() - t0, 4)
+        committed = sh("ip", "netns", "exec", pair.ns[1], "conntrack", "-C").strip()
+        r["committed"] = int(committed) if committed.isdigit() else -1
+        # Destroy wave.
+        res = load(pair.ns[0], "delete", n)
+        end = time.time()
+        r["rate"]["delete"] = res["rate"]
+        t = wait_for(lambda: pair.external()[0] == 0, 60)
+        r["lag_ms"]["delete"] = None if t is None else round((t - end) * 1000, 1)
+        r["cpu_s"] = round(pair.cpu() - cpu0, 3)
+        r["cpu_us_per_event"] = round(r["cpu_s"] / (3 * n) * 1e6, 3)
+        rss = pair.rss_kib()
+        r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
+        r["rss_bytes_per_flow"] = round(max(rss) * 1024 / n, 1)
+        b, d = pair.link()
+        r["link_bytes"] = b - link0[0]
+        r["link_datagrams"] = d - link0[1]
+        return r
+    finally:
+        pair.close()
+
+
+def fmt(v, unit=""):
+    return "—" if v is None else f"{v}{unit}"
+
+
+def markdown(results, machine):
+    lines = [
+        f"Machine: {machine}",
+        "",
+        "| N | daemon | CPU s (both) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in results["runs"]:
+        base = results["baseline"][str(r["n"])]["create"]
+        lag = r["lag_ms"]
+        lines.append(
+            f"| {r['n']} | {r['daemon']} | {r['cpu_s']} | {r['cpu_us_per_event']} | "
+            f"{r['rss_kib']['primary']}/{r['rss_kib']['backup']} | {r['rss_bytes_per_flow']} | "
+            f"{r['link_bytes']} | {r['link_datagrams']} | "
+            f"{fmt(lag['create'])}/{fmt(lag['update'])}/{fmt(lag['delete'])} | {r['commit_s']} | "
+            f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}) |"
+        )
+    lines.append("")
+    lines.append("Ratios, C / ours (higher is better for ours):")
+    lines.append("")
+    lines.append("| N | CPU per event | RSS per flow | commit time |")
+    lines.append("|---|---|---|---|")
+    by = {(r["n"], r["daemon"]): r for r in results["runs"]}
+    for n in sorted({r["n"] for r in results["runs"]}):
+        c, o = by.get((n, "c")), by.get((n, "ours"))
+        if c and o:
+            ratio = lambda a, b: "—" if not b else f"{a / b:.2f}x"
+            lines.append(f"| {n} | {ratio(c['cpu_us_per_event'], o['cpu_us_per_event'])} | "
+                         f"{ratio(c['rss_bytes_per_flow'], o['rss_bytes_per_flow'])} | "
+                         f"{ratio(c['commit_s'], o['commit_s'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib missing: no PNG (apt-get install python3-matplotlib)")
+        return
+    sizes = sorted({r["n"] for r in results["runs"]})
+    by = {(r["n"], r["daemon"]): r for r in results["runs"]}
+    metrics = [("cpu_us_per_event", "CPU µs per event"), ("rss_bytes_per_flow", "peak RSS bytes per flow"),
+               ("commit_s", "commit time (s)"), ("lag", "max lag after a wave (ms)")]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(16, 4))
+    for ax, (key, title) in zip(axes, metrics):
+        for k, daemon in enumerate(("c", "ours")):
+            vals = []
+            for n in sizes:
+                r = by.get((n, daemon))
+                if r is None:
+                    vals.append(0)
+                elif key == "lag":
+                    vals.append(max((v or 0) for v in r["lag_ms"].values()))
+                else:
+                    vals.append(r[key])
+            xs = [i + (k - 0.5) * 0.38 for i in range(len(sizes))]
+            ax.bar(xs, vals, width=0.38, label="conntrackd 1.4.7 (C)" if daemon == "c" else "ours (Rust)")
+        ax.set_xticks(range(len(sizes)))
+        ax.set_xticklabels([f"{n // 1000}k" for n in sizes])
+        ax.set_title(title)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sizes", default="10000,100000,250000")
+    ap.add_argument("--daemons", default="c,ours")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
+    a = ap.parse_args()
+    sizes = [int(s) for s in a.sizes.split(",")]
+    daemons = a.daemons.split(",")
+    os.makedirs(a.out, exist_ok=True)
+    sh("sysctl", "-qw", f"net.netfilter.nf_conntrack_max={4 * max(sizes) + 65536}")
+    cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
+    machine = (f"{cpu.group(1) if cpu else platform.processor()}, {os.cpu_count()} CPUs, "
+               f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, "
+               f"Linux {platform.release()}")
+    commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
+    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+               "commit": commit, "machine": machine, "baseline": {}, "runs": []}
+    for i, n in enumerate(sizes):
+        results["baseline"][str(n)] = baseline(n, f"{i}")
+        print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
+        for daemon in daemons:
+            r = run_one(daemon, n, f"{i}{daemon[0]}")
+            results["runs"].append(r)
+            print(json.dumps(r), flush=True)
+    stamp = results["date"].replace(":", "").replace("+0000", "Z")
+    for name in (f"{stamp}.json", "latest.json"):
+        with open(os.path.join(a.out, name), "w") as f:
+            json.dump(results, f, indent=1)
+    md = markdown(results, machine)
+    with open(os.path.join(a.out, "latest.md"), "w") as f:
+        f.write(md)
+    plot(results, os.path.join(a.out, "latest.png"))
+    print(md)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
