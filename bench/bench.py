@@ -111,12 +111,17 @@ General {{
         raise RuntimeError(f"no conntrackd in {self.ns[i]}: {open(f'{self.dir}/log{i}').read()}")
 
     def cpu(self):
-        total = 0.0
+        return sum(self.cpu_split())
+
+    def cpu_split(self):
+        """(user, system) seconds of both daemons."""
+        user = system = 0.0
         for p in self.pids:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / TICK
-        return total
+            user += int(fields[11]) / TICK
+            system += int(fields[12]) / TICK
+        return user, system
 
     def rss_kib(self):
         out = []
@@ -184,7 +189,7 @@ def run_one(daemon, n, tag):
     pair = Pair(daemon, n, tag)
     try:
         pair.start()
-        cpu0, link0 = pair.cpu(), pair.link()
+        cpu0, split0, link0 = pair.cpu(), pair.cpu_split(), pair.link()
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
         res = load(pair.ns[0], "create", n)
@@ -218,6 +223,9 @@ def run_one(daemon, n, tag):
         t = wait_for(lambda: pair.external()[0] == 0, 60)
         r["lag_ms"]["delete"] = None if t is None else round((t - end) * 1000, 1)
         r["cpu_s"] = round(pair.cpu() - cpu0, 3)
+        split = pair.cpu_split()
+        r["cpu_user_s"] = round(split[0] - split0[0], 3)
+        r["cpu_sys_s"] = round(split[1] - split0[1], 3)
         r["cpu_us_per_event"] = round(r["cpu_s"] / (3 * n) * 1e6, 3)
         rss = pair.rss_kib()
         r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
@@ -238,14 +246,14 @@ def markdown(results, machine):
     lines = [
         f"Machine: {machine}",
         "",
-        "| N | daemon | CPU s (both) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         base = results["baseline"][str(r["n"])]["create"]
         lag = r["lag_ms"]
         lines.append(
-            f"| {r['n']} | {r['daemon']} | {r['cpu_s']} | {r['cpu_us_per_event']} | "
+            f"| {r['n']} | {r['daemon']} | {r['cpu_s']} ({r['cpu_user_s']}+{r['cpu_sys_s']}) | {r['cpu_us_per_event']} | "
             f"{r['rss_kib']['primary']}/{r['rss_kib']['backup']} | {r['rss_bytes_per_flow']} | "
             f"{r['link_bytes']} | {r['link_datagrams']} | "
             f"{fmt(lag['create'])}/{fmt(lag['update'])}/{fmt(lag['delete'])} | {r['commit_s']} | "

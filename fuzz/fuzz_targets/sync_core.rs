@@ -35,6 +35,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 initial_seq: 1,
                 seed: 1,
                 startup_resync: false,
+                flush_delay: Duration::ZERO,
             },
         );
         for chunk in data.split(|b| *b == 0xff) {

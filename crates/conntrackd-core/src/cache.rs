@@ -1,10 +1,14 @@
 //! A cache of flows keyed by their original tuple, with the counters that
 //! `-s` prints (control-and-cli.md §4.1, §4.3).
 
-use std::collections::HashMap;
-use std::time::Instant;
+use std::borrow::Cow;
+use std::collections::hash_map::Entry as MapEntry;
+use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, FlowKey};
+
+use crate::FastMap;
+use crate::compact::{Key, Stored};
 
 /// Life-cycle state of a cached object (sync-modes.md §2.2). Deleted
 /// objects leave the cache at once; the sync layer keeps what a pending
@@ -15,13 +19,26 @@ pub enum ObjectState {
     Alive,
 }
 
-/// One cached flow.
+/// One cached flow, stored compactly (see `compact`).
 #[derive(Debug, Clone)]
 pub struct Entry {
-    pub ct: Conntrack,
+    flow: Stored,
     pub state: ObjectState,
-    pub created: Instant,
-    pub updated: Instant,
+    /// Seconds since the cache's epoch.
+    created: u32,
+    updated: u32,
+}
+
+impl Entry {
+    /// The flow's attributes.
+    pub fn ct(&self) -> Cow<'_, Conntrack> {
+        self.flow.get()
+    }
+
+    /// Its cache key.
+    pub fn key(&self) -> Option<FlowKey> {
+        self.flow.key()
+    }
 }
 
 /// Counters of one cache.
@@ -51,7 +68,8 @@ pub enum CacheError {
 pub struct Cache {
     name: &'static str,
     limit: usize,
-    entries: HashMap<FlowKey, Entry>,
+    entries: FastMap<Key, Entry>,
+    epoch: Option<Instant>,
     pub counters: CacheCounters,
 }
 
@@ -60,9 +78,33 @@ impl Cache {
         Cache {
             name,
             limit,
-            entries: HashMap::new(),
+            entries: FastMap::default(),
+            epoch: None,
             counters: CacheCounters::default(),
         }
+    }
+
+    /// `now` in whole seconds since the first use of the cache.
+    fn secs(&mut self, now: Instant) -> u32 {
+        let epoch = *self.epoch.get_or_insert(now);
+        u32::try_from(now.saturating_duration_since(epoch).as_secs()).unwrap_or(u32::MAX)
+    }
+
+    fn since(&self, then: u32, now: Instant) -> Duration {
+        let Some(epoch) = self.epoch else {
+            return Duration::ZERO;
+        };
+        (now.saturating_duration_since(epoch)).saturating_sub(Duration::from_secs(u64::from(then)))
+    }
+
+    /// Time since the entry was created (`[active since Ns]`).
+    pub fn age(&self, entry: &Entry, now: Instant) -> Duration {
+        self.since(entry.created, now)
+    }
+
+    /// Time since the entry was last updated.
+    pub fn idle(&self, entry: &Entry, now: Instant) -> Duration {
+        self.since(entry.updated, now)
     }
 
     pub fn name(&self) -> &'static str {
@@ -84,51 +126,75 @@ impl Cache {
     }
 
     pub fn get(&self, key: &FlowKey) -> Option<&Entry> {
-        self.entries.get(key)
+        self.entries.get(&Key::new(key))
     }
 
     /// Replaces any object with the same key by a fresh NEW object.
     pub fn insert_new(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
-        let key = ct.key().ok_or(CacheError::NoKey)?;
-        if self.entries.remove(&key).is_some() {
-            self.counters.destroyed += 1;
+        let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
+        let secs = self.secs(now);
+        let fresh = Entry {
+            flow: Stored::new(ct),
+            state: ObjectState::New,
+            created: secs,
+            updated: secs,
+        };
+        // One probe of the table, whether the key is there or not.
+        let full = self.entries.len() >= self.limit;
+        match self.entries.entry(key) {
+            MapEntry::Occupied(mut slot) => {
+                slot.insert(fresh);
+                self.counters.destroyed += 1;
+            }
+            MapEntry::Vacant(_) if full => {
+                self.counters.create_failed += 1;
+                self.counters.no_space += 1;
+                return Err(CacheError::Full);
+            }
+            MapEntry::Vacant(slot) => {
+                slot.insert(fresh);
+            }
         }
-        if self.entries.len() >= self.limit {
-            self.counters.create_failed += 1;
-            self.counters.no_space += 1;
-            return Err(CacheError::Full);
-        }
-        self.entries.insert(
-            key,
-            Entry {
-                ct,
-                state: ObjectState::New,
-                created: now,
-                updated: now,
-            },
-        );
         self.counters.created += 1;
         Ok(())
     }
 
-    /// Merges into a live object, or creates it (a dead one is replaced).
+    /// Merges into a live object, or creates it.
     pub fn update_or_create(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
-        let key = ct.key().ok_or(CacheError::NoKey)?;
-        match self.entries.get_mut(&key) {
-            Some(entry) => {
-                entry.ct.merge(&ct);
+        let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
+        let secs = self.secs(now);
+        let full = self.entries.len() >= self.limit;
+        match self.entries.entry(key) {
+            MapEntry::Occupied(mut slot) => {
+                let entry = slot.get_mut();
+                let mut merged = entry.flow.get().into_owned();
+                merged.merge(&ct);
+                entry.flow = Stored::new(merged);
                 entry.state = ObjectState::Alive;
-                entry.updated = now;
+                entry.updated = secs;
                 self.counters.updated += 1;
-                Ok(())
             }
-            _ => self.insert_new(now, ct),
+            MapEntry::Vacant(_) if full => {
+                self.counters.create_failed += 1;
+                self.counters.no_space += 1;
+                return Err(CacheError::Full);
+            }
+            MapEntry::Vacant(slot) => {
+                slot.insert(Entry {
+                    flow: Stored::new(ct),
+                    state: ObjectState::New,
+                    created: secs,
+                    updated: secs,
+                });
+                self.counters.created += 1;
+            }
         }
+        Ok(())
     }
 
     /// Removes the object; returns it if it was there.
     pub fn remove(&mut self, key: &FlowKey) -> Option<Entry> {
-        let entry = self.entries.remove(key)?;
+        let entry = self.entries.remove(&Key::new(key))?;
         self.counters.destroyed += 1;
         Some(entry)
     }
@@ -187,7 +253,7 @@ mod tests {
         c.update_or_create(now, upd).expect("update");
         let key = flow(1).key().expect("key");
         assert_eq!(
-            c.get(&key).map(|e| (e.state, e.ct.mark)),
+            c.get(&key).map(|e| (e.state, e.ct().mark)),
             Some((ObjectState::Alive, Some(9)))
         );
         c.insert_new(now, flow(1)).expect("replace");

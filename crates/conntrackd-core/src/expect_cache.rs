@@ -1,6 +1,6 @@
 //! The expectation cache (`Options { ExpectationSync … }`).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::time::Instant;
 
 use conntrack_model::{Expect, ExpectKey};
@@ -40,7 +40,7 @@ impl ExpectFilter {
 #[derive(Debug)]
 pub struct ExpectCache {
     limit: usize,
-    entries: HashMap<ExpectKey, ExpectEntry>,
+    entries: FastMap<ExpectKey, ExpectEntry>,
     pub counters: CacheCounters,
 }
 
@@ -48,7 +48,7 @@ impl ExpectCache {
     pub fn new(limit: usize) -> Self {
         ExpectCache {
             limit,
-            entries: HashMap::new(),
+            entries: FastMap::default(),
             counters: CacheCounters::default(),
         }
     }

@@ -4,8 +4,13 @@
 
 pub mod bpf;
 pub mod cache;
+mod compact;
 pub mod expect_cache;
 pub mod filter;
 pub mod local;
 pub mod report;
 pub mod sync;
+
+/// Hash maps keyed by flows: foldhash with a random seed per map (fast, and
+/// keys from the network cannot be chosen to collide without the seed).
+pub(crate) type FastMap<K, V> = std::collections::HashMap<K, V, foldhash::fast::RandomState>;

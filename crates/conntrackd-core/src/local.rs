@@ -128,9 +128,9 @@ impl LocalCache {
     /// A flow that a resync found missing from the kernel: removed, and
     /// announced as deleted.
     pub fn handle_vanished(&mut self, key: &FlowKey) -> Option<Conntrack> {
-        let entry = self.cache.remove(key)?;
-        self.changed(Some(key.clone()), true, Some(Box::new(entry.ct.clone())));
-        Some(entry.ct)
+        let ct = self.cache.remove(key)?.ct().into_owned();
+        self.changed(Some(key.clone()), true, Some(Box::new(ct.clone())));
+        Some(ct)
     }
 
     fn passes(&mut self, filter_is_events: bool, ct: &Conntrack) -> bool {
@@ -186,23 +186,22 @@ impl LocalCache {
             }
             EventKind::Destroy => {
                 let Some(key) = ct.key() else { return };
-                let Some(mut entry) = self.cache.remove(&key) else {
+                let Some(entry) = self.cache.remove(&key) else {
                     return;
                 };
                 for c in [ct.counters_orig, ct.counters_reply].into_iter().flatten() {
                     self.traffic_bytes += c.bytes;
                     self.traffic_packets += c.packets;
                 }
+                let mut last = entry.ct().into_owned();
+                last.merge(&ct);
                 if self.track_changes {
-                    let mut last = entry.ct.clone();
-                    last.merge(&ct);
-                    self.changed(Some(key), announce, Some(Box::new(last)));
+                    self.changed(Some(key), announce, Some(Box::new(last.clone())));
                 }
                 if self.stats_mode {
-                    entry.ct.merge(&ct);
-                    entry.ct.timeout = None;
+                    last.timeout = None;
                     self.outputs
-                        .push_back(LocalOutput::FlowDestroyed(Box::new(entry.ct)));
+                        .push_back(LocalOutput::FlowDestroyed(Box::new(last)));
                 }
             }
         }

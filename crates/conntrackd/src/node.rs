@@ -44,6 +44,10 @@ struct Kernel {
     rx: Vec<u8>,
 }
 
+/// Events per read that count as a burst, and the pause after one.
+const BURST: usize = 8;
+const BURST_PAUSE: Duration = Duration::from_millis(1);
+
 /// Readiness of the kernel event socket.
 #[derive(Debug)]
 pub struct KernelReady;
@@ -58,6 +62,9 @@ pub struct Node {
     flow_syslog: bool,
     /// When the overrun or polling resync is due.
     resync_at: Option<Instant>,
+    /// Under a burst, the event socket is read again only after this: the
+    /// events gather in its buffer and are handled many per wake-up.
+    kernel_pause: Option<Instant>,
     overrun_resync: Option<Duration>,
     poll_every: Option<Duration>,
     max_buffer: usize,
@@ -86,6 +93,7 @@ impl Node {
             flow_log: None,
             flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
             resync_at: None,
+            kernel_pause: None,
             overrun_resync: general
                 .netlink_overrun_resync
                 .map(|s| Duration::from_secs(u64::from(s))),
@@ -236,6 +244,9 @@ impl Node {
 
     /// Resolves when the kernel event socket has data.
     pub async fn kernel_readable(&self) -> KernelReady {
+        if let Some(until) = self.kernel_pause {
+            tokio::time::sleep_until(until.into()).await;
+        }
         match self.kernel.as_ref().and_then(|k| k.events.as_ref()) {
             Some(fd) => {
                 if let Ok(mut guard) = fd.readable().await {
@@ -262,12 +273,13 @@ impl Node {
         });
         let mut overrun = false;
         let mut ct_events = Vec::new();
+        let mut received = 0usize;
         let mut unknown = 0;
         // Handled after the drain: they look at the conntrack cache.
         let mut expect_events = Vec::new();
         loop {
             match events.get_ref().recv(&mut kernel.rx) {
-                Ok(_) => {}
+                Ok(_) => received += 1,
                 Err(RecvError::WouldBlock) => break,
                 Err(RecvError::Overrun) => {
                     overrun = true;
@@ -337,6 +349,9 @@ impl Node {
                 None => self.local.netlink.events_received += 1,
             }
         }
+        // A busy socket is left alone for a moment, so the next wake-up
+        // finds many events instead of one (fewer wake-ups and syscalls).
+        self.kernel_pause = (received >= BURST).then(|| now + BURST_PAUSE);
         if overrun {
             self.handle_overrun(now);
         }
@@ -458,7 +473,7 @@ impl Node {
                 .local()
                 .cache
                 .iter_live()
-                .filter_map(|e| e.ct.key())
+                .filter_map(|e| e.key())
                 .filter(|k| !seen.contains(k))
                 .collect();
             for key in gone {
@@ -468,7 +483,7 @@ impl Node {
                         if let Some(entry) = self.local.cache.remove(&key)
                             && self.mode == Mode::Stats
                         {
-                            self.record_destroyed(&entry.ct);
+                            self.record_destroyed(&entry.ct());
                         }
                     }
                 }
@@ -539,7 +554,7 @@ impl Node {
         let mut out = String::new();
         for entry in cache.iter_live() {
             // conntrackd strips the timeout and use count before printing.
-            let mut ct = entry.ct.clone();
+            let mut ct = entry.ct().into_owned();
             ct.timeout = None;
             ct.use_count = None;
             if xml {
@@ -547,16 +562,12 @@ impl Node {
             } else {
                 conntrack_text::write_plain(&mut out, &ct, PlainOptions::default());
                 if let Some(left) = expiry
-                    .zip(entry.ct.key())
+                    .zip(entry.key())
                     .and_then(|(core, key)| core.expires_in(&key, now))
                 {
                     let _ = write!(out, " [expires in {}s]", left.as_secs());
                 }
-                let _ = write!(
-                    out,
-                    " [active since {}s]",
-                    now.duration_since(entry.created).as_secs()
-                );
+                let _ = write!(out, " [active since {}s]", cache.age(entry, now).as_secs());
             }
             out.push('\n');
         }

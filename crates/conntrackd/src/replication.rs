@@ -48,6 +48,8 @@ pub struct Replication {
 }
 
 const LINK_CHECK: Duration = Duration::from_secs(1);
+/// A partly filled batch waits this long for more messages.
+const FLUSH_DELAY: Duration = Duration::from_millis(2);
 const EEXIST: i32 = 17;
 const ENOENT: i32 = 2;
 
@@ -131,6 +133,7 @@ impl Replication {
             initial_seq: (seed >> 16) as u32 ^ (seed as u32),
             seed,
             startup_resync: true,
+            flush_delay: FLUSH_DELAY,
         };
         if startup_resync {
             logger::notice("resync requested");
@@ -387,9 +390,21 @@ impl Replication {
     pub fn commit(&mut self, now: Instant, flows: bool, expects: bool) {
         self.purge_at = None;
         let started = Instant::now();
-        let plan = self.core.commit_plan(now, flows, expects);
         if flows {
-            let (ok, failed) = self.commit_flows(&plan.flows);
+            // In chunks: the requests of a large cache are never all in
+            // memory at once.
+            const CHUNK: usize = 8192;
+            let (mut ok, mut failed) = (0, 0);
+            let mut pending = self.core.commit_flows(now);
+            loop {
+                let chunk: Vec<Conntrack> = pending.by_ref().take(CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let (o, f) = commit_chunk(&mut self.commit_socket, &chunk);
+                ok += o;
+                failed += f;
+            }
             logger::notice(&format!("Committed {ok} new entries"));
             if failed > 0 {
                 logger::notice(&format!("{failed} entries can't be committed"));
@@ -398,7 +413,7 @@ impl Replication {
         if expects && self.core.expect.is_some() {
             let mut ok = 0;
             let mut failed = 0;
-            for exp in &plan.expects {
+            for exp in &self.core.commit_expects() {
                 match self.commit_expect(exp) {
                     Ok(()) => ok += 1,
                     Err(e) => {
@@ -435,50 +450,6 @@ impl Replication {
             }
             other => other,
         }
-    }
-
-    /// Creates in batches; entries that exist are deleted and created once
-    /// more. Returns (committed, failed).
-    fn commit_flows(&mut self, flows: &[Conntrack]) -> (usize, usize) {
-        let results = match self.commit_socket.apply_batch(flows, request::create) {
-            Ok(r) => r,
-            Err(e) => {
-                logger::error(&format!("commit-create: {e}"));
-                return (0, flows.len());
-            }
-        };
-        let mut ok = 0;
-        let mut retry = Vec::new();
-        let mut failed = Vec::new();
-        for (ct, result) in flows.iter().zip(results) {
-            match result {
-                Ok(()) => ok += 1,
-                Err(EEXIST) => retry.push(ct.clone()),
-                Err(e) => failed.push((ct, e)),
-            }
-        }
-        if !retry.is_empty() {
-            let _ = self.commit_socket.apply_batch(&retry, request::delete);
-            match self.commit_socket.apply_batch(&retry, request::create) {
-                Ok(results) => {
-                    for (ct, result) in retry.iter().zip(results) {
-                        match result {
-                            Ok(()) => ok += 1,
-                            Err(e) => {
-                                logger::error(&format!("commit-destroy: {}", errno_text(e)));
-                                logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
-                            }
-                        }
-                    }
-                }
-                Err(e) => logger::error(&format!("commit-create: {e}")),
-            }
-        }
-        for (ct, e) in &failed {
-            logger::error(&format!("commit-create: {}", errno_text(*e)));
-            logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
-        }
-        (ok, flows.len() - ok)
     }
 
     /// The block of the active channel (`-s`, `-s network`).
@@ -585,4 +556,56 @@ fn canonical(ip: IpAddr) -> IpAddr {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
     }
+}
+
+/// Creates in batches; entries that exist are deleted and created once
+/// more. Returns (committed, failed).
+fn commit_chunk(socket: &mut CtSocket, flows: &[Conntrack]) -> (usize, usize) {
+    // Pipelined; if an answer may have been lost, once more with an ACK per
+    // request (a flow created the first time then reports EEXIST and is
+    // recreated with the same attributes).
+    let results = match socket
+        .apply_pipelined(flows, request::create)
+        .and_then(|piped| match piped {
+            Some(results) => Ok(results),
+            None => socket.apply_batch(flows, request::create),
+        }) {
+        Ok(r) => r,
+        Err(e) => {
+            logger::error(&format!("commit-create: {e}"));
+            return (0, flows.len());
+        }
+    };
+    let mut ok = 0;
+    let mut retry = Vec::new();
+    let mut failed = Vec::new();
+    for (ct, result) in flows.iter().zip(results) {
+        match result {
+            Ok(()) => ok += 1,
+            Err(EEXIST) => retry.push(ct.clone()),
+            Err(e) => failed.push((ct, e)),
+        }
+    }
+    if !retry.is_empty() {
+        let _ = socket.apply_batch(&retry, request::delete);
+        match socket.apply_batch(&retry, request::create) {
+            Ok(results) => {
+                for (ct, result) in retry.iter().zip(results) {
+                    match result {
+                        Ok(()) => ok += 1,
+                        Err(e) => {
+                            logger::error(&format!("commit-destroy: {}", errno_text(e)));
+                            logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
+                        }
+                    }
+                }
+            }
+            Err(e) => logger::error(&format!("commit-create: {e}")),
+        }
+    }
+    for (ct, e) in &failed {
+        logger::error(&format!("commit-create: {}", errno_text(*e)));
+        logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
+    }
+    (ok, flows.len() - ok)
 }

@@ -30,6 +30,9 @@ pub struct CtSocket {
     seq: u32,
 }
 
+/// `NLM_F_ACK`.
+const NLM_F_ACK: u16 = 0x4;
+
 /// Receive buffer of request sockets.
 const REQUEST_RCVBUF: usize = 4 << 20;
 /// How long a request socket waits for the kernel's answer.
@@ -120,12 +123,15 @@ impl CtSocket {
 
     /// Receives one datagram into `buf` (which is resized to fit it).
     pub fn recv(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        buf.resize(buf.capacity().max(1 << 16), 0);
-        match rustix::net::recv(&self.fd, &mut buf[..], RecvFlags::empty()) {
-            Ok((n, _)) => {
-                buf.truncate(n);
-                Ok(n)
-            }
+        self.recv_with(buf, RecvFlags::empty())
+    }
+
+    fn recv_with(&self, buf: &mut Vec<u8>, flags: RecvFlags) -> Result<usize, RecvError> {
+        // Into the spare capacity: no zeroing of 64 KiB per datagram.
+        buf.clear();
+        buf.reserve(1 << 16);
+        match rustix::net::recv(&self.fd, rustix::buffer::spare_capacity(buf), flags) {
+            Ok((n, _)) => Ok(n),
             Err(rustix::io::Errno::NOBUFS) => Err(RecvError::Overrun),
             Err(rustix::io::Errno::AGAIN) => Err(RecvError::WouldBlock),
             Err(e) => Err(RecvError::Io(e.into())),
@@ -227,6 +233,77 @@ impl CtSocket {
             start = end;
         }
         Ok(results)
+    }
+
+    /// Like [`CtSocket::apply_batch`], but pipelined: requests go out
+    /// without the ACK flag (the kernel answers only failures), errors are
+    /// collected while sending, and only the last request is acknowledged,
+    /// as a barrier. About twice as fast for large batches. If an answer
+    /// may have been lost (receive buffer overrun), returns `Ok(None)` and
+    /// the caller should fall back to [`CtSocket::apply_batch`].
+    pub fn apply_pipelined(
+        &mut self,
+        requests: &[Conntrack],
+        build: impl Fn(&mut Vec<u8>, u32, &Conntrack),
+    ) -> io::Result<Option<Vec<Result<(), i32>>>> {
+        const MAX_DATAGRAM: usize = 32 * 1024;
+        let mut results: Vec<Result<(), i32>> = vec![Ok(()); requests.len()];
+        let Some(last) = requests.len().checked_sub(1) else {
+            return Ok(Some(results));
+        };
+        let first_seq = self.seq.wrapping_add(1);
+        let mut buf = Vec::with_capacity(MAX_DATAGRAM + 4096);
+        let mut rx = Vec::with_capacity(1 << 16);
+        let mut lost = false;
+        let mut done = false;
+        let note = |rx: &[u8], results: &mut Vec<Result<(), i32>>, done: &mut bool| {
+            for msg in messages(rx).flatten() {
+                if let Message::Error { header, errno } = msg {
+                    let index = header.seq.wrapping_sub(first_seq) as usize;
+                    if let Some(slot) = results.get_mut(index) {
+                        if errno != 0 {
+                            *slot = Err(errno);
+                        }
+                        *done |= index == last;
+                    }
+                }
+            }
+        };
+        let mut index = 0;
+        while index < requests.len() {
+            buf.clear();
+            while index < requests.len() && buf.len() < MAX_DATAGRAM {
+                let start = buf.len();
+                let seq = self.next_seq();
+                build(&mut buf, seq, &requests[index]);
+                if index != last {
+                    // nlmsg_flags, native endian, at bytes 6..8.
+                    if let Some(flags) = buf.get_mut(start + 6..start + 8) {
+                        let value = u16::from_ne_bytes([flags[0], flags[1]]) & !NLM_F_ACK;
+                        flags.copy_from_slice(&value.to_ne_bytes());
+                    }
+                }
+                index += 1;
+            }
+            self.send(&buf)?;
+            loop {
+                match self.recv_with(&mut rx, RecvFlags::DONTWAIT) {
+                    Ok(_) => note(&rx, &mut results, &mut done),
+                    Err(RecvError::Overrun) => lost = true,
+                    Err(RecvError::WouldBlock) => break,
+                    Err(RecvError::Io(e)) => return Err(e),
+                }
+            }
+        }
+        while !done {
+            match self.recv(&mut rx) {
+                Ok(_) => note(&rx, &mut results, &mut done),
+                Err(RecvError::Overrun) => lost = true,
+                Err(RecvError::WouldBlock) => return Ok(None),
+                Err(RecvError::Io(e)) => return Err(e),
+            }
+        }
+        Ok((!lost).then_some(results))
     }
 
     /// Sends one request and waits for its ACK.

@@ -230,6 +230,34 @@ fn events_create_delete_and_batch() {
         s.apply_batch(&again[..1], request::create).expect("batch")
     });
     assert_eq!(dup, vec![Err(17)], "EEXIST for a duplicate create");
+    // Pipelined: 600 creates of which the first 300 exist already; only
+    // failures come back (and the last request's ACK), in order.
+    let mut more: Vec<_> = flows.clone();
+    more.extend(flows.iter().map(|ct| {
+        let mut ct = ct.clone();
+        if let Some(t) = ct.orig.as_mut() {
+            t.dst_port = Some(444);
+        }
+        ct.reply = ct.orig.as_ref().map(conntrack_model::Tuple::inverted);
+        ct
+    }));
+    let piped = ns.run(move || {
+        let mut s = CtSocket::open(0, false).expect("socket");
+        s.apply_pipelined(&more, request::create)
+            .expect("send")
+            .expect("no answer lost")
+    });
+    assert_eq!(piped.len(), 600);
+    assert!(
+        piped[..300].iter().all(|r| *r == Err(17)),
+        "{:?}",
+        &piped[..3]
+    );
+    assert!(piped[300..].iter().all(Result::is_ok));
+    assert_eq!(
+        ns.list().lines().filter(|l| l.contains("10.9.0.1")).count(),
+        600
+    );
     ns.run(|| {
         let mut s = CtSocket::open(0, false).expect("socket");
         s.request_ack(request::flush)

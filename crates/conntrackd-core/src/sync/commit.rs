@@ -4,46 +4,34 @@
 use std::time::{Duration, Instant};
 
 use conntrack_model::consts::{IPPROTO_TCP, status};
-use conntrack_model::{Conntrack, Expect, TcpFlags, TcpInfo, Tuple};
+use conntrack_model::{Conntrack, TcpFlags, TcpInfo, Tuple};
 
 use super::SyncCore;
 
 /// `IP_CT_TCP_FLAG_BE_LIBERAL`: no window checks on recovered sessions.
 const TCP_FLAG_BE_LIBERAL: u8 = 0x08;
 
-/// Kernel create requests for the external caches, in commit order:
-/// plain flows, then related ones (their master must exist first), then
-/// expectations.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CommitPlan {
-    pub flows: Vec<Conntrack>,
-    pub expects: Vec<Expect>,
-}
-
-pub(super) fn plan(core: &SyncCore, now: Instant, flows: bool, expects: bool) -> CommitPlan {
+/// Kernel create requests for the external conntrack cache, in commit
+/// order: plain flows, then related ones (their master must exist first).
+/// Built one by one, so a commit of many flows needs no second copy.
+pub(super) fn flows(core: &SyncCore, now: Instant) -> impl Iterator<Item = Conntrack> + '_ {
     let settings = core.settings();
-    let mut plan = CommitPlan::default();
-    if settings.disable_external_cache {
-        return plan;
-    }
-    if flows {
-        let mut related = Vec::new();
-        for entry in core.external.iter_live() {
-            let age = now.saturating_duration_since(entry.updated);
-            let timeout = commit_timeout(settings.commit_timeout, entry.ct.timeout, age);
-            let ct = prepare_create(&entry.ct, timeout, settings.tcp_window_tracking);
-            if entry.ct.master.is_some() {
-                related.push(ct);
-            } else {
-                plan.flows.push(ct);
-            }
-        }
-        plan.flows.extend(related);
-    }
-    if expects && let Some(state) = &core.expect {
-        plan.expects = state.external.iter().map(|e| e.exp.clone()).collect();
-    }
-    plan
+    let enabled = !settings.disable_external_cache;
+    let pass = move |related: bool| {
+        core.external
+            .iter_live()
+            .filter(move |_| enabled)
+            .filter_map(move |entry| {
+                let flow = entry.ct();
+                if flow.master.is_some() != related {
+                    return None;
+                }
+                let age = core.external.idle(entry, now);
+                let timeout = commit_timeout(settings.commit_timeout, flow.timeout, age);
+                Some(prepare_create(&flow, timeout, settings.tcp_window_tracking))
+            })
+    };
+    pass(false).chain(pass(true))
 }
 
 /// `CommitTimeout` if set; else the reported timeout minus the time since

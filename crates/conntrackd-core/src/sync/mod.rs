@@ -11,7 +11,9 @@ pub mod report;
 mod timers;
 mod transmit;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use crate::FastMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ use crate::expect_cache::{ExpectCache, ExpectFilter};
 use crate::filter::Filter;
 use crate::local::{EventKind, LocalCache, Origin};
 
-pub use commit::{CommitPlan, prepare_create, prepare_update};
+pub use commit::{prepare_create, prepare_update};
 use queue::{Fifo, Item};
 use timers::Timers;
 
@@ -75,6 +77,10 @@ pub struct SyncSettings {
     /// Ask the peers for their state at start-up (FTFW, NOTRACK). 1.4.7
     /// only does it with `StartupResync on`; a restarted backup needs it.
     pub startup_resync: bool,
+    /// How long a partly filled batch may wait for more messages. 1.4.7
+    /// sends it at the end of every main-loop iteration (zero); a couple of
+    /// milliseconds fill datagrams far better under load.
+    pub flush_delay: Duration,
 }
 
 /// A datagram to send on a channel.
@@ -199,13 +205,15 @@ pub struct SyncCore {
     rsq: Fifo<Sent>,
     rsq_dropped: u64,
     /// Deleted objects whose DEL is still queued or unacknowledged.
-    dead: HashMap<ObjKey, Dead>,
+    dead: FastMap<ObjKey, Dead>,
     /// Messages built straight from kernel events (internal cache disabled).
     direct: VecDeque<(MsgType, Box<Conntrack>)>,
     hello: Hello,
     say_hello_back: bool,
-    peers: HashMap<IpAddr, Peer>,
+    peers: FastMap<IpAddr, Peer>,
     alive_at: Option<Instant>,
+    /// When the partly filled batch goes out.
+    flush_at: Option<Instant>,
     refresh: Timers<ObjKey>,
     expiry: Timers<ObjKey>,
     active: usize,
@@ -250,12 +258,13 @@ impl SyncCore {
             txq: Fifo::default(),
             rsq: Fifo::default(),
             rsq_dropped: 0,
-            dead: HashMap::new(),
+            dead: FastMap::default(),
             direct: VecDeque::new(),
             hello: Hello::Init,
             say_hello_back: false,
-            peers: HashMap::new(),
+            peers: FastMap::default(),
             alive_at: None,
+            flush_at: None,
             refresh: Timers::default(),
             expiry: Timers::default(),
             batch: Vec::new(),
@@ -561,7 +570,7 @@ impl SyncCore {
             .local
             .cache
             .iter_live()
-            .filter_map(|e| e.ct.key())
+            .filter_map(|e| e.key())
             .map(ObjKey::Flow)
             .collect();
         if let Some(state) = &self.expect {
@@ -593,9 +602,19 @@ impl SyncCore {
         }
     }
 
-    /// The kernel requests a commit (`-c`) needs, in commit order.
-    pub fn commit_plan(&self, now: Instant, flows: bool, expects: bool) -> CommitPlan {
-        commit::plan(self, now, flows, expects)
+    /// The kernel create requests of a commit (`-c`), in commit order.
+    pub fn commit_flows(&self, now: Instant) -> impl Iterator<Item = Conntrack> + '_ {
+        commit::flows(self, now)
+    }
+
+    /// The external expectations a commit creates.
+    pub fn commit_expects(&self) -> Vec<Expect> {
+        match &self.expect {
+            Some(state) if !self.settings.disable_external_cache => {
+                state.external.iter().map(|e| e.exp.clone()).collect()
+            }
+            _ => Vec::new(),
+        }
     }
 
     /// Remaining ALARM lifetime of an external flow (`-e` shows it).
@@ -659,13 +678,21 @@ impl SyncCore {
 
     /// When [`SyncCore::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [self.alive_at, self.refresh.next(), self.expiry.next()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.alive_at,
+            self.flush_at,
+            self.refresh.next(),
+            self.expiry.next(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if self.flush_at.is_some_and(|at| at <= now) {
+            self.flush_batch();
+        }
         if self.alive_at.is_some_and(|at| at <= now) {
             self.alive_at = Some(now + ALIVE_INTERVAL);
             let mut acked = false;
@@ -704,11 +731,7 @@ impl SyncCore {
 
     fn is_live(&self, key: &ObjKey) -> bool {
         match key {
-            ObjKey::Flow(k) => self
-                .local
-                .cache
-                .get(k)
-                .is_some(),
+            ObjKey::Flow(k) => self.local.cache.get(k).is_some(),
             ObjKey::Expect(k) => self
                 .expect
                 .as_ref()

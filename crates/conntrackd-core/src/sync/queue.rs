@@ -1,7 +1,9 @@
 //! The transmit and resend queues: FIFOs in which an object appears at
 //! most once and can be unlinked from the middle (sync-modes.md §5.2–§5.4).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use crate::FastMap;
 
 use syncproto::Control;
 
@@ -21,7 +23,7 @@ pub(crate) enum Item {
 pub(crate) struct Fifo<V> {
     next_ticket: u64,
     order: BTreeMap<u64, (Item, V)>,
-    objects: HashMap<ObjKey, u64>,
+    objects: FastMap<ObjKey, u64>,
 }
 
 impl<V> Default for Fifo<V> {
@@ -29,7 +31,7 @@ impl<V> Default for Fifo<V> {
         Fifo {
             next_ticket: 0,
             order: BTreeMap::new(),
-            objects: HashMap::new(),
+            objects: FastMap::default(),
         }
     }
 }

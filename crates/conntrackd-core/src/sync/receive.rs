@@ -1,6 +1,6 @@
 //! The receive path (wire-protocol.md §7; sync-modes.md §5.7, §6, §7, §8.1).
 
-use std::collections::HashMap;
+use crate::FastMap;
 use std::net::IpAddr;
 use std::time::Instant;
 
@@ -108,7 +108,7 @@ impl SyncCore {
     /// sync-modes.md §5.7, with the sequence state kept per peer.
     /// The state of the peer at `from`, created on first contact.
     fn peer(
-        peers: &mut HashMap<IpAddr, Peer>,
+        peers: &mut FastMap<IpAddr, Peer>,
         now: Instant,
         from: IpAddr,
         window: u32,

@@ -48,6 +48,7 @@ fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
         initial_seq: (seed as u32).wrapping_mul(0x9e37_79b9),
         seed,
         startup_resync: true,
+        flush_delay: Duration::ZERO,
     }
 }
 
@@ -185,7 +186,10 @@ impl Sim {
 fn view(cache: &Cache) -> Vec<(FlowKey, Option<u32>, Option<u8>)> {
     let mut v: Vec<_> = cache
         .iter_live()
-        .filter_map(|e| Some((e.ct.key()?, e.ct.mark, e.ct.tcp_state())))
+        .filter_map(|e| {
+            let ct = e.ct();
+            Some((ct.key()?, ct.mark, ct.tcp_state()))
+        })
         .collect();
     v.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
     v
@@ -515,4 +519,24 @@ fn batches_fill_up_to_the_mtu_like_the_capture() {
     assert!(sizes.iter().all(|&s| s < 1472), "{sizes:?}");
     assert_eq!(sizes.iter().sum::<usize>() % 8, 0);
     assert_eq!(sizes.len(), 3, "{sizes:?}");
+}
+
+#[test]
+fn a_partial_batch_waits_for_the_flush_delay() {
+    let now = Instant::now();
+    let mut s = settings(Protocol::Notrack, 3);
+    s.flush_delay = Duration::from_millis(2);
+    let mut core = SyncCore::new(now, s);
+    core.handle_kernel_event(now, EventKind::New, flow(1), Origin::NotMe);
+    // The start-up RESYNC and the flow share one datagram, sent only when
+    // the delay has passed.
+    assert_eq!(core.poll_transmit(now), None);
+    let due = core.poll_timeout().expect("a flush deadline");
+    assert_eq!(due, now + Duration::from_millis(2));
+    core.handle_kernel_event(now, EventKind::New, flow(2), Origin::NotMe);
+    assert_eq!(core.poll_transmit(now), None);
+    core.handle_timeout(due);
+    let tx = core.poll_transmit(due).expect("flushed");
+    assert_eq!(frames(&tx.bytes).count(), 3);
+    assert_eq!(core.poll_transmit(due), None);
 }

@@ -1,6 +1,8 @@
 //! Per-object deadlines (ALARM refresh and external expiry timers).
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use crate::FastMap;
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -9,8 +11,8 @@ use std::time::Instant;
 pub(crate) struct Timers<K> {
     next_ticket: u64,
     due: BTreeSet<(Instant, u64)>,
-    keys: HashMap<u64, K>,
-    armed: HashMap<K, (Instant, u64)>,
+    keys: FastMap<u64, K>,
+    armed: FastMap<K, (Instant, u64)>,
 }
 
 impl<K> Default for Timers<K> {
@@ -18,8 +20,8 @@ impl<K> Default for Timers<K> {
         Timers {
             next_ticket: 0,
             due: BTreeSet::new(),
-            keys: HashMap::new(),
-            armed: HashMap::new(),
+            keys: FastMap::default(),
+            armed: FastMap::default(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The transmit path (sync-modes.md §5.3; wire-protocol.md §8).
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use syncproto::ct::EncodeOptions;
@@ -95,7 +96,11 @@ impl SyncCore {
             }
             self.scratch = msg;
         }
-        self.flush_batch();
+        if self.settings.flush_delay.is_zero() {
+            self.flush_batch();
+        } else if !self.batch.is_empty() && self.flush_at.is_none() {
+            self.flush_at = Some(now + self.settings.flush_delay);
+        }
         if !self.is_alarm() {
             self.alive_at = Some(now + ALIVE_INTERVAL);
         }
@@ -137,11 +142,11 @@ impl SyncCore {
         let ok = match key {
             ObjKey::Flow(k) => {
                 let ct = match (kind, self.local.cache.get(k), self.dead.get(key)) {
-                    (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => &**ct,
-                    (_, Some(e), _) => &e.ct,
+                    (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => Cow::Borrowed(&**ct),
+                    (_, Some(e), _) => e.ct(),
                     _ => return None,
                 };
-                syncproto::ct::encode_state(kind, flags, seq, ct, opts, out)
+                syncproto::ct::encode_state(kind, flags, seq, &ct, opts, out)
             }
             ObjKey::Expect(k) => {
                 let live = self.expect.as_ref().and_then(|s| s.internal.get(k));
@@ -171,6 +176,7 @@ impl SyncCore {
     }
 
     pub(super) fn flush_batch(&mut self) {
+        self.flush_at = None;
         if !self.batch.is_empty() {
             let bytes = std::mem::take(&mut self.batch);
             self.transmits.push_back(Transmit {

@@ -1,0 +1,415 @@
+//! A compact in-memory form for cached flows. Almost every flow a firewall
+//! tracks is IPv4 with a plain reply tuple, a TCP state and a few numbers;
+//! those fit in a fixed 60-byte record. Anything else (IPv6, NAT, helpers,
+//! labels, counters, …) is kept as the full [`Conntrack`], boxed. Reading
+//! gives back exactly the [`Conntrack`] that was stored.
+
+use std::borrow::Cow;
+use std::net::{IpAddr, Ipv4Addr};
+
+use conntrack_model::{Conntrack, FlowKey, Synproxy, TcpFlags, TcpInfo, Tuple};
+
+/// Presence bits of the optional numbers of a [`Small`] flow.
+mod has {
+    pub(super) const STATUS: u16 = 1;
+    pub(super) const TIMEOUT: u16 = 1 << 1;
+    pub(super) const MARK: u16 = 1 << 2;
+    pub(super) const ZONE: u16 = 1 << 3;
+    pub(super) const ID: u16 = 1 << 4;
+    pub(super) const USE: u16 = 1 << 5;
+    pub(super) const TCP: u16 = 1 << 6;
+    pub(super) const TCP_STATE: u16 = 1 << 7;
+    pub(super) const WSCALE_ORIG: u16 = 1 << 8;
+    pub(super) const WSCALE_REPLY: u16 = 1 << 9;
+    pub(super) const FLAGS_ORIG: u16 = 1 << 10;
+    pub(super) const FLAGS_REPLY: u16 = 1 << 11;
+    pub(super) const SYNPROXY: u16 = 1 << 12;
+    pub(super) const PORTS: u16 = 1 << 13;
+    pub(super) const ICMP: u16 = 1 << 14;
+    pub(super) const REPLY: u16 = 1 << 15;
+}
+
+/// One direction of an IPv4 flow: ports, or ICMP id/type/code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Dir4 {
+    src: u32,
+    dst: u32,
+    /// Source port, or the ICMP id.
+    a: u16,
+    /// Destination port, or ICMP type << 8 | code.
+    b: u16,
+}
+
+/// The common shape of a flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Small {
+    orig: Dir4,
+    reply: Dir4,
+    status: u32,
+    timeout: u32,
+    mark: u32,
+    id: u32,
+    use_count: u32,
+    synproxy: [u32; 3],
+    zone: u16,
+    has: u16,
+    l4proto: u8,
+    tcp_state: u8,
+    wscale: [u8; 2],
+    flags: [u8; 4],
+}
+
+/// A cached flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Stored {
+    Small(Small),
+    Full(Box<Conntrack>),
+}
+
+fn v4(ip: IpAddr) -> Option<u32> {
+    match ip {
+        IpAddr::V4(a) => Some(u32::from(a)),
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// The tuple in compact form, if it has the plain shape.
+fn dir4(t: &Tuple, has: &mut u16) -> Option<Dir4> {
+    if t.zone.is_some() {
+        return None;
+    }
+    let (src, dst) = (v4(t.src)?, v4(t.dst)?);
+    let icmp = (t.icmp_id, t.icmp_type, t.icmp_code);
+    let (a, b, kind) = match ((t.src_port, t.dst_port), icmp) {
+        ((None, None), (None, None, None)) => (0, 0, 0),
+        ((Some(s), Some(d)), (None, None, None)) => (s, d, has::PORTS),
+        ((None, None), (Some(id), Some(ty), Some(code))) => {
+            (id, u16::from(ty) << 8 | u16::from(code), has::ICMP)
+        }
+        _ => return None,
+    };
+    // Both directions must have the same shape.
+    if *has & (has::PORTS | has::ICMP) != 0 && *has & (has::PORTS | has::ICMP) != kind {
+        return None;
+    }
+    *has |= kind;
+    Some(Dir4 { src, dst, a, b })
+}
+
+fn tuple(d: &Dir4, l4proto: u8, has: u16) -> Tuple {
+    let t = Tuple::new(
+        IpAddr::V4(Ipv4Addr::from(d.src)),
+        IpAddr::V4(Ipv4Addr::from(d.dst)),
+        l4proto,
+    );
+    if has & has::PORTS != 0 {
+        t.with_ports(d.a, d.b)
+    } else if has & has::ICMP != 0 {
+        t.with_icmp(d.a, (d.b >> 8) as u8, d.b as u8)
+    } else {
+        t
+    }
+}
+
+impl Small {
+    fn from_conntrack(ct: &Conntrack) -> Option<Small> {
+        let plain = ct.master.is_none()
+            && ct.mark_mask.is_none()
+            && ct.secmark.is_none()
+            && ct.sctp.is_none()
+            && ct.dccp.is_none()
+            && ct.helper.is_none()
+            && ct.nat_src.is_none()
+            && ct.nat_dst.is_none()
+            && ct.seq_adj_orig.is_none()
+            && ct.seq_adj_reply.is_none()
+            && ct.counters_orig.is_none()
+            && ct.counters_reply.is_none()
+            && ct.timestamp.is_none()
+            && ct.secctx.is_none()
+            && ct.labels.is_none()
+            && ct.labels_mask.is_none()
+            && ct.status_mask.is_none()
+            && ct.unknown.is_empty();
+        if !plain {
+            return None;
+        }
+        let orig = ct.orig.as_ref()?;
+        let mut has = 0;
+        let o = dir4(orig, &mut has)?;
+        // Flows from peers come without a reply tuple.
+        let r = match ct.reply.as_ref() {
+            Some(reply) if reply.l4proto == orig.l4proto => {
+                has |= has::REPLY;
+                dir4(reply, &mut has)?
+            }
+            Some(_) => return None,
+            None => Dir4 {
+                src: 0,
+                dst: 0,
+                a: 0,
+                b: 0,
+            },
+        };
+        let mut s = Small {
+            orig: o,
+            reply: r,
+            status: 0,
+            timeout: 0,
+            mark: 0,
+            id: 0,
+            use_count: 0,
+            synproxy: [0; 3],
+            zone: 0,
+            has,
+            l4proto: orig.l4proto,
+            tcp_state: 0,
+            wscale: [0; 2],
+            flags: [0; 4],
+        };
+        let mut bits = 0;
+        for (bit, value, slot) in [
+            (has::STATUS, ct.status, &mut s.status),
+            (has::TIMEOUT, ct.timeout, &mut s.timeout),
+            (has::MARK, ct.mark, &mut s.mark),
+            (has::ID, ct.id, &mut s.id),
+            (has::USE, ct.use_count, &mut s.use_count),
+        ] {
+            if let Some(v) = value {
+                *slot = v;
+                bits |= bit;
+            }
+        }
+        if let Some(z) = ct.zone {
+            s.zone = z;
+            bits |= has::ZONE;
+        }
+        if let Some(tcp) = &ct.tcp {
+            bits |= has::TCP;
+            if let Some(v) = tcp.state {
+                s.tcp_state = v;
+                bits |= has::TCP_STATE;
+            }
+            if let Some(v) = tcp.wscale_orig {
+                s.wscale[0] = v;
+                bits |= has::WSCALE_ORIG;
+            }
+            if let Some(v) = tcp.wscale_reply {
+                s.wscale[1] = v;
+                bits |= has::WSCALE_REPLY;
+            }
+            if let Some(f) = tcp.flags_orig {
+                s.flags[0] = f.flags;
+                s.flags[1] = f.mask;
+                bits |= has::FLAGS_ORIG;
+            }
+            if let Some(f) = tcp.flags_reply {
+                s.flags[2] = f.flags;
+                s.flags[3] = f.mask;
+                bits |= has::FLAGS_REPLY;
+            }
+        }
+        if let Some(sp) = &ct.synproxy {
+            s.synproxy = [sp.isn, sp.its, sp.tsoff];
+            bits |= has::SYNPROXY;
+        }
+        s.has |= bits;
+        Some(s)
+    }
+
+    fn to_conntrack(&self) -> Conntrack {
+        let has = self.has;
+        let opt = |bit: u16, v: u32| (has & bit != 0).then_some(v);
+        let tcp = (has & has::TCP != 0).then(|| TcpInfo {
+            state: (has & has::TCP_STATE != 0).then_some(self.tcp_state),
+            wscale_orig: (has & has::WSCALE_ORIG != 0).then_some(self.wscale[0]),
+            wscale_reply: (has & has::WSCALE_REPLY != 0).then_some(self.wscale[1]),
+            flags_orig: (has & has::FLAGS_ORIG != 0).then_some(TcpFlags {
+                flags: self.flags[0],
+                mask: self.flags[1],
+            }),
+            flags_reply: (has & has::FLAGS_REPLY != 0).then_some(TcpFlags {
+                flags: self.flags[2],
+                mask: self.flags[3],
+            }),
+        });
+        Conntrack {
+            orig: Some(tuple(&self.orig, self.l4proto, has)),
+            reply: (has & has::REPLY != 0).then(|| tuple(&self.reply, self.l4proto, has)),
+            status: opt(has::STATUS, self.status),
+            timeout: opt(has::TIMEOUT, self.timeout),
+            mark: opt(has::MARK, self.mark),
+            id: opt(has::ID, self.id),
+            use_count: opt(has::USE, self.use_count),
+            zone: (has & has::ZONE != 0).then_some(self.zone),
+            tcp,
+            synproxy: (has & has::SYNPROXY != 0).then_some(Synproxy {
+                isn: self.synproxy[0],
+                its: self.synproxy[1],
+                tsoff: self.synproxy[2],
+            }),
+            ..Conntrack::default()
+        }
+    }
+}
+
+impl Stored {
+    pub(crate) fn new(ct: Conntrack) -> Stored {
+        match Small::from_conntrack(&ct) {
+            Some(small) => Stored::Small(small),
+            None => Stored::Full(Box::new(ct)),
+        }
+    }
+
+    pub(crate) fn key(&self) -> Option<FlowKey> {
+        match self {
+            Stored::Small(s) => Some(FlowKey {
+                orig: tuple(&s.orig, s.l4proto, s.has),
+                zone: if s.has & has::ZONE != 0 { s.zone } else { 0 },
+            }),
+            Stored::Full(ct) => ct.key(),
+        }
+    }
+
+    pub(crate) fn get(&self) -> Cow<'_, Conntrack> {
+        match self {
+            Stored::Small(s) => Cow::Owned(s.to_conntrack()),
+            Stored::Full(ct) => Cow::Borrowed(ct),
+        }
+    }
+}
+
+/// A cache key: IPv4 flows in 16 bytes, others boxed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum Key {
+    V4 {
+        dir: [u32; 2],
+        ports: [u16; 2],
+        zone: u16,
+        l4proto: u8,
+        shape: u8,
+    },
+    Other(Box<FlowKey>),
+}
+
+impl Key {
+    pub(crate) fn new(key: &FlowKey) -> Key {
+        let mut has = 0;
+        match dir4(&key.orig, &mut has) {
+            Some(d) => Key::V4 {
+                dir: [d.src, d.dst],
+                ports: [d.a, d.b],
+                zone: key.zone,
+                l4proto: key.orig.l4proto,
+                shape: ((has & (has::PORTS | has::ICMP)) >> 13) as u8,
+            },
+            None => Key::Other(Box::new(key.clone())),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use conntrack_model::NatRange;
+    use proptest::prelude::*;
+
+    fn flows() -> impl Strategy<Value = Conntrack> {
+        (
+            any::<[u8; 4]>(),
+            any::<[u8; 4]>(),
+            prop_oneof![Just(6u8), Just(17), Just(1), Just(47)],
+            any::<(u16, u16)>(),
+            proptest::option::of(any::<u32>()),
+            proptest::option::of(any::<u16>()),
+            proptest::option::of((any::<u8>(), any::<u8>(), any::<(u8, u8)>())),
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(s, d, proto, (sp, dp), mark, zone, tcp, nat, v6, synproxy)| {
+                    let src = if v6 {
+                        IpAddr::V6(std::net::Ipv6Addr::from([s[0]; 16]))
+                    } else {
+                        IpAddr::V4(Ipv4Addr::from(s))
+                    };
+                    let dst = if v6 {
+                        IpAddr::V6(std::net::Ipv6Addr::from([d[0]; 16]))
+                    } else {
+                        IpAddr::V4(Ipv4Addr::from(d))
+                    };
+                    let mut orig = Tuple::new(src, dst, proto);
+                    match proto {
+                        6 | 17 => orig = orig.with_ports(sp, dp),
+                        1 => orig = orig.with_icmp(sp, (dp >> 8) as u8, dp as u8),
+                        _ => {}
+                    }
+                    Conntrack {
+                        reply: Some(orig.inverted()),
+                        orig: Some(orig),
+                        status: Some(0x18e),
+                        timeout: Some(120),
+                        mark,
+                        zone,
+                        tcp: tcp.filter(|_| proto == 6).map(|(st, ws, (f, m))| TcpInfo {
+                            state: Some(st),
+                            wscale_orig: Some(ws),
+                            wscale_reply: None,
+                            flags_orig: Some(TcpFlags { flags: f, mask: m }),
+                            flags_reply: None,
+                        }),
+                        nat_src: nat.then(|| NatRange {
+                            min_ip: Some(IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4))),
+                            ..NatRange::default()
+                        }),
+                        synproxy: synproxy.then_some(Synproxy {
+                            isn: 1,
+                            its: 2,
+                            tsoff: 3,
+                        }),
+                        ..Conntrack::default()
+                    }
+                },
+            )
+    }
+
+    proptest! {
+        #[test]
+        fn what_is_stored_comes_back(ct in flows()) {
+            let stored = Stored::new(ct.clone());
+            prop_assert_eq!(stored.get().into_owned(), ct.clone());
+            let key = ct.key().expect("key");
+            let other = Key::new(&key);
+            // Equal flows give equal keys; a changed port gives another.
+            prop_assert_eq!(Key::new(&key), other);
+            let mut moved = key.clone();
+            moved.orig.src_port = moved.orig.src_port.map(|p| p.wrapping_add(1));
+            moved.orig.icmp_id = moved.orig.icmp_id.map(|p| p.wrapping_add(1));
+            if moved != key {
+                prop_assert_ne!(Key::new(&moved), Key::new(&key));
+            }
+        }
+    }
+
+    #[test]
+    fn a_plain_ipv4_flow_is_small() {
+        let orig = Tuple::new(
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+            6,
+        )
+        .with_ports(1, 2);
+        let ct = Conntrack {
+            reply: Some(orig.inverted()),
+            orig: Some(orig),
+            ..Conntrack::default()
+        };
+        assert!(matches!(Stored::new(ct.clone()), Stored::Small(_)));
+        // As received from a peer: no reply tuple.
+        let from_peer = Conntrack { reply: None, ..ct };
+        assert!(matches!(Stored::new(from_peer), Stored::Small(_)));
+        assert!(size_of::<Stored>() <= 72, "{}", size_of::<Stored>());
+        assert!(size_of::<Key>() <= 24, "{}", size_of::<Key>());
+    }
+}
