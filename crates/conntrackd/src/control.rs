@@ -36,6 +36,18 @@ pub enum ControlEvent {
     Request { code: i32, stream: UnixStream },
     /// A client connected but sent no complete request in time.
     ReadFailed,
+    /// A client that is neither root nor the daemon's own user was turned
+    /// away (the socket is 0600, so only a loosened mode lets one in).
+    Refused { uid: u32 },
+}
+
+/// May this peer drive the daemon? Root and the daemon's own user only.
+fn allowed(stream: &UnixStream) -> Result<(), u32> {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == 0 || cred.uid() == rustix::process::geteuid().as_raw() => Ok(()),
+        Ok(cred) => Err(cred.uid()),
+        Err(_) => Err(u32::MAX),
+    }
 }
 
 /// Accepts clients forever, reading each one's request concurrently so a
@@ -46,6 +58,10 @@ pub async fn accept_loop(listener: UnixListener, events: mpsc::Sender<ControlEve
             continue;
         };
         let events = events.clone();
+        if let Err(uid) = allowed(&stream) {
+            let _ = events.send(ControlEvent::Refused { uid }).await;
+            continue;
+        }
         tokio::task::spawn_local(async move {
             let event = match read_request(stream).await {
                 Some((code, stream)) => ControlEvent::Request { code, stream },

@@ -174,3 +174,41 @@ fn cli_exit_codes_match_the_c_daemon() {
         .expect("run");
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// Even with the socket opened up (chmod 666), a request from a user
+/// other than root is refused (SO_PEERCRED) and logged.
+#[test]
+fn requests_from_other_users_are_refused() {
+    if !common::netns_available("requests_from_other_users_are_refused") {
+        return;
+    }
+    let s = Scratch::new();
+    let conf = idle_config(&s);
+    assert!(client(&conf, &["-d"]).status.success());
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(s.path("idle.conf"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    std::fs::set_permissions(s.path("sock"), std::fs::Permissions::from_mode(0o666))
+        .expect("chmod");
+    let as_nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(conntrackd_bin())
+        .arg("-C")
+        .arg(&conf)
+        .arg("-k")
+        .output()
+        .expect("setpriv");
+    assert!(
+        wait_until(Duration::from_secs(3), || std::fs::read_to_string(
+            s.path("log")
+        )
+        .unwrap_or_default()
+        .contains("refused a control request from uid 65534")),
+        "{as_nobody:?}\n{}",
+        std::fs::read_to_string(s.path("log")).unwrap_or_default()
+    );
+    // The daemon is still there and still answers root.
+    assert!(s.path("lock").exists());
+    assert!(client(&conf, &["-s", "runtime"]).status.success());
+    assert!(client(&conf, &["-k"]).status.success());
+}
