@@ -36,6 +36,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 seed: 1,
                 startup_resync: false,
                 flush_delay: Duration::ZERO,
+                auth: None,
             },
         );
         for chunk in data.split(|b| *b == 0xff) {

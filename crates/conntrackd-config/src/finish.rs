@@ -155,6 +155,37 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         error_queue_length: or_default(b.error_queue_length, 128),
         tcp_window_tracking: b.tcp_window_tracking,
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
+        key_file: b.key_file.take().map(|(path, span)| {
+            check_key_file(p, &path, span);
+            std::path::PathBuf::from(path)
+        }),
+    }
+}
+
+/// The authentication key must exist, be long enough and be readable by
+/// its owner only.
+fn check_key_file(p: &mut Parser<'_>, path: &str, span: crate::diag::Span) {
+    use std::os::unix::fs::PermissionsExt;
+    let problem = match std::fs::metadata(path) {
+        Err(e) => Some((format!("can't read KeyFile `{path}': {e}"), None)),
+        Ok(m) if m.permissions().mode() & 0o077 != 0 => Some((
+            format!(
+                "KeyFile `{path}' is accessible to others (mode {:o})",
+                m.permissions().mode() & 0o777
+            ),
+            Some(format!("chmod 600 {path}")),
+        )),
+        Ok(m) if m.len() < 16 => Some((
+            format!(
+                "KeyFile `{path}' holds {} bytes; at least 16 are needed",
+                m.len()
+            ),
+            Some("head -c 32 /dev/urandom > KEYFILE".to_owned()),
+        )),
+        Ok(_) => None,
+    };
+    if let Some((message, help)) = problem {
+        p.push(Severity::Error, span, message, help);
     }
 }
 

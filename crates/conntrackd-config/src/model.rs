@@ -358,6 +358,8 @@ pub struct SyncSection {
     pub tcp_window_tracking: bool,
     /// `ExpectationSync`.
     pub expectation_sync: ExpectSync,
+    /// `Authentication { KeyFile … }` (an extension of ours; off by default).
+    pub key_file: Option<PathBuf>,
 }
 
 impl SyncSection {

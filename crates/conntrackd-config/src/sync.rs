@@ -20,6 +20,7 @@ const SYNC: &[&str] = &[
     "Replicate",
     "CacheWriteThrough",
     "ResendBufferSize",
+    "Authentication",
 ];
 const FTFW: &[&str] = &[
     "ResendQueueSize",
@@ -153,6 +154,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Str, "Replicate") => self.legacy_replicate(&t),
             (TokenKind::Str, "CacheWriteThrough") => self.cache_write_through(&t),
             (TokenKind::Str, "ResendBufferSize") => self.resend_buffer_size(&t),
+            (TokenKind::Str, "Authentication") => self.authentication(&t),
             _ if self.legacy_ignored(&t)? => Ok(()),
             _ => Err(self.unknown_item(&t, "Sync", SYNC)),
         }
@@ -412,6 +414,18 @@ impl<'a> Parser<'a> {
             _ => return Err(self.unknown_item(&t, block, valid)),
         }
         Ok(())
+    }
+
+    /// `Authentication { KeyFile PATH }`.
+    fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
+        self.block(opener, &["KeyFile"], |p, t| match (t.kind, t.text) {
+            (TokenKind::Str, "KeyFile") => {
+                let path = p.path(&t, 4096, "KeyFile path is too long")?;
+                p.sync_mut().key_file = Some((path, t.span.clone()));
+                Ok(())
+            }
+            _ => Err(p.unknown_item(&t, "Authentication", &["KeyFile"])),
+        })
     }
 
     fn options(&mut self, opener: &Token<'a>) -> PResult<()> {

@@ -848,3 +848,50 @@ mod props {
         }
     }
 }
+
+#[test]
+fn authentication_key_file_is_checked() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("ctd-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("sync.key");
+    std::fs::write(&key, [7u8; 32]).expect("key");
+    let conf = |path: &Path| {
+        format!(
+            "Sync {{\n\tMode FTFW {{ }}\n\tUDP {{\n\t\tIPv4_address 10.0.0.1\n\t\tIPv4_Destination_Address 10.0.0.2\n\t\tPort 3780\n\t}}\n\tAuthentication {{\n\t\tKeyFile {}\n\t}}\n}}\n",
+            path.display()
+        )
+    };
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let (config, _) = ok(&conf(&key));
+    assert_eq!(
+        config.sync.expect("sync").key_file.as_deref(),
+        Some(key.as_path())
+    );
+    // Readable by others: an error at the KeyFile line, with the fix.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let src = conf(&key);
+    let errs = errors(&src);
+    let text: Vec<String> = errs.iter().map(|d| d.render(&src, "t")).collect();
+    assert!(
+        text.iter().any(|t| t.starts_with("t:9:3: error")
+            && t.contains("accessible to others")
+            && t.contains("chmod 600")),
+        "{text:?}"
+    );
+    // Missing file, and a key that is too short.
+    let missing = conf(&dir.join("nope"));
+    assert!(
+        errors(&missing)
+            .iter()
+            .any(|d| d.message.contains("can't read KeyFile"))
+    );
+    std::fs::write(&key, b"short").expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    assert!(
+        errors(&conf(&key))
+            .iter()
+            .any(|d| d.message.contains("at least 16"))
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -117,6 +117,18 @@ impl Replication {
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let seed = wall.as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
+        let auth = match &sync.key_file {
+            None => None,
+            Some(path) => {
+                let key = std::fs::read(path)
+                    .map_err(|e| format!("can't read KeyFile `{}': {e}", path.display()))?;
+                let first = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
+                let auth = conntrackd_core::sync::auth::Authenticator::new(&key, first)
+                    .ok_or_else(|| format!("KeyFile `{}' is too short", path.display()))?;
+                logger::notice("sync messages are authenticated (HMAC-SHA256)");
+                Some(auth)
+            }
+        };
         let settings = SyncSettings {
             protocol,
             disable_internal_cache,
@@ -134,6 +146,7 @@ impl Replication {
             seed,
             startup_resync: true,
             flush_delay: FLUSH_DELAY,
+            auth,
         };
         if startup_resync {
             logger::notice("resync requested");

@@ -688,3 +688,90 @@ expectations!(
 );
 expectations!(c_to_ours_ftp_expectation, Impl::C, Impl::Ours);
 expectations!(ours_to_c_ftp_expectation, Impl::Ours, Impl::C);
+
+/// `Authentication { KeyFile }`: two of our nodes with the same key
+/// replicate as usual; a well-formed but unauthenticated CT_NEW sent to
+/// the backup's port (what any host on the link could forge, and what
+/// 1.4.7 would accept) is refused and counted.
+#[test]
+fn authenticated_sync_refuses_forged_datagrams() {
+    if !can_run(
+        "authenticated_sync_refuses_forged_datagrams",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let (a, b) = pair_nodes(FTFW, Transport::Udp, Impl::Ours, Impl::Ours);
+    for node in [&a, &b] {
+        let key = node
+            .scratch
+            .write("sync.key", "a shared secret of thirty-two by");
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let conf = std::fs::read_to_string(&node.conf).expect("config");
+        let conf = conf.replace(
+            "Options { }",
+            &format!(
+                "Options {{ }}\n\tAuthentication {{ KeyFile {} }}",
+                key.display()
+            ),
+        );
+        std::fs::write(&node.conf, conf).expect("config");
+    }
+    b.start();
+    a.start();
+    a.ns.conntrack(&words(FLOWS[0]));
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .ctl(&["-e"])
+            .contains(EXPECT[0])),
+        "authenticated replication failed:\n{}\n{}",
+        a.log(),
+        b.log()
+    );
+    let forged_flow = conntrack_model::Conntrack {
+        orig: Some(
+            conntrack_model::Tuple::new(
+                "10.66.6.6".parse().expect("ip"),
+                "10.66.6.7".parse().expect("ip"),
+                6,
+            )
+            .with_ports(1234, 22),
+        ),
+        status: Some(0x0e),
+        ..Default::default()
+    };
+    let mut forged = Vec::new();
+    assert!(syncproto::ct::encode_state(
+        syncproto::MsgType::CtNew,
+        0,
+        1,
+        &forged_flow,
+        syncproto::ct::EncodeOptions::default(),
+        &mut forged
+    ));
+    let hex: String = forged.iter().map(|b| format!("{b:02x}")).collect();
+    a.ns.exec_ok(
+        "python3",
+        &[
+            "-c",
+            &format!(
+                "import socket\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nfor _ in range(3): s.sendto(bytes.fromhex('{hex}'),('10.77.0.2',3781))"
+            ),
+        ],
+    );
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            let net = b.ctl(&["-s", "network"]);
+            net.lines()
+                .find(|l| l.contains("Auth failures"))
+                .and_then(|l| l.split_whitespace().last())
+                .and_then(|n| n.parse::<u64>().ok())
+                .is_some_and(|n| n >= 3)
+        }),
+        "{}",
+        b.ctl(&["-s", "network"])
+    );
+    assert!(!b.ctl(&["-e"]).contains("10.66.6.6"), "{}", b.ctl(&["-e"]));
+}

@@ -4,6 +4,7 @@
 //! come in through [`SyncCore::handle_datagram`], go out through
 //! [`SyncCore::poll_transmit`], and time is always passed in.
 
+pub mod auth;
 mod commit;
 mod queue;
 mod receive;
@@ -81,6 +82,8 @@ pub struct SyncSettings {
     /// sends it at the end of every main-loop iteration (zero); a couple of
     /// milliseconds fill datagrams far better under load.
     pub flush_delay: Duration,
+    /// `Authentication`: seals and checks every datagram.
+    pub auth: Option<auth::Authenticator>,
 }
 
 /// A datagram to send on a channel.
@@ -130,6 +133,8 @@ pub struct NetworkCounters {
     pub before: u64,
     /// Messages applied to the caches or the kernel.
     pub applied: u64,
+    /// Datagrams refused by authentication (bad MAC, replay, no envelope).
+    pub auth_failures: u64,
 }
 
 /// `internal bypass:` counters (NOTRACK with DisableInternalCache).
@@ -222,6 +227,7 @@ pub struct SyncCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SyncEvent>,
     rng: u64,
+    auth: Option<auth::Authenticator>,
 }
 
 #[derive(Debug, Clone)]
@@ -272,6 +278,7 @@ impl SyncCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng: settings.seed | 1,
+            auth: settings.auth.clone(),
             settings,
         };
         if !matches!(core.settings.protocol, Protocol::Alarm { .. }) {
@@ -293,6 +300,11 @@ impl SyncCore {
 
     fn is_alarm(&self) -> bool {
         matches!(self.settings.protocol, Protocol::Alarm { .. })
+    }
+
+    /// `Authentication` is on.
+    pub fn authenticated(&self) -> bool {
+        self.auth.is_some()
     }
 
     /// The channel that sends.

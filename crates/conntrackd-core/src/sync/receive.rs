@@ -18,6 +18,16 @@ impl SyncCore {
     /// One datagram (or a run of whole messages from a TCP stream) received
     /// on `channel` from `from`.
     pub fn handle_datagram(&mut self, now: Instant, channel: usize, from: IpAddr, datagram: &[u8]) {
+        let datagram = match self.auth.as_mut() {
+            Some(auth) => match auth.open(from, datagram) {
+                Ok(payload) => payload,
+                Err(_) => {
+                    self.counters.auth_failures += 1;
+                    return;
+                }
+            },
+            None => datagram,
+        };
         for framed in frames(datagram) {
             match framed {
                 Ok(m) => self.handle_message(now, channel, from, &m.header, m.bytes),

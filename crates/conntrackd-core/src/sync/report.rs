@@ -23,6 +23,13 @@ pub fn network_block(out: &mut String, core: &SyncCore) {
         c.lost,
         c.before
     );
+    if core.authenticated() {
+        let _ = write!(
+            out,
+            "authentication:\n\trecv:\n\t\tAuth failures:\t\t{:>20}\n\n",
+            c.auth_failures
+        );
+    }
 }
 
 /// `message tracking:` of `-s`.

@@ -49,6 +49,7 @@ fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
         seed,
         startup_resync: true,
         flush_delay: Duration::ZERO,
+        auth: None,
     }
 }
 
@@ -539,4 +540,63 @@ fn a_partial_batch_waits_for_the_flush_delay() {
     let tx = core.poll_transmit(due).expect("flushed");
     assert_eq!(frames(&tx.bytes).count(), 3);
     assert_eq!(core.poll_transmit(due), None);
+}
+
+fn with_key(sim: &mut Sim, node: usize, key: &[u8]) {
+    let mut s = settings(ftfw(), 40 + node as u64);
+    s.auth = auth::Authenticator::new(key, 1_000_000 * (node as u64 + 1));
+    sim.nodes[node] = SyncCore::new(sim.now, s);
+}
+
+#[test]
+fn authenticated_peers_converge_and_forgeries_change_nothing() {
+    let mut sim = Sim::new(
+        ftfw(),
+        2,
+        Impair {
+            loss: 100,
+            duplicate: 50,
+            jitter_ms: 20,
+        },
+    );
+    with_key(&mut sim, 0, b"a shared secret key");
+    with_key(&mut sim, 1, b"a shared secret key");
+    sim.run(1);
+    churn(&mut sim, 0, 1, 500);
+    sim.run(10);
+    assert_same(
+        &view(&sim.nodes[1].external),
+        &view(&sim.nodes[0].local.cache),
+        "authenticated",
+    );
+    // Duplicated datagrams are replays: refused, the state is unharmed.
+    assert!(sim.nodes[1].counters.auth_failures > 0);
+    // A well-formed 1.4.7 message without the envelope is refused.
+    let before = sim.nodes[1].external.len();
+    let mut forged = Vec::new();
+    assert!(syncproto::ct::encode_state(
+        MsgType::CtNew,
+        0,
+        1,
+        &flow(999_999),
+        EncodeOptions::default(),
+        &mut forged
+    ));
+    let failures = sim.nodes[1].counters.auth_failures;
+    sim.nodes[1].handle_datagram(sim.now, 0, "10.77.0.66".parse().expect("ip"), &forged);
+    assert_eq!(sim.nodes[1].external.len(), before);
+    assert_eq!(sim.nodes[1].counters.auth_failures, failures + 1);
+}
+
+#[test]
+fn a_peer_with_another_key_is_not_heard() {
+    let mut sim = Sim::new(ftfw(), 2, CLEAN);
+    with_key(&mut sim, 0, b"the right key, long enough");
+    with_key(&mut sim, 1, b"another key, also long enough");
+    sim.run(1);
+    churn(&mut sim, 0, 1, 50);
+    sim.run(3);
+    assert!(sim.nodes[1].external.is_empty());
+    assert!(sim.nodes[1].counters.auth_failures > 0);
+    assert_eq!(sim.nodes[1].counters.malformed, 0);
 }

@@ -7,7 +7,7 @@ use syncproto::ct::EncodeOptions;
 use syncproto::{Control, MsgType};
 
 use super::queue::Item;
-use super::{ALIVE_INTERVAL, Dead, Hello, ObjKey, SyncCore, SyncEvent, Transmit};
+use super::{ALIVE_INTERVAL, Dead, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth};
 use crate::cache::ObjectState;
 
 impl SyncCore {
@@ -168,7 +168,12 @@ impl SyncCore {
             .batch_sizes
             .get(self.active)
             .copied()
-            .unwrap_or(1472);
+            .unwrap_or(1472)
+            .saturating_sub(if self.auth.is_some() {
+                auth::OVERHEAD
+            } else {
+                0
+            });
         if !self.batch.is_empty() && self.batch.len() + msg.len() >= size {
             self.flush_batch();
         }
@@ -178,7 +183,10 @@ impl SyncCore {
     pub(super) fn flush_batch(&mut self) {
         self.flush_at = None;
         if !self.batch.is_empty() {
-            let bytes = std::mem::take(&mut self.batch);
+            let mut bytes = std::mem::take(&mut self.batch);
+            if let Some(auth) = self.auth.as_mut() {
+                bytes = auth.seal(&bytes);
+            }
             self.transmits.push_back(Transmit {
                 channel: self.active,
                 bytes,
