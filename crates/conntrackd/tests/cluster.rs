@@ -262,3 +262,81 @@ fn scheduled_purge_flushes_the_kernel_after_purge_timeout() {
         "{log}"
     );
 }
+
+/// FTFW over a link that drops a share of the sync datagrams in both
+/// directions (nftables `numgen random`): 2000 flows created, 500 of them
+/// deleted, and the backup converges to exactly the primary's state. The
+/// time it took is printed (not asserted: that is the benchmark's job).
+fn converges_under_loss(percent: u32) {
+    let c = Cluster::new(2, 1, "FTFW { }", 0);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    for d in [a, b] {
+        let rules = d.scratch.write(
+            "loss.nft",
+            &format!(
+                "table inet loss {{\n chain input {{ type filter hook input priority 0; udp dport 3780 numgen random mod 100 < {percent} drop; }}\n}}\n"
+            ),
+        );
+        d.ns.exec_ok("nft", &["-f", rules.to_str().expect("path")]);
+    }
+    let add: String = (0..2000)
+        .map(|i| {
+            format!(
+                "-A -t 300 -u ASSURED -s 172.20.{}.{} -d 192.168.77.1 -r 192.168.77.1 -q 172.20.{}.{} -p tcp --sport {} --dport 443 --reply-port-src 443 --reply-port-dst {} --state ESTABLISHED\n",
+                i / 250, i % 250 + 1, i / 250, i % 250 + 1, 1000 + i, 1000 + i
+            )
+        })
+        .collect();
+    let start = std::time::Instant::now();
+    a.ns.conntrack(&[
+        "-R",
+        a.scratch.write("add.save", &add).to_str().expect("path"),
+    ]);
+    // The first 500 (172.20.0.x and 172.20.1.x) go again.
+    a.ns.conntrack(&["-D", "-s", "172.20.0.0/23"]);
+    let mut ext = String::new();
+    let converged = wait_until(Duration::from_secs(30), || {
+        ext = b.ctl(&["-e"]);
+        ext.lines()
+            .filter(|l| l.contains("dst=192.168.77.1"))
+            .count()
+            == 1500
+            && !ext.contains("src=172.20.0.")
+            && !ext.contains("src=172.20.1.")
+    });
+    let took = start.elapsed();
+    let lost = b
+        .ctl(&["-s", "network"])
+        .lines()
+        .find(|l| l.contains("Packets lost"))
+        .map(str::to_string)
+        .unwrap_or_default();
+    eprintln!(
+        "{percent}% loss: converged={converged} after {took:?}; backup {}",
+        lost.trim()
+    );
+    assert!(
+        converged,
+        "{percent}% loss: backup holds {} flows after 30 s",
+        ext.lines()
+            .filter(|l| l.contains("dst=192.168.77.1"))
+            .count()
+    );
+}
+
+#[test]
+fn ftfw_converges_with_10_percent_loss() {
+    if netns_available("ftfw_converges_with_10_percent_loss") {
+        converges_under_loss(10);
+    }
+}
+
+/// Not yet reliable on a real link (2000 flows: ~1400 of 1500 after 30 s
+/// in the last runs), so not part of CI; run with `--ignored`.
+#[test]
+#[ignore]
+fn ftfw_converges_with_30_percent_loss() {
+    if netns_available("ftfw_converges_with_30_percent_loss") {
+        converges_under_loss(30);
+    }
+}

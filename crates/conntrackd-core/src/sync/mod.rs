@@ -179,6 +179,8 @@ struct Peer {
     /// Bit of this peer in the resend queue's acknowledgement masks.
     bit: u64,
     heard: Instant,
+    /// The peer's messages carry HELLO (it has not heard our HELLO_BACK).
+    in_hello: bool,
 }
 
 /// A resend-queue entry: its sequence number and which peers acked it.

@@ -130,6 +130,7 @@ impl SyncCore {
             ack_from: None,
             bit: next_bit,
             heard: now,
+            in_hello: false,
         });
         peer.heard = now;
         peer
@@ -158,8 +159,16 @@ impl SyncCore {
         let single_peer = self.peers.len() <= 1;
         let peer = Self::peer(&mut self.peers, now, from, w);
         let mut gap = None;
+        // Only the first HELLO of a peer is its restart. It repeats HELLO
+        // until our HELLO_BACK gets through; 1.4.7 treats every repeat as a
+        // restart, wiping its resend queue and skipping gap detection, so
+        // a lost HELLO_BACK under loss loses data for good.
+        let restarted = h.is_hello() && !peer.in_hello;
+        peer.in_hello = h.is_hello();
         if h.is_hello() {
             self.say_hello_back = true;
+        }
+        if restarted {
             if let Some(from_seq) = peer.ack_from
                 && seq::before(h.seq, from_seq)
             {
@@ -245,9 +254,13 @@ impl SyncCore {
                 }
                 let bit = self.peers.get(&sender).map_or(0, |p| p.bit);
                 let required = self.live_peers(now) | bit;
-                let acked = self.rsq.drain_walk_mut(|_, sent| {
+                // Entries before the acknowledged range that this peer never
+                // acknowledged were skipped by it: its NACK, or our answer,
+                // was lost, and 1.4.7 would never send them again. Take
+                // them too, and resend them.
+                let taken = self.rsq.drain_walk_mut(|_, sent| {
                     if seq::before(sent.seq, from) {
-                        Some(false)
+                        Some(bit != 0 && sent.acked & bit == 0)
                     } else if seq::after(sent.seq, to) {
                         None
                     } else {
@@ -255,9 +268,15 @@ impl SyncCore {
                         Some(sent.acked & required == required)
                     }
                 });
-                for (item, _) in acked {
-                    if let Item::Object(key) = item {
-                        self.release(&key);
+                for (item, sent) in taken {
+                    let skipped = seq::before(sent.seq, from);
+                    match item {
+                        Item::Object(key) if skipped => self.txq.push_back(Item::Object(key), ()),
+                        Item::Object(key) => self.release(&key),
+                        Item::Control(Control::Resync) if skipped => {
+                            self.txq.push_back(Item::Control(Control::Resync), ());
+                        }
+                        Item::Control(_) => {}
                     }
                 }
                 Verdict::Ctl

@@ -600,3 +600,42 @@ fn a_peer_with_another_key_is_not_heard() {
     assert!(sim.nodes[1].counters.auth_failures > 0);
     assert_eq!(sim.nodes[1].counters.malformed, 0);
 }
+
+/// How long FTFW takes to converge at a given loss (virtual seconds).
+fn convergence_time(loss: u64) -> f64 {
+    let mut sim = Sim::new(
+        ftfw(),
+        2,
+        Impair {
+            loss,
+            duplicate: 0,
+            jitter_ms: 2,
+        },
+    );
+    sim.run(2);
+    let t0 = sim.now;
+    for i in 1..=2000 {
+        sim.event(0, EventKind::New, flow(i));
+    }
+    for i in 1..=500 {
+        sim.event(0, EventKind::Destroy, flow(i));
+    }
+    for _ in 0..6000 {
+        sim.step();
+        if sim.nodes[1].external.len() == sim.nodes[0].local.cache.len()
+            && view(&sim.nodes[1].external) == view(&sim.nodes[0].local.cache)
+        {
+            return sim.now.duration_since(t0).as_secs_f64();
+        }
+    }
+    f64::INFINITY
+}
+
+#[test]
+fn ftfw_converges_quickly_under_loss() {
+    for loss in [100, 300] {
+        let t = convergence_time(loss);
+        eprintln!("{loss}‰ loss: converged in {t:.2} s (virtual)");
+        assert!(t < 10.0, "{loss}‰: {t}");
+    }
+}
