@@ -47,6 +47,7 @@ struct Kernel {
 /// Events per read that count as a burst, and the pause after one.
 const BURST: usize = 8;
 const BURST_PAUSE: Duration = Duration::from_millis(1);
+const BURST_MIN_BUFFER: u64 = 4 << 20;
 
 /// Readiness of the kernel event socket.
 #[derive(Debug)]
@@ -351,7 +352,10 @@ impl Node {
         }
         // A busy socket is left alone for a moment, so the next wake-up
         // finds many events instead of one (fewer wake-ups and syscalls).
-        self.kernel_pause = (received >= BURST).then(|| now + BURST_PAUSE);
+        // Only with room to spare in the socket buffer, or the pause itself
+        // would cause an overrun.
+        let roomy = self.local().netlink.buffer_size >= BURST_MIN_BUFFER;
+        self.kernel_pause = (roomy && received >= BURST).then(|| now + BURST_PAUSE);
         if overrun {
             self.handle_overrun(now);
         }

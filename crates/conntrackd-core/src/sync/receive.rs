@@ -156,14 +156,16 @@ impl SyncCore {
         if h.is_hello_back() && self.hello == Hello::Say {
             self.hello = Hello::Done;
         }
-        let single_peer = self.peers.len() <= 1;
         let peer = Self::peer(&mut self.peers, now, from, w);
         let mut gap = None;
         // Only the first HELLO of a peer is its restart. It repeats HELLO
         // until our HELLO_BACK gets through; 1.4.7 treats every repeat as a
         // restart, wiping its resend queue and skipping gap detection, so
         // a lost HELLO_BACK under loss loses data for good.
-        let restarted = h.is_hello() && !peer.in_hello;
+        // A HELLO that goes backwards is a restart too (the peer's new,
+        // random sequence numbers may start below the old ones).
+        let backwards = peer.last.is_some_and(|last| !seq::after(h.seq, last));
+        let restarted = h.is_hello() && (!peer.in_hello || backwards);
         peer.in_hello = h.is_hello();
         if h.is_hello() {
             self.say_hello_back = true;
@@ -175,16 +177,11 @@ impl SyncCore {
                 peer.window = w - 1;
                 peer.ack_from = Some(h.seq);
             }
-            // The restarted peer cannot NACK our old numbers. With other
-            // peers in the group they still might, so keep the queue then.
-            if single_peer {
-                let stale: Vec<_> = self.rsq.drain_walk(|_, _| Some(true));
-                for (item, _) in stale {
-                    if let Item::Object(key) = item {
-                        self.release(&key);
-                    }
-                }
-            }
+            // 1.4.7 empties its resend queue here (the restarted peer
+            // cannot NACK old numbers). We keep it: a HELLO can also be the
+            // first message of a peer that was up all along but whose
+            // earlier messages were lost, and then those entries are what
+            // it misses; the peer's next ACK resends them (see ACK below).
         } else if let Some(last) = peer.last {
             let expected = last.wrapping_add(1);
             if seq::after(h.seq, expected) {
