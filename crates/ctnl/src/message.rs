@@ -147,7 +147,7 @@ fn decode_one(header: NlHeader, payload: &[u8]) -> Result<Message, DecodeError> 
             // The kernel reports -errno.
             Ok(Message::Error {
                 header,
-                errno: -i32::from_ne_bytes(bytes),
+                errno: i32::from_ne_bytes(bytes).wrapping_neg(),
             })
         }
         NLMSG_DONE => Ok(Message::Done { header }),
