@@ -181,7 +181,17 @@ struct Peer {
     heard: Instant,
     /// The peer's messages carry HELLO (it has not heard our HELLO_BACK).
     in_hello: bool,
+    /// A far jump ahead not yet believed: its last number and how many
+    /// consecutive messages followed it.
+    suspect: Option<(u32, u8)>,
 }
+
+/// A jump ahead larger than this is not believed at once: it takes
+/// consecutive messages continuing it (so one forged or garbled number
+/// cannot make every later message look old).
+pub(crate) const MAX_GAP: u32 = 1 << 20;
+/// Messages in a row that make a far jump believed.
+pub(crate) const JUMP_RUN: u8 = 3;
 
 /// A resend-queue entry: its sequence number and which peers acked it.
 #[derive(Debug, Clone, Copy)]

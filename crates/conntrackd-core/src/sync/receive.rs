@@ -9,7 +9,8 @@ use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
 
 use super::queue::Item;
 use super::{
-    Hello, Inject, ObjKey, PEER_TIMEOUT, Peer, Protocol, Sent, SyncCore, SyncEvent, Verdict,
+    Hello, Inject, JUMP_RUN, MAX_GAP, ObjKey, PEER_TIMEOUT, Peer, Protocol, Sent, SyncCore,
+    SyncEvent, Verdict,
 };
 
 impl SyncCore {
@@ -131,6 +132,7 @@ impl SyncCore {
             bit: next_bit,
             heard: now,
             in_hello: false,
+            suspect: None,
         });
         peer.heard = now;
         peer
@@ -184,7 +186,21 @@ impl SyncCore {
             // it misses; the peer's next ACK resends them (see ACK below).
         } else if let Some(last) = peer.last {
             let expected = last.wrapping_add(1);
-            if seq::after(h.seq, expected) {
+            if seq::after(h.seq, expected) && h.seq.wrapping_sub(expected) > MAX_GAP {
+                let run = match peer.suspect {
+                    Some((prev, run)) if prev.wrapping_add(1) == h.seq => run + 1,
+                    _ => 1,
+                };
+                if run < JUMP_RUN {
+                    peer.suspect = Some((h.seq, run));
+                    return Verdict::Bad;
+                }
+                // The peer really is that far ahead (a long outage):
+                // follow it, without NACKing what no queue still holds.
+                peer.suspect = None;
+                peer.ack_from = None;
+            } else if seq::after(h.seq, expected) {
+                peer.suspect = None;
                 gap = Some(expected);
             } else if seq::before(h.seq, expected) {
                 self.counters.before += 1;

@@ -695,3 +695,47 @@ fn fuzz_corpus_replays() {
     }
     assert!(n > 10, "only {n} corpus files");
 }
+
+#[test]
+fn a_forged_far_sequence_number_cannot_poison_ftfw() {
+    let mut sim = Sim::new(ftfw(), 2, CLEAN);
+    sim.run(1);
+    churn(&mut sim, 0, 1, 100);
+    sim.run(2);
+    // A lying ALIVE "from" node 0, a billion numbers ahead.
+    let mut forged = Vec::new();
+    Control::Alive.encode(sim.nodes[0].next_seq.wrapping_add(1 << 30), 0, &mut forged);
+    let from = sim.addrs[0];
+    sim.nodes[1].handle_datagram(sim.now, 0, from, &forged);
+    assert_eq!(sim.nodes[1].counters.bad_header, 1);
+    churn(&mut sim, 0, 1000, 100);
+    sim.run(3);
+    assert_same(
+        &view(&sim.nodes[1].external),
+        &view(&sim.nodes[0].local.cache),
+        "after the forgery",
+    );
+    assert_eq!(sim.nodes[1].counters.before, 0);
+    assert!(sim.nodes[1].counters.lost < 1000);
+}
+
+#[test]
+fn a_real_jump_after_an_outage_is_followed() {
+    let now = Instant::now();
+    let mut core = SyncCore::new(now, settings(ftfw(), 9));
+    let peer: IpAddr = "10.77.0.9".parse().expect("ip");
+    let send = |core: &mut SyncCore, seq: u32| {
+        let mut m = Vec::new();
+        Control::Alive.encode(seq, 0, &mut m);
+        core.handle_datagram(now, 0, peer, &m);
+    };
+    send(&mut core, 100);
+    // Three in a row, far ahead: believed from the third on.
+    for seq in [5_000_000, 5_000_001, 5_000_002, 5_000_003] {
+        send(&mut core, seq);
+    }
+    assert_eq!(core.counters.bad_header, 2);
+    send(&mut core, 5_000_004);
+    assert_eq!(core.counters.before, 0);
+    assert_eq!(core.counters.lost, 0);
+}
