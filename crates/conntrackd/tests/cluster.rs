@@ -339,3 +339,95 @@ fn ftfw_converges_with_30_percent_loss() {
         converges_under_loss(30);
     }
 }
+
+/// The original tuples in a `-i`/`-e` listing.
+fn tuples(listing: &str) -> std::collections::BTreeSet<String> {
+    listing
+        .lines()
+        .filter_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            let at = words.iter().position(|w| w.starts_with("src="))?;
+            Some(words.get(at..at + 4)?.join(" "))
+        })
+        .collect()
+}
+
+/// Soak: minutes of continuous churn over a link losing 10 % of the sync
+/// datagrams, then the backup's external cache must equal the primary's
+/// internal cache exactly. Not part of CI; run with
+/// `CONNTRACKD_SOAK_SECS=600 cargo test -p conntrackd --test cluster soak -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn soak_churn_with_loss() {
+    if !netns_available("soak_churn_with_loss") {
+        return;
+    }
+    let secs: u64 = std::env::var("CONNTRACKD_SOAK_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(120);
+    let c = Cluster::new(2, 1, "FTFW { }", 0);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    for d in [a, b] {
+        let rules = d.scratch.write(
+            "loss.nft",
+            "table inet loss {\n chain input { type filter hook input priority 0; udp dport 3780 numgen random mod 100 < 10 drop; }\n}\n",
+        );
+        d.ns.exec_ok("nft", &["-f", rules.to_str().expect("path")]);
+    }
+    let subnet = |r: u64| format!("172.{}.{}", 16 + (r / 250) % 16, r % 250);
+    let start = std::time::Instant::now();
+    let mut round = 0u64;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let net = subnet(round);
+        let add: String = (1..=200)
+            .map(|h| {
+                format!(
+                    "-A -t 600 -u ASSURED -s {net}.{h} -d 192.168.77.1 -r 192.168.77.1 -q {net}.{h} -p tcp --sport {} --dport 443 --reply-port-src 443 --reply-port-dst {} --state ESTABLISHED\n",
+                    2000 + h, 2000 + h
+                )
+            })
+            .collect();
+        a.ns.conntrack(&[
+            "-R",
+            a.scratch.write("round.save", &add).to_str().expect("path"),
+        ]);
+        if round >= 5 {
+            let _ = a.ns.exec(
+                "conntrack",
+                &["-D", "-s", &format!("{}.0/24", subnet(round - 5))],
+            );
+        }
+        if round % 3 == 0 {
+            let _ = a.ns.exec(
+                "conntrack",
+                &["-U", "-s", &format!("{net}.0/24"), "-m", "7"],
+            );
+        }
+        round += 1;
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let mut want = Default::default();
+    let mut got = Default::default();
+    let same = wait_until(Duration::from_secs(30), || {
+        want = tuples(&a.ctl(&["-i"]));
+        got = tuples(&b.ctl(&["-e"]));
+        want == got
+    });
+    eprintln!(
+        "soak: {round} rounds in {secs} s; primary {} flows, backup {}; backup {}",
+        want.len(),
+        got.len(),
+        b.ctl(&["-s", "network"])
+            .lines()
+            .find(|l| l.contains("Packets lost"))
+            .unwrap_or_default()
+            .trim()
+    );
+    assert!(
+        same,
+        "missing on the backup: {:?}\nstale on the backup: {:?}",
+        want.difference(&got).take(5).collect::<Vec<_>>(),
+        got.difference(&want).take(5).collect::<Vec<_>>()
+    );
+}
