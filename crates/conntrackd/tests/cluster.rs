@@ -398,7 +398,7 @@ fn soak_churn_with_loss() {
                 &["-D", "-s", &format!("{}.0/24", subnet(round - 5))],
             );
         }
-        if round % 3 == 0 {
+        if round.is_multiple_of(3) {
             let _ = a.ns.exec(
                 "conntrack",
                 &["-U", "-s", &format!("{net}.0/24"), "-m", "7"],
