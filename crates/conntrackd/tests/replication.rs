@@ -775,3 +775,38 @@ fn authenticated_sync_refuses_forged_datagrams() {
     );
     assert!(!b.ctl(&["-e"]).contains("10.66.6.6"), "{}", b.ctl(&["-e"]));
 }
+
+/// `-B` on the primary and `-n` on the backup both refill an emptied
+/// external cache (FTFW and NOTRACK; ALARM refreshes by itself).
+#[test]
+fn bulk_send_and_resync_request_refill_the_backup() {
+    for mode in [FTFW, NOTRACK] {
+        if !can_run(
+            "bulk_send_and_resync_request_refill_the_backup",
+            Impl::Ours,
+            Impl::Ours,
+        ) {
+            return;
+        }
+        let (a, b) = pair(mode, Transport::Multicast, Impl::Ours, Impl::Ours);
+        for f in &FLOWS[..3] {
+            a.ns.conntrack(&words(f));
+        }
+        let full = |b: &Node| {
+            let e = b.ctl(&["-e"]);
+            EXPECT[..3].iter().all(|x| e.contains(x))
+        };
+        assert!(wait_until(Duration::from_secs(5), || full(&b)));
+        for (who, args) in [(&a, ["-B"]), (&b, ["-n"])] {
+            b.ctl(&["-f", "external"]);
+            assert_eq!(b.ctl(&["-e"]), "");
+            who.ctl(&args);
+            assert!(
+                wait_until(Duration::from_secs(5), || full(&b)),
+                "{mode}: {args:?} did not refill the backup"
+            );
+        }
+        assert!(a.log().contains("sending bulk update"));
+        assert!(b.log().contains("resync requested"));
+    }
+}
