@@ -224,7 +224,7 @@ pub struct SyncCore {
     /// Deleted objects whose DEL is still queued or unacknowledged.
     dead: FastMap<ObjKey, Dead>,
     /// Messages built straight from kernel events (internal cache disabled).
-    direct: VecDeque<(MsgType, Box<Conntrack>)>,
+    direct: VecDeque<Direct>,
     hello: Hello,
     say_hello_back: bool,
     peers: FastMap<IpAddr, Peer>,
@@ -240,6 +240,13 @@ pub struct SyncCore {
     events: VecDeque<SyncEvent>,
     rng: u64,
     auth: Option<auth::Authenticator>,
+}
+
+/// A message built straight from a kernel event (internal cache disabled).
+#[derive(Debug, Clone)]
+enum Direct {
+    Flow(MsgType, Box<Conntrack>),
+    Expect(MsgType, Box<Expect>),
 }
 
 #[derive(Debug, Clone)]
@@ -368,7 +375,7 @@ impl SyncCore {
                 MsgType::CtDelete
             }
         };
-        self.direct.push_back((kind, Box::new(ct)));
+        self.direct.push_back(Direct::Flow(kind, Box::new(ct)));
     }
 
     /// A flow of a kernel dump made for a bulk send with the internal cache
@@ -380,7 +387,8 @@ impl SyncCore {
             .as_ref()
             .is_none_or(|f| f.verdict(&ct) == crate::filter::Verdict::Accept)
         {
-            self.direct.push_back((MsgType::CtNew, Box::new(ct)));
+            self.direct
+                .push_back(Direct::Flow(MsgType::CtNew, Box::new(ct)));
         }
     }
 
@@ -436,6 +444,20 @@ impl SyncCore {
             return;
         };
         if origin == Origin::Inject {
+            return;
+        }
+        if self.settings.disable_internal_cache {
+            // No cache to check the master against; it exists in the
+            // kernel as long as the expectation does (1.4.7 inverts this
+            // check in bypass mode and drops them).
+            if origin == Origin::NotMe && state.filter.accepts(&exp) {
+                let kind = match kind {
+                    EventKind::New => MsgType::ExpNew,
+                    EventKind::Update => MsgType::ExpUpdate,
+                    EventKind::Destroy => MsgType::ExpDelete,
+                };
+                self.direct.push_back(Direct::Expect(kind, Box::new(exp)));
+            }
             return;
         }
         let announce = origin == Origin::NotMe;

@@ -739,3 +739,26 @@ fn a_real_jump_after_an_outage_is_followed() {
     assert_eq!(core.counters.before, 0);
     assert_eq!(core.counters.lost, 0);
 }
+
+#[test]
+fn bypass_mode_sends_expectations_directly() {
+    let now = Instant::now();
+    let mut s = settings(Protocol::Notrack, 4);
+    s.disable_internal_cache = true;
+    s.startup_resync = false;
+    s.expectations = Some(crate::expect_cache::ExpectFilter::All);
+    let mut core = SyncCore::new(now, s);
+    let master = flow(1).orig.expect("tuple");
+    let exp = conntrack_model::Expect {
+        tuple: Some(Tuple::new(master.src, master.dst, IPPROTO_TCP).with_ports(0, 10000)),
+        mask: Some(Tuple::new(master.src, master.dst, IPPROTO_TCP).with_ports(0, 0xffff)),
+        master: Some(master),
+        helper: Some("ftp".into()),
+        timeout: Some(300),
+        ..Default::default()
+    };
+    core.handle_kernel_expect(now, EventKind::New, exp, Origin::NotMe);
+    let tx = core.poll_transmit(now).expect("sent at once");
+    let kinds: Vec<MsgType> = frames(&tx.bytes).flatten().map(|m| m.header.kind).collect();
+    assert_eq!(kinds, vec![MsgType::ExpNew]);
+}

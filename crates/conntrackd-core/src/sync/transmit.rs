@@ -7,7 +7,7 @@ use syncproto::ct::EncodeOptions;
 use syncproto::{Control, MsgType};
 
 use super::queue::Item;
-use super::{ALIVE_INTERVAL, Dead, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth};
+use super::{ALIVE_INTERVAL, Dead, Direct, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth};
 use crate::cache::ObjectState;
 
 impl SyncCore {
@@ -58,11 +58,19 @@ impl SyncCore {
 
     fn transmit_round(&mut self, now: Instant) {
         let opts = self.encode_options();
-        while let Some((kind, ct)) = self.direct.pop_front() {
+        while let Some(direct) = self.direct.pop_front() {
             let mut msg = std::mem::take(&mut self.scratch);
             msg.clear();
             let seq = self.next_seq();
-            if syncproto::ct::encode_state(kind, 0, seq, &ct, opts, &mut msg) {
+            let built = match &direct {
+                Direct::Flow(kind, ct) => {
+                    syncproto::ct::encode_state(*kind, 0, seq, ct, opts, &mut msg)
+                }
+                Direct::Expect(kind, exp) => {
+                    syncproto::exp::encode_expect(*kind, 0, seq, exp, opts, &mut msg)
+                }
+            };
+            if built {
                 self.emit(&msg);
             }
             self.scratch = msg;
