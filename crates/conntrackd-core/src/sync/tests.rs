@@ -746,10 +746,10 @@ fn bypass_mode_sends_expectations_directly() {
     let mut s = settings(Protocol::Notrack, 4);
     s.disable_internal_cache = true;
     s.startup_resync = false;
-    s.expectations = Some(crate::expect_cache::ExpectFilter::All);
+    s.expectations = Some(ExpectFilter::All);
     let mut core = SyncCore::new(now, s);
     let master = flow(1).orig.expect("tuple");
-    let exp = conntrack_model::Expect {
+    let exp = Expect {
         tuple: Some(Tuple::new(master.src, master.dst, IPPROTO_TCP).with_ports(0, 10000)),
         mask: Some(Tuple::new(master.src, master.dst, IPPROTO_TCP).with_ports(0, 0xffff)),
         master: Some(master),
