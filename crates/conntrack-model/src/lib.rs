@@ -162,6 +162,14 @@ pub struct Synproxy {
     pub tsoff: u32,
 }
 
+/// An unknown attribute inside a nest: `path` holds the kinds of the
+/// enclosing nests, outermost first (e.g. `[CTA_PROTOINFO, CTA_PROTOINFO_TCP]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NestedAttr {
+    pub path: Vec<u16>,
+    pub attr: RawAttr,
+}
+
 /// An attribute a decoder did not understand, kept verbatim.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawAttr {
@@ -208,6 +216,8 @@ pub struct Conntrack {
     pub status_mask: Option<u32>,
     /// Top-level attributes not understood by the decoder.
     pub unknown: Vec<RawAttr>,
+    /// Attributes not understood inside known nests, with their path.
+    pub unknown_nested: Vec<NestedAttr>,
 }
 
 /// The identity of a flow in a cache: its original tuple and zone.
@@ -288,6 +298,9 @@ impl Conntrack {
                 Some(old) => *old = attr.clone(),
                 None => self.unknown.push(attr.clone()),
             }
+        }
+        if !newer.unknown_nested.is_empty() {
+            self.unknown_nested.clone_from(&newer.unknown_nested);
         }
     }
 

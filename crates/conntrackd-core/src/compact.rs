@@ -130,7 +130,8 @@ impl Small {
             && ct.labels.is_none()
             && ct.labels_mask.is_none()
             && ct.status_mask.is_none()
-            && ct.unknown.is_empty();
+            && ct.unknown.is_empty()
+            && ct.unknown_nested.is_empty();
         if !plain {
             return None;
         }

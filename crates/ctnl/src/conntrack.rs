@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack_model::{
-    Conntrack, Counters, DccpInfo, NatRange, RawAttr, SctpInfo, SeqAdj, Synproxy, TcpFlags,
-    TcpInfo, Timestamp, Tuple, consts,
+    Conntrack, Counters, DccpInfo, NatRange, NestedAttr, RawAttr, SctpInfo, SeqAdj, Synproxy,
+    TcpFlags, TcpInfo, Timestamp, Tuple, consts,
 };
 
 use crate::DecodeError;
@@ -160,7 +160,110 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
             _ => ct.unknown.push(raw(&nla)),
         }
     }
+    let mut path = Vec::new();
+    unknown_in_nests(buf, &mut path, &mut ct.unknown_nested)?;
     Ok(ct)
+}
+
+/// The attributes the decoder understands inside each nest (by path);
+/// None for a path that is not a nest we know.
+fn known_children(path: &[u16]) -> Option<&'static [u16]> {
+    const TUPLE: &[u16] = &[CTA_TUPLE_IP, CTA_TUPLE_PROTO, CTA_TUPLE_ZONE];
+    const IP: &[u16] = &[CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST];
+    const PROTO: &[u16] = &[
+        CTA_PROTO_NUM,
+        CTA_PROTO_SRC_PORT,
+        CTA_PROTO_DST_PORT,
+        CTA_PROTO_ICMP_ID,
+        CTA_PROTO_ICMP_TYPE,
+        CTA_PROTO_ICMP_CODE,
+        CTA_PROTO_ICMPV6_ID,
+        CTA_PROTO_ICMPV6_TYPE,
+        CTA_PROTO_ICMPV6_CODE,
+    ];
+    const NAT: &[u16] = &[
+        CTA_NAT_V4_MINIP,
+        CTA_NAT_V4_MAXIP,
+        CTA_NAT_PROTO,
+        CTA_NAT_V6_MINIP,
+        CTA_NAT_V6_MAXIP,
+    ];
+    Some(match path {
+        [CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_TUPLE_MASTER] => TUPLE,
+        [
+            CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_TUPLE_MASTER,
+            CTA_TUPLE_IP,
+        ] => IP,
+        [
+            CTA_TUPLE_ORIG | CTA_TUPLE_REPLY | CTA_TUPLE_MASTER,
+            CTA_TUPLE_PROTO,
+        ] => PROTO,
+        [CTA_PROTOINFO] => &[CTA_PROTOINFO_TCP, CTA_PROTOINFO_DCCP, CTA_PROTOINFO_SCTP],
+        [CTA_PROTOINFO, CTA_PROTOINFO_TCP] => &[
+            CTA_PROTOINFO_TCP_STATE,
+            CTA_PROTOINFO_TCP_WSCALE_ORIGINAL,
+            CTA_PROTOINFO_TCP_WSCALE_REPLY,
+            CTA_PROTOINFO_TCP_FLAGS_ORIGINAL,
+            CTA_PROTOINFO_TCP_FLAGS_REPLY,
+        ],
+        [CTA_PROTOINFO, CTA_PROTOINFO_DCCP] => &[
+            CTA_PROTOINFO_DCCP_STATE,
+            CTA_PROTOINFO_DCCP_ROLE,
+            CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ,
+        ],
+        [CTA_PROTOINFO, CTA_PROTOINFO_SCTP] => &[
+            CTA_PROTOINFO_SCTP_STATE,
+            CTA_PROTOINFO_SCTP_VTAG_ORIGINAL,
+            CTA_PROTOINFO_SCTP_VTAG_REPLY,
+        ],
+        [CTA_HELP] => &[CTA_HELP_NAME],
+        [CTA_NAT_SRC | CTA_NAT_DST] => NAT,
+        [CTA_NAT_SRC | CTA_NAT_DST, CTA_NAT_PROTO] => {
+            &[CTA_PROTONAT_PORT_MIN, CTA_PROTONAT_PORT_MAX]
+        }
+        [CTA_COUNTERS_ORIG | CTA_COUNTERS_REPLY] => &[
+            CTA_COUNTERS_PACKETS,
+            CTA_COUNTERS_BYTES,
+            CTA_COUNTERS32_PACKETS,
+            CTA_COUNTERS32_BYTES,
+        ],
+        [CTA_SEQ_ADJ_ORIG | CTA_SEQ_ADJ_REPLY] => &[
+            CTA_SEQADJ_CORRECTION_POS,
+            CTA_SEQADJ_OFFSET_BEFORE,
+            CTA_SEQADJ_OFFSET_AFTER,
+        ],
+        [CTA_SECCTX] => &[CTA_SECCTX_NAME],
+        [CTA_TIMESTAMP] => &[CTA_TIMESTAMP_START, CTA_TIMESTAMP_STOP],
+        [CTA_SYNPROXY] => &[CTA_SYNPROXY_ISN, CTA_SYNPROXY_ITS, CTA_SYNPROXY_TSOFF],
+        _ => return None,
+    })
+}
+
+/// Collects what the decoder skipped inside known nests, so that nothing
+/// the kernel sent is lost on a round trip.
+fn unknown_in_nests(
+    buf: &[u8],
+    path: &mut Vec<u16>,
+    out: &mut Vec<NestedAttr>,
+) -> Result<(), DecodeError> {
+    for nla in attributes(buf) {
+        let nla = nla?;
+        path.push(nla.kind);
+        if known_children(path).is_some() {
+            // A nest we know: look inside.
+            unknown_in_nests(nla.payload, path, out)?;
+        } else if path.len() > 1 {
+            let parent = &path[..path.len() - 1];
+            if known_children(parent).is_some_and(|known| !known.contains(&nla.kind)) {
+                out.push(NestedAttr {
+                    path: parent.to_vec(),
+                    attr: raw(&nla),
+                });
+            }
+        }
+        path.pop();
+    }
+    Ok(())
 }
 
 fn raw(nla: &Nla<'_>) -> RawAttr {
@@ -349,6 +452,10 @@ fn decode_seq_adj(buf: &[u8]) -> Result<SeqAdj, DecodeError> {
 /// protoinfo, synproxy), so that a decoded kernel message re-encodes to
 /// the same bytes. Request-only attributes (NAT, masks) come last.
 pub fn encode_conntrack(w: &mut NlaWriter<'_>, ct: &Conntrack) {
+    w.with_extras(&ct.unknown_nested, |w| encode_known(w, ct));
+}
+
+fn encode_known(w: &mut NlaWriter<'_>, ct: &Conntrack) {
     if let Some(t) = &ct.orig {
         encode_tuple(w, CTA_TUPLE_ORIG, t);
     }

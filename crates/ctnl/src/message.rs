@@ -210,7 +210,7 @@ fn push_message(
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
     buf.extend_from_slice(&[family, 0, 0, 0]);
-    fill(&mut NlaWriter { buf });
+    fill(&mut NlaWriter::new(buf));
     let len = (buf.len() - start) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
 }

@@ -1,5 +1,7 @@
 //! Netlink attributes (TLV): a bounds-checked reader and a writer.
 
+use conntrack_model::NestedAttr;
+
 use crate::DecodeError;
 
 /// `NLA_F_NESTED`.
@@ -98,6 +100,34 @@ impl Nla<'_> {
 #[derive(Debug)]
 pub struct NlaWriter<'a> {
     pub buf: &'a mut Vec<u8>,
+    /// Kinds of the nests being written, outermost first.
+    path: [u16; MAX_DEPTH],
+    depth: usize,
+    /// Unknown attributes to put back into the nests they came from.
+    extras: &'a [NestedAttr],
+}
+
+const MAX_DEPTH: usize = 4;
+
+impl<'a> NlaWriter<'a> {
+    pub fn new(buf: &'a mut Vec<u8>) -> NlaWriter<'a> {
+        NlaWriter {
+            buf,
+            path: [0; MAX_DEPTH],
+            depth: 0,
+            extras: &[],
+        }
+    }
+
+    /// Writes with `extras` re-inserted at the end of their nests.
+    pub fn with_extras(&mut self, extras: &[NestedAttr], fill: impl FnOnce(&mut NlaWriter<'_>)) {
+        fill(&mut NlaWriter {
+            buf: self.buf,
+            path: self.path,
+            depth: self.depth,
+            extras,
+        });
+    }
 }
 
 impl NlaWriter<'_> {
@@ -132,7 +162,21 @@ impl NlaWriter<'_> {
         self.buf.extend_from_slice(&[0, 0]);
         self.buf
             .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
-        fill(&mut NlaWriter { buf: self.buf });
+        let mut path = self.path;
+        let depth = (self.depth + 1).min(MAX_DEPTH);
+        path[depth - 1] = kind;
+        let mut child = NlaWriter {
+            buf: self.buf,
+            path,
+            depth,
+            extras: self.extras,
+        };
+        fill(&mut child);
+        for extra in self.extras {
+            if extra.path.as_slice() == &path[..depth] {
+                child.bytes(extra.attr.kind | extra.attr.flags, &extra.attr.payload);
+            }
+        }
         let len = (self.buf.len() - start) as u16;
         self.buf[start..start + 2].copy_from_slice(&len.to_ne_bytes());
     }

@@ -110,6 +110,6 @@ fn kernel_dump_entry_decodes_to_the_flow() {
 #[test]
 fn re_encoding_gives_the_kernel_bytes() {
     let mut attrs = Vec::new();
-    ctnl::conntrack::encode_conntrack(&mut NlaWriter { buf: &mut attrs }, &expected());
+    ctnl::conntrack::encode_conntrack(&mut NlaWriter::new(&mut attrs), &expected());
     assert_eq!(attrs, DUMP_TCP_ESTABLISHED[20..]);
 }

@@ -139,3 +139,65 @@ proptest! {
         }
     }
 }
+
+/// Attributes the decoder does not know, inside known nests (a future
+/// kernel's TCP info member, a padding attribute in the timestamps), are
+/// kept with their place and written back there.
+#[test]
+fn unknown_nested_attributes_are_kept() {
+    use conntrack_model::{NestedAttr, RawAttr, TcpInfo, Timestamp};
+    let orig = Tuple::new(
+        "10.0.0.1".parse().expect("ip"),
+        "10.0.0.2".parse().expect("ip"),
+        6,
+    )
+    .with_ports(1, 2);
+    let ct = Conntrack {
+        reply: Some(orig.inverted()),
+        orig: Some(orig),
+        tcp: Some(TcpInfo {
+            state: Some(3),
+            ..TcpInfo::default()
+        }),
+        timestamp: Some(Timestamp {
+            start: Some(1),
+            stop: None,
+        }),
+        unknown_nested: vec![
+            NestedAttr {
+                path: vec![4, 1],
+                attr: RawAttr {
+                    kind: 42,
+                    flags: 0,
+                    payload: vec![1, 2, 3, 4],
+                },
+            },
+            NestedAttr {
+                path: vec![20],
+                attr: RawAttr {
+                    kind: 3,
+                    flags: 0,
+                    payload: vec![0; 8],
+                },
+            },
+            NestedAttr {
+                path: vec![1, 2],
+                attr: RawAttr {
+                    kind: 77,
+                    flags: 0,
+                    payload: vec![9],
+                },
+            },
+        ],
+        ..Conntrack::default()
+    };
+    let mut buf = Vec::new();
+    ctnl::conntrack::encode_conntrack(&mut ctnl::nla::NlaWriter::new(&mut buf), &ct);
+    let mut back = ctnl::conntrack::decode_conntrack(&buf).expect("decodes");
+    // They come back in message order.
+    let key = |a: &NestedAttr| (a.path.clone(), a.attr.kind);
+    back.unknown_nested.sort_by_key(key);
+    let mut want = ct.clone();
+    want.unknown_nested.sort_by_key(key);
+    assert_eq!(back, want);
+}
