@@ -47,6 +47,12 @@ fn write_conf(s: &Scratch, mode: &str, t: Transport, me: u8, peer: u8) -> PathBu
     s.write("ct.conf", &text)
 }
 
+/// Replaces the empty `Options { }` of a node's configuration.
+fn set_options(node: &Node, with: &str) {
+    let conf = std::fs::read_to_string(&node.conf).expect("config");
+    std::fs::write(&node.conf, conf.replace("Options { }", with)).expect("config");
+}
+
 /// Two namespaces with a veth pair named sync0 on both sides, daemons
 /// started (backup first).
 fn pair(mode: &str, t: Transport, primary: Impl, backup: Impl) -> (Node, Node) {
@@ -519,16 +525,15 @@ scenario!(
 fn c_datagrams_round_trip(window_tracking: bool) {
     let (a, b) = pair_nodes("FTFW { }", Transport::Udp, Impl::C, Impl::C);
     if window_tracking {
-        let conf = std::fs::read_to_string(&a.conf).expect("config");
-        let conf = conf.replace("Options { }", "Options { TCPWindowTracking on }");
-        std::fs::write(&a.conf, conf).expect("config");
+        set_options(&a, "Options { TCPWindowTracking on }");
     }
-    // The backup is a plain socket that prints each datagram in hex.
+    // The backup is a plain socket that prints each datagram in hex, until
+    // data has stopped coming for 5 s (20 s at most).
     let listener = b.ns.spawn(
         "python3",
         &[
             "-c",
-            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.77.0.2',3781))\ns.settimeout(0.5)\nend=time.time()+4\nwhile time.time()<end:\n  try: print(s.recv(65536).hex(), flush=True)\n  except socket.timeout: pass",
+            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.77.0.2',3781))\ns.settimeout(0.2)\nend=time.time()+20\nlast=None\nwhile time.time()<end and (last is None or time.time()-last<5):\n  try:\n    d=s.recv(65536); print(d.hex(), flush=True)\n    if (d[0] & 0x0f) <= 2: last=time.time()\n  except socket.timeout: pass",
         ],
     );
     std::thread::sleep(Duration::from_millis(300));
@@ -620,9 +625,7 @@ fn c_daemon_datagrams_round_trip_with_window_tracking() {
 fn expectations_replicate(primary: Impl, backup: Impl) {
     let (a, b) = pair_nodes(FTFW, Transport::Multicast, primary, backup);
     for node in [&a, &b] {
-        let conf = std::fs::read_to_string(&node.conf).expect("config");
-        let conf = conf.replace("Options { }", "Options { ExpectationSync { ftp } }");
-        std::fs::write(&node.conf, conf).expect("config");
+        set_options(node, "Options { ExpectationSync { ftp } }");
     }
     b.start();
     a.start();
@@ -709,15 +712,13 @@ fn authenticated_sync_refuses_forged_datagrams() {
             .scratch
             .write("sync.key", "a shared secret of thirty-two by");
         std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        let conf = std::fs::read_to_string(&node.conf).expect("config");
-        let conf = conf.replace(
-            "Options { }",
+        set_options(
+            node,
             &format!(
                 "Options {{ }}\n\tAuthentication {{ KeyFile {} }}",
                 key.display()
             ),
         );
-        std::fs::write(&node.conf, conf).expect("config");
     }
     b.start();
     a.start();
