@@ -431,3 +431,33 @@ fn soak_churn_with_loss() {
         got.difference(&want).take(5).collect::<Vec<_>>()
     );
 }
+
+/// The primary is killed; a flow is made in its kernel while its daemon is
+/// down; it restarts. The backup keeps everything it had and gets the new
+/// flow too: seeing the primary come back, it asks for a resync.
+#[test]
+fn a_restarted_primary_brings_the_backup_up_to_date() {
+    if !netns_available("a_restarted_primary_brings_the_backup_up_to_date") {
+        return;
+    }
+    let c = Cluster::new(2, 1, "FTFW { }", 0);
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    let before: Vec<String> = (0..20).map(|n| add_flow(a, 0, n)).collect();
+    assert!(wait_until(Duration::from_secs(5), || {
+        let e = b.ctl(&["-e"]);
+        before.iter().all(|f| e.contains(f.as_str()))
+    }));
+    // Let the idle ACKs settle, so nothing old is still waiting in a
+    // resend queue to be sent again by chance.
+    std::thread::sleep(Duration::from_millis(2500));
+    let pid = std::fs::read_to_string(a.scratch.path("lock")).expect("lock holds the pid");
+    common::run_ok("kill", &["-9", pid.trim()]);
+    let during = add_flow(a, 0, 99);
+    std::thread::sleep(Duration::from_millis(300));
+    a.start();
+    let ok = wait_until(Duration::from_secs(5), || {
+        let e = b.ctl(&["-e"]);
+        e.contains(&during) && before.iter().all(|f| e.contains(f.as_str()))
+    });
+    assert!(ok, "backup:\n{}\nbackup log:\n{}", b.ctl(&["-e"]), b.log());
+}

@@ -179,6 +179,12 @@ impl SyncCore {
                 peer.window = w - 1;
                 peer.ack_from = Some(h.seq);
             }
+            // A peer we knew came back: what it tracked while we did not
+            // hear it (flows made while it was down, re-read from its
+            // kernel) only reaches us if we ask for it.
+            if peer.last.is_some() {
+                self.txq.push_back(Item::Control(Control::Resync), ());
+            }
             // 1.4.7 empties its resend queue here (the restarted peer
             // cannot NACK old numbers). We keep it: a HELLO can also be the
             // first message of a peer that was up all along but whose
