@@ -432,9 +432,10 @@ fn soak_churn_with_loss() {
     );
 }
 
-/// The primary is killed; a flow is made in its kernel while its daemon is
-/// down; it restarts. The backup keeps everything it had and gets the new
-/// flow too: seeing the primary come back, it asks for a resync.
+/// The primary is killed; a flow is made and another deleted in its kernel
+/// while its daemon is down; it restarts. The backup keeps the rest, gets
+/// the new flow (seeing the primary come back, it asks for a resync) and,
+/// once the resync had its time, drops the deleted one.
 #[test]
 fn a_restarted_primary_brings_the_backup_up_to_date() {
     if !netns_available("a_restarted_primary_brings_the_backup_up_to_date") {
@@ -453,11 +454,22 @@ fn a_restarted_primary_brings_the_backup_up_to_date() {
     let pid = std::fs::read_to_string(a.scratch.path("lock")).expect("lock holds the pid");
     common::run_ok("kill", &["-9", pid.trim()]);
     let during = add_flow(a, 0, 99);
+    a.ns.conntrack(&["-D", "-s", "192.168.100.1"]);
+    let (gone, kept) = before.split_at(1);
     std::thread::sleep(Duration::from_millis(300));
     a.start();
     let ok = wait_until(Duration::from_secs(5), || {
         let e = b.ctl(&["-e"]);
-        e.contains(&during) && before.iter().all(|f| e.contains(f.as_str()))
+        e.contains(&during) && kept.iter().all(|f| e.contains(f.as_str()))
     });
     assert!(ok, "backup:\n{}\nbackup log:\n{}", b.ctl(&["-e"]), b.log());
+    let swept = wait_until(Duration::from_secs(15), || {
+        !b.ctl(&["-e"]).contains(&gone[0])
+    });
+    assert!(swept, "stale flow kept:\n{}", b.ctl(&["-e"]));
+    let e = b.ctl(&["-e"]);
+    assert!(
+        e.contains(&during) && kept.iter().all(|f| e.contains(f.as_str())),
+        "{e}"
+    );
 }

@@ -200,6 +200,10 @@ struct Sent {
     acked: u64,
 }
 
+/// How long a restarted peer has to re-announce its flows before the
+/// ones it did not are dropped.
+const SWEEP_DELAY: Duration = Duration::from_secs(10);
+
 /// A peer silent this long no longer holds back the resend queue.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -231,6 +235,9 @@ pub struct SyncCore {
     alive_at: Option<Instant>,
     /// When the partly filled batch goes out.
     flush_at: Option<Instant>,
+    /// After the only peer restarted: when to drop external entries it has
+    /// not re-announced since (the resync started at the second instant).
+    sweep: Option<(Instant, Instant)>,
     refresh: Timers<ObjKey>,
     expiry: Timers<ObjKey>,
     active: usize,
@@ -290,6 +297,7 @@ impl SyncCore {
             peers: FastMap::default(),
             alive_at: None,
             flush_at: None,
+            sweep: None,
             refresh: Timers::default(),
             expiry: Timers::default(),
             batch: Vec::new(),
@@ -727,6 +735,7 @@ impl SyncCore {
         [
             self.alive_at,
             self.flush_at,
+            self.sweep.map(|(at, _)| at),
             self.refresh.next(),
             self.expiry.next(),
         ]
@@ -738,6 +747,12 @@ impl SyncCore {
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.flush_at.is_some_and(|at| at <= now) {
             self.flush_batch();
+        }
+        if let Some((at, started)) = self.sweep
+            && at <= now
+        {
+            self.sweep = None;
+            self.sweep_stale(now, now.saturating_duration_since(started));
         }
         if self.alive_at.is_some_and(|at| at <= now) {
             self.alive_at = Some(now + ALIVE_INTERVAL);
@@ -772,6 +787,22 @@ impl SyncCore {
                     }
                 }
             }
+        }
+    }
+
+    /// Drops external flows not re-announced for `older_than` (a restarted
+    /// peer deleted them while it could not tell us).
+    fn sweep_stale(&mut self, now: Instant, older_than: Duration) {
+        let stale: Vec<FlowKey> = self
+            .external
+            .iter_live()
+            // Update times are kept in whole seconds: one second of slack.
+            .filter(|e| self.external.idle(e, now) > older_than + Duration::from_secs(1))
+            .filter_map(|e| e.key())
+            .collect();
+        for key in stale {
+            self.external.remove(&key);
+            self.expiry.cancel(&ObjKey::Flow(key));
         }
     }
 

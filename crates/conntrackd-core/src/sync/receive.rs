@@ -9,8 +9,8 @@ use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
 
 use super::queue::Item;
 use super::{
-    Hello, Inject, JUMP_RUN, MAX_GAP, ObjKey, PEER_TIMEOUT, Peer, Protocol, Sent, SyncCore,
-    SyncEvent, Verdict,
+    Hello, Inject, JUMP_RUN, MAX_GAP, ObjKey, PEER_TIMEOUT, Peer, Protocol, SWEEP_DELAY, Sent,
+    SyncCore, SyncEvent, Verdict,
 };
 
 impl SyncCore {
@@ -158,6 +158,7 @@ impl SyncCore {
         if h.is_hello_back() && self.hello == Hello::Say {
             self.hello = Hello::Done;
         }
+        let single_peer = self.peers.len() <= 1;
         let peer = Self::peer(&mut self.peers, now, from, w);
         let mut gap = None;
         // Only the first HELLO of a peer is its restart. It repeats HELLO
@@ -184,6 +185,11 @@ impl SyncCore {
             // kernel) only reaches us if we ask for it.
             if peer.last.is_some() {
                 self.txq.push_back(Item::Control(Control::Resync), ());
+                // With a single peer every external flow is its: what it
+                // does not re-announce was deleted while it was down.
+                if single_peer {
+                    self.sweep = Some((now + SWEEP_DELAY, now));
+                }
             }
             // 1.4.7 empties its resend queue here (the restarted peer
             // cannot NACK old numbers). We keep it: a HELLO can also be the
