@@ -9,6 +9,7 @@ pub mod expect_cache;
 pub mod filter;
 pub mod local;
 pub mod report;
+pub mod request;
 pub mod sync;
 
 /// Hash maps keyed by flows: foldhash with a random seed per map (fast, and

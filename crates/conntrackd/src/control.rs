@@ -36,6 +36,8 @@ pub enum ControlEvent {
     Request { code: i32, stream: UnixStream },
     /// A client connected but sent no complete request in time.
     ReadFailed,
+    /// A code 1.4.7 does not define (1.4.7 ignores these silently).
+    UnknownRequest,
     /// A client that is neither root nor the daemon's own user was turned
     /// away (the socket is 0600, so only a loosened mode lets one in).
     Refused { uid: u32 },
@@ -63,19 +65,25 @@ pub async fn accept_loop(listener: UnixListener, events: mpsc::Sender<ControlEve
             continue;
         }
         tokio::task::spawn_local(async move {
-            let event = match read_request(stream).await {
-                Some((code, stream)) => ControlEvent::Request { code, stream },
-                None => ControlEvent::ReadFailed,
+            // An unknown request's connection stays open until it is
+            // counted, so a client's next request cannot overtake it.
+            let (event, hold) = match read_request(stream).await {
+                Some((bytes, stream)) => match conntrackd_core::request::parse_request(&bytes) {
+                    Ok(code) => (ControlEvent::Request { code, stream }, None),
+                    Err(_) => (ControlEvent::UnknownRequest, Some(stream)),
+                },
+                None => (ControlEvent::ReadFailed, None),
             };
             let _ = events.send(event).await;
+            drop(hold);
         });
     }
 }
 
-async fn read_request(mut stream: UnixStream) -> Option<(i32, UnixStream)> {
+async fn read_request(mut stream: UnixStream) -> Option<([u8; 4], UnixStream)> {
     let mut code = [0u8; 4];
     match tokio::time::timeout(REQUEST_TIMEOUT, stream.read_exact(&mut code)).await {
-        Ok(Ok(_)) => Some((i32::from_ne_bytes(code), stream)),
+        Ok(Ok(_)) => Some((code, stream)),
         _ => None,
     }
 }

@@ -169,6 +169,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
                         let _ = stream.shutdown().await;
                     }
                     Some(ControlEvent::ReadFailed) => stats.local_read_failed += 1,
+                    Some(ControlEvent::UnknownRequest) => stats.local_unknown_request += 1,
                     Some(ControlEvent::Refused { uid }) => {
                         logger::warning(&format!(
                             "refused a control request from uid {uid}: only root may drive conntrackd"

@@ -61,6 +61,22 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
         "{text}"
     );
 
+    // A code 1.4.7 does not define is counted, not served.
+    {
+        use std::io::{Read, Write};
+        let mut raw = std::os::unix::net::UnixStream::connect(s.path("sock")).expect("connect");
+        raw.write_all(&99i32.to_ne_bytes()).expect("write");
+        let mut reply = Vec::new();
+        let _ = raw.read_to_end(&mut reply);
+        assert!(reply.is_empty());
+    }
+    let runtime = client(&conf, &["-s", "runtime"]);
+    let text = String::from_utf8_lossy(&runtime.stdout);
+    assert!(
+        text.contains("local unknown request:\t\t           1"),
+        "{text}"
+    );
+
     let kill = client(&conf, &["-k"]);
     assert!(kill.status.success());
     assert!(
