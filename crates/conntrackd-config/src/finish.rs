@@ -155,6 +155,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         error_queue_length: or_default(b.error_queue_length, 128),
         tcp_window_tracking: b.tcp_window_tracking,
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
+        encrypt: b.encrypt,
         key_file: b.key_file.take().map(|(path, span)| {
             check_key_file(p, &path, span);
             std::path::PathBuf::from(path)

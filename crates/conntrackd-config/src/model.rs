@@ -360,6 +360,8 @@ pub struct SyncSection {
     pub expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }` (an extension of ours; off by default).
     pub key_file: Option<PathBuf>,
+    /// `Authentication { Encrypt on }`: encrypt as well as authenticate.
+    pub encrypt: bool,
 }
 
 impl SyncSection {

@@ -64,6 +64,8 @@ pub(crate) struct SyncBuilder {
     pub(crate) expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
+    /// `Encrypt on` inside `Authentication`.
+    pub(crate) encrypt: bool,
 }
 
 /// Filter accumulators with their policies.

@@ -418,13 +418,19 @@ impl<'a> Parser<'a> {
 
     /// `Authentication { KeyFile PATH }`.
     fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
-        self.block(opener, &["KeyFile"], |p, t| match (t.kind, t.text) {
-            (TokenKind::Str, "KeyFile") => {
-                let path = p.path(&t, 4096, "KeyFile path is too long")?;
-                p.sync_mut().key_file = Some((path, t.span.clone()));
-                Ok(())
+        self.block(opener, &["KeyFile", "Encrypt"], |p, t| {
+            match (t.kind, t.text) {
+                (TokenKind::Str, "KeyFile") => {
+                    let path = p.path(&t, 4096, "KeyFile path is too long")?;
+                    p.sync_mut().key_file = Some((path, t.span.clone()));
+                    Ok(())
+                }
+                (TokenKind::Str, "Encrypt") => {
+                    p.sync_mut().encrypt = p.boolean(&t)?;
+                    Ok(())
+                }
+                _ => Err(p.unknown_item(&t, "Authentication", &["KeyFile", "Encrypt"])),
             }
-            _ => Err(p.unknown_item(&t, "Authentication", &["KeyFile"])),
         })
     }
 

@@ -123,9 +123,17 @@ impl Replication {
                 let key = std::fs::read(path)
                     .map_err(|e| format!("can't read KeyFile `{}': {e}", path.display()))?;
                 let first = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
-                let auth = conntrackd_core::sync::auth::Authenticator::new(&key, first)
+                let mut auth = conntrackd_core::sync::auth::Authenticator::new(&key, first)
                     .ok_or_else(|| format!("KeyFile `{}' is too short", path.display()))?;
-                logger::notice("sync messages are authenticated (HMAC-SHA256)");
+                if sync.encrypt {
+                    // A random part per start keeps nonces apart between
+                    // nodes that share the key.
+                    auth = auth
+                        .with_encryption(((seed >> 7) as u32 ^ std::process::id()).to_be_bytes());
+                    logger::notice("sync messages are encrypted (ChaCha20-Poly1305)");
+                } else {
+                    logger::notice("sync messages are authenticated (HMAC-SHA256)");
+                }
                 Some(auth)
             }
         };

@@ -698,13 +698,28 @@ expectations!(ours_to_c_ftp_expectation, Impl::Ours, Impl::C);
 /// 1.4.7 would accept) is refused and counted.
 #[test]
 fn authenticated_sync_refuses_forged_datagrams() {
-    if !can_run(
+    if can_run(
         "authenticated_sync_refuses_forged_datagrams",
         Impl::Ours,
         Impl::Ours,
     ) {
-        return;
+        authenticated(false);
     }
+}
+
+/// The same with `Encrypt on`.
+#[test]
+fn encrypted_sync_replicates_and_refuses_forged_datagrams() {
+    if can_run(
+        "encrypted_sync_replicates_and_refuses_forged_datagrams",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        authenticated(true);
+    }
+}
+
+fn authenticated(encrypt: bool) {
     use std::os::unix::fs::PermissionsExt;
     let (a, b) = pair_nodes(FTFW, Transport::Udp, Impl::Ours, Impl::Ours);
     for node in [&a, &b] {
@@ -715,8 +730,9 @@ fn authenticated_sync_refuses_forged_datagrams() {
         set_options(
             node,
             &format!(
-                "Options {{ }}\n\tAuthentication {{ KeyFile {} }}",
-                key.display()
+                "Options {{ }}\n\tAuthentication {{ KeyFile {} Encrypt {} }}",
+                key.display(),
+                if encrypt { "on" } else { "off" }
             ),
         );
     }

@@ -8,6 +8,12 @@
 //!                (BE, bytes)   (zero)     (BE)         messages   (key, bytes 0..16+n)
 //! ```
 //!
+//! With `Encrypt on`, byte 1 is 0x01, bytes 4..8 carry a random sender id
+//! chosen at start-up, the messages are encrypted with ChaCha20-Poly1305
+//! (key: SHA-256 of "conntrackd-encrypt" and the key file; nonce: sender id
+//! and counter; bytes 0..16 as associated data) and the last 16 bytes are
+//! the AEAD tag instead of the HMAC.
+//!
 //! Byte 0 has version nibble 10, so a 1.4.7 peer drops an envelope as
 //! "wrong protocol version", and bytes 2..4 hold the total length like a
 //! sync header, so TCP streams split it as one message. The counter starts
@@ -16,10 +22,13 @@
 //! counter at most once per sender, within a 64-entry window below the
 //! highest seen (reordering tolerated, replays refused).
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
+use chacha20poly1305::aead::{AeadInPlace, KeyInit};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce, Tag};
 use hmac::{Hmac, Mac};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::FastMap;
 
@@ -29,8 +38,12 @@ pub const MAGIC: u8 = 0xA5;
 pub const HEADER_LEN: usize = 16;
 /// The HMAC-SHA256 tag.
 pub const TAG_LEN: usize = 32;
-/// What an envelope adds to a batch.
+/// What an envelope adds to a batch (at most).
 pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
+/// The AEAD tag of an encrypted envelope.
+const AEAD_TAG_LEN: usize = 16;
+/// Byte 1 of an encrypted envelope.
+const ENCRYPTED: u8 = 0x01;
 /// Shortest key accepted.
 pub const MIN_KEY_LEN: usize = 16;
 
@@ -82,6 +95,11 @@ impl Window {
 pub struct Authenticator {
     /// Keyed once; cloned per datagram.
     keyed: Hmac<Sha256>,
+    cipher: ChaCha20Poly1305,
+    /// Encrypt what we send (we accept both forms).
+    encrypt: bool,
+    /// Our part of the nonce.
+    sender_id: [u8; 4],
     next: u64,
     peers: FastMap<IpAddr, Window>,
 }
@@ -103,11 +121,32 @@ impl Authenticator {
         if key.len() < MIN_KEY_LEN {
             return None;
         }
+        let mut derive = Sha256::new();
+        derive.update(b"conntrackd-encrypt");
+        derive.update(key);
+        let cipher = ChaCha20Poly1305::new_from_slice(&derive.finalize()).ok()?;
         Some(Authenticator {
-            keyed: Hmac::<Sha256>::new_from_slice(key).ok()?,
+            keyed: <Hmac<Sha256> as Mac>::new_from_slice(key).ok()?,
+            cipher,
+            encrypt: false,
+            sender_id: [0; 4],
             next: first_counter,
             peers: FastMap::default(),
         })
+    }
+
+    /// Also encrypts what we send. `sender_id` must be random per start.
+    pub fn with_encryption(mut self, sender_id: [u8; 4]) -> Authenticator {
+        self.encrypt = true;
+        self.sender_id = sender_id;
+        self
+    }
+
+    fn nonce(id: &[u8], counter: &[u8]) -> Nonce {
+        let mut n = [0u8; 12];
+        n[..4].copy_from_slice(id);
+        n[4..].copy_from_slice(counter);
+        Nonce::from(n)
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -116,6 +155,9 @@ impl Authenticator {
 
     /// Wraps a batch of sync messages.
     pub fn seal(&mut self, payload: &[u8]) -> Vec<u8> {
+        if self.encrypt {
+            return self.seal_encrypted(payload);
+        }
         let total = HEADER_LEN + payload.len() + TAG_LEN;
         let mut out = Vec::with_capacity(total);
         out.push(MAGIC);
@@ -131,8 +173,36 @@ impl Authenticator {
         out
     }
 
+    fn seal_encrypted(&mut self, payload: &[u8]) -> Vec<u8> {
+        let total = HEADER_LEN + payload.len() + AEAD_TAG_LEN;
+        let mut out = Vec::with_capacity(total);
+        out.push(MAGIC);
+        out.push(ENCRYPTED);
+        out.extend_from_slice(&u16::try_from(total).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(&self.sender_id);
+        out.extend_from_slice(&self.next.to_be_bytes());
+        self.next = self.next.wrapping_add(1);
+        let nonce = Self::nonce(&out[4..8], &out[8..16]);
+        let mut body = payload.to_vec();
+        match self
+            .cipher
+            .encrypt_in_place_detached(&nonce, &out[..HEADER_LEN], &mut body)
+        {
+            Ok(tag) => {
+                out.extend_from_slice(&body);
+                out.extend_from_slice(&tag);
+            }
+            // Only for payloads beyond 256 GiB; never with datagrams.
+            Err(_) => out.clear(),
+        }
+        out
+    }
+
     /// Checks an envelope from `from` and returns its payload.
-    pub fn open<'a>(&mut self, from: IpAddr, bytes: &'a [u8]) -> Result<&'a [u8], AuthError> {
+    pub fn open<'a>(&mut self, from: IpAddr, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>, AuthError> {
+        if bytes.len() >= HEADER_LEN + AEAD_TAG_LEN && bytes[0] == MAGIC && bytes[1] == ENCRYPTED {
+            return self.open_encrypted(from, bytes).map(Cow::Owned);
+        }
         if bytes.len() < OVERHEAD || bytes[0] != MAGIC {
             return Err(AuthError::NotEnvelope);
         }
@@ -154,7 +224,32 @@ impl Authenticator {
         {
             return Err(AuthError::Replayed);
         }
-        Ok(&signed[HEADER_LEN..])
+        Ok(Cow::Borrowed(&signed[HEADER_LEN..]))
+    }
+
+    fn open_encrypted(&mut self, from: IpAddr, bytes: &[u8]) -> Result<Vec<u8>, AuthError> {
+        let total = usize::from(u16::from_be_bytes([bytes[2], bytes[3]]));
+        if total != bytes.len() {
+            return Err(AuthError::NotEnvelope);
+        }
+        let (head, rest) = bytes.split_at(HEADER_LEN);
+        let (cipher_text, tag) = rest.split_at(rest.len() - AEAD_TAG_LEN);
+        let nonce = Self::nonce(&head[4..8], &head[8..16]);
+        let mut body = cipher_text.to_vec();
+        self.cipher
+            .decrypt_in_place_detached(&nonce, head, &mut body, Tag::from_slice(tag))
+            .map_err(|_| AuthError::BadMac)?;
+        let mut counter = [0u8; 8];
+        counter.copy_from_slice(&head[8..16]);
+        if !self
+            .peers
+            .entry(from)
+            .or_default()
+            .accept(u64::from_be_bytes(counter))
+        {
+            return Err(AuthError::Replayed);
+        }
+        Ok(body)
     }
 }
 
@@ -174,12 +269,12 @@ mod tests {
         let two = a.seal(b"world");
         assert_eq!(one.len(), 5 + OVERHEAD);
         // Reordered: both accepted, each once.
-        assert_eq!(b.open(peer(), &two), Ok(&b"world"[..]));
-        assert_eq!(b.open(peer(), &one), Ok(&b"hello"[..]));
-        assert_eq!(b.open(peer(), &one), Err(AuthError::Replayed));
+        assert_eq!(b.open(peer(), &two).as_deref(), Ok(&b"world"[..]));
+        assert_eq!(b.open(peer(), &one).as_deref(), Ok(&b"hello"[..]));
+        assert_eq!(b.open(peer(), &one).as_deref(), Err(&AuthError::Replayed));
         // Another sender has its own window.
         let other: IpAddr = "10.77.0.2".parse().expect("ip");
-        assert_eq!(b.open(other, &one), Ok(&b"hello"[..]));
+        assert_eq!(b.open(other, &one).as_deref(), Ok(&b"hello"[..]));
     }
 
     #[test]
@@ -188,15 +283,48 @@ mod tests {
         let mut b = Authenticator::new(b"0123456789abcdef", 1).expect("key");
         let mut sealed = a.seal(b"payload");
         sealed[HEADER_LEN] ^= 1;
-        assert_eq!(b.open(peer(), &sealed), Err(AuthError::BadMac));
+        assert_eq!(b.open(peer(), &sealed).as_deref(), Err(&AuthError::BadMac));
         let mut wrong = Authenticator::new(b"fedcba9876543210", 1).expect("key");
         let forged = wrong.seal(b"payload");
-        assert_eq!(b.open(peer(), &forged), Err(AuthError::BadMac));
+        assert_eq!(b.open(peer(), &forged).as_deref(), Err(&AuthError::BadMac));
         // A plain 1.4.7 datagram is not an envelope.
         assert_eq!(
-            b.open(peer(), &[0x10, 0, 0, 8, 0, 0, 0, 1]),
-            Err(AuthError::NotEnvelope)
+            b.open(peer(), &[0x10, 0, 0, 8, 0, 0, 0, 1]).as_deref(),
+            Err(&AuthError::NotEnvelope)
         );
+    }
+
+    #[test]
+    fn encrypted_batches_hide_the_payload_and_open_once() {
+        let key = b"0123456789abcdef0123";
+        let mut a = Authenticator::new(key, 7)
+            .expect("key")
+            .with_encryption([1, 2, 3, 4]);
+        let mut b = Authenticator::new(key, 1).expect("key");
+        let sealed = a.seal(b"secret flow data");
+        assert_eq!(sealed.len(), HEADER_LEN + 16 + AEAD_TAG_LEN);
+        assert!(
+            !sealed.windows(6).any(|w| w == b"secret"),
+            "plaintext visible"
+        );
+        assert_eq!(
+            b.open(peer(), &sealed).as_deref(),
+            Ok(&b"secret flow data"[..])
+        );
+        assert_eq!(
+            b.open(peer(), &sealed).as_deref(),
+            Err(&AuthError::Replayed)
+        );
+        let mut tampered = a.seal(b"secret flow data");
+        tampered[HEADER_LEN] ^= 1;
+        assert_eq!(
+            b.open(peer(), &tampered).as_deref(),
+            Err(&AuthError::BadMac)
+        );
+        // The header is authenticated too (the counter cannot be rewritten).
+        let mut moved = a.seal(b"x");
+        moved[15] ^= 1;
+        assert_eq!(b.open(peer(), &moved).as_deref(), Err(&AuthError::BadMac));
     }
 
     #[test]

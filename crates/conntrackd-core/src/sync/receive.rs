@@ -27,8 +27,9 @@ impl SyncCore {
                     return;
                 }
             },
-            None => datagram,
+            None => std::borrow::Cow::Borrowed(datagram),
         };
+        let datagram: &[u8] = &datagram;
         for framed in frames(datagram) {
             match framed {
                 Ok(m) => self.handle_message(now, channel, from, &m.header, m.bytes),
