@@ -529,14 +529,19 @@ fn c_datagrams_round_trip(window_tracking: bool) {
     }
     // The backup is a plain socket that prints each datagram in hex, until
     // data has stopped coming for 5 s (20 s at most).
-    let listener = b.ns.spawn(
+    let mut listener = b.ns.spawn(
         "python3",
         &[
             "-c",
-            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.77.0.2',3781))\ns.settimeout(0.2)\nend=time.time()+20\nlast=None\nwhile time.time()<end and (last is None or time.time()-last<5):\n  try:\n    d=s.recv(65536); print(d.hex(), flush=True)\n    if (d[0] & 0x0f) <= 2: last=time.time()\n  except socket.timeout: pass",
+            "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\ns.bind(('10.77.0.2',3781))\nprint('ready', flush=True)\ns.settimeout(0.2)\nend=time.time()+20\nlast=None\nwhile time.time()<end and (last is None or time.time()-last<5):\n  try:\n    d=s.recv(65536); print(d.hex(), flush=True)\n    if (d[0] & 0x0f) <= 2: last=time.time()\n  except socket.timeout: pass",
         ],
     );
-    std::thread::sleep(Duration::from_millis(300));
+    // Start the C daemon only once the socket is bound (python can take
+    // a while to start on a loaded machine).
+    let mut stdout = std::io::BufReader::new(listener.stdout.take().expect("stdout"));
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).expect("listener output");
+    assert_eq!(ready.trim(), "ready");
     a.start();
     for f in FLOWS {
         a.ns.conntrack(&words(f));
@@ -560,8 +565,9 @@ fn c_datagrams_round_trip(window_tracking: bool) {
     ]);
     a.ns.conntrack(&["-U", "-s", "192.168.10.1", "-p", "tcp", "--mark", "9"]);
     a.ns.conntrack(&["-D", "-s", "10.1.1.5", "-p", "udp"]);
-    let out = listener.wait_with_output().expect("listener");
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut text).expect("listener output");
+    let _ = listener.wait();
     let opts = syncproto::ct::EncodeOptions {
         tcp_window_tracking: window_tracking,
         omit_timeout: false,
@@ -826,4 +832,64 @@ fn bulk_send_and_resync_request_refill_the_backup() {
         assert!(a.log().contains("sending bulk update"));
         assert!(b.log().contains("resync requested"));
     }
+}
+
+/// A flood of random bytes and of well-formed but lying messages (absurd
+/// sequence numbers, bad lengths, unknown attributes) at the backup's sync
+/// port: counted as malformed, no flow appears, and replication goes on.
+#[test]
+fn a_flood_of_garbage_is_counted_and_changes_nothing() {
+    if !can_run(
+        "a_flood_of_garbage_is_counted_and_changes_nothing",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    let (a, b) = pair(FTFW, Transport::Udp, Impl::Ours, Impl::Ours);
+    a.ns.conntrack(&words(FLOWS[0]));
+    assert!(wait_until(Duration::from_secs(5), || b
+        .ctl(&["-e"])
+        .contains(EXPECT[0])));
+    let flood = [
+        "import os,random,socket,struct",
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)",
+        "for i in range(3000):",
+        "  k=i%4",
+        "  if k==0: d=os.urandom(random.randint(0,1500))",
+        "  elif k==1: d=struct.pack('>BBHI',0x1a,0x10,8,random.getrandbits(32))",
+        "  elif k==2: d=struct.pack('>BBHI',0x10,0,random.randint(0,200),random.getrandbits(32))+os.urandom(40)",
+        "  else: d=struct.pack('>BBHI',0x10,0,20,random.getrandbits(32))+struct.pack('>HH',12,33)+os.urandom(8)",
+        "  s.sendto(d,('10.77.0.2',3781))",
+        // ALIVEs spaced through the whole sequence space: one surely lands
+        // just ahead of the real sequence and moves the mark.
+        "for x in range(0,2**32,60000): s.sendto(struct.pack('>BBHI',0x1a,0x10,8,x),('10.77.0.2',3781))",
+    ]
+    .join("\n");
+    a.ns.exec_ok("python3", &["-c", &flood]);
+    let malformed = || {
+        b.ctl(&["-s", "network"])
+            .lines()
+            .find(|l| l.contains("Malformed messages"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), || malformed() >= 1500),
+        "{}",
+        b.ctl(&["-s", "network"])
+    );
+    let e = b.ctl(&["-e"]);
+    assert_eq!(e.lines().count(), 1, "garbage made flows:\n{e}");
+    // The real peer is still heard.
+    a.ns.conntrack(&words(FLOWS[1]));
+    assert!(
+        wait_until(Duration::from_secs(5), || b
+            .ctl(&["-e"])
+            .contains(EXPECT[1])),
+        "{}\n{}",
+        b.ctl(&["-e"]),
+        b.ctl(&["-s", "network"])
+    );
 }

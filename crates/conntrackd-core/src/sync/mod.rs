@@ -184,12 +184,14 @@ struct Peer {
     /// A far jump ahead not yet believed: its last number and how many
     /// consecutive messages followed it.
     suspect: Option<(u32, u8)>,
+    /// Likewise for messages behind the mark.
+    behind: Option<(u32, u8)>,
 }
 
 /// A jump ahead larger than this is not believed at once: it takes
 /// consecutive messages continuing it (so one forged or garbled number
 /// cannot make every later message look old).
-pub(crate) const MAX_GAP: u32 = 1 << 20;
+pub(crate) const MAX_GAP: u32 = 1 << 16;
 /// Messages in a row that make a far jump believed.
 pub(crate) const JUMP_RUN: u8 = 3;
 

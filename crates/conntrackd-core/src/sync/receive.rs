@@ -134,6 +134,7 @@ impl SyncCore {
             heard: now,
             in_hello: false,
             suspect: None,
+            behind: None,
         });
         peer.heard = now;
         peer
@@ -216,8 +217,19 @@ impl SyncCore {
                 peer.suspect = None;
                 gap = Some(expected);
             } else if seq::before(h.seq, expected) {
-                self.counters.before += 1;
-                return Verdict::Drop;
+                // Consecutive messages behind our mark: a lying number moved
+                // the mark ahead, and this is the peer's real sequence.
+                let run = match peer.behind {
+                    Some((prev, run)) if prev.wrapping_add(1) == h.seq => run + 1,
+                    _ => 1,
+                };
+                if run < JUMP_RUN {
+                    peer.behind = Some((h.seq, run));
+                    self.counters.before += 1;
+                    return Verdict::Drop;
+                }
+                peer.behind = None;
+                peer.ack_from = None;
             }
         }
         let verdict = self.ftfw_digest(now, from, h, msg);
