@@ -356,6 +356,8 @@ pub struct Expect {
     /// Expectation function name (`CTA_EXPECT_FN`).
     pub func: Option<String>,
     pub unknown: Vec<RawAttr>,
+    /// Attributes not understood inside known nests, with their path.
+    pub unknown_nested: Vec<NestedAttr>,
 }
 
 /// The identity of an expectation in a cache.
@@ -397,6 +399,9 @@ impl Expect {
                 Some(old) => *old = attr.clone(),
                 None => self.unknown.push(attr.clone()),
             }
+        }
+        if !newer.unknown_nested.is_empty() {
+            self.unknown_nested.clone_from(&newer.unknown_nested);
         }
     }
 }

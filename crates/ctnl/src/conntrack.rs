@@ -161,26 +161,50 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
         }
     }
     let mut path = Vec::new();
-    unknown_in_nests(buf, &mut path, &mut ct.unknown_nested)?;
+    unknown_in_nests(buf, &mut path, &mut ct.unknown_nested, known_children)?;
     Ok(ct)
 }
 
 /// The attributes the decoder understands inside each nest (by path);
 /// None for a path that is not a nest we know.
+const TUPLE: &[u16] = &[CTA_TUPLE_IP, CTA_TUPLE_PROTO, CTA_TUPLE_ZONE];
+const IP: &[u16] = &[CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST];
+const PROTO: &[u16] = &[
+    CTA_PROTO_NUM,
+    CTA_PROTO_SRC_PORT,
+    CTA_PROTO_DST_PORT,
+    CTA_PROTO_ICMP_ID,
+    CTA_PROTO_ICMP_TYPE,
+    CTA_PROTO_ICMP_CODE,
+    CTA_PROTO_ICMPV6_ID,
+    CTA_PROTO_ICMPV6_TYPE,
+    CTA_PROTO_ICMPV6_CODE,
+];
+
+/// The same for the nests of an expectation message.
+pub(crate) fn expect_known_children(path: &[u16]) -> Option<&'static [u16]> {
+    use crate::expect::{CTA_EXPECT_MASK, CTA_EXPECT_MASTER, CTA_EXPECT_NAT, CTA_EXPECT_TUPLE};
+    const NAT_TUPLE: u16 = 2;
+    const NAT_DIR: u16 = 1;
+    Some(match path {
+        [CTA_EXPECT_MASTER | CTA_EXPECT_TUPLE | CTA_EXPECT_MASK] => TUPLE,
+        [
+            CTA_EXPECT_MASTER | CTA_EXPECT_TUPLE | CTA_EXPECT_MASK,
+            CTA_TUPLE_IP,
+        ] => IP,
+        [
+            CTA_EXPECT_MASTER | CTA_EXPECT_TUPLE | CTA_EXPECT_MASK,
+            CTA_TUPLE_PROTO,
+        ] => PROTO,
+        [CTA_EXPECT_NAT] => &[NAT_DIR, NAT_TUPLE],
+        [CTA_EXPECT_NAT, NAT_TUPLE] => TUPLE,
+        [CTA_EXPECT_NAT, NAT_TUPLE, CTA_TUPLE_IP] => IP,
+        [CTA_EXPECT_NAT, NAT_TUPLE, CTA_TUPLE_PROTO] => PROTO,
+        _ => return None,
+    })
+}
+
 fn known_children(path: &[u16]) -> Option<&'static [u16]> {
-    const TUPLE: &[u16] = &[CTA_TUPLE_IP, CTA_TUPLE_PROTO, CTA_TUPLE_ZONE];
-    const IP: &[u16] = &[CTA_IP_V4_SRC, CTA_IP_V4_DST, CTA_IP_V6_SRC, CTA_IP_V6_DST];
-    const PROTO: &[u16] = &[
-        CTA_PROTO_NUM,
-        CTA_PROTO_SRC_PORT,
-        CTA_PROTO_DST_PORT,
-        CTA_PROTO_ICMP_ID,
-        CTA_PROTO_ICMP_TYPE,
-        CTA_PROTO_ICMP_CODE,
-        CTA_PROTO_ICMPV6_ID,
-        CTA_PROTO_ICMPV6_TYPE,
-        CTA_PROTO_ICMPV6_CODE,
-    ];
     const NAT: &[u16] = &[
         CTA_NAT_V4_MINIP,
         CTA_NAT_V4_MAXIP,
@@ -241,17 +265,18 @@ fn known_children(path: &[u16]) -> Option<&'static [u16]> {
 
 /// Collects what the decoder skipped inside known nests, so that nothing
 /// the kernel sent is lost on a round trip.
-fn unknown_in_nests(
+pub(crate) fn unknown_in_nests(
     buf: &[u8],
     path: &mut Vec<u16>,
     out: &mut Vec<NestedAttr>,
+    known_children: fn(&[u16]) -> Option<&'static [u16]>,
 ) -> Result<(), DecodeError> {
     for nla in attributes(buf) {
         let nla = nla?;
         path.push(nla.kind);
         if known_children(path).is_some() {
             // A nest we know: look inside.
-            unknown_in_nests(nla.payload, path, out)?;
+            unknown_in_nests(nla.payload, path, out, known_children)?;
         } else if path.len() > 1 {
             let parent = &path[..path.len() - 1];
             if known_children(parent).is_some_and(|known| !known.contains(&nla.kind)) {

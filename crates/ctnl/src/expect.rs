@@ -58,11 +58,23 @@ pub fn decode_expect(buf: &[u8]) -> Result<Expect, DecodeError> {
             }),
         }
     }
+    let mut path = Vec::new();
+    crate::conntrack::unknown_in_nests(
+        buf,
+        &mut path,
+        &mut exp.unknown_nested,
+        crate::conntrack::expect_known_children,
+    )?;
     Ok(exp)
 }
 
-/// Encodes every attribute present in `exp`.
+/// Encodes every attribute present in `exp`, unknown nested ones back in
+/// their nests.
 pub fn encode_expect(w: &mut NlaWriter<'_>, exp: &Expect) {
+    w.with_extras(&exp.unknown_nested, |w| encode_known(w, exp));
+}
+
+fn encode_known(w: &mut NlaWriter<'_>, exp: &Expect) {
     if let Some(t) = &exp.master {
         encode_tuple(w, CTA_EXPECT_MASTER, t);
     }

@@ -201,3 +201,33 @@ fn unknown_nested_attributes_are_kept() {
     want.unknown_nested.sort_by_key(key);
     assert_eq!(back, want);
 }
+
+/// The same for an expectation's nests.
+#[test]
+fn unknown_nested_expectation_attributes_are_kept() {
+    use conntrack_model::{Expect, NestedAttr, RawAttr};
+    let t = Tuple::new(
+        "10.0.0.1".parse().expect("ip"),
+        "10.0.0.2".parse().expect("ip"),
+        6,
+    )
+    .with_ports(0, 2121);
+    let exp = Expect {
+        master: Some(t.clone()),
+        tuple: Some(t.clone()),
+        mask: Some(t),
+        timeout: Some(300),
+        unknown_nested: vec![NestedAttr {
+            path: vec![2, 2],
+            attr: RawAttr {
+                kind: 99,
+                flags: 0,
+                payload: vec![5, 6],
+            },
+        }],
+        ..Expect::default()
+    };
+    let mut buf = Vec::new();
+    ctnl::expect::encode_expect(&mut ctnl::nla::NlaWriter::new(&mut buf), &exp);
+    assert_eq!(ctnl::expect::decode_expect(&buf).expect("decodes"), exp);
+}
