@@ -110,6 +110,17 @@ const FLOWS: [&str; 6] = [
     "-I -s 10.5.5.5 -d 10.6.6.6 -p tcp --sport 2000 --dport 22 --state SYN_SENT -t 100 --zone 5",
 ];
 
+/// Deletes FLOWS[1] from the kernel.
+const DELETE_UDP: [&str; 7] = [
+    "-D",
+    "-s",
+    "192.168.10.5",
+    "-d",
+    "192.168.20.9",
+    "-p",
+    "udp",
+];
+
 /// What the backup must show for each of FLOWS, in `-e` and in its kernel
 /// after `-c`.
 const EXPECT: [&str; 6] = [
@@ -157,15 +168,7 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
     );
     assert!(external.contains("mark=7"), "{external}");
     // A destroyed flow leaves the backup too.
-    a.ns.conntrack(&[
-        "-D",
-        "-s",
-        "192.168.10.5",
-        "-d",
-        "192.168.20.9",
-        "-p",
-        "udp",
-    ]);
+    a.ns.conntrack(&DELETE_UDP);
     let ok = wait_until(Duration::from_secs(15), || {
         external = b.ctl(&["-e"]);
         !external.contains(EXPECT[1])
@@ -345,15 +348,7 @@ fn inject_both_ways(primary: Impl, backup: Impl) {
     // Nothing echoes back: the injected entries stay out of the sender's
     // view and the backup's own events are not re-sent.
     std::thread::sleep(Duration::from_millis(1500));
-    a.ns.conntrack(&[
-        "-D",
-        "-s",
-        "192.168.10.5",
-        "-d",
-        "192.168.20.9",
-        "-p",
-        "udp",
-    ]);
+    a.ns.conntrack(&DELETE_UDP);
     let ok = wait_until(Duration::from_secs(10), || !b.kernel().contains(EXPECT[1]));
     assert!(
         ok,

@@ -214,17 +214,25 @@ impl Authenticator {
         let mut mac = self.mac();
         mac.update(signed);
         mac.verify_slice(tag).map_err(|_| AuthError::BadMac)?;
+        self.check_replay(from, signed)?;
+        Ok(Cow::Borrowed(&signed[HEADER_LEN..]))
+    }
+
+    /// Accepts the counter in bytes 8..16 of an authenticated header once
+    /// per sender.
+    fn check_replay(&mut self, from: IpAddr, header: &[u8]) -> Result<(), AuthError> {
         let mut counter = [0u8; 8];
-        counter.copy_from_slice(&signed[8..16]);
-        if !self
+        counter.copy_from_slice(&header[8..16]);
+        let fresh = self
             .peers
             .entry(from)
             .or_default()
-            .accept(u64::from_be_bytes(counter))
-        {
-            return Err(AuthError::Replayed);
+            .accept(u64::from_be_bytes(counter));
+        if fresh {
+            Ok(())
+        } else {
+            Err(AuthError::Replayed)
         }
-        Ok(Cow::Borrowed(&signed[HEADER_LEN..]))
     }
 
     fn open_encrypted(&mut self, from: IpAddr, bytes: &[u8]) -> Result<Vec<u8>, AuthError> {
@@ -239,16 +247,7 @@ impl Authenticator {
         self.cipher
             .decrypt_in_place_detached(&nonce, head, &mut body, Tag::from_slice(tag))
             .map_err(|_| AuthError::BadMac)?;
-        let mut counter = [0u8; 8];
-        counter.copy_from_slice(&head[8..16]);
-        if !self
-            .peers
-            .entry(from)
-            .or_default()
-            .accept(u64::from_be_bytes(counter))
-        {
-            return Err(AuthError::Replayed);
-        }
+        self.check_replay(from, head)?;
         Ok(body)
     }
 }
