@@ -28,6 +28,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 tcp_window_tracking: false,
                 expectations: None,
                 hash_limit: 1024,
+                hash_size: 64,
                 filter: None,
                 kernel_filtering: false,
                 batch_sizes: vec![1472],

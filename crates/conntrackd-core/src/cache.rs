@@ -2,13 +2,12 @@
 //! `-s` prints (control-and-cli.md §4.1, §4.3).
 
 use std::borrow::Cow;
-use std::collections::hash_map::Entry as MapEntry;
 use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, FlowKey};
 
-use crate::FastMap;
 use crate::compact::{Key, Stored};
+use crate::table::{FlowTable, Slot};
 
 /// Life-cycle state of a cached object (sync-modes.md §2.2). Deleted
 /// objects leave the cache at once; the sync layer keeps what a pending
@@ -68,7 +67,7 @@ pub enum CacheError {
 pub struct Cache {
     name: &'static str,
     limit: usize,
-    entries: FastMap<Key, Entry>,
+    entries: FlowTable<Entry>,
     epoch: Option<Instant>,
     pub counters: CacheCounters,
 }
@@ -78,10 +77,24 @@ impl Cache {
         Cache {
             name,
             limit,
-            entries: FastMap::default(),
+            entries: FlowTable::default(),
             epoch: None,
             counters: CacheCounters::default(),
         }
+    }
+
+    /// Room for `hash_size` flows up front (`HashSize`), never more than the
+    /// limit, so a burst does not pay for rehashing. Only the table's
+    /// control bytes are touched; untouched slots cost address space, not
+    /// resident memory.
+    pub fn presized(mut self, hash_size: usize) -> Cache {
+        self.entries.reserve(hash_size.min(self.limit));
+        self
+    }
+
+    /// Slots the table holds without growing.
+    pub fn capacity(&self) -> usize {
+        self.entries.capacity()
     }
 
     /// `now` in whole seconds since the first use of the cache.
@@ -141,17 +154,17 @@ impl Cache {
         };
         // One probe of the table, whether the key is there or not.
         let full = self.entries.len() >= self.limit;
-        match self.entries.entry(key) {
-            MapEntry::Occupied(mut slot) => {
-                slot.insert(fresh);
+        match self.entries.slot(key) {
+            Slot::Occupied(slot) => {
+                *slot = fresh;
                 self.counters.destroyed += 1;
             }
-            MapEntry::Vacant(_) if full => {
+            Slot::Vacant(_) if full => {
                 self.counters.create_failed += 1;
                 self.counters.no_space += 1;
                 return Err(CacheError::Full);
             }
-            MapEntry::Vacant(slot) => {
+            Slot::Vacant(slot) => {
                 slot.insert(fresh);
             }
         }
@@ -164,9 +177,8 @@ impl Cache {
         let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
         let secs = self.secs(now);
         let full = self.entries.len() >= self.limit;
-        match self.entries.entry(key) {
-            MapEntry::Occupied(mut slot) => {
-                let entry = slot.get_mut();
+        match self.entries.slot(key) {
+            Slot::Occupied(entry) => {
                 let mut merged = entry.flow.get().into_owned();
                 merged.merge(&ct);
                 entry.flow = Stored::new(merged);
@@ -174,12 +186,12 @@ impl Cache {
                 entry.updated = secs;
                 self.counters.updated += 1;
             }
-            MapEntry::Vacant(_) if full => {
+            Slot::Vacant(_) if full => {
                 self.counters.create_failed += 1;
                 self.counters.no_space += 1;
                 return Err(CacheError::Full);
             }
-            MapEntry::Vacant(slot) => {
+            Slot::Vacant(slot) => {
                 slot.insert(Entry {
                     flow: Stored::new(ct),
                     state: ObjectState::New,

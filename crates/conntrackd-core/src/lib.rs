@@ -11,6 +11,7 @@ pub mod local;
 pub mod report;
 pub mod request;
 pub mod sync;
+mod table;
 
 /// Hash maps keyed by flows: foldhash with a random seed per map (fast, and
 /// keys from the network cannot be chosen to collide without the seed).

@@ -104,6 +104,12 @@ impl LocalCache {
         }
     }
 
+    /// Pre-sizes the cache for `HashSize` flows.
+    pub fn presized(mut self, hash_size: usize) -> Self {
+        self.cache = self.cache.presized(hash_size);
+        self
+    }
+
     /// Records changes for [`LocalCache::take_changes`] (sync mode).
     pub fn track_changes(mut self) -> Self {
         self.track_changes = true;

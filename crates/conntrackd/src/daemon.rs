@@ -22,6 +22,8 @@ use crate::systemd;
 /// Runs the daemon until `-k`, SIGTERM or SIGINT. `background` is true in
 /// the re-executed child of `-d`.
 pub fn run(config: Config, background: bool) -> ExitCode {
+    // Flow tables grow by remapping; see oscalls::set_mmap_threshold.
+    oscalls::set_mmap_threshold(256 * 1024);
     match &config.general.log_file {
         LogTarget::Off => {}
         LogTarget::Default => open_log(&PathBuf::from(conntrackd_config::DEFAULT_LOG_FILE)),

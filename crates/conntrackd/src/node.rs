@@ -89,7 +89,8 @@ impl Node {
         let limit = general.hash_limit as usize;
         let mut node = Node {
             mode,
-            local: LocalCache::new(mode == Mode::Stats, limit, filter.clone(), false),
+            local: LocalCache::new(mode == Mode::Stats, limit, filter.clone(), false)
+                .presized(general.hash_size as usize),
             kernel: None,
             flow_log: None,
             flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
@@ -260,14 +261,16 @@ impl Node {
         }
     }
 
-    /// Drains the event socket.
+    /// Drains the event socket, handling each datagram's events before
+    /// reading the next: a backlog of thousands of events is never held
+    /// decoded in memory at once.
     pub fn handle_kernel_readable(&mut self, _ready: KernelReady, now: Instant) {
-        let Some(kernel) = self.kernel.as_mut() else {
+        let Some(kernel) = self.kernel.as_ref() else {
             return;
         };
-        let Some(events) = kernel.events.as_ref() else {
+        if kernel.events.is_none() {
             return;
-        };
+        }
         let flush_port = kernel.requests.port_id();
         let (commit_port, inject_port) = self.sync.as_ref().map_or((0, 0), |r| {
             (r.commit_socket.port_id(), r.inject_socket.port_id())
@@ -278,7 +281,11 @@ impl Node {
         let mut unknown = 0;
         // Handled after the drain: they look at the conntrack cache.
         let mut expect_events = Vec::new();
-        loop {
+        while let Some(kernel) = self.kernel.as_mut() {
+            let Some(events) = kernel.events.as_ref() else {
+                break;
+            };
+            let mut last = false;
             match events.get_ref().recv(&mut kernel.rx) {
                 Ok(_) => received += 1,
                 Err(RecvError::WouldBlock) => break,
@@ -289,56 +296,61 @@ impl Node {
                 Err(RecvError::Io(e)) => {
                     ct_events.push(None);
                     logger::error(&format!("netlink event socket: {e}"));
-                    break;
+                    last = true;
                 }
             }
-            for message in messages(&kernel.rx) {
-                match message {
-                    Ok(Message::Conntrack {
-                        header, event, ct, ..
-                    }) => {
-                        let kind = match event {
-                            CtEvent::New => EventKind::New,
-                            CtEvent::Update | CtEvent::Entry => EventKind::Update,
-                            CtEvent::Destroy => EventKind::Destroy,
-                        };
-                        let origin = match header.pid {
-                            0 => Origin::NotMe,
-                            p if p == flush_port => Origin::Flush,
-                            p if p == commit_port => Origin::Commit,
-                            p if p == inject_port => Origin::Inject,
-                            _ => Origin::NotMe,
-                        };
-                        ct_events.push(Some((kind, *ct, origin)));
+            if !last {
+                for message in messages(&kernel.rx) {
+                    match message {
+                        Ok(Message::Conntrack {
+                            header, event, ct, ..
+                        }) => {
+                            let kind = match event {
+                                CtEvent::New => EventKind::New,
+                                CtEvent::Update | CtEvent::Entry => EventKind::Update,
+                                CtEvent::Destroy => EventKind::Destroy,
+                            };
+                            let origin = match header.pid {
+                                0 => Origin::NotMe,
+                                p if p == flush_port => Origin::Flush,
+                                p if p == commit_port => Origin::Commit,
+                                p if p == inject_port => Origin::Inject,
+                                _ => Origin::NotMe,
+                            };
+                            ct_events.push(Some((kind, *ct, origin)));
+                        }
+                        Ok(Message::Expect {
+                            header, event, exp, ..
+                        }) => {
+                            let origin = match header.pid {
+                                0 => Origin::NotMe,
+                                p if p == commit_port => Origin::Commit,
+                                p if p == inject_port => Origin::Inject,
+                                _ => Origin::NotMe,
+                            };
+                            expect_events.push((event, *exp, origin))
+                        }
+                        Ok(_) => unknown += 1,
+                        Err(_) => ct_events.push(None),
                     }
-                    Ok(Message::Expect {
-                        header, event, exp, ..
-                    }) => {
-                        let origin = match header.pid {
-                            0 => Origin::NotMe,
-                            p if p == commit_port => Origin::Commit,
-                            p if p == inject_port => Origin::Inject,
-                            _ => Origin::NotMe,
-                        };
-                        expect_events.push((event, *exp, origin))
-                    }
-                    Ok(_) => unknown += 1,
-                    Err(_) => ct_events.push(None),
                 }
+            }
+            for event in ct_events.drain(..) {
+                match (event, self.sync.as_mut()) {
+                    (Some((kind, ct, origin)), Some(r)) => {
+                        r.core.handle_kernel_event(now, kind, ct, origin)
+                    }
+                    (Some((kind, ct, origin)), None) => {
+                        self.local.handle_kernel_event(now, kind, ct, origin)
+                    }
+                    (None, _) => self.local_mut().netlink.catch_failed += 1,
+                }
+            }
+            if last {
+                break;
             }
         }
         self.local_mut().netlink.unknown_type += unknown;
-        for event in ct_events {
-            match (event, self.sync.as_mut()) {
-                (Some((kind, ct, origin)), Some(r)) => {
-                    r.core.handle_kernel_event(now, kind, ct, origin)
-                }
-                (Some((kind, ct, origin)), None) => {
-                    self.local.handle_kernel_event(now, kind, ct, origin)
-                }
-                (None, _) => self.local_mut().netlink.catch_failed += 1,
-            }
-        }
         for (event, exp, origin) in expect_events {
             let kind = match event {
                 CtEvent::New => EventKind::New,

@@ -145,6 +145,7 @@ impl Replication {
             tcp_window_tracking: sync.tcp_window_tracking,
             expectations,
             hash_limit: config.general.hash_limit as usize,
+            hash_size: config.general.hash_size as usize,
             filter,
             kernel_filtering,
             batch_sizes: links.iter().map(Link::batch_size).collect(),
@@ -414,7 +415,7 @@ impl Replication {
         if flows {
             // In chunks: the requests of a large cache are never all in
             // memory at once.
-            const CHUNK: usize = 8192;
+            const CHUNK: usize = 2048;
             let (mut ok, mut failed) = (0, 0);
             let mut pending = self.core.commit_flows(now);
             loop {

@@ -102,6 +102,28 @@ pub fn set_scheduler(policy: SchedPolicy, priority: i32) -> io::Result<()> {
     }
 }
 
+/// Makes glibc's malloc serve every allocation of at least `bytes` with its
+/// own mapping. Large tables then grow by remapping instead of copying, and
+/// their memory goes back to the system when freed; without a fixed
+/// threshold glibc raises it after each large free and later big vectors
+/// grow inside the heap, leaving copies behind. Returns false if the C
+/// library refused (or is not glibc).
+pub fn set_mmap_threshold(bytes: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        let Ok(bytes) = i32::try_from(bytes) else {
+            return false;
+        };
+        // SAFETY: mallopt only changes allocator parameters; no pointers.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, bytes) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = bytes;
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -63,6 +63,8 @@ pub struct SyncSettings {
     /// `ExpectationSync`, if enabled.
     pub expectations: Option<ExpectFilter>,
     pub hash_limit: usize,
+    /// `HashSize`: flows each cache holds before its table first grows.
+    pub hash_size: usize,
     pub filter: Option<Filter>,
     /// The filter runs in the kernel (BPF); events arrive pre-filtered.
     pub kernel_filtering: bool,
@@ -260,7 +262,8 @@ enum Direct {
 
 #[derive(Debug, Clone)]
 enum Dead {
-    Flow(Box<Conntrack>),
+    /// Compact: a delete wave parks every flow here until its DEL is acked.
+    Flow(crate::compact::Stored),
     Expect(Box<Expect>),
 }
 
@@ -278,10 +281,11 @@ impl SyncCore {
             settings.filter.clone(),
             settings.kernel_filtering,
         )
+        .presized(settings.hash_size)
         .track_changes();
         let mut core = SyncCore {
             local,
-            external: Cache::new("external", limit),
+            external: Cache::new("external", limit).presized(settings.hash_size),
             expect,
             counters: NetworkCounters::default(),
             bypass: BypassCounters::default(),
@@ -430,7 +434,8 @@ impl SyncCore {
                     self.refresh.cancel(&key);
                     let queued = self.txq.contains(&key) || self.rsq.contains(&key);
                     if change.announce || queued {
-                        self.dead.insert(key.clone(), Dead::Flow(last));
+                        self.dead
+                            .insert(key.clone(), Dead::Flow(crate::compact::Stored::new(*last)));
                     }
                     if change.announce {
                         self.queue_object(key);

@@ -41,6 +41,7 @@ fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
         tcp_window_tracking: false,
         expectations: None,
         hash_limit: 1 << 20,
+        hash_size: 64,
         filter: None,
         kernel_filtering: false,
         batch_sizes: vec![1472],

@@ -1,6 +1,5 @@
 //! The transmit path (sync-modes.md §5.3; wire-protocol.md §8).
 
-use std::borrow::Cow;
 use std::time::Instant;
 
 use syncproto::ct::EncodeOptions;
@@ -150,7 +149,7 @@ impl SyncCore {
         let ok = match key {
             ObjKey::Flow(k) => {
                 let ct = match (kind, self.local.cache.get(k), self.dead.get(key)) {
-                    (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => Cow::Borrowed(&**ct),
+                    (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => ct.get(),
                     (_, Some(e), _) => e.ct(),
                     _ => return None,
                 };
