@@ -244,6 +244,20 @@ mod tests {
     }
 
     #[test]
+    fn hash_size_presizes_up_to_the_limit() {
+        let now = Instant::now();
+        let mut c = Cache::new("internal", 5000).presized(1000);
+        let room = c.capacity();
+        assert!(room >= 1000, "{room}");
+        for port in 0..1000 {
+            c.insert_new(now, flow(port)).expect("room");
+        }
+        assert_eq!(c.capacity(), room, "grew although HashSize had room");
+        // Never beyond HashLimit, whatever HashSize says.
+        assert!(Cache::new("internal", 10).presized(1 << 20).capacity() < 1000);
+    }
+
+    #[test]
     fn hash_limit_is_a_counted_refusal() {
         let now = Instant::now();
         let mut c = Cache::new("internal", 2);

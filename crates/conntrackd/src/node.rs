@@ -468,22 +468,21 @@ impl Node {
         let Some(kernel) = self.kernel.as_mut() else {
             return Ok(());
         };
-        let flows = kernel
-            .requests
-            .dump_conntrack()
-            .map_err(|e| format!("can't dump the kernel conntrack table: {e}"))?;
-        self.local_mut().netlink.resync_kernel += u64::from(purge);
+        // Streamed: a large table is never held decoded in memory at once.
         let mut seen = std::collections::HashSet::new();
-        for ct in flows {
-            if let Some(key) = ct.key() {
+        let (sync, local) = (&mut self.sync, &mut self.local);
+        let dumped = kernel.requests.dump_conntrack_each(|ct| {
+            if purge && let Some(key) = ct.key() {
                 seen.insert(key);
             }
-            match self.sync.as_mut() {
+            match sync.as_mut() {
                 // An overrun or polling resync announces what it finds.
                 Some(r) => r.core.handle_dump_entry(now, ct, purge),
-                None => self.local.handle_dump_entry(now, ct, purge),
+                None => local.handle_dump_entry(now, ct, purge),
             }
-        }
+        });
+        dumped.map_err(|e| format!("can't dump the kernel conntrack table: {e}"))?;
+        self.local_mut().netlink.resync_kernel += u64::from(purge);
         if purge {
             let gone: Vec<_> = self
                 .local()

@@ -140,32 +140,43 @@ impl CtSocket {
 
     /// Dumps the conntrack table (blocking socket).
     pub fn dump_conntrack(&mut self) -> io::Result<Vec<Conntrack>> {
-        self.dump(request::dump, |m| match m {
-            Message::Conntrack { ct, .. } => Some(*ct),
-            _ => None,
+        let mut out = Vec::new();
+        self.dump_conntrack_each(|ct| out.push(ct))?;
+        Ok(out)
+    }
+
+    /// Dumps the conntrack table, handing each entry to `each` as it is
+    /// decoded: a large table is never held decoded in memory at once.
+    pub fn dump_conntrack_each(&mut self, mut each: impl FnMut(Conntrack)) -> io::Result<()> {
+        self.dump(request::dump, |m| {
+            if let Message::Conntrack { ct, .. } = m {
+                each(*ct);
+            }
         })
     }
 
     /// Dumps the expectation table (blocking socket).
     pub fn dump_expect(&mut self) -> io::Result<Vec<conntrack_model::Expect>> {
-        self.dump(request::dump_expect, |m| match m {
-            Message::Expect { exp, .. } => Some(*exp),
-            _ => None,
-        })
+        let mut out = Vec::new();
+        self.dump(request::dump_expect, |m| {
+            if let Message::Expect { exp, .. } = m {
+                out.push(*exp);
+            }
+        })?;
+        Ok(out)
     }
 
-    /// Sends a dump request and collects what `take` keeps of each reply
-    /// until NLMSG_DONE. Entries the codec cannot decode are skipped.
-    fn dump<T>(
+    /// Sends a dump request and hands each reply to `take` until
+    /// NLMSG_DONE. Entries the codec cannot decode are skipped.
+    fn dump(
         &mut self,
         build: fn(&mut Vec<u8>, u32, u8),
-        take: impl Fn(Message) -> Option<T>,
-    ) -> io::Result<Vec<T>> {
+        mut take: impl FnMut(Message),
+    ) -> io::Result<()> {
         let seq = self.next_seq();
         let mut req = Vec::new();
         build(&mut req, seq, 0);
         self.send(&req)?;
-        let mut out = Vec::new();
         let mut buf = Vec::with_capacity(1 << 16);
         loop {
             match self.recv(&mut buf) {
@@ -175,13 +186,13 @@ impl CtSocket {
             }
             for msg in messages(&buf).flatten() {
                 match msg {
-                    Message::Done { header } if header.seq == seq => return Ok(out),
+                    Message::Done { header } if header.seq == seq => return Ok(()),
                     Message::Error { errno, .. } if errno != 0 => {
                         return Err(io::Error::from_raw_os_error(errno));
                     }
                     Message::Conntrack { header, .. } | Message::Expect { header, .. }
                         if header.seq != seq => {}
-                    other => out.extend(take(other)),
+                    other => take(other),
                 }
             }
         }
