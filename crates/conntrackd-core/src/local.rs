@@ -199,15 +199,17 @@ impl LocalCache {
                     self.traffic_bytes += c.bytes;
                     self.traffic_packets += c.packets;
                 }
-                let mut last = entry.ct().into_owned();
-                last.merge(&ct);
                 if self.track_changes {
-                    self.changed(Some(key), announce, Some(Box::new(last.clone())));
+                    let mut last = entry.ct().into_owned();
+                    last.merge(&ct);
+                    self.changed(Some(key), announce, Some(Box::new(last)));
                 }
                 if self.stats_mode {
-                    last.timeout = None;
+                    // The destroy event as the kernel reported it, as 1.4.7
+                    // logs it (not merged with the cached copy).
+                    ct.timeout = None;
                     self.outputs
-                        .push_back(LocalOutput::FlowDestroyed(Box::new(last)));
+                        .push_back(LocalOutput::FlowDestroyed(Box::new(ct)));
                 }
             }
         }
@@ -277,10 +279,19 @@ mod tests {
     fn stats_mode_logs_destroyed_flows_without_timeout() {
         let now = Instant::now();
         let mut local = LocalCache::new(true, 100, None, false);
-        local.handle_kernel_event(now, EventKind::New, flow(1), Origin::NotMe);
-        local.handle_kernel_event(now, EventKind::Destroy, flow(1), Origin::NotMe);
+        let mut created = flow(1);
+        created.mark = Some(0);
+        local.handle_kernel_event(now, EventKind::New, created, Origin::NotMe);
+        // The kernel leaves a zero mark out of destroy events; 1.4.7 logs
+        // the event as it came, so no `mark=0` either.
+        let mut destroyed = flow(1);
+        destroyed.mark = None;
+        local.handle_kernel_event(now, EventKind::Destroy, destroyed, Origin::NotMe);
         match local.poll_output() {
-            Some(LocalOutput::FlowDestroyed(ct)) => assert_eq!(ct.timeout, None),
+            Some(LocalOutput::FlowDestroyed(ct)) => {
+                assert_eq!(ct.timeout, None);
+                assert_eq!(ct.mark, None);
+            }
             other => panic!("{other:?}"),
         }
         // Unknown flows are never reported.

@@ -47,17 +47,23 @@ pub fn spawn_child(args: &[OsString]) -> ExitCode {
             eprintln!("{line}");
         }
     });
+    // Start-up log lines the child printed before it was ready: silent on
+    // success, as 1.4.7's `-d` is; shown on failure, so the reason is not
+    // only in the log file.
+    let mut early = Vec::new();
     for line in BufReader::new(stdout).lines() {
         match line {
             Ok(line) if line == READY_LINE => return ExitCode::SUCCESS,
-            // Start-up log lines the child printed before it was ready.
-            Ok(line) => println!("{line}"),
+            Ok(line) => early.push(line),
             Err(_) => break,
         }
     }
     // The child closed its stdout without becoming ready: it failed.
     let _ = child.wait();
     let _ = forward.join();
+    for line in early {
+        eprintln!("{line}");
+    }
     ExitCode::FAILURE
 }
 

@@ -131,6 +131,13 @@ impl Node {
                 );
             }
         }
+        // 1.4.7 names the filtering only when there is a filter, before the
+        // netlink socket lines.
+        if kernel_filtering {
+            logger::notice("using kernel-space event filtering");
+        } else if filter.is_some() {
+            logger::notice("using user-space event filtering");
+        }
         let kernel = open_kernel(config, expect_filter.is_some())?;
         let mut in_kernel = false;
         if let (true, Some(filter), Some(events)) = (kernel_filtering, &filter, &kernel.events) {
@@ -155,11 +162,10 @@ impl Node {
             }
         }
         if in_kernel {
-            logger::notice("using kernel-space event filtering");
             // Dumps, resyncs and flushes still go through the user-space filter.
             node.local.event_filter = None;
-        } else {
-            logger::notice("using user-space event filtering");
+        } else if kernel_filtering {
+            logger::notice("falling back to user-space event filtering");
         }
         if mode == Mode::Sync {
             node.sync = Some(Box::new(Replication::new(
@@ -458,7 +464,8 @@ impl Node {
             log.write(&text);
         }
         if self.flow_syslog {
-            logger::syslog_record(logger::Level::Info, &text);
+            // 1.4.7 sends the record with its newline.
+            logger::syslog_record(logger::Level::Info, &format!("{text}\n"));
         }
     }
 

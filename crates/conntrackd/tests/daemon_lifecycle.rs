@@ -34,6 +34,8 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
     let conf = idle_config(&s);
     let start = client(&conf, &["-d"]);
     assert!(start.status.success(), "{start:?}");
+    // Silent on success, as 1.4.7's `-d` is (the lines go to the log).
+    assert!(start.stdout.is_empty() && start.stderr.is_empty(), "{start:?}");
     assert!(s.path("lock").exists());
     let mode = std::fs::metadata(s.path("sock"))
         .expect("socket")
@@ -46,6 +48,11 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
         second.status.code(),
         Some(1),
         "a second daemon must be refused"
+    );
+    // Unlike 1.4.7, the reason is also shown, not only logged.
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("perhaps conntrackd already running?"),
+        "{second:?}"
     );
     let log = std::fs::read_to_string(s.path("log")).expect("log");
     assert!(
