@@ -35,7 +35,10 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
     let start = client(&conf, &["-d"]);
     assert!(start.status.success(), "{start:?}");
     // Silent on success, as 1.4.7's `-d` is (the lines go to the log).
-    assert!(start.stdout.is_empty() && start.stderr.is_empty(), "{start:?}");
+    assert!(
+        start.stdout.is_empty() && start.stderr.is_empty(),
+        "{start:?}"
+    );
     assert!(s.path("lock").exists());
     let mode = std::fs::metadata(s.path("sock"))
         .expect("socket")
