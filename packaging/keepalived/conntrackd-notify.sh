@@ -35,12 +35,16 @@
 # flows' next packets to the new master while `conntrackd -c` has not run
 # yet or is still writing the table. Such a mid-stream packet meets no
 # conntrack entry:
-#   * with nf_conntrack_tcp_loose=1 (the default), or for UDP/ICMP, the
-#     kernel creates a fresh entry from it: wrong state, no NAT binding, no
-#     mark. If the ruleset accepts it the entry is confirmed, and the commit
-#     of the real entry then fails with EEXIST: the flow runs on the wrong
-#     entry (or breaks, where NAT was involved);
-#   * with tcp_loose=0 the packet is INVALID and dropped: only a delay.
+#   * with nf_conntrack_tcp_loose=1 (the kernel default), or for UDP and
+#     ICMP, the kernel creates a fresh entry from it: picked up mid-stream,
+#     without the replicated NAT binding, mark, labels or helper. If the
+#     ruleset accepts the packet (e.g. "LAN may open connections") the entry
+#     is confirmed and the flow runs on it; NATed flows send packets with
+#     the wrong addresses or ports, and the far end may reset them. The
+#     commit then meets EEXIST; conntrackd deletes the intruder and creates
+#     the replicated entry (as 1.4.7 does), but the damage may be done, and
+#     a large table takes seconds to commit;
+#   * with tcp_loose=0 a TCP packet is INVALID and dropped: only a delay.
 # The gate closes the window: while this node is not MASTER, a table of its
 # own (`inet conntrackd_gate`) has a prerouting chain at priority raw (-300,
 # ahead of conntrack at -200) that drops every packet that would be
@@ -54,15 +58,18 @@
 # the node's own addresses) is not touched. Install the gate at boot, before
 # keepalived starts, with `conntrackd-notify.sh [options] --gate-on` (e.g. in
 # an ExecStartPre= of keepalived.service), so that the first transition to
-# MASTER is covered too.
+# MASTER is covered too. The script needs root (nft, conntrackd's control
+# socket): `script_user root` in keepalived's global_defs. The gate costs
+# nothing when the commit is quick; a packet it drops is sent again by its
+# sender (for TCP after the retransmission timeout).
 #
 # Ordering: keepalived runs notify scripts concurrently. Each invocation
 # records the state it was called for (STATE_DIR/wanted) as soon as it
 # starts, and the sequences run one at a time under a lock (STATE_DIR/lock).
-# A MASTER sequence lifts the gate only if MASTER is still the latest state,
-# so a quick MASTER -> BACKUP flip never leaves the gate open. If the commit
-# fails or times out (--commit-timeout) the gate is lifted anyway (new
-# connections must work) and the failure is logged.
+# A MASTER sequence lifts the gate (and runs -f -R -B) only if MASTER is
+# still the latest state, so a quick MASTER -> BACKUP flip never leaves the
+# gate open. If the commit fails or times out (--commit-timeout) the gate is
+# lifted anyway (new connections must work) and the failure is logged.
 #
 # Options (each also read from the environment variable shown):
 #   --bin PATH            CONNTRACKD_BIN       conntrackd binary [/usr/sbin/conntrackd]
@@ -210,12 +217,13 @@ case "$STATE" in
     wanted=$(cat "$STATE_DIR/wanted" 2>/dev/null)
     if [ "$wanted" = MASTER ]; then
       gate_off
+      ctd -f
+      ctd -R
+      ctd -B
     else
+      # Superseded: the next run (BACKUP/FAULT) owns the node now.
       log "not lifting the gate: the latest state is $wanted"
     fi
-    ctd -f
-    ctd -R
-    ctd -B
     ;;
   BACKUP)
     ctd -t
