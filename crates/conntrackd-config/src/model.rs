@@ -1,6 +1,6 @@
 //! Typed configuration produced by the parser (defaults already applied).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::diag::Span;
@@ -183,6 +183,35 @@ pub struct General {
     pub systemd: bool,
     /// Event filter.
     pub filter: Filter,
+    /// `Metrics { … }`: the Prometheus endpoint (our extension; off unless
+    /// the block is present).
+    pub metrics: Option<Metrics>,
+}
+
+/// Default port of the metrics endpoint.
+pub const DEFAULT_METRICS_PORT: u16 = 9465;
+
+/// `General { Metrics { IPv4_address … IPv6_address … Port … } }`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Metrics {
+    /// Addresses to listen on; 127.0.0.1 when the block names none.
+    pub addresses: Vec<IpAddr>,
+    pub port: u16,
+}
+
+impl Metrics {
+    /// Where the endpoint listens.
+    pub fn listen(&self) -> Vec<SocketAddr> {
+        let addresses = if self.addresses.is_empty() {
+            vec![IpAddr::V4(Ipv4Addr::LOCALHOST)]
+        } else {
+            self.addresses.clone()
+        };
+        addresses
+            .into_iter()
+            .map(|ip| SocketAddr::new(ip, self.port))
+            .collect()
+    }
 }
 
 impl Default for General {
@@ -203,6 +232,7 @@ impl Default for General {
             scheduler: Scheduler::default(),
             systemd: true,
             filter: Filter::default(),
+            metrics: None,
         }
     }
 }

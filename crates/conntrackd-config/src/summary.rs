@@ -122,5 +122,13 @@ pub fn check_summary(config: &Config) -> String {
         log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
     );
     let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
+    if let Some(m) = &g.metrics {
+        let listen: Vec<String> = m
+            .listen()
+            .iter()
+            .map(|a| format!("http://{a}/metrics"))
+            .collect();
+        let _ = writeln!(s, "metrics: {}", listen.join(" "));
+    }
     s
 }

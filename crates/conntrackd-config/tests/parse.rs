@@ -895,3 +895,30 @@ fn authentication_key_file_is_checked() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn metrics_block_is_our_extension() {
+    let (config, _) = ok("General {\n\tMetrics {\n\t\tIPv6_address ::1\n\t\tPort 9100\n\t}\n}\n");
+    let m = config.general.metrics.expect("metrics on");
+    assert_eq!(
+        m.listen(),
+        vec!["[::1]:9100".parse::<std::net::SocketAddr>().expect("addr")]
+    );
+    // No address: loopback on the default port; no block: off.
+    let (config, _) = ok("General {\n\tMetrics { }\n}\n");
+    assert_eq!(
+        config.general.metrics.expect("on").listen(),
+        vec![
+            "127.0.0.1:9465"
+                .parse::<std::net::SocketAddr>()
+                .expect("addr")
+        ]
+    );
+    let (config, _) = ok("General {\n\tHashSize 1024\n}\n");
+    assert!(config.general.metrics.is_none());
+    // A bad address is an error with its position, not a warning.
+    let e = errors("General {\n\tMetrics { IPv4_address 300.1.1.1 }\n}\n");
+    assert_eq!(e[0].message, "300.1.1.1 is not a valid IPv4 address");
+    let e = errors("General {\n\tMetrics { Prot 1 }\n}\n");
+    assert!(e[0].message.contains("`Prot`"), "{}", e[0].message);
+}

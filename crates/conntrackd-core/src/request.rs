@@ -8,6 +8,10 @@ pub const KNOWN_CODES: &[i32] = &[
     38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
 ];
 
+/// Added to a known code to ask for the reply as JSON (our extension;
+/// 1.4.7 counts such a request as unknown and does not answer it).
+pub const JSON_FLAG: i32 = 0x1_0000;
+
 /// Why a request was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RequestError {
@@ -23,7 +27,7 @@ pub fn parse_request(bytes: &[u8]) -> Result<i32, RequestError> {
         .try_into()
         .map_err(|_| RequestError::Length(bytes.len()))?;
     let code = i32::from_ne_bytes(raw);
-    if KNOWN_CODES.contains(&code) {
+    if KNOWN_CODES.contains(&code) || KNOWN_CODES.contains(&(code ^ JSON_FLAG)) {
         Ok(code)
     } else {
         Err(RequestError::Unknown(code))
@@ -45,6 +49,13 @@ mod tests {
         assert_eq!(parse_request(&[0; 5]), Err(RequestError::Length(5)));
         for code in KNOWN_CODES {
             assert_eq!(parse_request(&code.to_ne_bytes()), Ok(*code));
+            let json = code | JSON_FLAG;
+            assert_eq!(parse_request(&json.to_ne_bytes()), Ok(json));
         }
+        let unknown = 99 | JSON_FLAG;
+        assert_eq!(
+            parse_request(&unknown.to_ne_bytes()),
+            Err(RequestError::Unknown(unknown))
+        );
     }
 }

@@ -16,6 +16,7 @@ use crate::control::{self, ControlEvent};
 use crate::daemonize;
 use crate::lockfile::{Acquired, LockFile};
 use crate::logger;
+use crate::metrics;
 use crate::runtime_stats::RuntimeStats;
 use crate::systemd;
 
@@ -123,6 +124,13 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
 
+    let (scrape_tx, mut scrape_rx) = mpsc::channel::<metrics::ScrapeRequest>(16);
+    if let Some(m) = &config.general.metrics {
+        for listener in metrics::bind(&m.listen()).await? {
+            tokio::task::spawn_local(metrics::serve(listener, scrape_tx.clone()));
+        }
+    }
+    drop(scrape_tx);
     let mut node = crate::node::Node::new(config, Instant::now())?;
     node.flush_sync(Instant::now());
     logger::notice("initialization completed");
@@ -160,7 +168,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
             event = control_rx.recv() => {
                 match event {
                     Some(ControlEvent::Request { code, mut stream }) => {
-                        if code == code::KILL {
+                        if code & !crate::json::JSON_FLAG == code::KILL {
                             break;
                         }
                         let reply = node.handle_request(code, Instant::now(), &mut stats).await;
@@ -188,6 +196,9 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
             }
             _ = sleep_until(deadline) => {
                 node.handle_timeout(Instant::now());
+            }
+            Some(scrape) = scrape_rx.recv() => {
+                let _ = scrape.send(metrics::render(&node.snapshot(&stats, Instant::now())));
             }
             _ = tick(&mut watchdog_tick) => {
                 if let Some(n) = &notifier {

@@ -7,8 +7,10 @@ mod cli;
 mod control;
 mod daemon;
 mod daemonize;
+mod json;
 mod lockfile;
 mod logger;
+mod metrics;
 mod node;
 mod replication;
 mod runtime_stats;
@@ -41,7 +43,14 @@ fn main() -> ExitCode {
             }
             match cli.action {
                 Action::Check => check(&cli.config_path),
-                Action::Request(request) => client(&cli.config_path, request.code),
+                Action::Request(request) => {
+                    let code = if cli.json {
+                        request.code | json::JSON_FLAG
+                    } else {
+                        request.code
+                    };
+                    client(&cli.config_path, code)
+                }
                 Action::Daemon { background } => {
                     if daemonize::is_child() {
                         daemon(&cli.config_path, true)

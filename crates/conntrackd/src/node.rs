@@ -25,6 +25,8 @@ use crate::logger;
 use crate::replication::Replication;
 use crate::runtime_stats::RuntimeStats;
 
+pub mod snapshot;
+
 /// Which of the three daemon modes runs (sync-modes.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
@@ -603,6 +605,11 @@ impl Node {
         now: Instant,
         stats: &mut RuntimeStats,
     ) -> String {
+        let json = request & crate::json::JSON_FLAG != 0;
+        let request = request & !crate::json::JSON_FLAG;
+        if json && let Some(document) = self.json_request(request, now, stats) {
+            return document;
+        }
         let mut out = String::new();
         match (self.mode, request) {
             (_, code::STATS_RUNTIME) => {
@@ -817,6 +824,73 @@ impl Node {
             }
             _ => {}
         }
+    }
+
+    /// `--json`: the counters for any `-s`, the objects for `-i`/`-e`;
+    /// None for other requests, which run as usual.
+    fn json_request(&self, request: i32, now: Instant, stats: &RuntimeStats) -> Option<String> {
+        let flows = |cache: &Cache, core: Option<&SyncCore>| -> Vec<serde_json::Value> {
+            cache
+                .iter_live()
+                .map(|entry| {
+                    let mut ct = entry.ct().into_owned();
+                    ct.timeout = None;
+                    ct.use_count = None;
+                    let expires = core
+                        .zip(entry.key())
+                        .and_then(|(core, key)| core.expires_in(&key, now))
+                        .map(|d| d.as_secs());
+                    let text = conntrack_text::plain(&ct, PlainOptions::default());
+                    crate::json::flow(&ct, &text, cache.age(entry, now).as_secs(), expires)
+                })
+                .collect()
+        };
+        let expectations = |cache: &ExpectCache| -> Vec<serde_json::Value> {
+            cache
+                .iter()
+                .map(|entry| {
+                    let text = conntrack_text::expect_plain(&entry.exp, false);
+                    crate::json::expectation(&entry.exp, &text)
+                })
+                .collect()
+        };
+        let internal_usable = self.mode != Mode::Idle && !self.internal_disabled();
+        let document = match request {
+            code::STATS
+            | code::STATS_NETWORK
+            | code::STATS_CACHE
+            | code::STATS_RUNTIME
+            | code::STATS_LINK
+            | code::STATS_RSQUEUE
+            | code::STATS_PROCESS
+            | code::STATS_QUEUE
+            | code::EXP_STATS => crate::json::render(&self.snapshot(stats, now)),
+            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML if internal_usable => {
+                crate::json::render(&flows(&self.local().cache, None))
+            }
+            code::CT_DUMP_EXTERNAL | code::CT_DUMP_EXT_XML => match self.sync.as_ref() {
+                Some(r) if !r.core.settings().disable_external_cache => {
+                    crate::json::render(&flows(&r.core.external, Some(&r.core)))
+                }
+                _ => crate::json::render(&Vec::<serde_json::Value>::new()),
+            },
+            code::EXP_DUMP_INTERNAL
+            | code::EXP_DUMP_INT_XML
+            | code::EXP_DUMP_EXTERNAL
+            | code::EXP_DUMP_EXT_XML => {
+                let internal = matches!(request, code::EXP_DUMP_INTERNAL | code::EXP_DUMP_INT_XML);
+                let list = self
+                    .expect()
+                    .map(|e| expectations(if internal { &e.internal } else { &e.external }))
+                    .unwrap_or_default();
+                crate::json::render(&list)
+            }
+            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML => {
+                crate::json::render(&Vec::<serde_json::Value>::new())
+            }
+            _ => return None,
+        };
+        Some(document)
     }
 
     /// `-i` with the internal cache disabled: the kernel's table.

@@ -20,7 +20,7 @@ use synclink::{Link, LinkSpec, LinkState, Transport};
 use crate::logger;
 
 /// `external inject:` counters (DisableExternalCache).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct InjectCounters {
     pub created: u64,
     pub create_failed: u64,
@@ -44,7 +44,17 @@ pub struct Replication {
     purge_timeout: Duration,
     link_check_at: Instant,
     usable: Vec<bool>,
+    /// The last `-c`, for metrics and `--json`.
+    pub last_commit: Option<CommitReport>,
     rx: Vec<(Vec<u8>, std::net::SocketAddr)>,
+}
+
+/// What the last commit did.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct CommitReport {
+    pub seconds: f64,
+    pub committed: u64,
+    pub failed: u64,
 }
 
 const LINK_CHECK: Duration = Duration::from_secs(1);
@@ -176,6 +186,7 @@ impl Replication {
             purge_at: None,
             purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
             link_check_at: now + LINK_CHECK,
+            last_commit: None,
             rx: Vec::new(),
         })
     }
@@ -412,6 +423,7 @@ impl Replication {
     pub fn commit(&mut self, now: Instant, flows: bool, expects: bool) {
         self.purge_at = None;
         let started = Instant::now();
+        let (mut committed_total, mut failed_total) = (0u64, 0u64);
         if flows {
             // In chunks: the requests of a large cache are never all in
             // memory at once.
@@ -427,6 +439,8 @@ impl Replication {
                 ok += o;
                 failed += f;
             }
+            committed_total += ok as u64;
+            failed_total += failed as u64;
             logger::notice(&format!("Committed {ok} new entries"));
             if failed > 0 {
                 logger::notice(&format!("{failed} entries can't be committed"));
@@ -444,12 +458,19 @@ impl Replication {
                     }
                 }
             }
+            committed_total += ok as u64;
+            failed_total += failed as u64;
             logger::notice(&format!("Committed {ok} new expectations"));
             if failed > 0 {
                 logger::notice(&format!("{failed} expectations can't be committed"));
             }
         }
         let took = started.elapsed();
+        self.last_commit = Some(CommitReport {
+            seconds: took.as_secs_f64(),
+            committed: committed_total,
+            failed: failed_total,
+        });
         logger::notice(&format!(
             "commit has taken {}.{:06} seconds",
             took.as_secs(),

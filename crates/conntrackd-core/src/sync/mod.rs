@@ -139,6 +139,19 @@ pub struct NetworkCounters {
     pub auth_failures: u64,
 }
 
+/// Queue lengths, for `-s queue`, JSON and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub transmit: usize,
+    pub resend: usize,
+    /// `ResendQueueSize` (FTFW only).
+    pub resend_max: Option<u64>,
+    /// Resend-queue entries dropped because it was full.
+    pub resend_dropped: u64,
+    /// Control messages queued (`allocated queue nodes`).
+    pub control_nodes: usize,
+}
+
 /// `internal bypass:` counters (NOTRACK with DisableInternalCache).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BypassCounters {
@@ -229,6 +242,8 @@ pub struct SyncCore {
     /// live peer acknowledged it (1.4.7 drops it at the first ACK).
     rsq: Fifo<Sent>,
     rsq_dropped: u64,
+    /// When the last well-formed message arrived from a peer.
+    last_received: Option<Instant>,
     /// Deleted objects whose DEL is still queued or unacknowledged.
     dead: FastMap<ObjKey, Dead>,
     /// Messages built straight from kernel events (internal cache disabled).
@@ -296,6 +311,7 @@ impl SyncCore {
             txq: Fifo::default(),
             rsq: Fifo::default(),
             rsq_dropped: 0,
+            last_received: None,
             dead: FastMap::default(),
             direct: VecDeque::new(),
             hello: Hello::Init,
@@ -343,6 +359,29 @@ impl SyncCore {
     /// The channel that sends.
     pub fn active_channel(&self) -> usize {
         self.active
+    }
+
+    /// Lengths of the transmit and resend queues (what `-s queue` shows).
+    pub fn queue_stats(&self) -> QueueStats {
+        let resend_queue_max = match self.settings.protocol {
+            Protocol::Ftfw {
+                resend_queue_size, ..
+            } => Some(resend_queue_size as u64),
+            _ => None,
+        };
+        QueueStats {
+            transmit: self.txq.len(),
+            resend: self.rsq.len(),
+            resend_max: resend_queue_max,
+            resend_dropped: self.rsq_dropped,
+            control_nodes: self.txq.controls() + self.rsq.controls(),
+        }
+    }
+
+    /// Time since the last well-formed message from a peer, if any came.
+    pub fn since_last_received(&self, now: Instant) -> Option<Duration> {
+        self.last_received
+            .map(|at| now.saturating_duration_since(at))
     }
 
     // ---- local side -------------------------------------------------

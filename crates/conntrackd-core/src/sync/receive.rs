@@ -32,7 +32,10 @@ impl SyncCore {
         let datagram: &[u8] = &datagram;
         for framed in frames(datagram) {
             match framed {
-                Ok(m) => self.handle_message(now, channel, from, &m.header, m.bytes),
+                Ok(m) => {
+                    self.last_received = Some(now);
+                    self.handle_message(now, channel, from, &m.header, m.bytes)
+                }
                 Err(e) => {
                     self.counters.malformed += 1;
                     match e {

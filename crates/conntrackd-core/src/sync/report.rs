@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::queue::Item;
-use super::{BypassCounters, Protocol, SyncCore};
+use super::{BypassCounters, SyncCore};
 
 /// `network statistics:` and `sequence tracking statistics:` of
 /// `-s network`, without the channel block.
@@ -59,21 +59,13 @@ fn queue_block(out: &mut String, name: &str, len: usize, max: u64, errors: u64) 
 
 /// `-s queue`; `errorq` is the TCP error queue (len, max, drops).
 pub fn queues(out: &mut String, core: &SyncCore, errorq: (usize, usize, u64)) {
-    let controls = core.txq.controls() + core.rsq.controls();
+    let q = core.queue_stats();
+    let controls = q.control_nodes;
     let _ = write!(out, "allocated queue nodes:\t\t{controls:>12}\n\n");
-    queue_block(out, "txqueue", core.txq.len(), i32::MAX as u64, 0);
+    queue_block(out, "txqueue", q.transmit, i32::MAX as u64, 0);
     queue_block(out, "errorq", errorq.0, errorq.1 as u64, errorq.2);
-    if let Protocol::Ftfw {
-        resend_queue_size, ..
-    } = core.settings.protocol
-    {
-        queue_block(
-            out,
-            "rsqueue",
-            core.rsq.len(),
-            resend_queue_size as u64,
-            core.rsq_dropped,
-        );
+    if let Some(max) = q.resend_max {
+        queue_block(out, "rsqueue", q.resend, max, q.resend_dropped);
     }
 }
 

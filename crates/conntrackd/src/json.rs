@@ -1,0 +1,163 @@
+//! `--json` (our extension): the client asks with the request code plus
+//! [`JSON_FLAG`], and the daemon answers with one JSON document — the
+//! counters of [`Snapshot`] for `-s`, an array of flows or expectations for
+//! `-i`/`-e`. Fields are documented in docs/json.md.
+
+use conntrack_model::consts::{l4proto_name, status, tcp_state};
+use conntrack_model::{Conntrack, Expect, Tuple};
+use serde_json::{Map, Value, json};
+
+/// Added to a 1.4.7 request code to ask for JSON instead of text.
+pub use conntrackd_core::request::JSON_FLAG;
+
+/// Status bit names, lowest bit first (`enum ip_conntrack_status`).
+const STATUS_NAMES: [(u32, &str); 16] = [
+    (status::EXPECTED, "EXPECTED"),
+    (status::SEEN_REPLY, "SEEN_REPLY"),
+    (status::ASSURED, "ASSURED"),
+    (status::CONFIRMED, "CONFIRMED"),
+    (status::SRC_NAT, "SRC_NAT"),
+    (status::DST_NAT, "DST_NAT"),
+    (status::SEQ_ADJUST, "SEQ_ADJUST"),
+    (status::SRC_NAT_DONE, "SRC_NAT_DONE"),
+    (status::DST_NAT_DONE, "DST_NAT_DONE"),
+    (status::DYING, "DYING"),
+    (status::FIXED_TIMEOUT, "FIXED_TIMEOUT"),
+    (status::TEMPLATE, "TEMPLATE"),
+    (status::UNTRACKED, "UNTRACKED"),
+    (status::HELPER, "HELPER"),
+    (status::OFFLOAD, "OFFLOAD"),
+    (status::HW_OFFLOAD, "HW_OFFLOAD"),
+];
+
+fn tuple(t: &Tuple) -> Value {
+    let mut m = Map::new();
+    m.insert("src".into(), json!(t.src.to_string()));
+    m.insert("dst".into(), json!(t.dst.to_string()));
+    if let Some(p) = t.src_port {
+        m.insert("sport".into(), json!(p));
+    }
+    if let Some(p) = t.dst_port {
+        m.insert("dport".into(), json!(p));
+    }
+    if let Some(v) = t.icmp_type {
+        m.insert("icmp_type".into(), json!(v));
+    }
+    if let Some(v) = t.icmp_code {
+        m.insert("icmp_code".into(), json!(v));
+    }
+    if let Some(v) = t.icmp_id {
+        m.insert("icmp_id".into(), json!(v));
+    }
+    Value::Object(m)
+}
+
+fn family(t: &Tuple) -> &'static str {
+    if t.src.is_ipv4() { "ipv4" } else { "ipv6" }
+}
+
+/// One cached flow. `active_seconds` and `expires_in_seconds` are the
+/// `[active since]` and `[expires in]` of the text dump.
+pub fn flow(
+    ct: &Conntrack,
+    text: &str,
+    active_seconds: u64,
+    expires_in_seconds: Option<u64>,
+) -> Value {
+    let mut m = Map::new();
+    if let Some(orig) = &ct.orig {
+        m.insert("family".into(), json!(family(orig)));
+        m.insert("protocol".into(), json!(l4proto_name(orig.l4proto)));
+        m.insert("protocol_number".into(), json!(orig.l4proto));
+        m.insert("original".into(), tuple(orig));
+    }
+    if let Some(reply) = &ct.reply {
+        m.insert("reply".into(), tuple(reply));
+    }
+    if let Some(state) = ct.tcp.as_ref().and_then(|t| t.state) {
+        let name = tcp_state::NAMES
+            .get(usize::from(state))
+            .copied()
+            .unwrap_or("UNKNOWN");
+        m.insert("state".into(), json!(name));
+    }
+    if let Some(bits) = ct.status {
+        let names: Vec<&str> = STATUS_NAMES
+            .iter()
+            .filter(|(bit, _)| bits & bit != 0)
+            .map(|(_, name)| *name)
+            .collect();
+        m.insert("status".into(), json!(names));
+    }
+    for (key, value) in [
+        ("mark", ct.mark),
+        ("secmark", ct.secmark),
+        ("zone", ct.zone.map(u32::from)),
+    ] {
+        if let Some(v) = value {
+            m.insert(key.into(), json!(v));
+        }
+    }
+    if let Some(helper) = &ct.helper {
+        m.insert("helper".into(), json!(helper));
+    }
+    if let Some(master) = &ct.master {
+        m.insert("master".into(), tuple(master));
+    }
+    if let Some(labels) = &ct.labels {
+        let bits: Vec<usize> = labels
+            .iter()
+            .enumerate()
+            .flat_map(|(byte, b)| {
+                (0..8)
+                    .filter(move |i| b & (1 << i) != 0)
+                    .map(move |i| byte * 8 + i)
+            })
+            .collect();
+        m.insert("labels".into(), json!(bits));
+    }
+    m.insert("active_seconds".into(), json!(active_seconds));
+    if let Some(left) = expires_in_seconds {
+        m.insert("expires_in_seconds".into(), json!(left));
+    }
+    m.insert("text".into(), json!(text));
+    Value::Object(m)
+}
+
+/// One cached expectation.
+pub fn expectation(exp: &Expect, text: &str) -> Value {
+    let mut m = Map::new();
+    if let Some(t) = &exp.tuple {
+        m.insert("family".into(), json!(family(t)));
+        m.insert("protocol".into(), json!(l4proto_name(t.l4proto)));
+        m.insert("tuple".into(), tuple(t));
+    }
+    if let Some(t) = &exp.mask {
+        m.insert("mask".into(), tuple(t));
+    }
+    if let Some(t) = &exp.master {
+        m.insert("master".into(), tuple(t));
+    }
+    if let Some(h) = &exp.helper {
+        m.insert("helper".into(), json!(h));
+    }
+    for (key, value) in [
+        ("zone", exp.zone.map(u32::from)),
+        ("flags", exp.flags),
+        ("class", exp.class),
+    ] {
+        if let Some(v) = value {
+            m.insert(key.into(), json!(v));
+        }
+    }
+    m.insert("text".into(), json!(text));
+    Value::Object(m)
+}
+
+/// A document as the daemon sends it: pretty, one trailing newline.
+pub fn render(value: &impl serde::Serialize) -> String {
+    let mut text = serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| json!({ "error": format!("can't encode: {e}") }).to_string());
+    text.push('\n');
+    text
+}
