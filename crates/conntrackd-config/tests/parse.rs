@@ -922,3 +922,33 @@ fn metrics_block_is_our_extension() {
     let e = errors("General {\n\tMetrics { Prot 1 }\n}\n");
     assert!(e[0].message.contains("`Prot`"), "{}", e[0].message);
 }
+
+/// The configuration examples of the README's deployment guide parse
+/// without errors or warnings (the key file is a temporary one).
+#[test]
+fn readme_examples_are_valid() {
+    use std::os::unix::fs::PermissionsExt;
+    let readme = std::fs::read_to_string(crate_path("../../README.md")).expect("README");
+    let dir = std::env::temp_dir().join(format!("ctd-readme-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let key = dir.join("sync.key");
+    std::fs::write(&key, [7u8; 32]).expect("key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let mut examples = 0;
+    for block in readme.split("```conf\n").skip(1) {
+        let src = block
+            .split("```")
+            .next()
+            .expect("closed block")
+            .replace("/etc/conntrackd/sync.key", &key.display().to_string());
+        let (_, diagnostics) = ok(&src);
+        assert!(
+            warnings(&diagnostics).is_empty(),
+            "{src}\n{:?}",
+            warnings(&diagnostics)
+        );
+        examples += 1;
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(examples >= 5, "only {examples} examples found");
+}

@@ -89,6 +89,20 @@ fn parse_exposition(body: &str) -> HashMap<String, f64> {
     samples
 }
 
+/// Every object key of a JSON document.
+fn collect_keys(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map {
+                out.push(key.clone());
+                collect_keys(v, out);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_keys(v, out)),
+        _ => {}
+    }
+}
+
 /// The number after `label` in the `-s` text (first match after `after`).
 fn stat(text: &str, after: &str, label: &str) -> f64 {
     let from = text
@@ -198,6 +212,30 @@ fn metrics_json_and_stats_agree() {
     );
     assert!(m.contains_key("conntrackd_commit_duration_seconds"));
     assert_eq!(json["sync"]["protocol"], "ftfw");
+
+    // Everything a scrape or a JSON document holds is documented.
+    let docs = |name: &str| {
+        std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs")
+                .join(name),
+        )
+        .expect("docs file")
+    };
+    let metrics_doc = docs("metrics.md");
+    for series in m.keys() {
+        let name = series.split('{').next().unwrap_or(series);
+        assert!(
+            metrics_doc.contains(&format!("`{name}`")),
+            "{name} is not in docs/metrics.md"
+        );
+    }
+    let json_doc = docs("json.md");
+    let mut keys = Vec::new();
+    collect_keys(&json, &mut keys);
+    for key in keys {
+        assert!(json_doc.contains(&key), "{key} is not in docs/json.md");
+    }
 
     // -i --json: the same three flows, each with its text line.
     let flows: serde_json::Value =
