@@ -238,3 +238,68 @@ fn requests_from_other_users_are_refused() {
     assert!(client(&conf, &["-s", "runtime"]).status.success());
     assert!(client(&conf, &["-k"]).status.success());
 }
+
+/// `Systemd on` under a service manager: READY=1 with MAINPID once up,
+/// WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on `-k`; `Systemd off`
+/// says nothing.
+#[test]
+fn systemd_notifications() {
+    use std::os::unix::net::UnixDatagram;
+    for systemd in ["on", "off"] {
+        let s = Scratch::new();
+        let conf = s.write(
+            "sd.conf",
+            &format!(
+                "General {{\n\tSystemd {systemd}\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n}}\n",
+                s.path("log").display(),
+                s.path("lock").display(),
+                s.path("sock").display()
+            ),
+        );
+        let listener = UnixDatagram::bind(s.path("notify")).expect("bind");
+        listener
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .expect("timeout");
+        let mut daemon = Command::new(conntrackd_bin())
+            .arg("-C")
+            .arg(&conf)
+            .env("NOTIFY_SOCKET", s.path("notify"))
+            .env("WATCHDOG_USEC", "200000")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start");
+        assert!(wait_until(Duration::from_secs(5), || s
+            .path("sock")
+            .exists()));
+        // Collect for a second: READY once, then a WATCHDOG every 100 ms.
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        let until = std::time::Instant::now() + Duration::from_secs(1);
+        while std::time::Instant::now() < until {
+            if let Ok(n) = listener.recv(&mut buf) {
+                got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        let _ = client(&conf, &["-k"]);
+        let _ = daemon.wait();
+        while let Ok(n) = listener.recv(&mut buf) {
+            got.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        if systemd == "off" {
+            assert!(got.is_empty(), "Systemd off, yet: {got:?}");
+            continue;
+        }
+        assert_eq!(
+            got.first().map(String::as_str),
+            Some(format!("READY=1\nMAINPID={}", daemon.id()).as_str()),
+            "{got:?}"
+        );
+        let watchdogs = got.iter().filter(|m| *m == "WATCHDOG=1").count();
+        assert!(watchdogs >= 5, "{watchdogs} watchdog pings in 1 s: {got:?}");
+        assert_eq!(
+            got.last().map(String::as_str),
+            Some("STOPPING=1"),
+            "{got:?}"
+        );
+    }
+}
