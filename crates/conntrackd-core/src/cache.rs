@@ -217,6 +217,11 @@ impl Cache {
         self.entries.clear();
     }
 
+    /// The object at a position (0..len), stable while nothing is removed.
+    pub fn entry_at(&self, at: usize) -> Option<&Entry> {
+        self.entries.value_at(at)
+    }
+
     /// Live objects, in no particular order.
     pub fn iter_live(&self) -> impl Iterator<Item = &Entry> {
         self.entries.values()

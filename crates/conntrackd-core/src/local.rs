@@ -228,6 +228,20 @@ impl LocalCache {
         }
     }
 
+    /// A flow this node wrote into the kernel itself while not listening
+    /// to NEW events (a quiet commit): cached as its NEW event would have
+    /// been, unannounced, without counting an event.
+    pub fn adopt(&mut self, now: Instant, mut ct: Conntrack) {
+        if !self.passes(false, &ct) {
+            return;
+        }
+        ct.strip_counters();
+        let key = ct.key();
+        if self.cache.insert_new(now, ct).is_ok() {
+            self.changed(key, false, None);
+        }
+    }
+
     /// Next output for the caller.
     pub fn poll_output(&mut self) -> Option<LocalOutput> {
         self.outputs.pop_front()

@@ -132,6 +132,12 @@ impl<V> FlowTable<V> {
         self.slots.clear();
     }
 
+    /// The entry at a position (0..len); positions change only when an
+    /// entry is removed.
+    pub(crate) fn value_at(&self, at: usize) -> Option<&V> {
+        self.slots.get(at).map(|(_, value)| value)
+    }
+
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
         self.slots.iter().map(|(_, value)| value)
     }

@@ -765,11 +765,19 @@ impl Node {
                     "committing conntrack cache"
                 });
                 let expects = request == code::ALL_COMMIT && r.core.expect.is_some();
-                r.commit(now, true, expects);
+                // Quiet (see Replication::commit) when an internal cache
+                // wants the flows and events are what fills it.
+                let events = self
+                    .kernel
+                    .as_ref()
+                    .and_then(|k| k.events.as_ref())
+                    .map(AsyncFd::get_ref)
+                    .filter(|_| !r.core.settings().disable_internal_cache);
+                r.commit(now, true, expects, events);
             }
             code::EXP_COMMIT if r.core.expect.is_some() => {
                 logger::notice("committing expectation cache");
-                r.commit(now, false, true);
+                r.commit(now, false, true, None);
             }
             code::SEND_BULK => r.core.bulk_send(),
             code::REQUEST_DUMP => r.core.request_resync(),

@@ -206,6 +206,16 @@ fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
             b.log()
         );
         assert!(b.log().contains("commit has taken "));
+        // The committed flows are in the backup's internal cache as the
+        // kernel has them (NAT reply tuples included), whether they came
+        // from NEW events or, in a quiet commit, from the external cache.
+        let internal = b.ctl(&["-i"]);
+        assert!(
+            COMMITTED.iter().all(|c| internal.contains(c))
+                && internal.contains(EXPECT[0])
+                && internal.contains(EXPECT[2]),
+            "{mode} {t:?}: backup -i after -c:\n{internal}\nkernel:\n{kernel}"
+        );
         let xml = b.ctl(&["-e", "-x"]);
         assert!(
             xml.starts_with("<flow>") && xml.contains("<src>192.168.10.1</src>"),

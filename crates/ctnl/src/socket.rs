@@ -198,6 +198,22 @@ impl CtSocket {
         }
     }
 
+    /// Joins or leaves one event group (`groups::*`, a single bit). While
+    /// nobody listens to a group the kernel does not build its events,
+    /// which makes bulk writes about twice as fast.
+    pub fn set_event_group(&self, group: u32, joined: bool) -> io::Result<()> {
+        if !group.is_power_of_two() {
+            return Err(io::Error::from(io::ErrorKind::InvalidInput));
+        }
+        let number = i32::try_from(group.trailing_zeros() + 1).unwrap_or(i32::MAX);
+        let option = if joined {
+            oscalls::NETLINK_ADD_MEMBERSHIP
+        } else {
+            oscalls::NETLINK_DROP_MEMBERSHIP
+        };
+        oscalls::set_int(self.fd.as_fd(), oscalls::SOL_NETLINK, option, number)
+    }
+
     /// Sends a batch of requests (each built with its own seq and the ACK
     /// flag) and returns the result of each in order, sending as many per
     /// datagram as fit in `max_datagram` bytes.

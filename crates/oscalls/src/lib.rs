@@ -19,6 +19,10 @@ pub const SOL_NETLINK: i32 = 270;
 pub const NETLINK_BROADCAST_SEND_ERROR: i32 = 4;
 /// `NETLINK_NO_ENOBUFS`.
 pub const NETLINK_NO_ENOBUFS: i32 = 5;
+/// `NETLINK_ADD_MEMBERSHIP` / `NETLINK_DROP_MEMBERSHIP`: join or leave a
+/// multicast group by number.
+pub const NETLINK_ADD_MEMBERSHIP: i32 = 1;
+pub const NETLINK_DROP_MEMBERSHIP: i32 = 2;
 
 /// One classic BPF instruction (`struct sock_filter`).
 #[repr(C)]

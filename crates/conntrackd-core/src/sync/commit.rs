@@ -15,23 +15,56 @@ const TCP_FLAG_BE_LIBERAL: u8 = 0x08;
 /// order: plain flows, then related ones (their master must exist first).
 /// Built one by one, so a commit of many flows needs no second copy.
 pub(super) fn flows(core: &SyncCore, now: Instant) -> impl Iterator<Item = Conntrack> + '_ {
-    let settings = core.settings();
-    let enabled = !settings.disable_external_cache;
     let pass = move |related: bool| {
-        core.external
-            .iter_live()
-            .filter(move |_| enabled)
-            .filter_map(move |entry| {
-                let flow = entry.ct();
-                if flow.master.is_some() != related {
-                    return None;
-                }
-                let age = core.external.idle(entry, now);
-                let timeout = commit_timeout(settings.commit_timeout, flow.timeout, age);
-                Some(prepare_create(&flow, timeout, settings.tcp_window_tracking))
-            })
+        (0..core.external.len()).filter_map(move |at| request_at(core, at, related, now))
     };
     pass(false).chain(pass(true))
+}
+
+/// The create request for the external flow at position `at`, if it
+/// belongs to the pass (`related`: flows with a master).
+pub(super) fn request_at(
+    core: &SyncCore,
+    at: usize,
+    related: bool,
+    now: Instant,
+) -> Option<Conntrack> {
+    let settings = core.settings();
+    if settings.disable_external_cache {
+        return None;
+    }
+    let entry = core.external.entry_at(at)?;
+    let flow = entry.ct();
+    if flow.master.is_some() != related {
+        return None;
+    }
+    let age = core.external.idle(entry, now);
+    let timeout = commit_timeout(settings.commit_timeout, flow.timeout, age);
+    Some(prepare_create(&flow, timeout, settings.tcp_window_tracking))
+}
+
+/// The reply tuple the kernel gives a committed flow: the inverse of the
+/// original, with the SNAT target as its destination and the DNAT target
+/// as its source (sync messages carry the NAT, not the reply tuple).
+pub(super) fn reply_after_nat(ct: &Conntrack) -> Option<Tuple> {
+    let mut reply = ct.orig.as_ref()?.inverted();
+    if let Some(snat) = &ct.nat_src {
+        if let Some(ip) = snat.min_ip {
+            reply.dst = ip;
+        }
+        if let Some(port) = snat.min_port {
+            reply.dst_port = Some(port);
+        }
+    }
+    if let Some(dnat) = &ct.nat_dst {
+        if let Some(ip) = dnat.min_ip {
+            reply.src = ip;
+        }
+        if let Some(port) = dnat.min_port {
+            reply.src_port = Some(port);
+        }
+    }
+    Some(reply)
 }
 
 /// `CommitTimeout` if set; else the reported timeout minus the time since
@@ -85,6 +118,50 @@ pub fn prepare_update(ct: &Conntrack, timeout: u32, tcp_window_tracking: bool) -
     c.helper = None;
     c.master = None;
     c
+}
+
+#[cfg(test)]
+mod nat_tests {
+    use super::*;
+    use conntrack_model::NatRange;
+
+    #[test]
+    fn reply_follows_the_nat_targets() {
+        let orig = Tuple::new(
+            "10.0.0.2".parse().expect("ip"),
+            "192.0.2.80".parse().expect("ip"),
+            IPPROTO_TCP,
+        )
+        .with_ports(40000, 80);
+        let mut ct = Conntrack {
+            orig: Some(orig.clone()),
+            ..Conntrack::default()
+        };
+        assert_eq!(reply_after_nat(&ct), Some(orig.inverted()));
+        ct.nat_src = Some(NatRange {
+            min_ip: Some("198.51.100.1".parse().expect("ip")),
+            max_ip: None,
+            min_port: Some(50000),
+            max_port: None,
+        });
+        ct.nat_dst = Some(NatRange {
+            min_ip: Some("10.9.9.9".parse().expect("ip")),
+            max_ip: None,
+            min_port: Some(8080),
+            max_port: None,
+        });
+        let reply = reply_after_nat(&ct).expect("reply");
+        assert_eq!(
+            reply.src,
+            "10.9.9.9".parse::<std::net::IpAddr>().expect("ip")
+        );
+        assert_eq!(reply.src_port, Some(8080));
+        assert_eq!(
+            reply.dst,
+            "198.51.100.1".parse::<std::net::IpAddr>().expect("ip")
+        );
+        assert_eq!(reply.dst_port, Some(50000));
+    }
 }
 
 #[cfg(test)]

@@ -707,6 +707,34 @@ impl SyncCore {
         commit::flows(self, now)
     }
 
+    /// Positions of the external cache a commit walks, twice: plain flows
+    /// (`related` false), then flows with a master.
+    pub fn commit_positions(&self) -> usize {
+        self.external.len()
+    }
+
+    /// The create request for the external flow at `at` in the given pass.
+    pub fn commit_request_at(&self, at: usize, related: bool, now: Instant) -> Option<Conntrack> {
+        commit::request_at(self, at, related, now)
+    }
+
+    /// The external flow at `at` was committed while NEW events were not
+    /// listened to: it enters the internal cache as its event would have
+    /// made it (unannounced: commits are not echoed to peers).
+    pub fn adopt_committed_at(&mut self, at: usize, now: Instant) {
+        if self.settings.disable_internal_cache {
+            return;
+        }
+        let Some(mut ct) = self.external.entry_at(at).map(|e| e.ct().into_owned()) else {
+            return;
+        };
+        if ct.reply.is_none() {
+            ct.reply = commit::reply_after_nat(&ct);
+        }
+        self.local.adopt(now, ct);
+        self.apply_changes(now);
+    }
+
     /// The external expectations a commit creates.
     pub fn commit_expects(&self) -> Vec<Expect> {
         match &self.expect {
