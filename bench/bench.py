@@ -5,11 +5,12 @@ same machine, one run.
 For each N and each daemon: two fresh firewall namespaces joined by a veth
 sync link, FTFW over multicast, the daemon on both. `ctload` (our batched
 ctnetlink load generator) creates N flows in the primary's kernel, then
-updates and deletes them. Measured: CPU seconds of both daemons
-(/proc/PID/stat), peak RSS (VmHWM), bytes and datagrams on the sync link,
-the lag from the end of each wave to the backup holding its result, the
-backup's commit time, and the load generator's rate (also with no daemon,
-the kernel's own limit). Writes results/<stamp>.json, results/latest.json,
+updates and deletes them. Measured over these three waves: CPU seconds of
+both daemons (/proc/PID/stat), bytes and datagrams on the sync link, the
+lag from the end of each wave to the backup holding its result, and the
+load generator's rate (also with no daemon, the kernel's own limit). Then
+a failover: N flows again, the primary's daemon stops, and the backup's
+commit is timed. Peak RSS (VmHWM) covers everything. Writes results/<stamp>.json, results/latest.json,
 results/latest.md and results/latest.png (if matplotlib is installed).
 
 Run through bench/run (as root).
@@ -123,11 +124,24 @@ General {{
             system += int(fields[12]) / TICK
         return user, system
 
-    def rss_kib(self):
+    def rss_now_kib(self):
+        """Current RSS (VmRSS) of each daemon."""
         out = []
         for p in self.pids:
             with open(f"/proc/{p}/status") as f:
-                m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+                m = re.search(r"VmRSS:\s+(\d+) kB", f.read())
+            out.append(int(m.group(1)) if m else 0)
+        return out
+
+    def rss_kib(self):
+        """Peak RSS of each daemon; 0 for one that has stopped."""
+        out = []
+        for p in self.pids:
+            try:
+                with open(f"/proc/{p}/status") as f:
+                    m = re.search(r"VmHWM:\s+(\d+) kB", f.read())
+            except OSError:
+                m = None
             out.append(int(m.group(1)) if m else 0)
         return out
 
@@ -190,6 +204,7 @@ def run_one(daemon, n, tag):
     try:
         pair.start()
         cpu0, split0, link0 = pair.cpu(), pair.cpu_split(), pair.link()
+        idle = pair.rss_now_kib()
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
         res = load(pair.ns[0], "create", n)
@@ -210,12 +225,6 @@ def run_one(daemon, n, tag):
         r["rate"]["update"] = res["rate"]
         t = wait_for(lambda: pair.external()[1] - upd0 >= n, 60)
         r["lag_ms"]["update"] = None if t is None else round((t - end) * 1000, 1)
-        # Commit of the backup's external cache.
-        t0 = time.time()
-        pair.ctl(1, "-c")
-        r["commit_s"] = round(time.time() - t0, 4)
-        committed = sh("ip", "netns", "exec", pair.ns[1], "conntrack", "-C").strip()
-        r["committed"] = int(committed) if committed.isdigit() else -1
         # Destroy wave.
         res = load(pair.ns[0], "delete", n)
         end = time.time()
@@ -227,12 +236,31 @@ def run_one(daemon, n, tag):
         r["cpu_user_s"] = round(split[0] - split0[0], 3)
         r["cpu_sys_s"] = round(split[1] - split0[1], 3)
         r["cpu_us_per_event"] = round(r["cpu_s"] / (3 * n) * 1e6, 3)
-        rss = pair.rss_kib()
-        r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
-        r["rss_bytes_per_flow"] = round(max(rss) * 1024 / n, 1)
         b, d = pair.link()
         r["link_bytes"] = b - link0[0]
         r["link_datagrams"] = d - link0[1]
+        # The failover: N flows again, the primary dies, the backup commits.
+        # (Its daemon stops first because on one host its event socket would
+        # count as a listener in every namespace: netlink listener masks
+        # are global, so the kernel would build events for the backup's
+        # commit that only a separate host spares it.)
+        load(pair.ns[0], "create", n)
+        wait_for(lambda: pair.external()[0] >= n, 60)
+        rss_primary = pair.rss_kib()[0]
+        pair.ctl(0, "-k")
+        time.sleep(0.3)
+        t0 = time.time()
+        pair.ctl(1, "-c")
+        r["commit_s"] = round(time.time() - t0, 4)
+        committed = sh("ip", "netns", "exec", pair.ns[1], "conntrack", "-C").strip()
+        r["committed"] = int(committed) if committed.isdigit() else -1
+        rss = [rss_primary, pair.rss_kib()[1]]
+        r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
+        r["idle_rss_kib"] = {"primary": idle[0], "backup": idle[1]}
+        # What the flows cost: the larger peak above that daemon's own
+        # idle size (binary, libraries, buffers), per flow.
+        r["rss_bytes_per_flow"] = round(
+            max(peak - base for peak, base in zip(rss, idle)) * 1024 / n, 1)
         return r
     finally:
         pair.close()
@@ -246,7 +274,7 @@ def markdown(results, machine):
     lines = [
         f"Machine: {machine}",
         "",
-        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
@@ -285,7 +313,7 @@ def plot(results, path):
         return
     sizes = sorted({r["n"] for r in results["runs"]})
     by = {(r["n"], r["daemon"]): r for r in results["runs"]}
-    metrics = [("cpu_us_per_event", "CPU µs per event"), ("rss_bytes_per_flow", "peak RSS bytes per flow"),
+    metrics = [("cpu_us_per_event", "CPU µs per event"), ("rss_bytes_per_flow", "RSS bytes per flow (peak - idle)"),
                ("commit_s", "commit time (s)"), ("lag", "max lag after a wave (ms)")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(16, 4))
     for ax, (key, title) in zip(axes, metrics):
