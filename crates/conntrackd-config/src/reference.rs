@@ -131,7 +131,7 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("General.Filter"),
         syntax: "Address Accept|Ignore { … }",
         sample: "Address Accept",
-        description: "Addresses, or networks with a /PREFIX, matched against the flow's original source and destination.",
+        description: "Addresses, or networks with a /PREFIX, matched against the original source and the reply source of a flow (its real client and server, whatever the NAT).",
         extension: false,
     },
     Section {
