@@ -8,7 +8,7 @@ use crate::model::{Policy, SchedulerType};
 use crate::parser::{PResult, Parser, parse_net};
 use crate::protocols::protocol_number;
 
-const GENERAL: &[&str] = &[
+pub(crate) const GENERAL: &[&str] = &[
     "HashSize",
     "HashLimit",
     "LogFile",
@@ -30,6 +30,14 @@ const GENERAL: &[&str] = &[
     "Filter",
     "Metrics",
 ];
+/// Keys of `UNIX { … }`.
+pub(crate) const UNIX: &[&str] = &["Path", "Backlog"];
+/// Keys of `Scheduler { … }`.
+pub(crate) const SCHEDULER: &[&str] = &["Type", "Priority"];
+/// Keys of `Filter { … }`.
+pub(crate) const FILTER: &[&str] = &["Protocol", "Address", "State"];
+/// Keys of an address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
+pub(crate) const ADDRESS_LIST: &[&str] = &["IPv4_address", "IPv6_address"];
 
 impl<'a> Parser<'a> {
     pub(crate) fn general(&mut self, opener: &Token<'a>) -> PResult<()> {
@@ -123,7 +131,7 @@ impl<'a> Parser<'a> {
     }
 
     fn unix(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = &["Path", "Backlog"];
+        const VALID: &[&str] = UNIX;
         self.block(opener, VALID, |p, t| match t.text {
             "Path" if t.kind == TokenKind::Keyword => {
                 let path = p.path(&t, 107, "Path is longer than 107 characters")?;
@@ -195,7 +203,7 @@ impl<'a> Parser<'a> {
     }
 
     fn scheduler(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = &["Type", "Priority"];
+        const VALID: &[&str] = SCHEDULER;
         self.block(opener, VALID, |p, t| match t.text {
             "Type" if t.kind == TokenKind::Keyword => {
                 let v = p.string(&t, "a scheduler type (RR or FIFO)")?;
@@ -228,7 +236,7 @@ impl<'a> Parser<'a> {
     }
 
     fn filter(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = &["Protocol", "Address", "State"];
+        const VALID: &[&str] = FILTER;
         let mut kernel = false;
         if self.peek().is_some_and(|t| t.is_kw("From")) {
             self.bump();
@@ -328,7 +336,7 @@ impl<'a> Parser<'a> {
 
     /// `{ IPv4_address A … IPv6_address B … }` appended to the address filter.
     pub(crate) fn address_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
-        const VALID: &[&str] = &["IPv4_address", "IPv6_address"];
+        const VALID: &[&str] = ADDRESS_LIST;
         let mut nets = self
             .filter
             .address

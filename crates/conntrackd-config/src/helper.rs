@@ -4,9 +4,9 @@ use crate::lexer::{Token, TokenKind};
 use crate::model::{HelperL3, HelperL4, HelperPolicy, HelperType, KNOWN_HELPERS};
 use crate::parser::{PResult, Parser};
 
-const HELPER: &[&str] = &["Type", "Setup"];
-const TYPE: &[&str] = &["QueueNum", "QueueLen", "Policy"];
-const POLICY: &[&str] = &["ExpectMax", "ExpectTimeout"];
+pub(crate) const HELPER: &[&str] = &["Type", "Setup"];
+pub(crate) const TYPE: &[&str] = &["QueueNum", "QueueLen", "Policy"];
+pub(crate) const POLICY: &[&str] = &["ExpectMax", "ExpectTimeout"];
 /// Longest accepted policy name.
 const MAX_POLICY_NAME: usize = 16;
 

@@ -12,6 +12,7 @@ mod lexer;
 mod model;
 mod parser;
 mod protocols;
+pub mod reference;
 mod suggest;
 mod summary;
 mod sync;

@@ -11,6 +11,28 @@ use crate::suggest::closest;
 /// Block name used for items outside any section.
 const TOP_LEVEL: &str = "top level";
 
+/// Keys valid at the top level (sections and legacy top-level blocks).
+pub(crate) const TOP_SECTIONS: &[&str] = &[
+    "General",
+    "Sync",
+    "Stats",
+    "Helper",
+    "IgnoreTrafficFor",
+    "IgnoreProtocol",
+];
+/// Keys of `Stats { … }`.
+pub(crate) const STATS: &[&str] = &["LogFile", "Syslog", "LogFileBufferSize"];
+/// Keys removed in conntrackd 1.4.5 that are skipped with a warning
+/// (see [`Parser::legacy_ignored`]).
+pub(crate) const REMOVED_KEYS: &[&str] = &[
+    "StripNAT",
+    "RelaxTransitions",
+    "DelayDestroyMessages",
+    "DestroyTimeout",
+    "LogFileBufferSize",
+    "Family",
+];
+
 /// Marker: an error was reported, the caller must resynchronise.
 #[derive(Debug)]
 pub(crate) struct Reported;
@@ -476,6 +498,9 @@ impl<'a> Parser<'a> {
     /// Legacy keywords that are ignored wherever they appear; returns
     /// `Ok(true)` if `token` was one of them.
     pub(crate) fn legacy_ignored(&mut self, token: &Token<'a>) -> PResult<bool> {
+        if !REMOVED_KEYS.contains(&token.text) {
+            return Ok(false);
+        }
         match token.text {
             "StripNAT" | "RelaxTransitions" | "DelayDestroyMessages" => {
                 self.optional_bool();
@@ -523,14 +548,7 @@ impl<'a> Parser<'a> {
     // ---- top level -----------------------------------------------------
 
     pub(crate) fn parse_file(&mut self) {
-        const TOP: &[&str] = &[
-            "General",
-            "Sync",
-            "Stats",
-            "Helper",
-            "IgnoreTrafficFor",
-            "IgnoreProtocol",
-        ];
+        const TOP: &[&str] = TOP_SECTIONS;
         while let Some(token) = self.bump() {
             let result = match (token.kind, token.text) {
                 (TokenKind::Keyword, "General") => self.general(&token),
@@ -552,7 +570,7 @@ impl<'a> Parser<'a> {
     }
 
     fn stats_section(&mut self, token: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = &["LogFile", "Syslog", "LogFileBufferSize"];
+        const VALID: &[&str] = STATS;
         if self.stats_span.is_none() {
             self.stats_span = Some((token.span.clone(), token.line));
         }

@@ -6,7 +6,7 @@ use crate::lexer::{ModeName, Token, TokenKind};
 use crate::model::{Channel, ChannelKind, ExpectSync, Family};
 use crate::parser::{ChannelBuilder, PResult, Parser, SyncBuilder};
 
-const SYNC: &[&str] = &[
+pub(crate) const SYNC: &[&str] = &[
     "Mode",
     "Multicast",
     "UDP",
@@ -22,7 +22,7 @@ const SYNC: &[&str] = &[
     "ResendBufferSize",
     "Authentication",
 ];
-const FTFW: &[&str] = &[
+pub(crate) const FTFW: &[&str] = &[
     "ResendQueueSize",
     "CommitTimeout",
     "PurgeTimeout",
@@ -32,13 +32,13 @@ const FTFW: &[&str] = &[
     "ResendBufferSize",
     "CacheWriteThrough",
 ];
-const ALARM: &[&str] = &[
+pub(crate) const ALARM: &[&str] = &[
     "RefreshTime",
     "CacheTimeout",
     "CommitTimeout",
     "PurgeTimeout",
 ];
-const NOTRACK: &[&str] = &[
+pub(crate) const NOTRACK: &[&str] = &[
     "CommitTimeout",
     "PurgeTimeout",
     "DisableInternalCache",
@@ -46,7 +46,7 @@ const NOTRACK: &[&str] = &[
     "StartupResync",
     "CacheWriteThrough",
 ];
-const MCAST: &[&str] = &[
+pub(crate) const MCAST: &[&str] = &[
     "IPv4_address",
     "IPv6_address",
     "IPv4_interface",
@@ -60,7 +60,7 @@ const MCAST: &[&str] = &[
     "McastRcvSocketBuffer",
     "ListenTo",
 ];
-const UDP: &[&str] = &[
+pub(crate) const UDP: &[&str] = &[
     "IPv4_address",
     "IPv6_address",
     "IPv4_Destination_Address",
@@ -73,7 +73,7 @@ const UDP: &[&str] = &[
     "McastSndSocketBuffer",
     "McastRcvSocketBuffer",
 ];
-const TCP: &[&str] = &[
+pub(crate) const TCP: &[&str] = &[
     "IPv4_address",
     "IPv6_address",
     "IPv4_Destination_Address",
@@ -87,7 +87,9 @@ const TCP: &[&str] = &[
     "McastSndSocketBuffer",
     "McastRcvSocketBuffer",
 ];
-const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync"];
+pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync"];
+/// Keys of `Authentication { … }` (our extension).
+pub(crate) const AUTHENTICATION: &[&str] = &["KeyFile", "Encrypt"];
 
 /// Maximum number of dedicated links.
 pub(crate) const MAX_CHANNELS: usize = 4;
@@ -418,19 +420,17 @@ impl<'a> Parser<'a> {
 
     /// `Authentication { KeyFile PATH }`.
     fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
-        self.block(opener, &["KeyFile", "Encrypt"], |p, t| {
-            match (t.kind, t.text) {
-                (TokenKind::Str, "KeyFile") => {
-                    let path = p.path(&t, 4096, "KeyFile path is too long")?;
-                    p.sync_mut().key_file = Some((path, t.span.clone()));
-                    Ok(())
-                }
-                (TokenKind::Str, "Encrypt") => {
-                    p.sync_mut().encrypt = p.boolean(&t)?;
-                    Ok(())
-                }
-                _ => Err(p.unknown_item(&t, "Authentication", &["KeyFile", "Encrypt"])),
+        self.block(opener, AUTHENTICATION, |p, t| match (t.kind, t.text) {
+            (TokenKind::Str, "KeyFile") => {
+                let path = p.path(&t, 4096, "KeyFile path is too long")?;
+                p.sync_mut().key_file = Some((path, t.span.clone()));
+                Ok(())
             }
+            (TokenKind::Str, "Encrypt") => {
+                p.sync_mut().encrypt = p.boolean(&t)?;
+                Ok(())
+            }
+            _ => Err(p.unknown_item(&t, "Authentication", AUTHENTICATION)),
         })
     }
 

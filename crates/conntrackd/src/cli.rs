@@ -549,4 +549,161 @@ mod tests {
         assert!(USAGE.ends_with("clause)\n\n"));
         assert!(USAGE.contains("  -s  [network"));
     }
+
+    /// The documented flags (`cli_reference.rs`) against this parser.
+    mod reference {
+        use super::*;
+        use crate::cli_reference::{Arg, FLAGS, Group};
+
+        fn unknown_option(outcome: &CliOutcome) -> bool {
+            matches!(outcome, CliOutcome::Exit { stderr_lines, .. }
+                if stderr_lines.iter().any(|(_, l)| l.starts_with("Unknown option")))
+        }
+
+        #[test]
+        fn every_letter_the_parser_knows_is_documented_and_no_other() {
+            for c in ('a'..='z').chain('A'..='Z') {
+                let flag = format!("-{c}");
+                let parsed = !unknown_option(&parse(&[&flag]));
+                let documented = FLAGS.iter().any(|f| f.flag == flag);
+                assert_eq!(
+                    parsed, documented,
+                    "{flag}: parsed {parsed}, documented {documented}"
+                );
+            }
+        }
+
+        #[test]
+        fn every_long_option_in_the_parser_is_documented_and_no_other() {
+            let source = include_str!("cli.rs");
+            let code = source.split("#[cfg(test)]").next().unwrap_or(source);
+            let mut in_parser: Vec<&str> = code
+                .match_indices("\"--")
+                .filter_map(|(at, _)| {
+                    let rest = &code[at + 1..];
+                    rest.find('"').map(|end| &rest[..end])
+                })
+                .collect();
+            in_parser.sort_unstable();
+            in_parser.dedup();
+            let mut documented: Vec<&str> = FLAGS
+                .iter()
+                .flat_map(|f| [Some(f.flag), f.alias])
+                .flatten()
+                .filter(|f| f.starts_with("--"))
+                .collect();
+            documented.sort_unstable();
+            assert_eq!(in_parser, documented);
+            for long in documented {
+                assert!(!unknown_option(&parse(&[long])), "{long}");
+            }
+        }
+
+        #[test]
+        fn usage_flags_are_documented() {
+            for line in USAGE.lines().filter(|l| l.starts_with("  -")) {
+                let flag = &line[2..4];
+                let f = FLAGS.iter().find(|f| f.flag == flag);
+                assert!(
+                    f.is_some_and(|f| f.group != Group::Extension),
+                    "{flag} of the usage text is not documented as a 1.4.7 flag"
+                );
+            }
+            for f in FLAGS.iter().filter(|f| f.group != Group::Extension) {
+                assert!(
+                    USAGE.contains(&format!("  {},", f.flag))
+                        || USAGE.contains(&format!("  {} ", f.flag)),
+                    "{}",
+                    f.flag
+                );
+            }
+        }
+
+        #[test]
+        fn exit_statuses_the_parser_produces_are_documented() {
+            use crate::cli_reference::EXIT_STATUS;
+            let documented: Vec<i32> = EXIT_STATUS
+                .iter()
+                .filter_map(|(code, _)| code.parse().ok())
+                .collect();
+            assert_eq!(documented.len(), EXIT_STATUS.len());
+            for args in [
+                &["-h"][..],
+                &["-v"],
+                &["-q"],
+                &["-x"],
+                &["-f", "bogus"],
+                &["-s", "bogus"],
+                &["-d", "-k"],
+            ] {
+                match parse(args) {
+                    CliOutcome::Exit { code, .. } => {
+                        assert!(documented.contains(&code), "{args:?} exits {code}")
+                    }
+                    other => panic!("{args:?}: {other:?}"),
+                }
+            }
+        }
+
+        #[test]
+        fn documented_signals_are_the_ones_the_daemon_handles() {
+            use crate::cli_reference::SIGNALS;
+            let names = [
+                ("SIGTERM", "terminate"),
+                ("SIGINT", "interrupt"),
+                ("SIGHUP", "hangup"),
+                ("SIGUSR1", "user_defined1"),
+                ("SIGUSR2", "user_defined2"),
+                ("SIGCHLD", "child"),
+            ];
+            let daemon = include_str!("daemon.rs");
+            for (signal, kind) in names {
+                let handled = daemon.contains(&format!("SignalKind::{kind}()"));
+                let documented = SIGNALS
+                    .iter()
+                    .any(|(s, _)| s.split(", ").any(|one| one == signal));
+                assert_eq!(handled, documented, "{signal}");
+            }
+            let kinds = daemon.matches("SignalKind::").count();
+            let listed: usize = SIGNALS.iter().map(|(s, _)| s.split(", ").count()).sum();
+            assert_eq!(kinds, listed, "a SignalKind in daemon.rs is not documented");
+        }
+
+        #[test]
+        fn documented_sub_arguments_are_exactly_those_parsed() {
+            for f in FLAGS {
+                match f.arg {
+                    Arg::Optional(values) => {
+                        for v in values {
+                            match parse(&[f.flag, v.name]) {
+                                CliOutcome::Run(cli) => assert_eq!(
+                                    cli.messages.iter().any(|m| m.level == Level::Warning),
+                                    v.deprecated.is_some(),
+                                    "{} {}: deprecation warning",
+                                    f.flag,
+                                    v.name
+                                ),
+                                other => panic!("{} {}: {other:?}", f.flag, v.name),
+                            }
+                        }
+                        // Prefix matching: a one-letter word is taken iff it
+                        // starts a documented word.
+                        for c in 'a'..='z' {
+                            let word = c.to_string();
+                            let taken = matches!(parse(&[f.flag, &word]), CliOutcome::Run(_));
+                            let documented = values.iter().any(|v| v.name.starts_with(c));
+                            assert_eq!(taken, documented, "{} {word}", f.flag);
+                        }
+                    }
+                    Arg::File(_) => match parse(&[f.flag, "/tmp/some.conf"]) {
+                        CliOutcome::Run(cli) => {
+                            assert_eq!(cli.config_path, PathBuf::from("/tmp/some.conf"))
+                        }
+                        other => panic!("{}: {other:?}", f.flag),
+                    },
+                    Arg::None => {}
+                }
+            }
+        }
+    }
 }

@@ -4,6 +4,8 @@
 #![allow(unreachable_pub)]
 
 mod cli;
+#[cfg(test)]
+mod cli_reference;
 mod control;
 mod daemon;
 mod daemonize;
