@@ -39,6 +39,9 @@ pub(crate) const FILTER: &[&str] = &["Protocol", "Address", "State"];
 /// Keys of an address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
 pub(crate) const ADDRESS_LIST: &[&str] = &["IPv4_address", "IPv6_address"];
 
+/// Keys of `General { Metrics { … } }` (our extension).
+pub(crate) const METRICS: &[&str] = &["IPv4_address", "IPv6_address", "Port"];
+
 impl<'a> Parser<'a> {
     pub(crate) fn general(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, GENERAL, |p, t| p.general_item(t))
@@ -154,7 +157,7 @@ impl<'a> Parser<'a> {
     /// Unlike the 1.4.7 clauses, a bad address is an error: a metrics
     /// endpoint silently not where it was asked for helps nobody.
     fn metrics(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = &["IPv4_address", "IPv6_address", "Port"];
+        const VALID: &[&str] = METRICS;
         let metrics = self
             .config
             .general
