@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use conntrack_model::{Conntrack, FlowKey};
 
 use crate::compact::{Key, Stored};
-use crate::table::{FlowTable, Slot};
+use crate::table::{FlowTable, Keyed, Slot};
 
 /// Life-cycle state of a cached object (sync-modes.md §2.2). Deleted
 /// objects leave the cache at once; the sync layer keeps what a pending
@@ -37,6 +37,16 @@ impl Entry {
     /// Its cache key.
     pub fn key(&self) -> Option<FlowKey> {
         self.flow.key()
+    }
+}
+
+impl Keyed for Entry {
+    fn hash_key<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.flow.hash_key(state);
+    }
+
+    fn has_key(&self, key: &Key) -> bool {
+        self.flow.has_key(key)
     }
 }
 

@@ -5,6 +5,7 @@
 //! gives back exactly the [`Conntrack`] that was stored.
 
 use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 
 use conntrack_model::{Conntrack, FlowKey, Synproxy, TcpFlags, TcpInfo, Tuple};
@@ -281,7 +282,7 @@ impl Stored {
 }
 
 /// A cache key: IPv4 flows in 16 bytes, others boxed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Key {
     V4 {
         dir: [u32; 2],
@@ -293,18 +294,106 @@ pub(crate) enum Key {
     Other(Box<FlowKey>),
 }
 
+// By hand, so that a stored flow can hash its key without building it
+// (`hash_flow_key`): the two must write the same bytes.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Key::V4 {
+                dir,
+                ports,
+                zone,
+                l4proto,
+                shape,
+            } => {
+                state.write_u8(0);
+                dir.hash(state);
+                ports.hash(state);
+                zone.hash(state);
+                l4proto.hash(state);
+                shape.hash(state);
+            }
+            Key::Other(key) => {
+                state.write_u8(1);
+                key.hash(state);
+            }
+        }
+    }
+}
+
 impl Key {
     pub(crate) fn new(key: &FlowKey) -> Key {
+        Key::v4(key).unwrap_or_else(|| Key::Other(Box::new(key.clone())))
+    }
+
+    /// The 16-byte form, if the flow has the plain IPv4 shape.
+    fn v4(key: &FlowKey) -> Option<Key> {
         let mut has = 0;
-        match dir4(&key.orig, &mut has) {
-            Some(d) => Key::V4 {
-                dir: [d.src, d.dst],
-                ports: [d.a, d.b],
-                zone: key.zone,
-                l4proto: key.orig.l4proto,
-                shape: ((has & (has::PORTS | has::ICMP)) >> 13) as u8,
+        let d = dir4(&key.orig, &mut has)?;
+        Some(Key::V4 {
+            dir: [d.src, d.dst],
+            ports: [d.a, d.b],
+            zone: key.zone,
+            l4proto: key.orig.l4proto,
+            shape: ((has & (has::PORTS | has::ICMP)) >> 13) as u8,
+        })
+    }
+
+    /// Whether this is the key of `flow`, without allocating.
+    fn is_of(&self, flow: &FlowKey) -> bool {
+        match self {
+            Key::Other(key) => **key == *flow,
+            v4 => Key::v4(flow).as_ref() == Some(v4),
+        }
+    }
+}
+
+/// Hashes a flow's key as [`Key`]'s `Hash` does, without allocating.
+fn hash_flow_key<H: Hasher>(flow: &FlowKey, state: &mut H) {
+    match Key::v4(flow) {
+        Some(key) => key.hash(state),
+        None => {
+            state.write_u8(1);
+            flow.hash(state);
+        }
+    }
+}
+
+impl Small {
+    /// `Key::new(&key)` of this flow, built from the compact fields.
+    fn table_key(&self) -> Key {
+        Key::V4 {
+            dir: [self.orig.src, self.orig.dst],
+            ports: [self.orig.a, self.orig.b],
+            zone: if self.has & has::ZONE != 0 {
+                self.zone
+            } else {
+                0
             },
-            None => Key::Other(Box::new(key.clone())),
+            l4proto: self.l4proto,
+            shape: ((self.has & (has::PORTS | has::ICMP)) >> 13) as u8,
+        }
+    }
+}
+
+impl Stored {
+    /// Hashes the flow's cache key as `Key`'s `Hash` does.
+    pub(crate) fn hash_key<H: Hasher>(&self, state: &mut H) {
+        match self {
+            Stored::Small(s) => s.table_key().hash(state),
+            Stored::Full(ct) => {
+                if let Some(flow) = ct.key() {
+                    hash_flow_key(&flow, state);
+                }
+            }
+        }
+    }
+
+    /// Whether `key` is this flow's cache key.
+    pub(crate) fn has_key(&self, key: &Key) -> bool {
+        match self {
+            Stored::Small(s) => s.table_key() == *key,
+            Stored::Full(ct) => ct.key().is_some_and(|flow| key.is_of(&flow)),
         }
     }
 }
@@ -383,14 +472,53 @@ mod tests {
             let key = ct.key().expect("key");
             let other = Key::new(&key);
             // Equal flows give equal keys; a changed port gives another.
-            prop_assert_eq!(Key::new(&key), other);
+            prop_assert_eq!(&Key::new(&key), &other);
             let mut moved = key.clone();
             moved.orig.src_port = moved.orig.src_port.map(|p| p.wrapping_add(1));
             moved.orig.icmp_id = moved.orig.icmp_id.map(|p| p.wrapping_add(1));
             if moved != key {
                 prop_assert_ne!(Key::new(&moved), Key::new(&key));
+                prop_assert!(!stored.has_key(&Key::new(&moved)));
             }
+            // The stored flow knows its key and hashes it as the key does.
+            prop_assert!(stored.has_key(&other));
+            prop_assert_eq!(hash_of_stored(&stored), hash_of_key(&other));
         }
+    }
+
+    fn hash_of_key(key: &Key) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        key.hash(&mut h);
+        h.finish()
+    }
+
+    fn hash_of_stored(stored: &Stored) -> u64 {
+        let mut h = std::hash::DefaultHasher::new();
+        stored.hash_key(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn ipv6_flows_know_their_boxed_key() {
+        let orig = Tuple::new(
+            "2001:db8::1".parse().expect("ip"),
+            "2001:db8::2".parse().expect("ip"),
+            17,
+        )
+        .with_ports(5, 53);
+        let ct = Conntrack {
+            orig: Some(orig.clone()),
+            reply: Some(orig.inverted()),
+            zone: Some(4),
+            ..Conntrack::default()
+        };
+        let stored = Stored::new(ct.clone());
+        let key = Key::new(&ct.key().expect("key"));
+        assert!(matches!(key, Key::Other(_)));
+        assert!(stored.has_key(&key));
+        assert_eq!(hash_of_stored(&stored), hash_of_key(&key));
+        let other = Key::new(&FlowKey { orig, zone: 5 });
+        assert!(!stored.has_key(&other));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The flow table behind a cache: entries stored densely in a `Vec`, found
-//! through a hash index of 4-byte positions.
+//! through a hash index of 4-byte positions. An entry is its own key (a
+//! stored flow knows its original tuple), so keys are not stored twice.
 //!
 //! A hash map with the entries inline keeps them in its slots, which are
 //! 12–56 % empty and all touched once the flows are spread over them; when
@@ -9,22 +10,29 @@
 //! its spare capacity is never touched, so reserving room for `HashSize`
 //! flows costs address space, not memory.
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as IndexEntry;
 
 use crate::compact::Key;
 
+/// What a table holds: values that carry their own key.
+pub(crate) trait Keyed {
+    /// Hashes the value's key exactly as `Key`'s `Hash` does.
+    fn hash_key<H: Hasher>(&self, state: &mut H);
+    fn has_key(&self, key: &Key) -> bool;
+}
+
 /// A map from [`Key`] to `V` with dense storage.
 #[derive(Debug)]
 pub(crate) struct FlowTable<V> {
     index: HashTable<u32>,
-    slots: Vec<(Key, V)>,
+    slots: Vec<V>,
     hasher: foldhash::fast::RandomState,
 }
 
-impl<V> Default for FlowTable<V> {
+impl<V: Keyed> Default for FlowTable<V> {
     fn default() -> Self {
         FlowTable {
             index: HashTable::new(),
@@ -43,20 +51,26 @@ pub(crate) enum Slot<'a, V> {
 /// A free place for a key that is not in the table.
 pub(crate) struct Vacant<'a, V> {
     entry: hashbrown::hash_table::VacantEntry<'a, u32>,
-    slots: &'a mut Vec<(Key, V)>,
-    key: Key,
+    slots: &'a mut Vec<V>,
 }
 
-impl<V> Vacant<'_, V> {
+impl<V: Keyed> Vacant<'_, V> {
+    /// `value` must have the key this place was found for.
     pub(crate) fn insert(self, value: V) {
         // The table never holds more than u32::MAX flows (HashLimit is u32).
         let position = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
         self.entry.insert(position);
-        self.slots.push((self.key, value));
+        self.slots.push(value);
     }
 }
 
-impl<V> FlowTable<V> {
+fn hash_of<V: Keyed>(hasher: &foldhash::fast::RandomState, value: &V) -> u64 {
+    let mut state = hasher.build_hasher();
+    value.hash_key(&mut state);
+    state.finish()
+}
+
+impl<V: Keyed> FlowTable<V> {
     pub(crate) fn len(&self) -> usize {
         self.slots.len()
     }
@@ -73,7 +87,7 @@ impl<V> FlowTable<V> {
     pub(crate) fn reserve(&mut self, additional: usize) {
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index
-            .reserve(additional, |&at| hasher.hash_one(&slots[at as usize].0));
+            .reserve(additional, |&at| hash_of(hasher, &slots[at as usize]));
         self.slots.reserve(additional);
     }
 
@@ -81,12 +95,12 @@ impl<V> FlowTable<V> {
         let hash = self.hasher.hash_one(key);
         let slots = &self.slots;
         self.index
-            .find(hash, |&at| slots[at as usize].0 == *key)
+            .find(hash, |&at| slots[at as usize].has_key(key))
             .map(|&at| at as usize)
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<&V> {
-        self.position(key).map(|at| &self.slots[at].1)
+        self.position(key).map(|at| &self.slots[at])
     }
 
     /// One probe of the index, whether the key is there or not.
@@ -94,16 +108,16 @@ impl<V> FlowTable<V> {
         let hash = self.hasher.hash_one(&key);
         let (slots, hasher) = (&mut self.slots, &self.hasher);
         let entry = {
-            let view: &Vec<(Key, V)> = slots;
+            let view: &Vec<V> = slots;
             self.index.entry(
                 hash,
-                |&at| view[at as usize].0 == key,
-                |&at| hasher.hash_one(&view[at as usize].0),
+                |&at| view[at as usize].has_key(&key),
+                |&at| hash_of(hasher, &view[at as usize]),
             )
         };
         match entry {
-            IndexEntry::Occupied(found) => Slot::Occupied(&mut slots[*found.get() as usize].1),
-            IndexEntry::Vacant(entry) => Slot::Vacant(Vacant { entry, slots, key }),
+            IndexEntry::Occupied(found) => Slot::Occupied(&mut slots[*found.get() as usize]),
+            IndexEntry::Vacant(entry) => Slot::Vacant(Vacant { entry, slots }),
         }
     }
 
@@ -113,18 +127,18 @@ impl<V> FlowTable<V> {
         let slots = &self.slots;
         let found = self
             .index
-            .find_entry(hash, |&at| slots[at as usize].0 == *key)
+            .find_entry(hash, |&at| slots[at as usize].has_key(key))
             .ok()?;
         let (at, _) = found.remove();
         let at = at as usize;
         let last = self.slots.len() - 1;
         if at != last {
-            let moved_hash = self.hasher.hash_one(&self.slots[last].0);
+            let moved_hash = hash_of(&self.hasher, &self.slots[last]);
             if let Some(pointer) = self.index.find_mut(moved_hash, |&p| p as usize == last) {
                 *pointer = at as u32;
             }
         }
-        Some(self.slots.swap_remove(at).1)
+        Some(self.slots.swap_remove(at))
     }
 
     pub(crate) fn clear(&mut self) {
@@ -135,11 +149,11 @@ impl<V> FlowTable<V> {
     /// The entry at a position (0..len); positions change only when an
     /// entry is removed.
     pub(crate) fn value_at(&self, at: usize) -> Option<&V> {
-        self.slots.get(at).map(|(_, value)| value)
+        self.slots.get(at)
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.slots.iter().map(|(_, value)| value)
+        self.slots.iter()
     }
 }
 
@@ -160,14 +174,31 @@ mod tests {
         Key::new(&FlowKey { orig, zone: 0 })
     }
 
-    fn put(t: &mut FlowTable<u32>, k: Key, v: u32) -> bool {
-        match t.slot(k) {
+    /// A value that is its own key, as a cached flow is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Item {
+        port: u16,
+        value: u32,
+    }
+
+    impl Keyed for Item {
+        fn hash_key<H: Hasher>(&self, state: &mut H) {
+            std::hash::Hash::hash(&key(self.port), state);
+        }
+        fn has_key(&self, k: &Key) -> bool {
+            key(self.port) == *k
+        }
+    }
+
+    fn put(t: &mut FlowTable<Item>, port: u16, value: u32) -> bool {
+        let item = Item { port, value };
+        match t.slot(key(port)) {
             Slot::Occupied(old) => {
-                *old = v;
+                *old = item;
                 false
             }
             Slot::Vacant(place) => {
-                place.insert(v);
+                place.insert(item);
                 true
             }
         }
@@ -182,16 +213,16 @@ mod tests {
             let mut model: HashMap<u16, u32> = HashMap::new();
             for (op, n, v) in ops {
                 match op {
-                    0 => prop_assert_eq!(put(&mut table, key(n), v), model.insert(n, v).is_none()),
-                    1 => prop_assert_eq!(table.remove(&key(n)), model.remove(&n)),
-                    _ => prop_assert_eq!(table.get(&key(n)), model.get(&n)),
+                    0 => prop_assert_eq!(put(&mut table, n, v), model.insert(n, v).is_none()),
+                    1 => prop_assert_eq!(table.remove(&key(n)).map(|i| i.value), model.remove(&n)),
+                    _ => prop_assert_eq!(table.get(&key(n)).map(|i| i.value), model.get(&n).copied()),
                 }
                 prop_assert_eq!(table.len(), model.len());
             }
             for n in 0..64 {
-                prop_assert_eq!(table.get(&key(n)), model.get(&n));
+                prop_assert_eq!(table.get(&key(n)).map(|i| i.value), model.get(&n).copied());
             }
-            let mut values: Vec<u32> = table.values().copied().collect();
+            let mut values: Vec<u32> = table.values().map(|i| i.value).collect();
             let mut expected: Vec<u32> = model.values().copied().collect();
             values.sort_unstable();
             expected.sort_unstable();
@@ -201,16 +232,16 @@ mod tests {
 
     #[test]
     fn reserve_holds_without_growing() {
-        let mut table: FlowTable<u32> = FlowTable::default();
+        let mut table: FlowTable<Item> = FlowTable::default();
         table.reserve(1000);
         let capacity = table.capacity();
         assert!(capacity >= 1000);
         for n in 0..1000 {
-            put(&mut table, key(n), u32::from(n));
+            put(&mut table, n, u32::from(n));
         }
         assert_eq!(table.capacity(), capacity);
         table.clear();
         assert!(table.is_empty());
-        assert_eq!(table.get(&key(1)), None);
+        assert_eq!(table.get(&key(1)), None::<&Item>);
     }
 }
