@@ -102,6 +102,13 @@ impl Cache {
         self
     }
 
+    /// Room for `additional` more flows (never beyond the limit), so a
+    /// known burst does not rehash the table as it grows.
+    pub fn reserve(&mut self, additional: usize) {
+        let room = self.limit.saturating_sub(self.entries.len());
+        self.entries.reserve(additional.min(room));
+    }
+
     /// Slots the table holds without growing.
     pub fn capacity(&self) -> usize {
         self.entries.capacity()

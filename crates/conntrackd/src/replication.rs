@@ -440,6 +440,9 @@ impl Replication {
             const CHUNK: usize = 2048;
             let mut quiet =
                 events.is_some_and(|socket| socket.set_event_group(groups::CT_NEW, false).is_ok());
+            if quiet {
+                self.core.prepare_adoption();
+            }
             let (mut ok, mut failed) = (0, 0);
             let positions = self.core.commit_positions();
             for related in [false, true] {

@@ -718,6 +718,14 @@ impl SyncCore {
         commit::request_at(self, at, related, now)
     }
 
+    /// Makes room in the internal cache for a quiet commit's flows.
+    pub fn prepare_adoption(&mut self) {
+        if !self.settings.disable_internal_cache {
+            let incoming = self.external.len();
+            self.local.cache.reserve(incoming);
+        }
+    }
+
     /// The external flow at `at` was committed while NEW events were not
     /// listened to: it enters the internal cache as its event would have
     /// made it (unannounced: commits are not echoed to peers).
