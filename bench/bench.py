@@ -164,6 +164,12 @@ General {{
                       r"connections updated:\s+(\d+)", out)
         return (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
 
+    def internal(self, i):
+        """Objects in node i's internal cache."""
+        out = self.ctl(i, "-s")
+        m = re.search(r"cache internal:\ncurrent active connections:\s+(\d+)", out)
+        return int(m.group(1)) if m else -1
+
     def close(self):
         for i in (0, 1):
             self.ctl(i, "-k")
@@ -254,6 +260,9 @@ def run_one(daemon, n, tag):
         r["commit_s"] = round(time.time() - t0, 4)
         committed = sh("ip", "netns", "exec", pair.ns[1], "conntrack", "-C").strip()
         r["committed"] = int(committed) if committed.isdigit() else -1
+        # The new primary is complete once its internal cache holds the
+        # committed flows too (from events, or straight from a quiet commit).
+        wait_for(lambda: pair.internal(1) >= n, 30)
         rss = [rss_primary, pair.rss_kib()[1]]
         r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
         r["idle_rss_kib"] = {"primary": idle[0], "backup": idle[1]}
