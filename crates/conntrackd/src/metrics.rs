@@ -467,13 +467,30 @@ pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<TcpListener>, String> 
     Ok(listeners)
 }
 
+/// Connections served at once; more are closed at once, so a flood of
+/// idle clients cannot use up the daemon's file descriptors.
+const MAX_CLIENTS: usize = 16;
+
 /// Accepts scrapers; each connection is served by its own task.
 pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<ScrapeRequest>) {
+    let busy = std::rc::Rc::new(std::cell::Cell::new(0usize));
     loop {
         let Ok((stream, _)) = listener.accept().await else {
+            // Out of descriptors, most likely: let some close first.
+            tokio::time::sleep(Duration::from_millis(100)).await;
             continue;
         };
-        tokio::task::spawn_local(answer(stream, scrapes.clone()));
+        if busy.get() >= MAX_CLIENTS {
+            drop(stream);
+            continue;
+        }
+        busy.set(busy.get() + 1);
+        let busy = busy.clone();
+        let scrapes = scrapes.clone();
+        tokio::task::spawn_local(async move {
+            answer(stream, scrapes).await;
+            busy.set(busy.get() - 1);
+        });
     }
 }
 

@@ -89,6 +89,19 @@ fn parse_exposition(body: &str) -> HashMap<String, f64> {
     samples
 }
 
+/// Runs a python3 script in the namespace that prints `ok` once it is set
+/// up and then stays; returns the process once `ok` was read.
+fn python_holding(ns: &Netns, script: &str) -> std::process::Child {
+    let mut child = ns.spawn("python3", &["-c", script]);
+    let mut line = String::new();
+    if let Some(out) = child.stdout.as_mut() {
+        use std::io::BufRead;
+        let _ = std::io::BufReader::new(out).read_line(&mut line);
+    }
+    assert_eq!(line.trim(), "ok", "{script}");
+    child
+}
+
 /// Every object key of a JSON document.
 fn collect_keys(value: &serde_json::Value, out: &mut Vec<String>) {
     match value {
@@ -284,19 +297,10 @@ fn metrics_address_in_use_stops_the_start() {
     let s = Scratch::new();
     let conf = config(&s);
     // Something else holds the port.
-    let mut holder = ns.spawn(
-        "python3",
-        &[
-            "-c",
-            "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',9465))\ns.listen()\nprint('ok',flush=True)\ntime.sleep(30)",
-        ],
+    let mut holder = python_holding(
+        &ns,
+        "import socket,time\ns=socket.socket()\ns.bind(('127.0.0.1',9465))\ns.listen()\nprint('ok',flush=True)\ntime.sleep(30)",
     );
-    let mut line = String::new();
-    if let Some(out) = holder.stdout.as_mut() {
-        use std::io::BufRead;
-        let _ = std::io::BufReader::new(out).read_line(&mut line);
-    }
-    assert_eq!(line.trim(), "ok");
     let out = ns.exec(
         conntrackd_bin().to_str().expect("utf8"),
         &["-C", conf.to_str().expect("utf8"), "-d"],
@@ -308,4 +312,51 @@ fn metrics_address_in_use_stops_the_start() {
         String::from_utf8_lossy(&out.stderr).contains("can't listen for metrics on 127.0.0.1:9465"),
         "{out:?}"
     );
+}
+
+/// A flood of idle connections to the endpoint costs the daemon nothing:
+/// the control socket keeps answering, and scrapes work again once the
+/// idle clients time out.
+#[test]
+fn idle_connections_cannot_wedge_the_daemon() {
+    if !netns_available("idle_connections_cannot_wedge_the_daemon") {
+        return;
+    }
+    let ns = Netns::new("cmf");
+    let s = Scratch::new();
+    let conf = config(&s);
+    // Few descriptors, so that serving every client would run out of them.
+    let start = format!(
+        "ulimit -n 128 && exec {} -C {} -d",
+        conntrackd_bin().display(),
+        conf.display()
+    );
+    ns.exec_ok("sh", &["-c", &start]);
+    let mut flood = python_holding(
+        &ns,
+        "import socket,time,resource\nresource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))\nidle=[socket.create_connection(('127.0.0.1',9465)) for _ in range(1000)]\nprint('ok',flush=True)\ntime.sleep(30)",
+    );
+    // The control socket answers at once, flood or not.
+    let stats = ns.exec(
+        "timeout",
+        &[
+            "2",
+            conntrackd_bin().to_str().expect("utf8"),
+            "-C",
+            conf.to_str().expect("utf8"),
+            "-s",
+        ],
+    );
+    assert!(
+        String::from_utf8_lossy(&stats.stdout).contains("cache internal:"),
+        "-s during the flood: {stats:?}"
+    );
+    // The idle clients are cut after 5 s; then a scrape is served.
+    let served = wait_until(Duration::from_secs(15), || {
+        http(&ns, "127.0.0.1", "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 OK")
+    });
+    let _ = flood.kill();
+    let _ = flood.wait();
+    assert!(served, "no scrape served after the flood");
+    ctl(&ns, &conf, &["-k"]);
 }
