@@ -1,0 +1,23 @@
+# Sourced by .ci/run and scripts/test: as root on Debian, installs what the
+# namespace and interop tests need, and keeps the packaged daemons from
+# running (the tests start their own, in namespaces).
+install_test_deps() {
+  [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
+  export DEBIAN_FRONTEND=noninteractive
+  local need=() pkg svc
+  for pkg in conntrack conntrackd keepalived nftables iproute2 tcpdump ethtool procps python3; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing ${need[*]}" >&2
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  fi
+  # Debian's conntrackd and keepalived packages start a daemon on install.
+  for svc in conntrackd keepalived; do
+    systemctl stop "$svc" >/dev/null 2>&1 || true
+    systemctl disable "$svc" >/dev/null 2>&1 || true
+    pkill -x "$svc" >/dev/null 2>&1 || true
+  done
+  modprobe nf_conntrack >/dev/null 2>&1 || true
+}
