@@ -4,34 +4,11 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
-use common::{conntrackd_bin, netns_available};
+use common::{netns_available, run_scenario};
 
 /// Runs scripts/failover; true if the session survived.
 fn failover(args: &[&str]) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/failover");
-    let out = Command::new("bash")
-        .arg(script)
-        .args([
-            "--quiet",
-            "--bin",
-            conntrackd_bin().to_str().expect("utf8 path"),
-        ])
-        .args(args)
-        .output()
-        .expect("run scripts/failover");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "failover script could not run: {text}"
-    );
-    (out.status.success(), text)
+    run_scenario("failover", args)
 }
 
 macro_rules! survives {

@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
-use common::{conntrackd_bin, netns_available};
+use common::{netns_available, run_scenario};
 
 /// True when keepalived can run here; otherwise skips loudly, or panics
 /// when CONNTRACKD_REQUIRE_NETNS=1.
@@ -37,27 +36,7 @@ fn keepalived_available(test: &str) -> bool {
 
 /// Runs scripts/keepalived-failover; (exit 0, output).
 fn keepalived_failover(args: &[&str]) -> (bool, String) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/keepalived-failover");
-    let out = Command::new("bash")
-        .arg(script)
-        .args([
-            "--quiet",
-            "--bin",
-            conntrackd_bin().to_str().expect("utf8 path"),
-        ])
-        .args(args)
-        .output()
-        .expect("run scripts/keepalived-failover");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        matches!(out.status.code(), Some(0 | 1)),
-        "keepalived-failover could not run: {text}"
-    );
-    (out.status.success(), text)
+    run_scenario("keepalived-failover", args)
 }
 
 const NO_EARLY_TRAFFIC: &str = "no traffic through fw2 before its commit";

@@ -266,3 +266,32 @@ impl Drop for Daemon {
         );
     }
 }
+
+/// Runs one of the repository's scenario scripts (scripts/NAME) with
+/// `--quiet --bin <ours>` and `args`; (exit 0, stdout+stderr). Exit 1 is
+/// the scenario's failure; anything else means it could not run.
+pub fn run_scenario(name: &str, args: &[&str]) -> (bool, String) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../scripts")
+        .join(name);
+    let out = Command::new("bash")
+        .arg(script)
+        .args([
+            "--quiet",
+            "--bin",
+            conntrackd_bin().to_str().expect("utf8 path"),
+        ])
+        .args(args)
+        .output()
+        .expect("run a scenario script");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        matches!(out.status.code(), Some(0 | 1)),
+        "scripts/{name} could not run: {text}"
+    );
+    (out.status.success(), text)
+}
