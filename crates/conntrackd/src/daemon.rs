@@ -177,6 +177,10 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
                             let _ = stream.write_all(reply.as_bytes()).await;
                         }
                         let _ = stream.shutdown().await;
+                        // Before any other input: what the request left
+                        // for after its reply (a quiet commit's flows).
+                        node.after_reply(Instant::now());
+                        node.flush_sync(Instant::now());
                     }
                     Some(ControlEvent::ReadFailed) => stats.local_read_failed += 1,
                     Some(ControlEvent::UnknownRequest) => stats.local_unknown_request += 1,

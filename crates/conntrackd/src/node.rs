@@ -442,6 +442,13 @@ impl Node {
         }
     }
 
+    /// Work a request leaves for after its reply has been sent.
+    pub fn after_reply(&mut self, now: Instant) {
+        if let Some(r) = self.sync.as_mut() {
+            r.finish_commit(now);
+        }
+    }
+
     pub fn reopen_logs(&mut self) {
         if let Some(log) = self.flow_log.as_mut() {
             let _ = log.reopen();

@@ -46,6 +46,9 @@ pub struct Replication {
     usable: Vec<bool>,
     /// The last `-c`, for metrics and `--json`.
     pub last_commit: Option<CommitReport>,
+    /// External-cache positions a quiet commit wrote, for the internal
+    /// cache once the client has its answer (see `finish_commit`).
+    pending_adoption: Vec<u32>,
     rx: Vec<(Vec<u8>, std::net::SocketAddr)>,
 }
 
@@ -187,6 +190,7 @@ impl Replication {
             purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
             link_check_at: now + LINK_CHECK,
             last_commit: None,
+            pending_adoption: Vec::new(),
             rx: Vec::new(),
         })
     }
@@ -425,7 +429,8 @@ impl Replication {
     /// committed flows), the commit runs quiet: the socket leaves the NEW
     /// group, so the kernel does not build an event per committed flow —
     /// about half of a large commit's time — and the flows enter the
-    /// internal cache straight from the external one. The first entry
+    /// internal cache straight from the external one, right after the
+    /// reply (`finish_commit`). The first entry
     /// that has to be deleted and recreated (it existed already) ends the
     /// quiet part: its DESTROY event is on its way, so from then on events
     /// flow as usual. NEW events of flows others create meanwhile are
@@ -467,13 +472,12 @@ impl Replication {
                     ok += outcome.committed;
                     failed += chunk.len() - outcome.committed;
                     if sent_quiet {
-                        for (position, first_pass) in
-                            chunk_positions.iter().zip(&outcome.first_pass)
-                        {
-                            if *first_pass {
-                                self.core.adopt_committed_at(*position, now);
-                            }
-                        }
+                        let created = chunk_positions.iter().zip(&outcome.first_pass);
+                        self.pending_adoption.extend(
+                            created
+                                .filter(|(_, first_pass)| **first_pass)
+                                .map(|(position, _)| u32::try_from(*position).unwrap_or(u32::MAX)),
+                        );
                     }
                 }
             }
@@ -517,6 +521,16 @@ impl Replication {
             took.as_secs(),
             took.subsec_micros()
         ));
+    }
+
+    /// After a quiet commit's reply: its flows enter the internal cache,
+    /// where 1.4.7 has them once it has read their NEW events, which also
+    /// happens after its `-c` returned. Runs before any other input, so
+    /// the external cache is as the commit left it.
+    pub fn finish_commit(&mut self, now: Instant) {
+        for position in std::mem::take(&mut self.pending_adoption) {
+            self.core.adopt_committed_at(position as usize, now);
+        }
     }
 
     fn commit_expect(&mut self, exp: &Expect) -> Result<(), i32> {
