@@ -21,15 +21,15 @@ struct Exposition {
     out: String,
 }
 
-type Labels<'a> = Vec<(&'static str, String)>;
+type Labels = Vec<(&'static str, String)>;
 
 impl Exposition {
-    fn family<'a>(
+    fn family(
         &mut self,
         name: &str,
         kind: &str,
         help: &str,
-        samples: impl IntoIterator<Item = (Labels<'a>, f64)>,
+        samples: impl IntoIterator<Item = (Labels, f64)>,
     ) {
         let mut samples = samples.into_iter().peekable();
         if samples.peek().is_none() {
