@@ -194,6 +194,8 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
             }
             readable = node.kernel_readable() => {
                 node.handle_kernel_readable(readable, Instant::now());
+                node.flush_sync(Instant::now());
+                node.pause_after_burst();
             }
             channel = node.sync_ready() => {
                 node.handle_sync_ready(Instant::now(), channel);

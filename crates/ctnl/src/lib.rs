@@ -8,7 +8,7 @@ pub mod nla;
 pub mod socket;
 
 pub use message::{CtEvent, Message, NlHeader, groups, messages, request};
-pub use socket::{CtSocket, RecvError};
+pub use socket::{CtSocket, RecvBatch, RecvError};
 
 /// Why bytes could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,8 +1,9 @@
 //! The few system calls that neither rustix nor socket2 expose: the socket
 //! options `SO_NO_CHECK` (conntrackd's `Checksum off`),
 //! `NETLINK_NO_ENOBUFS`/`NETLINK_BROADCAST_SEND_ERROR` (reliable events) and
-//! `SO_ATTACH_FILTER` (kernel-space event filtering), and
-//! `sched_setscheduler` (the `Scheduler` clause).
+//! `SO_ATTACH_FILTER` (kernel-space event filtering),
+//! `sched_setscheduler` (the `Scheduler` clause), and `recvmmsg` (many
+//! kernel events per system call).
 //!
 //! This is the only crate of the project allowed to use `unsafe`; every
 //! function here is a thin, checked wrapper around one call.
@@ -128,6 +129,70 @@ pub fn set_mmap_threshold(bytes: usize) -> bool {
     }
 }
 
+/// Most datagrams one [`recv_many`] call takes.
+pub const RECV_MANY_MAX: usize = 64;
+
+/// One datagram of a [`recv_many`] call: its length, and whether it was cut
+/// short because it did not fit its slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Received {
+    pub len: usize,
+    pub truncated: bool,
+}
+
+/// Receives up to `out.len()` (at most [`RECV_MANY_MAX`]) datagrams with one
+/// `recvmmsg`, datagram `i` into `buf[i * slot..(i + 1) * slot]`, without
+/// waiting (`MSG_DONTWAIT`). Returns how many arrived; errors as `recv`
+/// gives them (`WouldBlock` when none is queued). An error met after some
+/// datagrams is kept by the kernel for the next call.
+pub fn recv_many(
+    fd: BorrowedFd<'_>,
+    buf: &mut [u8],
+    slot: usize,
+    out: &mut [Received],
+) -> io::Result<usize> {
+    if slot == 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    let count = out.len().min(RECV_MANY_MAX).min(buf.len() / slot);
+    if count == 0 {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    }
+    // SAFETY: all-zero iovec and mmsghdr are valid (null pointers, zero lengths).
+    let mut iov: [libc::iovec; RECV_MANY_MAX] = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let mut hdrs: [libc::mmsghdr; RECV_MANY_MAX] = unsafe { std::mem::zeroed() };
+    for (i, chunk) in buf.chunks_exact_mut(slot).take(count).enumerate() {
+        iov[i].iov_base = chunk.as_mut_ptr().cast();
+        iov[i].iov_len = slot;
+        hdrs[i].msg_hdr.msg_iov = &mut iov[i];
+        hdrs[i].msg_hdr.msg_iovlen = 1;
+    }
+    // SAFETY: each of the first `count` headers points at one iovec, which
+    // describes a disjoint, writable `slot`-byte part of `buf`; all outlive
+    // the call. No address or control buffers are passed.
+    let rc = unsafe {
+        libc::recvmmsg(
+            fd.as_raw_fd(),
+            hdrs.as_mut_ptr(),
+            count as libc::c_uint,
+            libc::MSG_DONTWAIT,
+            std::ptr::null_mut(),
+        )
+    };
+    if rc < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let got = usize::try_from(rc).unwrap_or(0).min(count);
+    for (o, h) in out.iter_mut().zip(&hdrs[..got]) {
+        *o = Received {
+            len: (h.msg_len as usize).min(slot),
+            truncated: h.msg_hdr.msg_flags & libc::MSG_TRUNC != 0,
+        };
+    }
+    Ok(got)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,6 +216,51 @@ mod tests {
             k: 0xffff,
         }];
         attach_filter(sock.as_fd(), &prog).expect("attach");
+    }
+
+    #[test]
+    fn recv_many_takes_queued_datagrams_in_one_call() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("bind loopback");
+        let to = rx.local_addr().expect("addr");
+        let mut buf = vec![0u8; 4 * 16];
+        let mut out = [Received::default(); 4];
+        let empty = recv_many(rx.as_fd(), &mut buf, 16, &mut out).expect_err("nothing queued");
+        assert_eq!(empty.kind(), io::ErrorKind::WouldBlock);
+        tx.send_to(b"one", to).expect("send");
+        tx.send_to(&[7u8; 40], to).expect("send");
+        tx.send_to(b"three", to).expect("send");
+        let mut got = 0;
+        // Loopback delivery is immediate, but be patient with a busy host.
+        for _ in 0..100 {
+            match recv_many(rx.as_fd(), &mut buf[got * 16..], 16, &mut out[got..]) {
+                Ok(n) => got += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => panic!("recv_many: {e}"),
+            }
+            if got == 3 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got, 3);
+        assert_eq!(&buf[..3], b"one");
+        assert_eq!(
+            out[0],
+            Received {
+                len: 3,
+                truncated: false
+            }
+        );
+        assert_eq!(
+            out[1],
+            Received {
+                len: 16,
+                truncated: true
+            }
+        );
+        assert_eq!(&buf[32..37], b"three");
+        assert!(recv_many(rx.as_fd(), &mut buf, 0, &mut out).is_err());
     }
 
     #[test]
