@@ -13,7 +13,7 @@ pub mod consts;
 
 /// One direction of a flow: addresses, layer-4 protocol and its
 /// protocol-specific identifiers.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone)]
 pub struct Tuple {
     pub src: IpAddr,
     pub dst: IpAddr,
@@ -28,6 +28,60 @@ pub struct Tuple {
     pub icmp_code: Option<u8>,
     /// Per-direction zone (`CTA_TUPLE_ZONE`), rarely used.
     pub zone: Option<u16>,
+}
+
+/// An address as 128 bits plus its family, for hashing and comparing.
+fn addr_bits(addr: &IpAddr) -> (u128, bool) {
+    match addr {
+        IpAddr::V4(a) => (u128::from(u32::from(*a)), false),
+        IpAddr::V6(a) => (u128::from(*a), true),
+    }
+}
+
+impl Tuple {
+    /// Every field but the addresses, packed into one number (94 bits):
+    /// tuples are cache keys, and hashing and comparing them field by
+    /// field was a measurable part of the per-event cost.
+    fn packed_rest(&self) -> u128 {
+        fn opt16(v: Option<u16>) -> u128 {
+            v.map_or(0, |v| (1 << 16) | u128::from(v))
+        }
+        fn opt8(v: Option<u8>) -> u128 {
+            v.map_or(0, |v| (1 << 8) | u128::from(v))
+        }
+        u128::from(self.l4proto)
+            | opt16(self.src_port) << 8
+            | opt16(self.dst_port) << 25
+            | opt16(self.icmp_id) << 42
+            | opt16(self.zone) << 59
+            | opt8(self.icmp_type) << 76
+            | opt8(self.icmp_code) << 85
+    }
+}
+
+impl PartialEq for Tuple {
+    fn eq(&self, other: &Self) -> bool {
+        self.packed_rest() == other.packed_rest()
+            && addr_bits(&self.src) == addr_bits(&other.src)
+            && addr_bits(&self.dst) == addr_bits(&other.dst)
+    }
+}
+
+impl Eq for Tuple {}
+
+impl std::hash::Hash for Tuple {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match (self.src, self.dst) {
+            (IpAddr::V4(s), IpAddr::V4(d)) => {
+                state.write_u64(u64::from(u32::from(s)) << 32 | u64::from(u32::from(d)))
+            }
+            (s, d) => {
+                state.write_u128(addr_bits(&s).0);
+                state.write_u128(addr_bits(&d).0);
+            }
+        }
+        state.write_u128(self.packed_rest());
+    }
 }
 
 impl Tuple {
@@ -409,7 +463,108 @@ impl Expect {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::hash::BuildHasher;
     use std::net::Ipv4Addr;
+
+    /// The fields as a plain tuple, compared the derived way.
+    type Fields = (
+        IpAddr,
+        IpAddr,
+        u8,
+        Option<u16>,
+        Option<u16>,
+        Option<u16>,
+        Option<u8>,
+        Option<u8>,
+        Option<u16>,
+    );
+
+    fn fields(t: &Tuple) -> Fields {
+        (
+            t.src,
+            t.dst,
+            t.l4proto,
+            t.src_port,
+            t.dst_port,
+            t.icmp_id,
+            t.icmp_type,
+            t.icmp_code,
+            t.zone,
+        )
+    }
+
+    fn tuples() -> impl Strategy<Value = Tuple> {
+        // Few distinct values per field, so that equal tuples and tuples
+        // differing in one field both come up often.
+        let addr = prop_oneof![
+            (0u8..3).prop_map(|n| IpAddr::from([10, 0, 0, n])),
+            (0u8..3).prop_map(|n| IpAddr::from([0, 0, 0, 0, 0, 0, 0, u16::from(n)])),
+        ];
+        let o16 = proptest::option::of(0u16..3);
+        let o8 = proptest::option::of(0u8..3);
+        (
+            addr.clone(),
+            addr,
+            0u8..3,
+            o16.clone(),
+            o16.clone(),
+            o16.clone(),
+            o8.clone(),
+            o8,
+            o16,
+        )
+            .prop_map(|(src, dst, l4proto, sp, dp, id, ty, code, zone)| Tuple {
+                src,
+                dst,
+                l4proto,
+                src_port: sp,
+                dst_port: dp,
+                icmp_id: id,
+                icmp_type: ty,
+                icmp_code: code,
+                zone,
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn tuple_equality_is_field_equality_and_equal_tuples_hash_alike(
+            a in tuples(),
+            other in tuples(),
+            keep in proptest::collection::vec(proptest::bool::weighted(0.8), 9),
+        ) {
+            // b is a with some fields taken from other: often equal to a.
+            let pick = |i: usize| keep[i];
+            let b = Tuple {
+                src: if pick(0) { a.src } else { other.src },
+                dst: if pick(1) { a.dst } else { other.dst },
+                l4proto: if pick(2) { a.l4proto } else { other.l4proto },
+                src_port: if pick(3) { a.src_port } else { other.src_port },
+                dst_port: if pick(4) { a.dst_port } else { other.dst_port },
+                icmp_id: if pick(5) { a.icmp_id } else { other.icmp_id },
+                icmp_type: if pick(6) { a.icmp_type } else { other.icmp_type },
+                icmp_code: if pick(7) { a.icmp_code } else { other.icmp_code },
+                zone: if pick(8) { a.zone } else { other.zone },
+            };
+            prop_assert_eq!(a == b, fields(&a) == fields(&b));
+            if a == b {
+                let s = std::collections::hash_map::RandomState::new();
+                prop_assert_eq!(s.hash_one(&a), s.hash_one(&b));
+            }
+        }
+    }
+
+    #[test]
+    fn a_v4_address_differs_from_the_v6_address_with_the_same_bits() {
+        let v4 = Tuple::new(IpAddr::from([0, 0, 0, 1]), IpAddr::from([0, 0, 0, 2]), 6);
+        let v6 = Tuple::new(
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            IpAddr::from([0, 0, 0, 0, 0, 0, 0, 2]),
+            6,
+        );
+        assert_ne!(v4, v6);
+    }
 
     fn tcp_flow() -> Conntrack {
         Conntrack {
