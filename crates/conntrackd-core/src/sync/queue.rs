@@ -1,7 +1,7 @@
 //! The transmit and resend queues: FIFOs in which an object appears at
 //! most once and can be unlinked from the middle (sync-modes.md §5.2–§5.4).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use crate::FastMap;
 
@@ -19,30 +19,42 @@ pub(crate) enum Item {
 
 /// A FIFO keyed by insertion order; `V` is per-node data (the sequence
 /// number it was sent with, for the resend queue).
+///
+/// Nodes live in a ring indexed by ticket (ticket − `front_ticket`); a node
+/// unlinked from the middle leaves a hole that is skipped, so every
+/// operation is O(1) without the pointer chasing of a tree.
 #[derive(Debug)]
 pub(crate) struct Fifo<V> {
-    next_ticket: u64,
-    order: BTreeMap<u64, (Item, V)>,
+    /// Ticket of `ring[0]`.
+    front_ticket: u64,
+    ring: VecDeque<Option<(Item, V)>>,
+    /// Nodes that are not holes.
+    live: usize,
     objects: FastMap<ObjKey, u64>,
 }
 
 impl<V> Default for Fifo<V> {
     fn default() -> Self {
         Fifo {
-            next_ticket: 0,
-            order: BTreeMap::new(),
+            front_ticket: 0,
+            ring: VecDeque::new(),
+            live: 0,
             objects: FastMap::default(),
         }
     }
 }
 
+/// Holes beyond this many (and beyond the live nodes) are squeezed out;
+/// small under test so that the squeeze is exercised.
+const HOLES_SLACK: usize = if cfg!(test) { 4 } else { 1024 };
+
 impl<V> Fifo<V> {
     pub(crate) fn len(&self) -> usize {
-        self.order.len()
+        self.live
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.live == 0
     }
 
     pub(crate) fn contains(&self, key: &ObjKey) -> bool {
@@ -51,28 +63,79 @@ impl<V> Fifo<V> {
 
     /// Appends; an object already queued is left where it is.
     pub(crate) fn push_back(&mut self, item: Item, value: V) {
+        let ticket = self.front_ticket + self.ring.len() as u64;
         if let Item::Object(key) = &item {
-            if self.objects.contains_key(key) {
-                return;
+            match self.objects.entry(key.clone()) {
+                std::collections::hash_map::Entry::Occupied(_) => return,
+                std::collections::hash_map::Entry::Vacant(place) => {
+                    place.insert(ticket);
+                }
             }
-            self.objects.insert(key.clone(), self.next_ticket);
         }
-        self.order.insert(self.next_ticket, (item, value));
-        self.next_ticket += 1;
+        self.ring.push_back(Some((item, value)));
+        self.live += 1;
     }
 
     pub(crate) fn pop_front(&mut self) -> Option<(Item, V)> {
-        let (_, (item, value)) = self.order.pop_first()?;
-        if let Item::Object(key) = &item {
+        while let Some(node) = self.ring.pop_front() {
+            self.front_ticket += 1;
+            if let Some((item, value)) = node {
+                self.live -= 1;
+                if let Item::Object(key) = &item {
+                    self.objects.remove(key);
+                }
+                return Some((item, value));
+            }
+        }
+        None
+    }
+
+    /// Takes the node at ring position `at` out, leaving a hole; its
+    /// object, if any, is still in `objects`.
+    fn take_node(&mut self, at: usize) -> Option<(Item, V)> {
+        let node = self.ring.get_mut(at)?.take()?;
+        self.live -= 1;
+        Some(node)
+    }
+
+    /// Like [`Fifo::take_node`], forgetting the object too.
+    fn unlink(&mut self, at: usize) -> Option<(Item, V)> {
+        let node = self.take_node(at)?;
+        if let Item::Object(key) = &node.0 {
             self.objects.remove(key);
         }
-        Some((item, value))
+        Some(node)
+    }
+
+    /// Drops holes at both ends, and squeezes the ring when holes pile up
+    /// in the middle (tickets are renumbered then).
+    fn tidy(&mut self) {
+        while matches!(self.ring.front(), Some(None)) {
+            self.ring.pop_front();
+            self.front_ticket += 1;
+        }
+        while matches!(self.ring.back(), Some(None)) {
+            self.ring.pop_back();
+        }
+        if self.ring.len() > 2 * self.live + HOLES_SLACK {
+            self.ring.retain(Option::is_some);
+            for (at, node) in self.ring.iter().enumerate() {
+                if let Some((Item::Object(key), _)) = node
+                    && let Some(ticket) = self.objects.get_mut(key)
+                {
+                    *ticket = self.front_ticket + at as u64;
+                }
+            }
+        }
     }
 
     /// Unlinks an object wherever it is.
     pub(crate) fn remove_object(&mut self, key: &ObjKey) -> Option<V> {
         let ticket = self.objects.remove(key)?;
-        self.order.remove(&ticket).map(|(_, v)| v)
+        let at = usize::try_from(ticket.checked_sub(self.front_ticket)?).ok()?;
+        let node = self.take_node(at);
+        self.tidy();
+        node.map(|(_, v)| v)
     }
 
     /// Like [`Fifo::drain_walk`], with mutable access to the values.
@@ -81,22 +144,20 @@ impl<V> Fifo<V> {
         mut pick: impl FnMut(&Item, &mut V) -> Option<bool>,
     ) -> Vec<(Item, V)> {
         let mut chosen = Vec::new();
-        for (ticket, (item, value)) in self.order.iter_mut() {
+        for (at, node) in self.ring.iter_mut().enumerate() {
+            let Some((item, value)) = node else { continue };
             match pick(item, value) {
                 None => break,
-                Some(true) => chosen.push(*ticket),
+                Some(true) => chosen.push(at),
                 Some(false) => {}
             }
         }
-        chosen
+        let taken = chosen
             .into_iter()
-            .filter_map(|t| self.order.remove(&t))
-            .inspect(|(item, _)| {
-                if let Item::Object(key) = item {
-                    self.objects.remove(key);
-                }
-            })
-            .collect()
+            .filter_map(|at| self.unlink(at))
+            .collect();
+        self.tidy();
+        taken
     }
 
     /// Removes the nodes `pick` selects, walking oldest first; `pick`
@@ -110,17 +171,18 @@ impl<V> Fifo<V> {
 
     #[cfg(test)]
     pub(crate) fn clear(&mut self) {
-        self.order.clear();
+        self.ring.clear();
+        self.live = 0;
         self.objects.clear();
     }
 
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Item, V)> {
-        self.order.values()
+        self.ring.iter().flatten()
     }
 
     /// Control messages currently queued.
     pub(crate) fn controls(&self) -> usize {
-        self.order.len() - self.objects.len()
+        self.live - self.objects.len()
     }
 }
 
@@ -156,5 +218,91 @@ mod tests {
         assert_eq!(walked.len(), 1);
         assert_eq!(q.pop_front().map(|(_, v)| v), Some(4));
         assert!(q.is_empty());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        PushObject(u16, u32),
+        PushControl(u32),
+        Pop,
+        Remove(u16),
+        /// Takes values divisible by the first number, stops at the first
+        /// value above the second.
+        Walk(u32, u32),
+    }
+
+    fn ops() -> impl proptest::strategy::Strategy<Value = Vec<Op>> {
+        use proptest::prelude::*;
+        let op = prop_oneof![
+            4 => (0u16..40, 0u32..100).prop_map(|(k, v)| Op::PushObject(k, v)),
+            1 => (0u32..100).prop_map(Op::PushControl),
+            2 => Just(Op::Pop),
+            3 => (0u16..40).prop_map(Op::Remove),
+            1 => (1u32..4, 0u32..100).prop_map(|(d, stop)| Op::Walk(d, stop)),
+        ];
+        proptest::collection::vec(op, 0..400)
+    }
+
+    proptest::proptest! {
+        /// The ring behaves like a plain list of (item, value).
+        #[test]
+        fn fifo_matches_a_list_model(ops in ops()) {
+            let mut q: Fifo<u32> = Fifo::default();
+            let mut model: Vec<(Item, u32)> = Vec::new();
+            for op in ops {
+                match op {
+                    Op::PushObject(k, v) => {
+                        let item = Item::Object(key(k));
+                        if !model.iter().any(|(i, _)| *i == item) {
+                            model.push((item.clone(), v));
+                        }
+                        q.push_back(item, v);
+                    }
+                    Op::PushControl(v) => {
+                        model.push((Item::Control(Control::Alive), v));
+                        q.push_back(Item::Control(Control::Alive), v);
+                    }
+                    Op::Pop => {
+                        let want = (!model.is_empty()).then(|| model.remove(0));
+                        proptest::prop_assert_eq!(q.pop_front(), want);
+                    }
+                    Op::Remove(k) => {
+                        let item = Item::Object(key(k));
+                        let want = model
+                            .iter()
+                            .position(|(i, _)| *i == item)
+                            .map(|at| model.remove(at).1);
+                        proptest::prop_assert_eq!(q.remove_object(&key(k)), want);
+                    }
+                    Op::Walk(d, stop) => {
+                        let mut want = Vec::new();
+                        let mut kept = Vec::new();
+                        let mut stopped = false;
+                        for (item, v) in model.drain(..) {
+                            if !stopped && v > stop {
+                                stopped = true;
+                            }
+                            if !stopped && v % d == 0 {
+                                want.push((item, v));
+                            } else {
+                                kept.push((item, v));
+                            }
+                        }
+                        model = kept;
+                        let got = q.drain_walk(|_, v| (*v <= stop).then_some(*v % d == 0));
+                        proptest::prop_assert_eq!(got, want);
+                    }
+                }
+                proptest::prop_assert_eq!(q.len(), model.len());
+                let listed: Vec<(Item, u32)> = q.iter().cloned().collect();
+                proptest::prop_assert_eq!(&listed, &model);
+                for k in 0..40 {
+                    let queued = model.iter().any(|(i, _)| *i == Item::Object(key(k)));
+                    proptest::prop_assert_eq!(q.contains(&key(k)), queued);
+                }
+                let controls = model.iter().filter(|(i, _)| matches!(i, Item::Control(_))).count();
+                proptest::prop_assert_eq!(q.controls(), controls);
+            }
+        }
     }
 }

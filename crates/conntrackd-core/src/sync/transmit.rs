@@ -113,11 +113,20 @@ impl SyncCore {
         }
     }
 
+    /// The pending DEL of an object (no lookup while nothing is dead).
+    fn dead_of(&self, key: &ObjKey) -> Option<&Dead> {
+        if self.dead.is_empty() {
+            None
+        } else {
+            self.dead.get(key)
+        }
+    }
+
     /// The message type an object would be sent as now; None if it is
     /// gone without a pending DEL.
     fn object_kind(&self, key: &ObjKey) -> Option<MsgType> {
         match key {
-            ObjKey::Flow(k) => match (self.local.cache.get(k), self.dead.get(key)) {
+            ObjKey::Flow(k) => match (self.local.cache.get(k), self.dead_of(key)) {
                 (Some(e), _) if e.state == ObjectState::New => Some(MsgType::CtNew),
                 (Some(e), _) if e.state == ObjectState::Alive => Some(MsgType::CtUpdate),
                 (_, Some(Dead::Flow(_))) => Some(MsgType::CtDelete),
@@ -125,7 +134,7 @@ impl SyncCore {
             },
             ObjKey::Expect(k) => {
                 let live = self.expect.as_ref().and_then(|s| s.internal.get(k));
-                match (live, self.dead.get(key)) {
+                match (live, self.dead_of(key)) {
                     (Some(e), _) if e.alive => Some(MsgType::ExpUpdate),
                     (Some(_), _) => Some(MsgType::ExpNew),
                     (None, Some(Dead::Expect(_))) => Some(MsgType::ExpDelete),
@@ -148,7 +157,7 @@ impl SyncCore {
         let seq = self.next_seq();
         let ok = match key {
             ObjKey::Flow(k) => {
-                let ct = match (kind, self.local.cache.get(k), self.dead.get(key)) {
+                let ct = match (kind, self.local.cache.get(k), self.dead_of(key)) {
                     (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => ct.get(),
                     (_, Some(e), _) => e.ct(),
                     _ => return None,
@@ -157,7 +166,7 @@ impl SyncCore {
             }
             ObjKey::Expect(k) => {
                 let live = self.expect.as_ref().and_then(|s| s.internal.get(k));
-                let exp = match (kind, live, self.dead.get(key)) {
+                let exp = match (kind, live, self.dead_of(key)) {
                     (MsgType::ExpDelete, _, Some(Dead::Expect(exp))) => &**exp,
                     (_, Some(e), _) => &e.exp,
                     _ => return None,
