@@ -41,10 +41,6 @@ impl Entry {
 }
 
 impl Keyed for Entry {
-    fn hash_key<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.flow.hash_key(state);
-    }
-
     fn has_key(&self, key: &Key) -> bool {
         self.flow.has_key(key)
     }
@@ -234,9 +230,15 @@ impl Cache {
         self.entries.clear();
     }
 
-    /// The object at a position (0..len), stable while nothing is removed.
+    /// The object at a position (0..[`Cache::positions`]), None for a
+    /// free one. An object keeps its position until it is removed.
     pub fn entry_at(&self, at: usize) -> Option<&Entry> {
         self.entries.value_at(at)
+    }
+
+    /// The end of the positions [`Cache::entry_at`] takes.
+    pub fn positions(&self) -> usize {
+        self.entries.positions()
     }
 
     /// Live objects, in no particular order.

@@ -1,6 +1,7 @@
 //! The flow table behind a cache: entries stored densely in a `Vec`, found
-//! through a hash index of 4-byte positions. An entry is its own key (a
-//! stored flow knows its original tuple), so keys are not stored twice.
+//! through a hash index of small buckets (position and hash). An entry is
+//! its own key (a stored flow knows its original tuple), so keys are not
+//! stored twice.
 //!
 //! A hash map with the entries inline keeps them in its slots, which are
 //! 12–56 % empty and all touched once the flows are spread over them; when
@@ -9,8 +10,13 @@
 //! vector grows in place (large reallocations are remapped, not copied) and
 //! its spare capacity is never touched, so reserving room for `HashSize`
 //! flows costs address space, not memory.
+//!
+//! The index keeps each entry's hash, so growing it never reads the
+//! entries; a removed entry leaves a hole that the next insert fills, so
+//! removal touches no other entry (each touch of a cold entry is a cache
+//! miss, and those misses were most of a backup's CPU time).
 
-use std::hash::{BuildHasher, Hasher};
+use std::hash::BuildHasher;
 
 use hashbrown::HashTable;
 use hashbrown::hash_table::Entry as IndexEntry;
@@ -19,16 +25,29 @@ use crate::compact::Key;
 
 /// What a table holds: values that carry their own key.
 pub(crate) trait Keyed {
-    /// Hashes the value's key exactly as `Key`'s `Hash` does.
-    fn hash_key<H: Hasher>(&self, state: &mut H);
     fn has_key(&self, key: &Key) -> bool;
+}
+
+/// An index bucket: where the entry is, and 32 bits of its key's hash.
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    at: u32,
+    hash: u32,
+}
+
+/// The index's hash from the stored 32 bits: spread over 64 so that the
+/// table's tag (top bits) and position (low bits) both vary.
+fn widen(hash: u32) -> u64 {
+    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A map from [`Key`] to `V` with dense storage.
 #[derive(Debug)]
 pub(crate) struct FlowTable<V> {
-    index: HashTable<u32>,
-    slots: Vec<V>,
+    index: HashTable<Bucket>,
+    slots: Vec<Option<V>>,
+    /// Holes in `slots`, filled first.
+    holes: Vec<u32>,
     hasher: foldhash::fast::RandomState,
 }
 
@@ -37,6 +56,7 @@ impl<V: Keyed> Default for FlowTable<V> {
         FlowTable {
             index: HashTable::new(),
             slots: Vec::new(),
+            holes: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
         }
     }
@@ -50,110 +70,147 @@ pub(crate) enum Slot<'a, V> {
 
 /// A free place for a key that is not in the table.
 pub(crate) struct Vacant<'a, V> {
-    entry: hashbrown::hash_table::VacantEntry<'a, u32>,
-    slots: &'a mut Vec<V>,
+    entry: hashbrown::hash_table::VacantEntry<'a, Bucket>,
+    hash: u32,
+    slots: &'a mut Vec<Option<V>>,
+    holes: &'a mut Vec<u32>,
 }
 
 impl<V: Keyed> Vacant<'_, V> {
     /// `value` must have the key this place was found for.
     pub(crate) fn insert(self, value: V) {
-        // The table never holds more than u32::MAX flows (HashLimit is u32).
-        let position = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-        self.entry.insert(position);
-        self.slots.push(value);
+        let at = match self.holes.pop() {
+            Some(at) => {
+                if let Some(hole) = self.slots.get_mut(at as usize) {
+                    *hole = Some(value);
+                }
+                at
+            }
+            None => {
+                // The table never holds more than u32::MAX flows (HashLimit is u32).
+                let at = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
+                self.slots.push(Some(value));
+                at
+            }
+        };
+        self.entry.insert(Bucket {
+            at,
+            hash: self.hash,
+        });
     }
-}
-
-fn hash_of<V: Keyed>(hasher: &foldhash::fast::RandomState, value: &V) -> u64 {
-    let mut state = hasher.build_hasher();
-    value.hash_key(&mut state);
-    state.finish()
 }
 
 impl<V: Keyed> FlowTable<V> {
+    fn hash(&self, key: &Key) -> u32 {
+        // The low half: foldhash mixes all of its output bits.
+        self.hasher.hash_one(key) as u32
+    }
+
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.index.len()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.slots.is_empty()
+        self.index.is_empty()
     }
 
     /// Flows the table holds before its index or storage grows.
     pub(crate) fn capacity(&self) -> usize {
-        self.index.capacity().min(self.slots.capacity())
+        self.index
+            .capacity()
+            .min(self.slots.capacity() + self.holes.len())
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
-        let (slots, hasher) = (&self.slots, &self.hasher);
-        self.index
-            .reserve(additional, |&at| hash_of(hasher, &slots[at as usize]));
-        self.slots.reserve(additional);
+        self.index.reserve(additional, |b| widen(b.hash));
+        self.slots
+            .reserve(additional.saturating_sub(self.holes.len()));
     }
 
-    fn position(&self, key: &Key) -> Option<usize> {
-        let hash = self.hasher.hash_one(key);
-        let slots = &self.slots;
-        self.index
-            .find(hash, |&at| slots[at as usize].has_key(key))
-            .map(|&at| at as usize)
+    fn matches(slots: &[Option<V>], bucket: &Bucket, hash: u32, key: &Key) -> bool {
+        bucket.hash == hash
+            && slots
+                .get(bucket.at as usize)
+                .and_then(Option::as_ref)
+                .is_some_and(|v| v.has_key(key))
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<&V> {
-        self.position(key).map(|at| &self.slots[at])
+        let hash = self.hash(key);
+        let slots = &self.slots;
+        let bucket = self
+            .index
+            .find(widen(hash), |b| Self::matches(slots, b, hash, key))?;
+        slots.get(bucket.at as usize)?.as_ref()
     }
 
     /// One probe of the index, whether the key is there or not.
     pub(crate) fn slot(&mut self, key: Key) -> Slot<'_, V> {
-        let hash = self.hasher.hash_one(&key);
-        let (slots, hasher) = (&mut self.slots, &self.hasher);
+        let hash = self.hash(&key);
         let entry = {
-            let view: &Vec<V> = slots;
+            let view: &Vec<Option<V>> = &self.slots;
             self.index.entry(
-                hash,
-                |&at| view[at as usize].has_key(&key),
-                |&at| hash_of(hasher, &view[at as usize]),
+                widen(hash),
+                |b| Self::matches(view, b, hash, &key),
+                |b| widen(b.hash),
             )
         };
         match entry {
-            IndexEntry::Occupied(found) => Slot::Occupied(&mut slots[*found.get() as usize]),
-            IndexEntry::Vacant(entry) => Slot::Vacant(Vacant { entry, slots }),
+            IndexEntry::Occupied(found) => {
+                match self.slots.get_mut(found.get().at as usize) {
+                    Some(Some(value)) => Slot::Occupied(value),
+                    // An index entry always points at a value.
+                    _ => unreachable!("index points at a hole"),
+                }
+            }
+            IndexEntry::Vacant(entry) => Slot::Vacant(Vacant {
+                entry,
+                hash,
+                slots: &mut self.slots,
+                holes: &mut self.holes,
+            }),
         }
     }
 
-    /// Removes the key; the last entry moves into its place.
+    /// Removes the key, leaving a hole where it was.
     pub(crate) fn remove(&mut self, key: &Key) -> Option<V> {
-        let hash = self.hasher.hash_one(key);
+        let hash = self.hash(key);
         let slots = &self.slots;
         let found = self
             .index
-            .find_entry(hash, |&at| slots[at as usize].has_key(key))
+            .find_entry(widen(hash), |b| Self::matches(slots, b, hash, key))
             .ok()?;
-        let (at, _) = found.remove();
-        let at = at as usize;
-        let last = self.slots.len() - 1;
-        if at != last {
-            let moved_hash = hash_of(&self.hasher, &self.slots[last]);
-            if let Some(pointer) = self.index.find_mut(moved_hash, |&p| p as usize == last) {
-                *pointer = at as u32;
-            }
+        let (bucket, _) = found.remove();
+        let value = self.slots.get_mut(bucket.at as usize)?.take();
+        if self.index.is_empty() {
+            // All gone: start dense again.
+            self.slots.clear();
+            self.holes.clear();
+        } else {
+            self.holes.push(bucket.at);
         }
-        Some(self.slots.swap_remove(at))
+        value
     }
 
     pub(crate) fn clear(&mut self) {
         self.index.clear();
         self.slots.clear();
+        self.holes.clear();
     }
 
-    /// The entry at a position (0..len); positions change only when an
-    /// entry is removed.
+    /// Positions run from 0 to this (holes included).
+    pub(crate) fn positions(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The entry at a position (0..positions), None for a hole. An entry
+    /// keeps its position until it is removed.
     pub(crate) fn value_at(&self, at: usize) -> Option<&V> {
-        self.slots.get(at)
+        self.slots.get(at)?.as_ref()
     }
 
     pub(crate) fn values(&self) -> impl Iterator<Item = &V> {
-        self.slots.iter()
+        self.slots.iter().flatten()
     }
 }
 
@@ -182,9 +239,6 @@ mod tests {
     }
 
     impl Keyed for Item {
-        fn hash_key<H: Hasher>(&self, state: &mut H) {
-            std::hash::Hash::hash(&key(self.port), state);
-        }
         fn has_key(&self, k: &Key) -> bool {
             key(self.port) == *k
         }
@@ -222,12 +276,37 @@ mod tests {
             for n in 0..64 {
                 prop_assert_eq!(table.get(&key(n)).map(|i| i.value), model.get(&n).copied());
             }
+            let by_position: Vec<u32> = (0..table.positions())
+                .filter_map(|at| table.value_at(at).map(|i| i.value))
+                .collect();
+            prop_assert_eq!(by_position.len(), model.len());
             let mut values: Vec<u32> = table.values().map(|i| i.value).collect();
             let mut expected: Vec<u32> = model.values().copied().collect();
             values.sort_unstable();
             expected.sort_unstable();
             prop_assert_eq!(values, expected);
         }
+    }
+
+    #[test]
+    fn removal_leaves_a_hole_that_the_next_insert_fills() {
+        let mut table: FlowTable<Item> = FlowTable::default();
+        for n in 0..3 {
+            put(&mut table, n, u32::from(n));
+        }
+        assert_eq!(table.remove(&key(1)).map(|i| i.value), Some(1));
+        assert_eq!(table.positions(), 3);
+        assert_eq!(table.value_at(1), None);
+        // The others did not move.
+        assert_eq!(table.value_at(2).map(|i| i.value), Some(2));
+        put(&mut table, 9, 9);
+        assert_eq!(table.value_at(1).map(|i| i.value), Some(9));
+        assert_eq!(table.positions(), 3);
+        for n in [0, 2, 9] {
+            assert!(table.remove(&key(n)).is_some());
+        }
+        assert_eq!(table.positions(), 0);
+        assert!(table.is_empty());
     }
 
     #[test]

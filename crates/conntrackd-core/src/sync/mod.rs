@@ -463,7 +463,9 @@ impl SyncCore {
             match change.gone {
                 None => {
                     // A fresh object replaces a dead one awaiting its DEL.
-                    self.dead.remove(&key);
+                    if !self.dead.is_empty() {
+                        self.dead.remove(&key);
+                    }
                     self.arm_refresh(now, &key);
                     if change.announce {
                         self.queue_object(key);
@@ -569,14 +571,15 @@ impl SyncCore {
     /// §5.4: an object in the resend queue moves to the transmit queue; an
     /// object already waiting to be sent stays where it is.
     fn queue_object(&mut self, key: ObjKey) {
-        if self.rsq.remove_object(&key).is_some() || !self.txq.contains(&key) {
-            self.txq.push_back(Item::Object(key), ());
-        }
+        self.rsq.remove_object(&key);
+        // A no-op for an object already in the transmit queue.
+        self.txq.push_back(Item::Object(key), ());
     }
 
     /// The object is no longer referenced by a queue: a dead one is freed.
     fn release(&mut self, key: &ObjKey) {
-        if !self.txq.contains(key) && !self.rsq.contains(key) {
+        // Most of the time nothing is dead: no lookups then.
+        if !self.dead.is_empty() && !self.txq.contains(key) && !self.rsq.contains(key) {
             self.dead.remove(key);
         }
     }
@@ -710,7 +713,7 @@ impl SyncCore {
     /// Positions of the external cache a commit walks, twice: plain flows
     /// (`related` false), then flows with a master.
     pub fn commit_positions(&self) -> usize {
-        self.external.len()
+        self.external.positions()
     }
 
     /// The create request for the external flow at `at` in the given pass.
