@@ -8,7 +8,8 @@ ctnetlink load generator) creates N flows in the primary's kernel, then
 updates and deletes them. Measured over these three waves: CPU seconds of
 both daemons (/proc/PID/stat), bytes and datagrams on the sync link, the
 lag from the end of each wave to the backup holding its result, and the
-load generator's rate (also with no daemon, the kernel's own limit). Then
+load generator's rate (also with no daemon, the kernel's own limit, and
+with only a bare event listener, the best any daemon can leave it). Then
 a failover: N flows again, the primary's daemon stops, and the backup's
 commit is timed. Peak RSS (VmHWM) covers everything. Writes results/<stamp>.json, results/latest.json,
 results/latest.md and results/latest.png (if matplotlib is installed).
@@ -205,6 +206,24 @@ def baseline(n, tag):
         sh("ip", "netns", "del", ns, check=False)
 
 
+def bare_listener(n, tag):
+    """The load generator with the cheapest possible event listener
+    (`ctload listen`: reads and discards events, nothing else): the best
+    rate any event-driven daemon can leave it, since the kernel builds and
+    queues each event in the context of the process that changed the table."""
+    ns = f"bn{os.getpid()}{tag}l"
+    sh("ip", "netns", "add", ns)
+    listener = subprocess.Popen(["ip", "netns", "exec", ns, CTLOAD, "listen", "3600"],
+                                stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        return {op: load(ns, op, n)["rate"] for op in ("create", "update", "delete")}
+    finally:
+        listener.kill()
+        listener.wait()
+        sh("ip", "netns", "del", ns, check=False)
+
+
 def run_one(daemon, n, tag):
     pair = Pair(daemon, n, tag)
     try:
@@ -286,18 +305,19 @@ def markdown(results, machine):
     lines = [
         f"Machine: {machine}",
         "",
-        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (none: {}) |".format("kernel alone"),
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (kernel alone; bare listener) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         base = results["baseline"][str(r["n"])]["create"]
+        bare = results.get("bare_listener", {}).get(str(r["n"]), {}).get("create")
         lag = r["lag_ms"]
         lines.append(
             f"| {r['n']} | {r['daemon']} | {r['cpu_s']} ({r['cpu_user_s']}+{r['cpu_sys_s']}) | {r['cpu_us_per_event']} | "
             f"{r['rss_kib']['primary']}/{r['rss_kib']['backup']} | {r['rss_bytes_per_flow']} | "
             f"{r['link_bytes']} | {r['link_datagrams']} | "
             f"{fmt(lag['create'])}/{fmt(lag['update'])}/{fmt(lag['delete'])} | {r['commit_s']} | "
-            f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}) |"
+            f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}; {fmt(bare)}) |"
         )
     lines.append("")
     lines.append("Ratios, C / ours (higher is better for ours):")
@@ -312,6 +332,18 @@ def markdown(results, machine):
             lines.append(f"| {n} | {ratio(c['cpu_us_per_event'], o['cpu_us_per_event'])} | "
                          f"{ratio(c['rss_bytes_per_flow'], o['rss_bytes_per_flow'])} | "
                          f"{ratio(c['commit_s'], o['commit_s'])} |")
+    lines.append("")
+    lines.append("Load generator's create rate as a share of its rate alone (target: within 5 %):")
+    lines.append("")
+    lines.append("| N | bare listener | c | ours |")
+    lines.append("|---|---|---|---|")
+    for n in sorted({r["n"] for r in results["runs"]}):
+        alone = results["baseline"][str(n)]["create"]
+        share = lambda rate: "—" if rate is None else f"{100 * rate / alone:.0f} %"
+        bare = results.get("bare_listener", {}).get(str(n), {}).get("create")
+        c, o = by.get((n, "c")), by.get((n, "ours"))
+        lines.append(f"| {n} | {share(bare)} | {share(c and c['rate']['create'])} | "
+                     f"{share(o and o['rate']['create'])} |")
     return "\n".join(lines) + "\n"
 
 
@@ -365,10 +397,12 @@ def main():
                f"Linux {platform.release()}")
     commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "commit": commit, "machine": machine, "baseline": {}, "runs": []}
+               "commit": commit, "machine": machine, "baseline": {}, "bare_listener": {}, "runs": []}
     for i, n in enumerate(sizes):
         results["baseline"][str(n)] = baseline(n, f"{i}")
         print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
+        results["bare_listener"][str(n)] = bare_listener(n, f"{i}")
+        print(f"N={n} with a bare listener: {results['bare_listener'][str(n)]}", flush=True)
         for daemon in daemons:
             r = run_one(daemon, n, f"{i}{daemon[0]}")
             results["runs"].append(r)
