@@ -116,9 +116,8 @@ impl<V: Keyed> FlowTable<V> {
 
     /// Flows the table holds before its index or storage grows.
     pub(crate) fn capacity(&self) -> usize {
-        self.index
-            .capacity()
-            .min(self.slots.capacity() + self.holes.len())
+        // Holes lie inside the vector's length, so its capacity counts them.
+        self.index.capacity().min(self.slots.capacity())
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
