@@ -106,7 +106,9 @@ impl Filter {
                     return Verdict::Filtered;
                 }
             } else {
-                let in_hosts = set.hosts.contains(&orig.src) || set.hosts.contains(&reply.src);
+                // Checked per event: skip hashing when there are no hosts.
+                let in_hosts = !set.hosts.is_empty()
+                    && (set.hosts.contains(&orig.src) || set.hosts.contains(&reply.src));
                 if in_hosts != accept {
                     return Verdict::Filtered;
                 }

@@ -271,20 +271,30 @@ pub(crate) fn unknown_in_nests(
     out: &mut Vec<NestedAttr>,
     known_children: fn(&[u16]) -> Option<&'static [u16]>,
 ) -> Result<(), DecodeError> {
+    // At the top level, unknown attributes are the decoder's business.
+    unknown_in(buf, None, path, out, known_children)
+}
+
+/// One level of [`unknown_in_nests`]; `known` lists what the decoder
+/// reads at this level (None: everything is known here).
+fn unknown_in(
+    buf: &[u8],
+    known: Option<&[u16]>,
+    path: &mut Vec<u16>,
+    out: &mut Vec<NestedAttr>,
+    known_children: fn(&[u16]) -> Option<&'static [u16]>,
+) -> Result<(), DecodeError> {
     for nla in attributes(buf) {
         let nla = nla?;
         path.push(nla.kind);
-        if known_children(path).is_some() {
+        if let Some(children) = known_children(path) {
             // A nest we know: look inside.
-            unknown_in_nests(nla.payload, path, out, known_children)?;
-        } else if path.len() > 1 {
-            let parent = &path[..path.len() - 1];
-            if known_children(parent).is_some_and(|known| !known.contains(&nla.kind)) {
-                out.push(NestedAttr {
-                    path: parent.to_vec(),
-                    attr: raw(&nla),
-                });
-            }
+            unknown_in(nla.payload, Some(children), path, out, known_children)?;
+        } else if known.is_some_and(|known| !known.contains(&nla.kind)) {
+            out.push(NestedAttr {
+                path: path[..path.len() - 1].to_vec(),
+                attr: raw(&nla),
+            });
         }
         path.pop();
     }
