@@ -152,7 +152,12 @@ impl Cache {
     }
 
     pub fn get(&self, key: &FlowKey) -> Option<&Entry> {
-        self.entries.get(&Key::new(key))
+        self.get_key(&Key::new(key))
+    }
+
+    /// [`Cache::get`] by the compact key.
+    pub(crate) fn get_key(&self, key: &Key) -> Option<&Entry> {
+        self.entries.get(key)
     }
 
     /// Replaces any object with the same key by a fresh NEW object.
@@ -219,7 +224,12 @@ impl Cache {
 
     /// Removes the object; returns it if it was there.
     pub fn remove(&mut self, key: &FlowKey) -> Option<Entry> {
-        let entry = self.entries.remove(&Key::new(key))?;
+        self.remove_key(&Key::new(key))
+    }
+
+    /// [`Cache::remove`] by the compact key.
+    pub(crate) fn remove_key(&mut self, key: &Key) -> Option<Entry> {
+        let entry = self.entries.remove(key)?;
         self.counters.destroyed += 1;
         Some(entry)
     }

@@ -22,6 +22,7 @@ use conntrack_model::{Conntrack, Expect, ExpectKey, FlowKey};
 use syncproto::{Control, MsgType};
 
 use crate::cache::Cache;
+use crate::compact::Key;
 use crate::expect_cache::{ExpectCache, ExpectFilter};
 use crate::filter::Filter;
 use crate::local::{EventKind, LocalCache, Origin};
@@ -30,11 +31,13 @@ pub use commit::{prepare_create, prepare_update};
 use queue::{Fifo, Item};
 use timers::Timers;
 
-/// The identity of a replicated object.
+/// The identity of a replicated object. Flows by their compact key, and
+/// the rarer expectations boxed: queues, timers and pending deletes store
+/// and hash one per event, so it is kept small (24 bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum ObjKey {
-    Flow(FlowKey),
-    Expect(ExpectKey),
+pub(crate) enum ObjKey {
+    Flow(Key),
+    Expect(Box<ExpectKey>),
 }
 
 /// Which protocol runs on the dedicated link, with its parameters.
@@ -459,7 +462,7 @@ impl SyncCore {
 
     fn apply_changes(&mut self, now: Instant) {
         for change in self.local.take_changes() {
-            let key = ObjKey::Flow(change.key);
+            let key = ObjKey::Flow(Key::new(&change.key));
             match change.gone {
                 None => {
                     // A fresh object replaces a dead one awaiting its DEL.
@@ -518,7 +521,7 @@ impl SyncCore {
         }
         let announce = origin == Origin::NotMe;
         let Some(key) = exp.key() else { return };
-        let key = ObjKey::Expect(key);
+        let key = ObjKey::Expect(Box::new(key));
         if kind == EventKind::Destroy {
             if let Some(entry) = state.internal.remove(&exp) {
                 self.refresh.cancel(&key);
@@ -562,7 +565,7 @@ impl SyncCore {
             && let Some(key) = exp.key()
             && state.internal.upsert(now, exp).is_ok()
         {
-            self.arm_refresh(now, &ObjKey::Expect(key));
+            self.arm_refresh(now, &ObjKey::Expect(Box::new(key)));
         }
     }
 
@@ -674,7 +677,7 @@ impl SyncCore {
             .cache
             .iter_live()
             .filter_map(|e| e.key())
-            .map(ObjKey::Flow)
+            .map(|k| ObjKey::Flow(Key::new(&k)))
             .collect();
         if let Some(state) = &self.expect {
             keys.extend(
@@ -682,7 +685,7 @@ impl SyncCore {
                     .internal
                     .iter()
                     .filter_map(|e| e.exp.key())
-                    .map(ObjKey::Expect),
+                    .map(|k| ObjKey::Expect(Box::new(k))),
             );
         }
         keys
@@ -759,7 +762,7 @@ impl SyncCore {
     /// Remaining ALARM lifetime of an external flow (`-e` shows it).
     pub fn expires_in(&self, key: &FlowKey, now: Instant) -> Option<Duration> {
         self.expiry
-            .deadline(&ObjKey::Flow(key.clone()))
+            .deadline(&ObjKey::Flow(Key::new(key)))
             .map(|at| at.saturating_duration_since(now))
     }
 
@@ -864,7 +867,7 @@ impl SyncCore {
         while let Some(key) = self.expiry.pop_expired(now) {
             match key {
                 ObjKey::Flow(k) => {
-                    self.external.remove(&k);
+                    self.external.remove_key(&k);
                 }
                 ObjKey::Expect(k) => {
                     if let Some(state) = self.expect.as_mut() {
@@ -887,13 +890,13 @@ impl SyncCore {
             .collect();
         for key in stale {
             self.external.remove(&key);
-            self.expiry.cancel(&ObjKey::Flow(key));
+            self.expiry.cancel(&ObjKey::Flow(Key::new(&key)));
         }
     }
 
     fn is_live(&self, key: &ObjKey) -> bool {
         match key {
-            ObjKey::Flow(k) => self.local.cache.get(k).is_some(),
+            ObjKey::Flow(k) => self.local.cache.get_key(k).is_some(),
             ObjKey::Expect(k) => self
                 .expect
                 .as_ref()

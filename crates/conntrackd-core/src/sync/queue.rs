@@ -192,7 +192,7 @@ mod tests {
     use conntrack_model::{FlowKey, Tuple};
 
     fn key(port: u16) -> ObjKey {
-        ObjKey::Flow(FlowKey {
+        ObjKey::Flow(crate::compact::Key::new(&FlowKey {
             orig: Tuple::new(
                 "10.0.0.1".parse().expect("ip"),
                 "10.0.0.2".parse().expect("ip"),
@@ -200,7 +200,14 @@ mod tests {
             )
             .with_ports(port, 80),
             zone: 0,
-        })
+        }))
+    }
+
+    #[test]
+    fn queue_nodes_stay_small() {
+        // Every in-flight object costs a node, a map entry and, once
+        // deleted, a pending-delete entry: keep the key small.
+        assert!(size_of::<ObjKey>() <= 24);
     }
 
     #[test]

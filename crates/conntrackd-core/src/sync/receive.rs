@@ -393,7 +393,7 @@ impl SyncCore {
             return;
         }
         let Some(key) = ct.key() else { return };
-        let obj = ObjKey::Flow(key.clone());
+        let obj = ObjKey::Flow(crate::compact::Key::new(&key));
         let stored = match kind {
             MsgType::CtNew => self.external.insert_new(now, ct).is_ok(),
             MsgType::CtUpdate => self.external.update_or_create(now, ct).is_ok(),
@@ -423,7 +423,7 @@ impl SyncCore {
             return;
         };
         let Some(key) = exp.key() else { return };
-        let obj = ObjKey::Expect(key.clone());
+        let obj = ObjKey::Expect(Box::new(key.clone()));
         let stored = match kind {
             MsgType::ExpNew => state.external.insert_new(now, exp).is_ok(),
             MsgType::ExpUpdate => state.external.upsert(now, exp).is_ok(),

@@ -126,7 +126,7 @@ impl SyncCore {
     /// gone without a pending DEL.
     fn object_kind(&self, key: &ObjKey) -> Option<MsgType> {
         match key {
-            ObjKey::Flow(k) => match (self.local.cache.get(k), self.dead_of(key)) {
+            ObjKey::Flow(k) => match (self.local.cache.get_key(k), self.dead_of(key)) {
                 (Some(e), _) if e.state == ObjectState::New => Some(MsgType::CtNew),
                 (Some(e), _) if e.state == ObjectState::Alive => Some(MsgType::CtUpdate),
                 (_, Some(Dead::Flow(_))) => Some(MsgType::CtDelete),
@@ -157,7 +157,7 @@ impl SyncCore {
         let seq = self.next_seq();
         let ok = match key {
             ObjKey::Flow(k) => {
-                let ct = match (kind, self.local.cache.get(k), self.dead_of(key)) {
+                let ct = match (kind, self.local.cache.get_key(k), self.dead_of(key)) {
                     (MsgType::CtDelete, _, Some(Dead::Flow(ct))) => ct.get(),
                     (_, Some(e), _) => e.ct(),
                     _ => return None,
