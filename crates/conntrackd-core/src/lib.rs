@@ -7,6 +7,7 @@ pub mod cache;
 mod compact;
 pub mod expect_cache;
 pub mod filter;
+mod index;
 pub mod local;
 pub mod report;
 pub mod request;

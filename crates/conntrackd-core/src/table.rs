@@ -1,7 +1,7 @@
 //! The flow table behind a cache: entries stored densely in a `Vec`, found
-//! through a hash index of small buckets (position and hash). An entry is
-//! its own key (a stored flow knows its original tuple), so keys are not
-//! stored twice.
+//! through a hash index of 8-byte buckets (position and hash; see
+//! [`crate::index`]). An entry is its own key (a stored flow knows its
+//! original tuple), so keys are not stored twice.
 //!
 //! A hash map with the entries inline keeps them in its slots, which are
 //! 12–56 % empty and all touched once the flows are spread over them; when
@@ -11,40 +11,24 @@
 //! its spare capacity is never touched, so reserving room for `HashSize`
 //! flows costs address space, not memory.
 //!
-//! The index keeps each entry's hash, so growing it never reads the
-//! entries; a removed entry leaves a hole that the next insert fills, so
-//! removal touches no other entry (each touch of a cold entry is a cache
-//! miss, and those misses were most of a backup's CPU time).
+//! A removed entry leaves a hole that the next insert fills, so removal
+//! touches no other entry (each touch of a cold entry is a cache miss, and
+//! those misses were most of a backup's CPU time).
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
-use hashbrown::hash_table::Entry as IndexEntry;
-
 use crate::compact::Key;
+use crate::index::Index;
 
 /// What a table holds: values that carry their own key.
 pub(crate) trait Keyed {
     fn has_key(&self, key: &Key) -> bool;
 }
 
-/// An index bucket: where the entry is, and 32 bits of its key's hash.
-#[derive(Debug, Clone, Copy)]
-struct Bucket {
-    at: u32,
-    hash: u32,
-}
-
-/// The index's hash from the stored 32 bits: spread over 64 so that the
-/// table's tag (top bits) and position (low bits) both vary.
-fn widen(hash: u32) -> u64 {
-    u64::from(hash).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-}
-
 /// A map from [`Key`] to `V` with dense storage.
 #[derive(Debug)]
 pub(crate) struct FlowTable<V> {
-    index: HashTable<Bucket>,
+    index: Index,
     slots: Vec<Option<V>>,
     /// Holes in `slots`, filled first.
     holes: Vec<u32>,
@@ -54,7 +38,7 @@ pub(crate) struct FlowTable<V> {
 impl<V: Keyed> Default for FlowTable<V> {
     fn default() -> Self {
         FlowTable {
-            index: HashTable::new(),
+            index: Index::default(),
             slots: Vec::new(),
             holes: Vec::new(),
             hasher: foldhash::fast::RandomState::default(),
@@ -70,33 +54,30 @@ pub(crate) enum Slot<'a, V> {
 
 /// A free place for a key that is not in the table.
 pub(crate) struct Vacant<'a, V> {
-    entry: hashbrown::hash_table::VacantEntry<'a, Bucket>,
+    table: &'a mut FlowTable<V>,
     hash: u32,
-    slots: &'a mut Vec<Option<V>>,
-    holes: &'a mut Vec<u32>,
 }
 
 impl<V: Keyed> Vacant<'_, V> {
     /// `value` must have the key this place was found for.
     pub(crate) fn insert(self, value: V) {
-        let at = match self.holes.pop() {
+        let table = self.table;
+        let at = match table.holes.pop() {
             Some(at) => {
-                if let Some(hole) = self.slots.get_mut(at as usize) {
+                if let Some(hole) = table.slots.get_mut(at as usize) {
                     *hole = Some(value);
                 }
                 at
             }
             None => {
-                // The table never holds more than u32::MAX flows (HashLimit is u32).
-                let at = u32::try_from(self.slots.len()).unwrap_or(u32::MAX);
-                self.slots.push(Some(value));
+                // Positions stay below u32::MAX: the table never holds that
+                // many flows (HashLimit is a u32, and memory runs out first).
+                let at = u32::try_from(table.slots.len()).unwrap_or(u32::MAX - 1);
+                table.slots.push(Some(value));
                 at
             }
         };
-        self.entry.insert(Bucket {
-            at,
-            hash: self.hash,
-        });
+        table.index.insert(self.hash, at);
     }
 }
 
@@ -114,79 +95,64 @@ impl<V: Keyed> FlowTable<V> {
         self.index.is_empty()
     }
 
-    /// Flows the table holds before its index or storage grows.
+    /// Flows the table holds before its index or storage grows (holes lie
+    /// inside the vector's length, so its capacity counts them).
     pub(crate) fn capacity(&self) -> usize {
-        // Holes lie inside the vector's length, so its capacity counts them.
         self.index.capacity().min(self.slots.capacity())
     }
 
     pub(crate) fn reserve(&mut self, additional: usize) {
-        self.index.reserve(additional, |b| widen(b.hash));
+        self.index.reserve(additional);
         self.slots
             .reserve(additional.saturating_sub(self.holes.len()));
     }
 
-    fn matches(slots: &[Option<V>], bucket: &Bucket, hash: u32, key: &Key) -> bool {
-        bucket.hash == hash
-            && slots
-                .get(bucket.at as usize)
+    /// The index bucket of a key.
+    fn find(&self, hash: u32, key: &Key) -> Option<usize> {
+        let slots = &self.slots;
+        self.index.find(hash, |at| {
+            slots
+                .get(at as usize)
                 .and_then(Option::as_ref)
                 .is_some_and(|v| v.has_key(key))
+        })
     }
 
     pub(crate) fn get(&self, key: &Key) -> Option<&V> {
-        let hash = self.hash(key);
-        let slots = &self.slots;
-        let bucket = self
-            .index
-            .find(widen(hash), |b| Self::matches(slots, b, hash, key))?;
-        slots.get(bucket.at as usize)?.as_ref()
+        let bucket = self.find(self.hash(key), key)?;
+        self.slots
+            .get(self.index.position(bucket) as usize)?
+            .as_ref()
     }
 
     /// One probe of the index, whether the key is there or not.
     pub(crate) fn slot(&mut self, key: Key) -> Slot<'_, V> {
         let hash = self.hash(&key);
-        let entry = {
-            let view: &Vec<Option<V>> = &self.slots;
-            self.index.entry(
-                widen(hash),
-                |b| Self::matches(view, b, hash, &key),
-                |b| widen(b.hash),
-            )
-        };
-        match entry {
-            IndexEntry::Occupied(found) => {
-                match self.slots.get_mut(found.get().at as usize) {
+        match self.find(hash, &key) {
+            Some(bucket) => {
+                let at = self.index.position(bucket) as usize;
+                match self.slots.get_mut(at) {
                     Some(Some(value)) => Slot::Occupied(value),
-                    // An index entry always points at a value.
+                    // The index only points at filled slots.
                     _ => unreachable!("index points at a hole"),
                 }
             }
-            IndexEntry::Vacant(entry) => Slot::Vacant(Vacant {
-                entry,
-                hash,
-                slots: &mut self.slots,
-                holes: &mut self.holes,
-            }),
+            None => Slot::Vacant(Vacant { table: self, hash }),
         }
     }
 
     /// Removes the key, leaving a hole where it was.
     pub(crate) fn remove(&mut self, key: &Key) -> Option<V> {
-        let hash = self.hash(key);
-        let slots = &self.slots;
-        let found = self
-            .index
-            .find_entry(widen(hash), |b| Self::matches(slots, b, hash, key))
-            .ok()?;
-        let (bucket, _) = found.remove();
-        let value = self.slots.get_mut(bucket.at as usize)?.take();
+        let bucket = self.find(self.hash(key), key)?;
+        let at = self.index.position(bucket);
+        self.index.remove(bucket);
+        let value = self.slots.get_mut(at as usize)?.take();
         if self.index.is_empty() {
             // All gone: start dense again.
             self.slots.clear();
             self.holes.clear();
         } else {
-            self.holes.push(bucket.at);
+            self.holes.push(at);
         }
         value
     }
