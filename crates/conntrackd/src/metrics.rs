@@ -285,6 +285,12 @@ pub fn render(s: &Snapshot) -> String {
             "Datagrams refused by authentication: bad MAC, replay or no envelope (-s network: Auth failures).",
             r.auth_failures as f64,
         );
+        e.one(
+            "sync_peers_refused_total",
+            "counter",
+            "Messages dropped because they came from a new sender while 64 live peers were tracked.",
+            r.peers_refused as f64,
+        );
         if let Some(age) = sync.seconds_since_last_message {
             e.one(
                 "sync_last_message_age_seconds",

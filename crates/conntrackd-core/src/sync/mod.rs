@@ -140,6 +140,9 @@ pub struct NetworkCounters {
     pub applied: u64,
     /// Datagrams refused by authentication (bad MAC, replay, no envelope).
     pub auth_failures: u64,
+    /// Messages dropped because they came from a new sender while
+    /// [`MAX_PEERS`] peers were already tracked and all of them live.
+    pub peers_refused: u64,
 }
 
 /// Queue lengths, for `-s queue`, JSON and metrics.
@@ -227,6 +230,12 @@ const SWEEP_DELAY: Duration = Duration::from_secs(10);
 /// A peer silent this long no longer holds back the resend queue.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Senders tracked at once (one bit each in the resend queue's ack masks).
+/// A new sender beyond them takes the place of one silent for
+/// `PEER_TIMEOUT`, or is dropped: forged source addresses cannot grow the
+/// table without bound.
+pub const MAX_PEERS: usize = 64;
+
 const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The replication engine of one node.
@@ -254,6 +263,8 @@ pub struct SyncCore {
     hello: Hello,
     say_hello_back: bool,
     peers: FastMap<IpAddr, Peer>,
+    /// The bits of `peers`.
+    peer_bits: u64,
     alive_at: Option<Instant>,
     /// When the partly filled batch goes out.
     flush_at: Option<Instant>,
@@ -320,6 +331,7 @@ impl SyncCore {
             hello: Hello::Init,
             say_hello_back: false,
             peers: FastMap::default(),
+            peer_bits: 0,
             alive_at: None,
             flush_at: None,
             sweep: None,

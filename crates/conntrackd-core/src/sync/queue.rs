@@ -176,6 +176,13 @@ impl<V> Fifo<V> {
         self.objects.clear();
     }
 
+    /// Changes every node's value in place.
+    pub(crate) fn for_each_value(&mut self, mut change: impl FnMut(&mut V)) {
+        for (_, value) in self.ring.iter_mut().flatten() {
+            change(value);
+        }
+    }
+
     pub(crate) fn iter(&self) -> impl Iterator<Item = &(Item, V)> {
         self.ring.iter().flatten()
     }

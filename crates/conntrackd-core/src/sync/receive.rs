@@ -9,8 +9,8 @@ use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
 
 use super::queue::Item;
 use super::{
-    Hello, Inject, JUMP_RUN, MAX_GAP, ObjKey, PEER_TIMEOUT, Peer, Protocol, SWEEP_DELAY, Sent,
-    SyncCore, SyncEvent, Verdict,
+    Hello, Inject, JUMP_RUN, MAX_GAP, MAX_PEERS, ObjKey, PEER_TIMEOUT, Peer, Protocol, SWEEP_DELAY,
+    Sent, SyncCore, SyncEvent, Verdict,
 };
 
 impl SyncCore {
@@ -56,6 +56,13 @@ impl SyncCore {
         h: &Header,
         msg: &[u8],
     ) {
+        if self.peers.len() >= MAX_PEERS
+            && !self.peers.contains_key(&from)
+            && !self.forget_a_silent_peer(now)
+        {
+            self.counters.peers_refused += 1;
+            return;
+        }
         let verdict = match self.settings.protocol {
             Protocol::Ftfw { ack_window, .. } => self.ftfw_receive(now, from, h, msg, ack_window),
             Protocol::Alarm { .. } => {
@@ -85,7 +92,7 @@ impl SyncCore {
     /// Statistics-only sequence tracking (ALARM, NOTRACK): the correct
     /// count `seq - last - 1`, where 1.4.7 adds two.
     fn track_sequence(&mut self, now: Instant, from: IpAddr, seq_no: u32) {
-        let peer = Self::peer(&mut self.peers, now, from, 0);
+        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, from, 0);
         if let Some(last) = peer.last {
             let expected = last.wrapping_add(1);
             if seq::after(seq_no, expected) {
@@ -122,25 +129,46 @@ impl SyncCore {
 
     /// sync-modes.md §5.7, with the sequence state kept per peer.
     /// The state of the peer at `from`, created on first contact.
-    fn peer(
-        peers: &mut FastMap<IpAddr, Peer>,
+    fn peer<'a>(
+        peers: &'a mut FastMap<IpAddr, Peer>,
+        bits: &mut u64,
         now: Instant,
         from: IpAddr,
         window: u32,
-    ) -> &mut Peer {
-        let next_bit = 1u64 << peers.len().min(63);
-        let peer = peers.entry(from).or_insert(Peer {
+    ) -> &'a mut Peer {
+        // The lowest free bit (there is one: at most MAX_PEERS peers).
+        let free = 1u64 << (!*bits).trailing_zeros().min(63);
+        let peer = peers.entry(from).or_insert_with(|| Peer {
             last: None,
             window,
             ack_from: None,
-            bit: next_bit,
+            bit: free,
             heard: now,
             in_hello: false,
             suspect: None,
             behind: None,
         });
+        *bits |= peer.bit;
         peer.heard = now;
         peer
+    }
+
+    /// Makes room for a new peer by forgetting the one silent longest, if
+    /// it has been silent for `PEER_TIMEOUT`; its bit is cleared from the
+    /// resend queue, so that its acknowledgements do not count for the
+    /// peer that gets the bit next.
+    fn forget_a_silent_peer(&mut self, now: Instant) -> bool {
+        let Some((&addr, peer)) = self.peers.iter().min_by_key(|(_, p)| p.heard) else {
+            return true;
+        };
+        if now.saturating_duration_since(peer.heard) < PEER_TIMEOUT {
+            return false;
+        }
+        let bit = peer.bit;
+        self.peers.remove(&addr);
+        self.peer_bits &= !bit;
+        self.rsq.for_each_value(|sent| sent.acked &= !bit);
+        true
     }
 
     /// Peers whose acknowledgement the resend queue waits for.
@@ -164,7 +192,7 @@ impl SyncCore {
             self.hello = Hello::Done;
         }
         let single_peer = self.peers.len() <= 1;
-        let peer = Self::peer(&mut self.peers, now, from, w);
+        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, from, w);
         let mut gap = None;
         // Only the first HELLO of a peer is its restart. It repeats HELLO
         // until our HELLO_BACK gets through; 1.4.7 treats every repeat as a

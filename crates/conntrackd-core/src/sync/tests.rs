@@ -763,3 +763,46 @@ fn bypass_mode_sends_expectations_directly() {
     let kinds: Vec<MsgType> = frames(&tx.bytes).flatten().map(|m| m.header.kind).collect();
     assert_eq!(kinds, vec![MsgType::ExpNew]);
 }
+
+/// Forged source addresses cannot grow the peer table without bound: a
+/// new sender beyond MAX_PEERS live ones is dropped and counted, and takes
+/// the place of one that has gone silent.
+#[test]
+fn new_senders_beyond_the_peer_limit_are_dropped_until_one_falls_silent() {
+    let start = Instant::now();
+    for protocol in [ftfw(), alarm(), Protocol::Notrack] {
+        let mut core = SyncCore::new(start, settings(protocol, 5));
+        let mut alive = Vec::new();
+        Control::Alive.encode(7, 0, &mut alive);
+        let sender = |i: usize| IpAddr::V4(Ipv4Addr::from(0x0a4d_0000 + i as u32));
+        for i in 0..MAX_PEERS {
+            core.handle_datagram(start, 0, sender(i), &alive);
+        }
+        assert_eq!(core.peers.len(), MAX_PEERS);
+        assert_eq!(core.peer_bits, u64::MAX, "each peer has its own bit");
+        // One more, while every peer is live: dropped and counted.
+        core.handle_datagram(start, 0, sender(MAX_PEERS), &alive);
+        assert_eq!(core.counters.peers_refused, 1);
+        assert!(!core.peers.contains_key(&sender(MAX_PEERS)));
+        // A known peer is still heard.
+        core.handle_datagram(start, 0, sender(3), &alive);
+        assert_eq!(core.counters.peers_refused, 1);
+        // Once the others fell silent, the newcomer replaces one of them
+        // and takes its bit.
+        let later = start + PEER_TIMEOUT + Duration::from_secs(1);
+        core.handle_datagram(later, 0, sender(MAX_PEERS), &alive);
+        assert_eq!(core.counters.peers_refused, 1);
+        assert_eq!(core.peers.len(), MAX_PEERS);
+        assert!(core.peers.contains_key(&sender(MAX_PEERS)));
+        assert!(
+            core.peers.contains_key(&sender(3)),
+            "the peer heard last stays"
+        );
+        assert_eq!(core.peer_bits, u64::MAX);
+        let bits: u64 = core.peers.values().map(|p| p.bit).fold(0, |m, b| {
+            assert_eq!(m & b, 0, "no bit is shared");
+            m | b
+        });
+        assert_eq!(bits, u64::MAX);
+    }
+}

@@ -107,6 +107,8 @@ pub struct Received {
     pub applied: u64,
     /// Refused by `Authentication` (bad MAC, replay, no envelope).
     pub auth_failures: u64,
+    /// From new senders while 64 live peers were already tracked.
+    pub peers_refused: u64,
 }
 
 /// `-s queue`.
@@ -254,6 +256,7 @@ impl Node {
                     before: c.before,
                     applied: c.applied,
                     auth_failures: c.auth_failures,
+                    peers_refused: c.peers_refused,
                 },
                 queues: Queues {
                     transmit: q.transmit as u64,
