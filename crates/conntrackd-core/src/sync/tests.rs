@@ -784,12 +784,12 @@ fn new_senders_beyond_the_peer_limit_are_dropped_until_one_falls_silent() {
         core.handle_datagram(start, 0, sender(MAX_PEERS), &alive);
         assert_eq!(core.counters.peers_refused, 1);
         assert!(!core.peers.contains_key(&sender(MAX_PEERS)));
-        // A known peer is still heard.
-        core.handle_datagram(start, 0, sender(3), &alive);
+        // A known peer is still heard (a moment later than the others).
+        core.handle_datagram(start + Duration::from_secs(1), 0, sender(3), &alive);
         assert_eq!(core.counters.peers_refused, 1);
-        // Once the others fell silent, the newcomer replaces one of them
-        // and takes its bit.
-        let later = start + PEER_TIMEOUT + Duration::from_secs(1);
+        // Once the others fell silent, the newcomer replaces the one silent
+        // longest and takes its bit.
+        let later = start + PEER_TIMEOUT + Duration::from_millis(500);
         core.handle_datagram(later, 0, sender(MAX_PEERS), &alive);
         assert_eq!(core.counters.peers_refused, 1);
         assert_eq!(core.peers.len(), MAX_PEERS);
