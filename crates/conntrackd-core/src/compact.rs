@@ -1,6 +1,8 @@
 //! A compact in-memory form for cached flows. Almost every flow a firewall
 //! tracks is IPv4 with a plain reply tuple, a TCP state and a few numbers;
-//! those fit in a fixed 60-byte record. Anything else (IPv6, NAT, helpers,
+//! those fit in a fixed 68-byte record. So do IPv4 flows from a peer with
+//! NAT (sync messages carry the NAT address and port instead of a reply
+//! tuple, so they take the reply's place). Anything else (IPv6, helpers,
 //! labels, counters, …) is kept as the full [`Conntrack`], boxed. Reading
 //! gives back exactly the [`Conntrack`] that was stored.
 
@@ -8,7 +10,7 @@ use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr};
 
-use conntrack_model::{Conntrack, FlowKey, Synproxy, TcpFlags, TcpInfo, Tuple};
+use conntrack_model::{Conntrack, FlowKey, NatRange, Synproxy, TcpFlags, TcpInfo, Tuple};
 
 /// Presence bits of the optional numbers of a [`Small`] flow.
 mod has {
@@ -28,6 +30,55 @@ mod has {
     pub(super) const PORTS: u16 = 1 << 13;
     pub(super) const ICMP: u16 = 1 << 14;
     pub(super) const REPLY: u16 = 1 << 15;
+}
+
+/// NAT of a flow without a reply tuple (as peers send it): the `reply`
+/// slot holds the addresses (`src` SNAT, `dst` DNAT) and ports (`a`, `b`),
+/// and the otherwise unused `use_count` slot says which are there, four
+/// bits per side (SNAT in the low ones). Non-zero exactly when the flow has
+/// NAT.
+mod nat {
+    pub(super) const PRESENT: u32 = 1;
+    pub(super) const IP: u32 = 1 << 1;
+    pub(super) const PORT: u32 = 1 << 2;
+    pub(super) const DNAT_SHIFT: u32 = 4;
+}
+
+/// One side's NAT as (address, port, presence bits), if it has the shape
+/// a sync message gives it: one IPv4 address and one port, each optional.
+fn nat_part(range: &Option<NatRange>) -> Option<(u32, u16, u32)> {
+    let Some(r) = range else {
+        return Some((0, 0, 0));
+    };
+    let mut bits = nat::PRESENT;
+    let ip = match (r.min_ip, r.max_ip) {
+        (None, None) => 0,
+        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) if a == b => {
+            bits |= nat::IP;
+            u32::from(a)
+        }
+        _ => return None,
+    };
+    let port = match (r.min_port, r.max_port) {
+        (None, None) => 0,
+        (Some(a), Some(b)) if a == b => {
+            bits |= nat::PORT;
+            a
+        }
+        _ => return None,
+    };
+    Some((ip, port, bits))
+}
+
+fn nat_range(bits: u32, ip: u32, port: u16) -> Option<NatRange> {
+    let ip = (bits & nat::IP != 0).then(|| IpAddr::V4(Ipv4Addr::from(ip)));
+    let port = (bits & nat::PORT != 0).then_some(port);
+    (bits & nat::PRESENT != 0).then_some(NatRange {
+        min_ip: ip,
+        max_ip: ip,
+        min_port: port,
+        max_port: port,
+    })
 }
 
 /// One direction of an IPv4 flow: ports, or ICMP id/type/code.
@@ -120,8 +171,6 @@ impl Small {
             && ct.sctp.is_none()
             && ct.dccp.is_none()
             && ct.helper.is_none()
-            && ct.nat_src.is_none()
-            && ct.nat_dst.is_none()
             && ct.seq_adj_orig.is_none()
             && ct.seq_adj_reply.is_none()
             && ct.counters_orig.is_none()
@@ -134,6 +183,11 @@ impl Small {
             && ct.unknown.is_empty()
             && ct.unknown_nested.is_empty();
         if !plain {
+            return None;
+        }
+        let has_nat = ct.nat_src.is_some() || ct.nat_dst.is_some();
+        // NAT goes in the places of the reply tuple and the use count.
+        if has_nat && (ct.reply.is_some() || ct.use_count.is_some()) {
             return None;
         }
         let orig = ct.orig.as_ref()?;
@@ -215,6 +269,17 @@ impl Small {
             s.synproxy = [sp.isn, sp.its, sp.tsoff];
             bits |= has::SYNPROXY;
         }
+        if has_nat {
+            let (snat_ip, snat_port, snat) = nat_part(&ct.nat_src)?;
+            let (dnat_ip, dnat_port, dnat) = nat_part(&ct.nat_dst)?;
+            s.reply = Dir4 {
+                src: snat_ip,
+                dst: dnat_ip,
+                a: snat_port,
+                b: dnat_port,
+            };
+            s.use_count = snat | dnat << nat::DNAT_SHIFT;
+        }
         s.has |= bits;
         Some(s)
     }
@@ -250,8 +315,20 @@ impl Small {
                 its: self.synproxy[1],
                 tsoff: self.synproxy[2],
             }),
+            nat_src: self
+                .nat()
+                .and_then(|n| nat_range(n, self.reply.src, self.reply.a)),
+            nat_dst: self
+                .nat()
+                .and_then(|n| nat_range(n >> nat::DNAT_SHIFT, self.reply.dst, self.reply.b)),
             ..Conntrack::default()
         }
+    }
+
+    /// The NAT presence bits, if the flow has NAT (see [`nat`]).
+    fn nat(&self) -> Option<u32> {
+        let free = self.has & (has::REPLY | has::USE) == 0;
+        (free && self.use_count != 0).then_some(self.use_count)
     }
 }
 
@@ -390,9 +467,10 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             any::<bool>(),
+            proptest::option::of((peer_nat_side(), peer_nat_side())),
         )
             .prop_map(
-                |(s, d, proto, (sp, dp), mark, zone, tcp, nat, v6, synproxy)| {
+                |(s, d, proto, (sp, dp), mark, zone, tcp, nat, v6, synproxy, from_peer)| {
                     let src = if v6 {
                         IpAddr::V6(std::net::Ipv6Addr::from([s[0]; 16]))
                     } else {
@@ -409,7 +487,7 @@ mod tests {
                         1 => orig = orig.with_icmp(sp, (dp >> 8) as u8, dp as u8),
                         _ => {}
                     }
-                    Conntrack {
+                    let ct = Conntrack {
                         reply: Some(orig.inverted()),
                         orig: Some(orig),
                         status: Some(0x18e),
@@ -433,9 +511,39 @@ mod tests {
                             tsoff: 3,
                         }),
                         ..Conntrack::default()
+                    };
+                    // As a peer sends it: NAT instead of a reply tuple.
+                    match from_peer {
+                        Some((snat, dnat)) => Conntrack {
+                            reply: None,
+                            nat_src: snat,
+                            nat_dst: dnat,
+                            ..ct
+                        },
+                        None => ct,
                     }
                 },
             )
+    }
+
+    /// One side of a peer's NAT: one address and one port, each optional
+    /// (an IPv6 address now and then, which needs the full form).
+    fn peer_nat_side() -> impl Strategy<Value = Option<NatRange>> {
+        proptest::option::of((
+            proptest::option::of(prop_oneof![
+                4 => any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+                1 => any::<u128>().prop_map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a))),
+            ]),
+            proptest::option::of(any::<u16>()),
+        ))
+        .prop_map(|side| {
+            side.map(|(ip, port)| NatRange {
+                min_ip: ip,
+                max_ip: ip,
+                min_port: port,
+                max_port: port,
+            })
+        })
     }
 
     proptest! {
@@ -497,7 +605,22 @@ mod tests {
         assert!(matches!(Stored::new(ct.clone()), Stored::Small(_)));
         // As received from a peer: no reply tuple.
         let from_peer = Conntrack { reply: None, ..ct };
-        assert!(matches!(Stored::new(from_peer), Stored::Small(_)));
+        assert!(matches!(Stored::new(from_peer.clone()), Stored::Small(_)));
+        // With NAT, as a peer sends it.
+        let nat = |ip: [u8; 4], port| NatRange {
+            min_ip: Some(IpAddr::from(ip)),
+            max_ip: Some(IpAddr::from(ip)),
+            min_port: port,
+            max_port: port,
+        };
+        let natted = Conntrack {
+            nat_src: Some(nat([192, 0, 2, 1], Some(40000))),
+            nat_dst: Some(nat([10, 0, 0, 9], None)),
+            ..from_peer
+        };
+        let stored = Stored::new(natted.clone());
+        assert!(matches!(stored, Stored::Small(_)));
+        assert_eq!(stored.get().into_owned(), natted);
         assert!(size_of::<Stored>() <= 72, "{}", size_of::<Stored>());
         assert!(size_of::<Key>() <= 24, "{}", size_of::<Key>());
     }
