@@ -56,6 +56,11 @@ const BURST_PAUSE: Duration = Duration::from_millis(4);
 /// rate the kernel creates flows here.
 const BURST_MIN_BUFFER: u64 = 4 << 20;
 
+/// Datagrams read per wake-up at most: a flood of events then leaves
+/// turns to the control socket (a `-c` at failover), the sync link and
+/// timers, and what is left is read on the next turn of the loop.
+const DRAIN_CAP: usize = 2048;
+
 /// Readiness of the kernel event socket.
 #[derive(Debug)]
 pub struct KernelReady;
@@ -73,6 +78,9 @@ pub struct Node {
     /// The last read was a burst: pause before reading again, so the
     /// events gather in the socket buffer and are handled many per wake-up.
     burst: bool,
+    /// The last read stopped at [`DRAIN_CAP`]: events are waiting, though
+    /// the socket's readiness was consumed.
+    kernel_backlog: bool,
     overrun_resync: Option<Duration>,
     poll_every: Option<Duration>,
     max_buffer: usize,
@@ -103,6 +111,7 @@ impl Node {
             flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
             resync_at: None,
             burst: false,
+            kernel_backlog: false,
             overrun_resync: general
                 .netlink_overrun_resync
                 .map(|s| Duration::from_secs(u64::from(s))),
@@ -260,9 +269,11 @@ impl Node {
     /// Resolves when the kernel event socket has data.
     pub async fn kernel_readable(&self) -> KernelReady {
         match self.kernel.as_ref().and_then(|k| k.events.as_ref()) {
+            Some(_) if self.kernel_backlog => KernelReady,
             Some(fd) => {
                 if let Ok(mut guard) = fd.readable().await {
-                    // We drain until WouldBlock, so readiness can be reset now.
+                    // We drain until WouldBlock (or note a backlog), so
+                    // readiness can be reset now.
                     guard.clear_ready();
                 }
                 KernelReady
@@ -281,6 +292,7 @@ impl Node {
         if kernel.events.is_none() {
             return;
         }
+        self.kernel_backlog = false;
         let flush_port = kernel.requests.port_id();
         let (commit_port, inject_port) = self.sync.as_ref().map_or((0, 0), |r| {
             (r.commit_socket.port_id(), r.inject_socket.port_id())
@@ -292,6 +304,10 @@ impl Node {
         // Handled after the drain: they look at the conntrack cache.
         let mut expect_events = Vec::new();
         while let Some(kernel) = self.kernel.as_mut() {
+            if received >= DRAIN_CAP {
+                self.kernel_backlog = true;
+                break;
+            }
             let Some(events) = kernel.events.as_ref() else {
                 break;
             };
@@ -387,7 +403,8 @@ impl Node {
         // Only with room to spare in the socket buffer, or the pause itself
         // would cause an overrun.
         let roomy = self.local().netlink.buffer_size >= BURST_MIN_BUFFER;
-        self.burst = roomy && received >= BURST;
+        // Not after a capped read: events are waiting already.
+        self.burst = roomy && received >= BURST && !self.kernel_backlog;
         if overrun {
             self.handle_overrun(now);
         }

@@ -45,6 +45,49 @@ fn words(args: &str) -> Vec<&str> {
 
 const SYNC: &str = "Sync {\n\tMode FTFW { }\n\tMulticast {\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 127.0.0.1\n\t\tInterface lo\n\t\tGroup 3780\n\t}\n}";
 
+/// Creates `flows` UDP flows from `{net}.x.y` while the daemon of the
+/// scratch directory's lock file is stopped: their events wait in its
+/// socket buffer (or overflow it) until it runs again.
+fn burst_while_stopped(ns: &Netns, s: &Scratch, flows: usize, net: &str) {
+    let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
+    let signal = |name: &str| {
+        let sent = Command::new("kill")
+            .args([name, pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill {name}");
+    };
+    signal("-STOP");
+    let mut batch = String::new();
+    for i in 0..flows {
+        batch.push_str(&format!(
+            "-I -s {net}.{}.{} -d 10.6.0.1 -p udp --sport 1000 --dport 53 -t 300\n",
+            i / 250,
+            i % 250 + 1
+        ));
+    }
+    let file = s.write("burst.txt", &batch);
+    ns.conntrack(&["-R", file.to_str().expect("path")]);
+    signal("-CONT");
+}
+
+/// Waits up to 10 s for `-i` to list `want` flows; how many it lists.
+fn cached_after_waiting(ns: &Netns, conf: &std::path::Path, want: usize) -> usize {
+    let count = || ctl(ns, conf, &["-i"]).lines().count();
+    wait_until(Duration::from_secs(10), || count() == want);
+    count()
+}
+
+/// A counter of `-s runtime` by its label.
+fn runtime_counter(runtime: &str, label: &str) -> u64 {
+    runtime
+        .lines()
+        .find(|l| l.contains(label))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter {label:?} in {runtime}"))
+}
+
 #[test]
 fn internal_cache_follows_the_kernel() {
     if !netns_available("internal_cache_follows_the_kernel") {
@@ -211,51 +254,45 @@ fn overrun_is_detected_counted_and_repaired() {
 	NetlinkOverrunResync 1",
     );
     ctl(&ns, &conf, &["-d"]);
-    let pid = std::fs::read_to_string(s.path("lock")).expect("lock holds the pid");
-    let pid = pid.trim();
     // A stopped daemon reads nothing, so a burst must overflow its buffer.
-    assert!(
-        Command::new("kill")
-            .args(["-STOP", pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
     const FLOWS: usize = 3000;
-    let mut batch = String::new();
-    for i in 0..FLOWS {
-        batch.push_str(&format!(
-            "-I -s 10.5.{}.{} -d 10.6.0.1 -p udp --sport 1000 --dport 53 -t 300\n",
-            i / 250,
-            i % 250 + 1
-        ));
-    }
-    let file = s.write("burst.txt", &batch);
-    ns.conntrack(&["-R", file.to_str().expect("path")]);
-    assert!(
-        Command::new("kill")
-            .args(["-CONT", pid])
-            .status()
-            .expect("kill")
-            .success()
-    );
-    let count = || ctl(&ns, &conf, &["-i"]).lines().count();
-    assert!(
-        wait_until(Duration::from_secs(10), || count() == FLOWS),
-        "after the overrun resync every flow must be cached, got {}",
-        count()
+    burst_while_stopped(&ns, &s, FLOWS, "10.5");
+    let cached = cached_after_waiting(&ns, &conf, FLOWS);
+    assert_eq!(
+        cached, FLOWS,
+        "after the overrun resync every flow must be cached"
     );
     let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
-    let counter = |label: &str| -> u64 {
-        runtime
-            .lines()
-            .find(|l| l.contains(label))
-            .and_then(|l| l.split_whitespace().last())
-            .and_then(|n| n.parse().ok())
-            .expect("counter")
-    };
+    let counter = |label: &str| runtime_counter(&runtime, label);
     assert!(counter("netlink overrun:") >= 1, "{runtime}");
     assert!(counter("resync with kernel table:") >= 1, "{runtime}");
+    ctl(&ns, &conf, &["-k"]);
+}
+
+/// A backlog larger than one wake-up reads (the daemon stops after a share,
+/// so that a flood cannot starve the control socket) is still read to the
+/// end with no further event to wake the daemon, and without an overrun.
+#[test]
+fn a_backlog_beyond_one_read_is_drained_without_new_events() {
+    if !netns_available("a_backlog_beyond_one_read_is_drained_without_new_events") {
+        return;
+    }
+    let ns = Netns::new("ctb");
+    let s = Scratch::new();
+    let conf = write_config(
+        &s,
+        SYNC,
+        "\tNetlinkBufferSize 33554432\n\tNetlinkBufferSizeMaxGrowth 33554432",
+    );
+    ctl(&ns, &conf, &["-d"]);
+    // Several times the datagrams one wake-up reads (2048).
+    const FLOWS: usize = 7000;
+    burst_while_stopped(&ns, &s, FLOWS, "10.7");
+    let cached = cached_after_waiting(&ns, &conf, FLOWS);
+    assert_eq!(cached, FLOWS, "every waiting event must be read");
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    let overruns = runtime_counter(&runtime, "netlink overrun:");
+    assert_eq!(overruns, 0, "read from the buffer, not repaired: {runtime}");
     ctl(&ns, &conf, &["-k"]);
 }
 
