@@ -181,8 +181,11 @@ General {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+FAMILY = []  # ["ipv6"] with --family 6: ctload's flows are IPv6
+
+
 def load(ns, op, n):
-    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n))
+    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n), *FAMILY)
     return json.loads(out)
 
 
@@ -303,7 +306,7 @@ def fmt(v, unit=""):
 
 def markdown(results, machine):
     lines = [
-        f"Machine: {machine}",
+        f"Machine: {machine}; {results.get('family', 'IPv4')} TCP flows",
         "",
         "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (kernel alone; bare listener) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -386,7 +389,12 @@ def main():
     ap.add_argument("--sizes", default="10000,100000,250000")
     ap.add_argument("--daemons", default="c,ours")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
+    ap.add_argument("--family", choices=("4", "6"), default="4",
+                    help="the flows' address family (6 writes latest-ipv6.*)")
     a = ap.parse_args()
+    if a.family == "6":
+        FAMILY.append("ipv6")
+    latest = "latest" if a.family == "4" else "latest-ipv6"
     sizes = [int(s) for s in a.sizes.split(",")]
     daemons = a.daemons.split(",")
     os.makedirs(a.out, exist_ok=True)
@@ -397,7 +405,8 @@ def main():
                f"Linux {platform.release()}")
     commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "commit": commit, "machine": machine, "baseline": {}, "bare_listener": {}, "runs": []}
+               "commit": commit, "machine": machine, "family": f"IPv{a.family}",
+               "baseline": {}, "bare_listener": {}, "runs": []}
     for i, n in enumerate(sizes):
         results["baseline"][str(n)] = baseline(n, f"{i}")
         print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
@@ -408,13 +417,13 @@ def main():
             results["runs"].append(r)
             print(json.dumps(r), flush=True)
     stamp = results["date"].replace(":", "").replace("+0000", "Z")
-    for name in (f"{stamp}.json", "latest.json"):
+    for name in (f"{stamp}.json", f"{latest}.json"):
         with open(os.path.join(a.out, name), "w") as f:
             json.dump(results, f, indent=1)
     md = markdown(results, machine)
-    with open(os.path.join(a.out, "latest.md"), "w") as f:
+    with open(os.path.join(a.out, f"{latest}.md"), "w") as f:
         f.write(md)
-    plot(results, os.path.join(a.out, "latest.png"))
+    plot(results, os.path.join(a.out, f"{latest}.png"))
     print(md)
 
 

@@ -1,14 +1,15 @@
 //! A compact in-memory form for cached flows. Almost every flow a firewall
-//! tracks is IPv4 with a plain reply tuple, a TCP state and a few numbers;
-//! those fit in a fixed 68-byte record. So do IPv4 flows from a peer with
-//! NAT (sync messages carry the NAT address and port instead of a reply
-//! tuple, so they take the reply's place). Anything else (IPv6, helpers,
-//! labels, counters, …) is kept as the full [`Conntrack`], boxed. Reading
-//! gives back exactly the [`Conntrack`] that was stored.
+//! tracks has a plain reply tuple, a TCP state and a few numbers; IPv4
+//! ones fit in a fixed 68-byte record, IPv6 ones in a boxed 116-byte one.
+//! So do flows from a peer with NAT (sync messages carry the NAT address
+//! and port instead of a reply tuple, so they take the reply's place).
+//! Anything else (helpers, labels, counters, …) is kept as the full
+//! [`Conntrack`], boxed (about 770 bytes). Reading gives back exactly the
+//! [`Conntrack`] that was stored.
 
 use std::borrow::Cow;
 use std::hash::{Hash, Hasher};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack_model::{Conntrack, FlowKey, NatRange, Synproxy, TcpFlags, TcpInfo, Tuple};
 
@@ -44,18 +45,52 @@ mod nat {
     pub(super) const DNAT_SHIFT: u32 = 4;
 }
 
+/// An address of one family, as a compact record holds it.
+pub(crate) trait Addr: Copy + Default + Eq + std::fmt::Debug {
+    fn of(ip: IpAddr) -> Option<Self>;
+    fn ip(self) -> IpAddr;
+}
+
+impl Addr for u32 {
+    fn of(ip: IpAddr) -> Option<u32> {
+        match ip {
+            IpAddr::V4(a) => Some(u32::from(a)),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    fn ip(self) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::from(self))
+    }
+}
+
+/// Bytes rather than `u128`, whose 16-byte alignment would pad the record.
+impl Addr for [u8; 16] {
+    fn of(ip: IpAddr) -> Option<[u8; 16]> {
+        match ip {
+            IpAddr::V6(a) => Some(a.octets()),
+            IpAddr::V4(_) => None,
+        }
+    }
+
+    fn ip(self) -> IpAddr {
+        IpAddr::V6(Ipv6Addr::from(self))
+    }
+}
+
 /// One side's NAT as (address, port, presence bits), if it has the shape
-/// a sync message gives it: one IPv4 address and one port, each optional.
-fn nat_part(range: &Option<NatRange>) -> Option<(u32, u16, u32)> {
+/// a sync message gives it: one address of the flow's family and one port,
+/// each optional.
+fn nat_part<A: Addr>(range: &Option<NatRange>) -> Option<(A, u16, u32)> {
     let Some(r) = range else {
-        return Some((0, 0, 0));
+        return Some((A::default(), 0, 0));
     };
     let mut bits = nat::PRESENT;
     let ip = match (r.min_ip, r.max_ip) {
-        (None, None) => 0,
-        (Some(IpAddr::V4(a)), Some(IpAddr::V4(b))) if a == b => {
+        (None, None) => A::default(),
+        (Some(a), Some(b)) if a == b => {
             bits |= nat::IP;
-            u32::from(a)
+            A::of(a)?
         }
         _ => return None,
     };
@@ -70,8 +105,8 @@ fn nat_part(range: &Option<NatRange>) -> Option<(u32, u16, u32)> {
     Some((ip, port, bits))
 }
 
-fn nat_range(bits: u32, ip: u32, port: u16) -> Option<NatRange> {
-    let ip = (bits & nat::IP != 0).then(|| IpAddr::V4(Ipv4Addr::from(ip)));
+fn nat_range<A: Addr>(bits: u32, ip: A, port: u16) -> Option<NatRange> {
+    let ip = (bits & nat::IP != 0).then(|| ip.ip());
     let port = (bits & nat::PORT != 0).then_some(port);
     (bits & nat::PRESENT != 0).then_some(NatRange {
         min_ip: ip,
@@ -81,22 +116,22 @@ fn nat_range(bits: u32, ip: u32, port: u16) -> Option<NatRange> {
     })
 }
 
-/// One direction of an IPv4 flow: ports, or ICMP id/type/code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Dir4 {
-    src: u32,
-    dst: u32,
+/// One direction of a flow: ports, or ICMP id/type/code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+struct Dir<A> {
+    src: A,
+    dst: A,
     /// Source port, or the ICMP id.
     a: u16,
     /// Destination port, or ICMP type << 8 | code.
     b: u16,
 }
 
-/// The common shape of a flow.
+/// The common shape of a flow, with addresses of one family.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Small {
-    orig: Dir4,
-    reply: Dir4,
+pub(crate) struct Compact<A> {
+    orig: Dir<A>,
+    reply: Dir<A>,
     status: u32,
     timeout: u32,
     mark: u32,
@@ -111,26 +146,24 @@ pub(crate) struct Small {
     flags: [u8; 4],
 }
 
+pub(crate) type Small = Compact<u32>;
+pub(crate) type Small6 = Compact<[u8; 16]>;
+
 /// A cached flow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Stored {
     Small(Small),
+    /// Boxed: inline it would make every IPv4 entry as large.
+    Small6(Box<Small6>),
     Full(Box<Conntrack>),
 }
 
-fn v4(ip: IpAddr) -> Option<u32> {
-    match ip {
-        IpAddr::V4(a) => Some(u32::from(a)),
-        IpAddr::V6(_) => None,
-    }
-}
-
 /// The tuple in compact form, if it has the plain shape.
-fn dir4(t: &Tuple, has: &mut u16) -> Option<Dir4> {
+fn dir<A: Addr>(t: &Tuple, has: &mut u16) -> Option<Dir<A>> {
     if t.zone.is_some() {
         return None;
     }
-    let (src, dst) = (v4(t.src)?, v4(t.dst)?);
+    let (src, dst) = (A::of(t.src)?, A::of(t.dst)?);
     let icmp = (t.icmp_id, t.icmp_type, t.icmp_code);
     let (a, b, kind) = match ((t.src_port, t.dst_port), icmp) {
         ((None, None), (None, None, None)) => (0, 0, 0),
@@ -145,15 +178,11 @@ fn dir4(t: &Tuple, has: &mut u16) -> Option<Dir4> {
         return None;
     }
     *has |= kind;
-    Some(Dir4 { src, dst, a, b })
+    Some(Dir { src, dst, a, b })
 }
 
-fn tuple(d: &Dir4, l4proto: u8, has: u16) -> Tuple {
-    let t = Tuple::new(
-        IpAddr::V4(Ipv4Addr::from(d.src)),
-        IpAddr::V4(Ipv4Addr::from(d.dst)),
-        l4proto,
-    );
+fn tuple<A: Addr>(d: &Dir<A>, l4proto: u8, has: u16) -> Tuple {
+    let t = Tuple::new(d.src.ip(), d.dst.ip(), l4proto);
     if has & has::PORTS != 0 {
         t.with_ports(d.a, d.b)
     } else if has & has::ICMP != 0 {
@@ -163,8 +192,8 @@ fn tuple(d: &Dir4, l4proto: u8, has: u16) -> Tuple {
     }
 }
 
-impl Small {
-    fn from_conntrack(ct: &Conntrack) -> Option<Small> {
+impl<A: Addr> Compact<A> {
+    fn from_conntrack(ct: &Conntrack) -> Option<Compact<A>> {
         let plain = ct.master.is_none()
             && ct.mark_mask.is_none()
             && ct.secmark.is_none()
@@ -192,22 +221,17 @@ impl Small {
         }
         let orig = ct.orig.as_ref()?;
         let mut has = 0;
-        let o = dir4(orig, &mut has)?;
+        let o = dir(orig, &mut has)?;
         // Flows from peers come without a reply tuple.
         let r = match ct.reply.as_ref() {
             Some(reply) if reply.l4proto == orig.l4proto => {
                 has |= has::REPLY;
-                dir4(reply, &mut has)?
+                dir(reply, &mut has)?
             }
             Some(_) => return None,
-            None => Dir4 {
-                src: 0,
-                dst: 0,
-                a: 0,
-                b: 0,
-            },
+            None => Dir::default(),
         };
-        let mut s = Small {
+        let mut s = Compact {
             orig: o,
             reply: r,
             status: 0,
@@ -272,7 +296,7 @@ impl Small {
         if has_nat {
             let (snat_ip, snat_port, snat) = nat_part(&ct.nat_src)?;
             let (dnat_ip, dnat_port, dnat) = nat_part(&ct.nat_dst)?;
-            s.reply = Dir4 {
+            s.reply = Dir {
                 src: snat_ip,
                 dst: dnat_ip,
                 a: snat_port,
@@ -332,20 +356,34 @@ impl Small {
     }
 }
 
+impl<A: Addr> Compact<A> {
+    fn flow_key(&self) -> FlowKey {
+        FlowKey {
+            orig: tuple(&self.orig, self.l4proto, self.has),
+            zone: if self.has & has::ZONE != 0 {
+                self.zone
+            } else {
+                0
+            },
+        }
+    }
+}
+
 impl Stored {
     pub(crate) fn new(ct: Conntrack) -> Stored {
-        match Small::from_conntrack(&ct) {
-            Some(small) => Stored::Small(small),
-            None => Stored::Full(Box::new(ct)),
+        if let Some(small) = Small::from_conntrack(&ct) {
+            Stored::Small(small)
+        } else if let Some(small) = Small6::from_conntrack(&ct) {
+            Stored::Small6(Box::new(small))
+        } else {
+            Stored::Full(Box::new(ct))
         }
     }
 
     pub(crate) fn key(&self) -> Option<FlowKey> {
         match self {
-            Stored::Small(s) => Some(FlowKey {
-                orig: tuple(&s.orig, s.l4proto, s.has),
-                zone: if s.has & has::ZONE != 0 { s.zone } else { 0 },
-            }),
+            Stored::Small(s) => Some(s.flow_key()),
+            Stored::Small6(s) => Some(s.flow_key()),
             Stored::Full(ct) => ct.key(),
         }
     }
@@ -353,6 +391,7 @@ impl Stored {
     pub(crate) fn get(&self) -> Cow<'_, Conntrack> {
         match self {
             Stored::Small(s) => Cow::Owned(s.to_conntrack()),
+            Stored::Small6(s) => Cow::Owned(s.to_conntrack()),
             Stored::Full(ct) => Cow::Borrowed(ct),
         }
     }
@@ -403,7 +442,7 @@ impl Key {
     /// The 16-byte form, if the flow has the plain IPv4 shape.
     fn v4(key: &FlowKey) -> Option<Key> {
         let mut has = 0;
-        let d = dir4(&key.orig, &mut has)?;
+        let d: Dir<u32> = dir(&key.orig, &mut has)?;
         Some(Key::V4 {
             dir: [d.src, d.dst],
             ports: [d.a, d.b],
@@ -444,6 +483,7 @@ impl Stored {
     pub(crate) fn has_key(&self, key: &Key) -> bool {
         match self {
             Stored::Small(s) => s.table_key() == *key,
+            Stored::Small6(s) => key.is_of(&s.flow_key()),
             Stored::Full(ct) => ct.key().is_some_and(|flow| key.is_of(&flow)),
         }
     }
@@ -468,16 +508,30 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             proptest::option::of((peer_nat_side(), peer_nat_side())),
+            any::<(u128, u128)>(),
         )
             .prop_map(
-                |(s, d, proto, (sp, dp), mark, zone, tcp, nat, v6, synproxy, from_peer)| {
+                |(
+                    s,
+                    d,
+                    proto,
+                    (sp, dp),
+                    mark,
+                    zone,
+                    tcp,
+                    nat,
+                    v6,
+                    synproxy,
+                    from_peer,
+                    (s6, d6),
+                )| {
                     let src = if v6 {
-                        IpAddr::V6(std::net::Ipv6Addr::from([s[0]; 16]))
+                        IpAddr::V6(Ipv6Addr::from(s6))
                     } else {
                         IpAddr::V4(Ipv4Addr::from(s))
                     };
                     let dst = if v6 {
-                        IpAddr::V6(std::net::Ipv6Addr::from([d[0]; 16]))
+                        IpAddr::V6(Ipv6Addr::from(d6))
                     } else {
                         IpAddr::V4(Ipv4Addr::from(d))
                     };
@@ -527,12 +581,12 @@ mod tests {
     }
 
     /// One side of a peer's NAT: one address and one port, each optional
-    /// (an IPv6 address now and then, which needs the full form).
+    /// (of either family: one that is not the flow's needs the full form).
     fn peer_nat_side() -> impl Strategy<Value = Option<NatRange>> {
         proptest::option::of((
             proptest::option::of(prop_oneof![
                 4 => any::<u32>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
-                1 => any::<u128>().prop_map(|a| IpAddr::V6(std::net::Ipv6Addr::from(a))),
+                2 => any::<u128>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
             ]),
             proptest::option::of(any::<u16>()),
         ))
@@ -582,11 +636,62 @@ mod tests {
             ..Conntrack::default()
         };
         let stored = Stored::new(ct.clone());
+        assert!(matches!(stored, Stored::Small6(_)));
         let key = Key::new(&ct.key().expect("key"));
         assert!(matches!(key, Key::Other(_)));
         assert!(stored.has_key(&key));
         let other = Key::new(&FlowKey { orig, zone: 5 });
         assert!(!stored.has_key(&other));
+    }
+
+    #[test]
+    fn a_plain_ipv6_flow_is_compact_and_so_is_its_peer_form_with_nat() {
+        let orig = Tuple::new(
+            "2001:db8::1".parse().expect("ip"),
+            "2001:db8:1::2".parse().expect("ip"),
+            6,
+        )
+        .with_ports(40000, 443);
+        let ct = Conntrack {
+            reply: Some(orig.inverted()),
+            orig: Some(orig),
+            status: Some(0x18e),
+            timeout: Some(120),
+            mark: Some(7),
+            tcp: Some(TcpInfo {
+                state: Some(3),
+                ..TcpInfo::default()
+            }),
+            ..Conntrack::default()
+        };
+        let stored = Stored::new(ct.clone());
+        assert!(matches!(stored, Stored::Small6(_)));
+        assert_eq!(stored.get().into_owned(), ct);
+        let natted = Conntrack {
+            reply: None,
+            nat_src: Some(NatRange {
+                min_ip: Some("2001:db8:ff::1".parse().expect("ip")),
+                max_ip: Some("2001:db8:ff::1".parse().expect("ip")),
+                min_port: Some(1024),
+                max_port: Some(1024),
+            }),
+            ..ct.clone()
+        };
+        let stored = Stored::new(natted.clone());
+        assert!(matches!(stored, Stored::Small6(_)));
+        assert_eq!(stored.get().into_owned(), natted);
+        // An IPv4 NAT address does not fit the IPv6 record.
+        let mixed = Conntrack {
+            nat_src: Some(NatRange {
+                min_ip: Some("192.0.2.1".parse().expect("ip")),
+                max_ip: Some("192.0.2.1".parse().expect("ip")),
+                ..NatRange::default()
+            }),
+            ..natted
+        };
+        let stored = Stored::new(mixed.clone());
+        assert!(matches!(stored, Stored::Full(_)));
+        assert_eq!(stored.get().into_owned(), mixed);
     }
 
     #[test]
@@ -622,6 +727,7 @@ mod tests {
         assert!(matches!(stored, Stored::Small(_)));
         assert_eq!(stored.get().into_owned(), natted);
         assert!(size_of::<Stored>() <= 72, "{}", size_of::<Stored>());
+        assert!(size_of::<Small6>() <= 116, "{}", size_of::<Small6>());
         assert!(size_of::<Key>() <= 24, "{}", size_of::<Key>());
     }
 }

@@ -1,6 +1,7 @@
-//! `ctload create|update|delete N`: N TCP flows into the current network
-//! namespace's conntrack table as fast as the kernel takes them (batched
-//! ctnetlink requests; the flows are built before the clock starts).
+//! `ctload create|update|delete N [ipv6]`: N TCP flows (IPv4, or IPv6)
+//! into the current network namespace's conntrack table as fast as the
+//! kernel takes them (batched ctnetlink requests; the flows are built
+//! before the clock starts).
 //! Prints one JSON line: `{"op":…,"n":…,"seconds":…,"rate":…,"errors":…}`.
 //!
 //! `ctload listen SECONDS`: the cheapest possible event listener, for
@@ -8,7 +9,7 @@
 //! 4 ms when the socket runs dry, as conntrackd does) and discards them.
 //! Prints `{"op":"listen","events":…,"overruns":…}` at the end.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -16,14 +17,22 @@ use conntrack_model::consts::{IPPROTO_TCP, status, tcp_state};
 use conntrack_model::{Conntrack, TcpInfo, Tuple};
 use ctnl::{CtSocket, RecvBatch, RecvError, groups, request};
 
-/// Flow `i`: 172.16.0.0 + i -> 192.168.1.1, ports varying.
-fn flow(i: u32, mark: u32) -> Conntrack {
-    let orig = Tuple::new(
-        IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i)),
-        IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)),
-        IPPROTO_TCP,
-    )
-    .with_ports(1024 + (i % 60_000) as u16, 80);
+/// Flow `i`: 172.16.0.0 + i -> 192.168.1.1 (or 2001:db8:ac10:: + i ->
+/// 2001:db8:1::1), ports varying.
+fn flow(i: u32, mark: u32, ipv6: bool) -> Conntrack {
+    let (src, dst) = if ipv6 {
+        let net = 0x2001_0db8_ac10_u128 << 80;
+        (
+            IpAddr::V6(Ipv6Addr::from(net + u128::from(i))),
+            IpAddr::V6(Ipv6Addr::from(0x2001_0db8_0001_u128 << 80 | 1)),
+        )
+    } else {
+        (
+            IpAddr::V4(Ipv4Addr::from(0xac10_0000 + i)),
+            IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)),
+        )
+    };
+    let orig = Tuple::new(src, dst, IPPROTO_TCP).with_ports(1024 + (i % 60_000) as u16, 80);
     Conntrack {
         reply: Some(orig.inverted()),
         orig: Some(orig),
@@ -41,7 +50,12 @@ fn flow(i: u32, mark: u32) -> Conntrack {
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let (Some(op), Some(n)) = (args.get(1), args.get(2)) else {
-        bail!("usage: ctload create|update|delete N | ctload listen SECONDS");
+        bail!("usage: ctload create|update|delete N [ipv6] | ctload listen SECONDS");
+    };
+    let ipv6 = match args.get(3).map(String::as_str) {
+        None => false,
+        Some("ipv6") => true,
+        Some(other) => bail!("unknown family {other} (ipv6 or nothing)"),
     };
     let n: u32 = n.parse().context("N")?;
     if op == "listen" {
@@ -54,7 +68,7 @@ fn main() -> anyhow::Result<()> {
         other => bail!("unknown operation {other}"),
     };
     let mark = if op == "update" { 1 } else { 0 };
-    let flows: Vec<Conntrack> = (0..n).map(|i| flow(i, mark)).collect();
+    let flows: Vec<Conntrack> = (0..n).map(|i| flow(i, mark, ipv6)).collect();
     let mut socket = CtSocket::open(0, false).context("netlink socket")?;
     let start = Instant::now();
     let results = socket
