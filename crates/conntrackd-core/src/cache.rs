@@ -199,7 +199,7 @@ impl Cache {
             Slot::Occupied(entry) => {
                 let mut merged = entry.flow.get().into_owned();
                 merged.merge(&ct);
-                entry.flow = Stored::new(merged);
+                entry.flow.set(merged);
                 entry.state = ObjectState::Alive;
                 entry.updated = secs;
                 self.counters.updated += 1;

@@ -357,6 +357,23 @@ impl<A: Addr> Compact<A> {
 }
 
 impl<A: Addr> Compact<A> {
+    /// Whether `flow` is this flow's key, without building either.
+    fn is_key(&self, flow: &FlowKey) -> bool {
+        const SHAPE: u16 = has::PORTS | has::ICMP;
+        let mut shape = 0;
+        let zone = if self.has & has::ZONE != 0 {
+            self.zone
+        } else {
+            0
+        };
+        dir::<A>(&flow.orig, &mut shape).is_some_and(|d| {
+            d == self.orig
+                && flow.orig.l4proto == self.l4proto
+                && flow.zone == zone
+                && shape == self.has & SHAPE
+        })
+    }
+
     fn flow_key(&self) -> FlowKey {
         FlowKey {
             orig: tuple(&self.orig, self.l4proto, self.has),
@@ -377,6 +394,17 @@ impl Stored {
             Stored::Small6(Box::new(small))
         } else {
             Stored::Full(Box::new(ct))
+        }
+    }
+
+    /// Stores `ct` in place of this flow; an IPv6 record keeps its box.
+    pub(crate) fn set(&mut self, ct: Conntrack) {
+        if let Stored::Small6(boxed) = self
+            && let Some(small) = Small6::from_conntrack(&ct)
+        {
+            **boxed = small;
+        } else {
+            *self = Stored::new(ct);
         }
     }
 
@@ -483,7 +511,7 @@ impl Stored {
     pub(crate) fn has_key(&self, key: &Key) -> bool {
         match self {
             Stored::Small(s) => s.table_key() == *key,
-            Stored::Small6(s) => key.is_of(&s.flow_key()),
+            Stored::Small6(s) => matches!(key, Key::Other(flow) if s.is_key(flow)),
             Stored::Full(ct) => ct.key().is_some_and(|flow| key.is_of(&flow)),
         }
     }
@@ -619,6 +647,14 @@ mod tests {
             // The stored flow knows its key.
             prop_assert!(stored.has_key(&other));
         }
+
+        #[test]
+        fn what_is_set_in_place_comes_back(first in flows(), second in flows()) {
+            let mut stored = Stored::new(first);
+            stored.set(second.clone());
+            prop_assert_eq!(stored.get().into_owned(), second.clone());
+            prop_assert!(stored.has_key(&Key::new(&second.key().expect("key"))));
+        }
     }
 
     #[test]
@@ -680,6 +716,10 @@ mod tests {
         let stored = Stored::new(natted.clone());
         assert!(matches!(stored, Stored::Small6(_)));
         assert_eq!(stored.get().into_owned(), natted);
+        // Replaced in place, or by the full form when it no longer fits.
+        let mut kept = Stored::new(ct.clone());
+        kept.set(natted.clone());
+        assert_eq!(kept.get().into_owned(), natted);
         // An IPv4 NAT address does not fit the IPv6 record.
         let mixed = Conntrack {
             nat_src: Some(NatRange {
