@@ -30,7 +30,7 @@ impl Dgram {
 
         let rx = sock::udp(group)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
-        sock::set_rcvbuf(&rx, spec.rcv_buf)?;
+        sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
         let wildcard = match group {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
@@ -77,7 +77,7 @@ impl Dgram {
         let dest = crate::destination(spec)?;
         let rx = sock::udp(spec.address)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
-        sock::set_rcvbuf(&rx, spec.rcv_buf)?;
+        sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
         rx.bind(&sock::sockaddr(spec.address, spec.port, ifindex).into())
             .map_err(err("bind (UDP receive socket)"))?;
         sock::bind_to_interface(&rx, spec.interface.as_deref())?;

@@ -73,6 +73,26 @@ fn set_buf(sock: &Socket, size: u32, send: bool) -> Result<(), LinkError> {
     }
 }
 
+/// The receive buffer of a datagram channel without `RcvSocketBuffer`: the
+/// system default (about 208 KiB) overflows when a peer sends a burst of
+/// full datagrams while this node is busy, and each lost datagram costs a
+/// NACK and a resend (or, in ALARM and NOTRACK, the flows until the next
+/// refresh). Memory is only taken while datagrams wait.
+pub(crate) const DATAGRAM_RCVBUF: u32 = 4 << 20;
+
+/// `RcvSocketBuffer` of a datagram channel: as configured, or else raised
+/// to [`DATAGRAM_RCVBUF`] unless the system default is larger already.
+pub(crate) fn set_datagram_rcvbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {
+    if size.is_some() {
+        return set_rcvbuf(sock, size);
+    }
+    let current = sock.recv_buffer_size().map_err(err("SO_RCVBUF"))?;
+    if current >= DATAGRAM_RCVBUF as usize {
+        return Ok(());
+    }
+    set_buf(sock, DATAGRAM_RCVBUF, false)
+}
+
 pub(crate) fn set_rcvbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {
     match size {
         Some(size) => set_buf(sock, size, false),
@@ -118,6 +138,31 @@ pub(crate) fn bind_to_interface(socket: &Socket, interface: Option<&str>) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn datagram_channels_get_a_roomy_receive_buffer_unless_configured() {
+        let fresh = || udp("127.0.0.1".parse().expect("ip")).expect("socket");
+        let sock = fresh();
+        let before = sock.recv_buffer_size().expect("SO_RCVBUF");
+        set_datagram_rcvbuf(&sock, None).expect("default buffer");
+        let after = sock.recv_buffer_size().expect("SO_RCVBUF");
+        // Only root may go beyond net.core.rmem_max (SO_RCVBUFFORCE).
+        if is_root() {
+            assert!(after >= DATAGRAM_RCVBUF as usize, "{after}");
+        } else {
+            assert!(after >= before, "{before} -> {after}");
+        }
+        // A configured size is taken as it is (the kernel doubles it).
+        let sock = fresh();
+        set_datagram_rcvbuf(&sock, Some(65536)).expect("configured buffer");
+        assert_eq!(sock.recv_buffer_size().expect("SO_RCVBUF"), 2 * 65536);
+    }
+
+    /// `/proc/self` belongs to the effective user.
+    fn is_root() -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+    }
 
     #[test]
     fn scope_ids_only_where_needed() {
