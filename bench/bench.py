@@ -117,13 +117,17 @@ General {{
 
     def cpu_split(self):
         """(user, system) seconds of both daemons."""
-        user = system = 0.0
+        nodes = self.cpu_nodes()
+        return sum(u for u, _ in nodes), sum(s for _, s in nodes)
+
+    def cpu_nodes(self):
+        """(user, system) seconds of each daemon, primary first."""
+        out = []
         for p in self.pids:
             with open(f"/proc/{p}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            user += int(fields[11]) / TICK
-            system += int(fields[12]) / TICK
-        return user, system
+            out.append((int(fields[11]) / TICK, int(fields[12]) / TICK))
+        return out
 
     def rss_now_kib(self):
         """Current RSS (VmRSS) of each daemon."""
@@ -232,6 +236,7 @@ def run_one(daemon, n, tag):
     try:
         pair.start()
         cpu0, split0, link0 = pair.cpu(), pair.cpu_split(), pair.link()
+        nodes0 = pair.cpu_nodes()
         idle = pair.rss_now_kib()
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
@@ -264,6 +269,10 @@ def run_one(daemon, n, tag):
         r["cpu_user_s"] = round(split[0] - split0[0], 3)
         r["cpu_sys_s"] = round(split[1] - split0[1], 3)
         r["cpu_us_per_event"] = round(r["cpu_s"] / (3 * n) * 1e6, 3)
+        # Each node's share, as (user, system) seconds.
+        r["cpu_nodes_s"] = {
+            role: [round(now - before, 3) for now, before in zip(end_, start_)]
+            for role, end_, start_ in zip(("primary", "backup"), pair.cpu_nodes(), nodes0)}
         b, d = pair.link()
         r["link_bytes"] = b - link0[0]
         r["link_datagrams"] = d - link0[1]
