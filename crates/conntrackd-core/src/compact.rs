@@ -8,7 +8,7 @@
 //! [`Conntrack`] that was stored.
 
 use std::borrow::Cow;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use conntrack_model::{Conntrack, FlowKey, NatRange, Synproxy, TcpFlags, TcpInfo, Tuple};
@@ -435,7 +435,9 @@ pub(crate) enum Key {
         l4proto: u8,
         shape: u8,
     },
-    Other(Box<FlowKey>),
+    /// With a hash taken once: queues and maps hash a key at every
+    /// operation, and a whole tuple of IPv6 addresses costs more than this.
+    Other { fingerprint: u64, key: Box<FlowKey> },
 }
 
 // By hand: one 128-bit write for the common IPv4 key.
@@ -457,14 +459,25 @@ impl Hash for Key {
                     | u128::from(*l4proto) << 112
                     | u128::from(*shape) << 120,
             ),
-            Key::Other(key) => key.hash(state),
+            Key::Other { fingerprint, .. } => state.write_u64(*fingerprint),
         }
     }
 }
 
+/// The hash a boxed key carries: seeded once per process, so that nobody
+/// outside can choose keys that collide (each map still mixes it with its
+/// own seed).
+fn fingerprint(key: &FlowKey) -> u64 {
+    static SEED: std::sync::OnceLock<foldhash::fast::RandomState> = std::sync::OnceLock::new();
+    SEED.get_or_init(Default::default).hash_one(key)
+}
+
 impl Key {
     pub(crate) fn new(key: &FlowKey) -> Key {
-        Key::v4(key).unwrap_or_else(|| Key::Other(Box::new(key.clone())))
+        Key::v4(key).unwrap_or_else(|| Key::Other {
+            fingerprint: fingerprint(key),
+            key: Box::new(key.clone()),
+        })
     }
 
     /// The 16-byte form, if the flow has the plain IPv4 shape.
@@ -483,7 +496,7 @@ impl Key {
     /// Whether this is the key of `flow`, without allocating.
     fn is_of(&self, flow: &FlowKey) -> bool {
         match self {
-            Key::Other(key) => **key == *flow,
+            Key::Other { key, .. } => **key == *flow,
             v4 => Key::v4(flow).as_ref() == Some(v4),
         }
     }
@@ -511,7 +524,7 @@ impl Stored {
     pub(crate) fn has_key(&self, key: &Key) -> bool {
         match self {
             Stored::Small(s) => s.table_key() == *key,
-            Stored::Small6(s) => matches!(key, Key::Other(flow) if s.is_key(flow)),
+            Stored::Small6(s) => matches!(key, Key::Other { key, .. } if s.is_key(key)),
             Stored::Full(ct) => ct.key().is_some_and(|flow| key.is_of(&flow)),
         }
     }
@@ -674,7 +687,7 @@ mod tests {
         let stored = Stored::new(ct.clone());
         assert!(matches!(stored, Stored::Small6(_)));
         let key = Key::new(&ct.key().expect("key"));
-        assert!(matches!(key, Key::Other(_)));
+        assert!(matches!(key, Key::Other { .. }));
         assert!(stored.has_key(&key));
         let other = Key::new(&FlowKey { orig, zone: 5 });
         assert!(!stored.has_key(&other));
