@@ -26,7 +26,14 @@ pub struct Entry {
     /// Seconds since the cache's epoch.
     created: u32,
     updated: u32,
+    /// The peer (its index among the sync core's peers) that announced
+    /// it last, in an external cache; [`NO_ORIGIN`] otherwise. It fits in
+    /// the entry's padding.
+    origin: u8,
 }
+
+/// The origin of a flow no peer announced.
+pub const NO_ORIGIN: u8 = u8::MAX;
 
 impl Entry {
     /// The flow's attributes.
@@ -37,6 +44,12 @@ impl Entry {
     /// Its cache key.
     pub fn key(&self) -> Option<FlowKey> {
         self.flow.key()
+    }
+
+    /// The peer that announced it last, in an external cache
+    /// ([`NO_ORIGIN`] otherwise).
+    pub fn origin(&self) -> u8 {
+        self.origin
     }
 }
 
@@ -162,6 +175,16 @@ impl Cache {
 
     /// Replaces any object with the same key by a fresh NEW object.
     pub fn insert_new(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
+        self.insert_new_from(now, ct, NO_ORIGIN)
+    }
+
+    /// [`Cache::insert_new`] of a flow a peer announced.
+    pub fn insert_new_from(
+        &mut self,
+        now: Instant,
+        ct: Conntrack,
+        origin: u8,
+    ) -> Result<(), CacheError> {
         let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
         let secs = self.secs(now);
         let fresh = Entry {
@@ -169,6 +192,7 @@ impl Cache {
             state: ObjectState::New,
             created: secs,
             updated: secs,
+            origin,
         };
         // One probe of the table, whether the key is there or not.
         let full = self.entries.len() >= self.limit;
@@ -192,6 +216,16 @@ impl Cache {
 
     /// Merges into a live object, or creates it.
     pub fn update_or_create(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
+        self.update_or_create_from(now, ct, NO_ORIGIN)
+    }
+
+    /// [`Cache::update_or_create`] of a flow a peer announced.
+    pub fn update_or_create_from(
+        &mut self,
+        now: Instant,
+        ct: Conntrack,
+        origin: u8,
+    ) -> Result<(), CacheError> {
         let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
         let secs = self.secs(now);
         let full = self.entries.len() >= self.limit;
@@ -202,6 +236,7 @@ impl Cache {
                 entry.flow.set(merged);
                 entry.state = ObjectState::Alive;
                 entry.updated = secs;
+                entry.origin = origin;
                 self.counters.updated += 1;
             }
             Slot::Vacant(_) if full => {
@@ -215,6 +250,7 @@ impl Cache {
                     state: ObjectState::New,
                     created: secs,
                     updated: secs,
+                    origin,
                 });
                 self.counters.created += 1;
             }
@@ -261,6 +297,11 @@ impl Cache {
 mod tests {
     use super::*;
     use conntrack_model::Tuple;
+
+    #[test]
+    fn the_origin_of_an_entry_fits_in_its_padding() {
+        assert!(size_of::<Entry>() <= 88, "{}", size_of::<Entry>());
+    }
 
     fn flow(port: u16) -> Conntrack {
         Conntrack {

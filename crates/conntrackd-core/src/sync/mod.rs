@@ -209,6 +209,14 @@ struct Peer {
     behind: Option<(u32, u8)>,
 }
 
+impl Peer {
+    /// The peer's index, 0 to 63: its bit's position. External entries
+    /// record it as their origin.
+    fn index(&self) -> u8 {
+        self.bit.trailing_zeros() as u8
+    }
+}
+
 /// A jump ahead larger than this is not believed at once: it takes
 /// consecutive messages continuing it (so one forged or garbled number
 /// cannot make every later message look old).
@@ -226,6 +234,17 @@ struct Sent {
 /// How long a restarted peer has to re-announce its flows before the
 /// ones it did not are dropped.
 const SWEEP_DELAY: Duration = Duration::from_secs(10);
+
+/// A pending drop of a restarted peer's stale external flows.
+#[derive(Debug, Clone, Copy)]
+struct Sweep {
+    /// When it runs.
+    at: Instant,
+    /// When the peer restarted: what it announced since is not stale.
+    since: Instant,
+    /// The peer's index (see [`Peer::index`]).
+    origin: u8,
+}
 
 /// A peer silent this long no longer holds back the resend queue.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -268,9 +287,8 @@ pub struct SyncCore {
     alive_at: Option<Instant>,
     /// When the partly filled batch goes out.
     flush_at: Option<Instant>,
-    /// After the only peer restarted: when to drop external entries it has
-    /// not re-announced since (the resync started at the second instant).
-    sweep: Option<(Instant, Instant)>,
+    /// Restarted peers whose stale external entries are to be dropped.
+    sweeps: Vec<Sweep>,
     refresh: Timers<ObjKey>,
     expiry: Timers<ObjKey>,
     active: usize,
@@ -334,7 +352,7 @@ impl SyncCore {
             peer_bits: 0,
             alive_at: None,
             flush_at: None,
-            sweep: None,
+            sweeps: Vec::new(),
             refresh: Timers::default(),
             expiry: Timers::default(),
             batch: Vec::new(),
@@ -835,7 +853,7 @@ impl SyncCore {
         [
             self.alive_at,
             self.flush_at,
-            self.sweep.map(|(at, _)| at),
+            self.sweeps.iter().map(|sweep| sweep.at).min(),
             self.refresh.next(),
             self.expiry.next(),
         ]
@@ -848,11 +866,14 @@ impl SyncCore {
         if self.flush_at.is_some_and(|at| at <= now) {
             self.flush_batch();
         }
-        if let Some((at, started)) = self.sweep
-            && at <= now
-        {
-            self.sweep = None;
-            self.sweep_stale(now, now.saturating_duration_since(started));
+        if self.sweeps.iter().any(|sweep| sweep.at <= now) {
+            let (due, later) = std::mem::take(&mut self.sweeps)
+                .into_iter()
+                .partition(|sweep| sweep.at <= now);
+            self.sweeps = later;
+            for sweep in due {
+                self.sweep_stale(now, sweep);
+            }
         }
         if self.alive_at.is_some_and(|at| at <= now) {
             self.alive_at = Some(now + ALIVE_INTERVAL);
@@ -890,12 +911,15 @@ impl SyncCore {
         }
     }
 
-    /// Drops external flows not re-announced for `older_than` (a restarted
-    /// peer deleted them while it could not tell us).
-    fn sweep_stale(&mut self, now: Instant, older_than: Duration) {
+    /// Drops the external flows a restarted peer announced before and not
+    /// since (it deleted them while it could not tell us). Flows of other
+    /// peers stay, however long ago they were announced.
+    fn sweep_stale(&mut self, now: Instant, sweep: Sweep) {
+        let older_than = now.saturating_duration_since(sweep.since);
         let stale: Vec<FlowKey> = self
             .external
             .iter_live()
+            .filter(|e| e.origin() == sweep.origin)
             // Update times are kept in whole seconds: one second of slack.
             .filter(|e| self.external.idle(e, now) > older_than + Duration::from_secs(1))
             .filter_map(|e| e.key())

@@ -10,8 +10,9 @@ use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
 use super::queue::Item;
 use super::{
     Hello, Inject, JUMP_RUN, MAX_GAP, MAX_PEERS, ObjKey, PEER_TIMEOUT, Peer, Protocol, SWEEP_DELAY,
-    Sent, SyncCore, SyncEvent, Verdict,
+    Sent, Sweep, SyncCore, SyncEvent, Verdict,
 };
+use crate::cache::NO_ORIGIN;
 
 impl SyncCore {
     // ---- receive ---------------------------------------------------------
@@ -84,7 +85,8 @@ impl SyncCore {
             Verdict::Ctl => self.switch_channel(channel),
             Verdict::Data => {
                 self.switch_channel(channel);
-                self.apply_data(now, h, msg);
+                let origin = self.peers.get(&from).map_or(NO_ORIGIN, Peer::index);
+                self.apply_data(now, h, msg, origin);
             }
         }
     }
@@ -191,7 +193,6 @@ impl SyncCore {
         if h.is_hello_back() && self.hello == Hello::Say {
             self.hello = Hello::Done;
         }
-        let single_peer = self.peers.len() <= 1;
         let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, from, w);
         let mut gap = None;
         // Only the first HELLO of a peer is its restart. It repeats HELLO
@@ -218,11 +219,15 @@ impl SyncCore {
             // kernel) only reaches us if we ask for it.
             if peer.last.is_some() {
                 self.txq.push_back(Item::Control(Control::Resync), ());
-                // With a single peer every external flow is its: what it
-                // does not re-announce was deleted while it was down.
-                if single_peer {
-                    self.sweep = Some((now + SWEEP_DELAY, now));
-                }
+                // What it announced before and does not re-announce was
+                // deleted while it was down.
+                let origin = peer.index();
+                self.sweeps.retain(|sweep| sweep.origin != origin);
+                self.sweeps.push(Sweep {
+                    at: now + SWEEP_DELAY,
+                    since: now,
+                    origin,
+                });
             }
             // 1.4.7 empties its resend queue here (the restarted peer
             // cannot NACK old numbers). We keep it: a HELLO can also be the
@@ -321,6 +326,21 @@ impl SyncCore {
                 if seq::before(to, from) {
                     return Verdict::Bad;
                 }
+                // ACKs name no addressee: with more than one peer on the
+                // group, those meant for another node's numbers reach us
+                // too. Ours end inside what we have sent and still hold;
+                // taking another's as ours marked random entries as
+                // skipped, resending them (RESYNC requests among them, so
+                // every node bulk-sent every second).
+                let ours = seq::before(to, self.next_seq)
+                    && self
+                        .rsq
+                        .iter()
+                        .next()
+                        .is_some_and(|(_, oldest)| !seq::before(to, oldest.seq));
+                if !ours {
+                    return Verdict::Ctl;
+                }
                 let bit = self.peers.get(&sender).map_or(0, |p| p.bit);
                 let required = self.live_peers(now) | bit;
                 // Entries before the acknowledged range that this peer never
@@ -385,11 +405,12 @@ impl SyncCore {
         })
     }
 
-    fn apply_data(&mut self, now: Instant, h: &Header, msg: &[u8]) {
+    /// `origin`: the sending peer's index (see [`Peer::index`]).
+    fn apply_data(&mut self, now: Instant, h: &Header, msg: &[u8], origin: u8) {
         let kind = h.kind;
         let result = match kind {
             MsgType::CtNew | MsgType::CtUpdate | MsgType::CtDelete => {
-                syncproto::ct::decode_state(msg).map(|ct| self.apply_flow(now, kind, ct))
+                syncproto::ct::decode_state(msg).map(|ct| self.apply_flow(now, kind, ct, origin))
             }
             MsgType::ExpNew | MsgType::ExpUpdate | MsgType::ExpDelete => {
                 syncproto::exp::decode_expect(msg).map(|exp| self.apply_expect(now, kind, exp))
@@ -410,7 +431,7 @@ impl SyncCore {
     }
 
     /// sync-modes.md §8.1.
-    fn apply_flow(&mut self, now: Instant, kind: MsgType, ct: Conntrack) {
+    fn apply_flow(&mut self, now: Instant, kind: MsgType, ct: Conntrack, origin: u8) {
         if self.settings.disable_external_cache {
             let op = match kind {
                 MsgType::CtNew => Inject::CtNew(Box::new(ct)),
@@ -423,8 +444,8 @@ impl SyncCore {
         let Some(key) = ct.key() else { return };
         let obj = ObjKey::Flow(crate::compact::Key::new(&key));
         let stored = match kind {
-            MsgType::CtNew => self.external.insert_new(now, ct).is_ok(),
-            MsgType::CtUpdate => self.external.update_or_create(now, ct).is_ok(),
+            MsgType::CtNew => self.external.insert_new_from(now, ct, origin).is_ok(),
+            MsgType::CtUpdate => self.external.update_or_create_from(now, ct, origin).is_ok(),
             _ => {
                 self.external.remove(&key);
                 self.expiry.cancel(&obj);

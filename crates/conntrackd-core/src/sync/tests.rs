@@ -92,6 +92,8 @@ struct Sim {
     rng: u64,
     datagrams: u64,
     notices: Vec<(usize, String)>,
+    /// A node whose datagrams are all lost (its link is down).
+    silenced: Option<usize>,
 }
 
 impl Sim {
@@ -110,6 +112,7 @@ impl Sim {
             rng: 0x1234_5678_9abc_def1,
             datagrams: 0,
             notices: Vec::new(),
+            silenced: None,
         }
     }
 
@@ -145,7 +148,7 @@ impl Sim {
                 self.datagrams += 1;
                 // A multicast group: every other node gets a copy.
                 for to in 0..self.nodes.len() {
-                    if to == i || self.roll(self.impair.loss) {
+                    if to == i || self.silenced == Some(i) || self.roll(self.impair.loss) {
                         continue;
                     }
                     let copies = if self.roll(self.impair.duplicate) {
@@ -396,6 +399,53 @@ fn a_restarted_backup_gets_the_full_state_back_by_itself() {
                 .any(|(n, t)| *n == 0 && t == "resync requested by other node")
         );
     }
+}
+
+/// A clean FTFW group of three in which nodes 0 and 1 announced 50 flows
+/// each, 5 s ago.
+fn three_nodes_two_with_flows() -> Sim {
+    let mut sim = Sim::new(ftfw(), 3, CLEAN);
+    sim.run(1);
+    for i in 1..=50 {
+        sim.event(0, EventKind::New, flow(i));
+        sim.event(1, EventKind::New, flow(100_000 + i));
+    }
+    sim.run(5);
+    sim
+}
+
+/// Three nodes; one restarts after ten of its flows were deleted while it
+/// was down. The others drop those ten once it had time to re-announce
+/// the rest, and keep every flow of the node that did not restart, however
+/// long ago it was announced.
+#[test]
+fn a_restarted_peer_among_several_loses_only_its_own_stale_flows() {
+    let mut sim = three_nodes_two_with_flows();
+    assert_eq!(sim.nodes[2].external.len(), 100);
+    // Node 1's link is down meanwhile: it re-announces nothing, so its
+    // flows must survive the sweep on their origin alone.
+    sim.silenced = Some(1);
+    sim.restart(0, ftfw());
+    // Back up, it finds 40 of its flows in its kernel.
+    for i in 1..=40 {
+        sim.event(0, EventKind::New, flow(i));
+    }
+    sim.run(15);
+    sim.silenced = None;
+    let of = |node: usize| view(&sim.nodes[node].local.cache);
+    for node in [1, 2] {
+        let mut want = of(0);
+        if node == 2 {
+            want.extend(of(1));
+        }
+        want.sort_by(|a, b| format!("{:?}", a.0).cmp(&format!("{:?}", b.0)));
+        assert_same(
+            &view(&sim.nodes[node].external),
+            &want,
+            &format!("node {node}"),
+        );
+    }
+    assert_eq!(sim.nodes[2].external.len(), 90);
 }
 
 #[test]
@@ -804,5 +854,28 @@ fn new_senders_beyond_the_peer_limit_are_dropped_until_one_falls_silent() {
             m | b
         });
         assert_eq!(bits, u64::MAX);
+    }
+}
+
+/// ACKs name no addressee, so with three nodes each hears the ACKs meant
+/// for the others. Taken as its own they made it resend random entries,
+/// RESYNC requests among them: idle nodes bulk-sent to each other every
+/// second.
+#[test]
+fn idle_nodes_of_a_three_node_group_stay_quiet() {
+    let mut sim = three_nodes_two_with_flows();
+    let notices = sim.notices.len();
+    let datagrams = sim.datagrams;
+    sim.run(10);
+    let resyncs: Vec<_> = sim.notices[notices..]
+        .iter()
+        .filter(|(_, text)| text.starts_with("resync"))
+        .collect();
+    assert!(resyncs.is_empty(), "{resyncs:?}");
+    // An ALIVE a second from each node, and the ACKs they draw.
+    let sent = sim.datagrams - datagrams;
+    assert!(sent <= 60, "{sent} datagrams in 10 idle seconds");
+    for node in &sim.nodes {
+        assert!(node.rsq.len() <= 3, "resend queue of {}", node.rsq.len());
     }
 }
