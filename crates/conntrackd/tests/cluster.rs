@@ -143,6 +143,21 @@ fn three_ftfw_nodes_each_hold_every_other_nodes_flows() {
             // Its own flows are not echoed back to it.
             assert!(!owned[i].iter().any(|f| ext.contains(f.as_str())));
         }
+        if mode.starts_with("FTFW") {
+            // Settled, nobody asks anybody for a resync any more (ACKs
+            // meant for another node once made every node resend RESYNC
+            // requests, and all of them bulk-sent every second).
+            let resyncs = || {
+                c.nodes
+                    .iter()
+                    .map(|d| d.log().matches("resync requested by other node").count())
+                    .sum::<usize>()
+            };
+            std::thread::sleep(Duration::from_secs(2));
+            let settled = resyncs();
+            std::thread::sleep(Duration::from_secs(4));
+            assert_eq!(resyncs(), settled, "resync requests while idle");
+        }
     }
 }
 
