@@ -83,14 +83,17 @@ pub(crate) const DATAGRAM_RCVBUF: u32 = 4 << 20;
 /// `RcvSocketBuffer` of a datagram channel: as configured, or else raised
 /// to [`DATAGRAM_RCVBUF`] unless the system default is larger already.
 pub(crate) fn set_datagram_rcvbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {
-    if size.is_some() {
-        return set_rcvbuf(sock, size);
-    }
-    let current = sock.recv_buffer_size().map_err(err("SO_RCVBUF"))?;
-    if current >= DATAGRAM_RCVBUF as usize {
-        return Ok(());
-    }
-    set_buf(sock, DATAGRAM_RCVBUF, false)
+    let size = match size {
+        Some(size) => size,
+        None => {
+            let current = sock.recv_buffer_size().map_err(err("SO_RCVBUF"))?;
+            if current >= DATAGRAM_RCVBUF as usize {
+                return Ok(());
+            }
+            DATAGRAM_RCVBUF
+        }
+    };
+    set_buf(sock, size, false)
 }
 
 pub(crate) fn set_rcvbuf(sock: &Socket, size: Option<u32>) -> Result<(), LinkError> {

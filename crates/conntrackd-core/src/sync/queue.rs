@@ -139,6 +139,12 @@ impl<V> Fifo<V> {
         {
             self.objects.remove(bucket);
         }
+        self.take_at(at)
+    }
+
+    /// Takes the node at ring position `at` out, leaving a hole; the
+    /// caller has taken its object out of the index.
+    fn take_at(&mut self, at: usize) -> Option<(Item, V)> {
         let node = self.ring.get_mut(at)?.take()?;
         self.live -= 1;
         Some(node)
@@ -179,7 +185,9 @@ impl<V> Fifo<V> {
             .objects
             .position(bucket)
             .checked_sub(self.front_ticket)?;
-        let node = self.unlink(at as usize);
+        // Found once: out of the index here, out of the ring below.
+        self.objects.remove(bucket);
+        let node = self.take_at(at as usize);
         self.tidy();
         node.map(|(_, v)| v)
     }
