@@ -156,7 +156,12 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         tcp_window_tracking: b.tcp_window_tracking,
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
         encrypt: b.encrypt,
+        require_encryption: b.require_encryption.unwrap_or(b.encrypt),
         key_file: b.key_file.take().map(|(path, span)| {
+            check_key_file(p, &path, span);
+            std::path::PathBuf::from(path)
+        }),
+        accept_key_file: b.accept_key_file.take().map(|(path, span)| {
             check_key_file(p, &path, span);
             std::path::PathBuf::from(path)
         }),

@@ -390,8 +390,14 @@ pub struct SyncSection {
     pub expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }` (an extension of ours; off by default).
     pub key_file: Option<PathBuf>,
+    /// `Authentication { AcceptKeyFile … }`: a second key, accepted but
+    /// not used to send (key rotation).
+    pub accept_key_file: Option<PathBuf>,
     /// `Authentication { Encrypt on }`: encrypt as well as authenticate.
     pub encrypt: bool,
+    /// Refuse envelopes that are not encrypted (`RequireEncryption`,
+    /// default: as `Encrypt`).
+    pub require_encryption: bool,
 }
 
 impl SyncSection {

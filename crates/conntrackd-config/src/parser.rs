@@ -86,8 +86,12 @@ pub(crate) struct SyncBuilder {
     pub(crate) expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
+    /// `Authentication { AcceptKeyFile … }`: a second key, accepted only.
+    pub(crate) accept_key_file: Option<(String, Span)>,
     /// `Encrypt on` inside `Authentication`.
     pub(crate) encrypt: bool,
+    /// `RequireEncryption`; follows `Encrypt` when not given.
+    pub(crate) require_encryption: Option<bool>,
 }
 
 /// Filter accumulators with their policies.

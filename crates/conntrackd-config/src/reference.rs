@@ -216,7 +216,8 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("Sync"),
         syntax: "Authentication { … }",
         sample: "Authentication",
-        description: "Authenticated sync: every datagram carries an HMAC-SHA256 tag and a counter checked against replays; forged or replayed datagrams are dropped and counted. \
+        description: "Authenticated sync: every datagram carries the sender's session, a counter and an HMAC-SHA256 tag; a session is believed once a handshake showed that its sender holds the key now. \
+            Forged, replayed and reflected datagrams are dropped and counted by reason. \
             Both peers must run this implementation with the same key; the wire format is then not readable by conntrackd 1.4.7.",
         extension: true,
     },
@@ -1194,16 +1195,32 @@ pub const KEYS: &[Key] = &[
         "KeyFile",
         "PATH",
         None,
-        "File holding the shared key (at least 16 bytes, not accessible to other users). Read once at start-up.",
+        "File holding the shared key (at least 16 bytes, not accessible to other users); what we send is sealed with it. Read at start-up and again on SIGHUP.",
         "/etc/conntrackd/sync.key",
+    )),
+    extension(key(
+        "Sync.Authentication",
+        "AcceptKeyFile",
+        "PATH",
+        None,
+        "A second key, accepted from peers but never used to send: during a key rotation, the new key before every node sends with it, then the old one until every node does.",
+        "/etc/conntrackd/sync.key.old",
     )),
     extension(key(
         "Sync.Authentication",
         "Encrypt",
         "on|off",
         Some("off"),
-        "Also encrypt the messages (ChaCha20-Poly1305).",
+        "Also encrypt the messages (XChaCha20-Poly1305).",
         "on",
+    )),
+    extension(key(
+        "Sync.Authentication",
+        "RequireEncryption",
+        "on|off",
+        Some("as Encrypt"),
+        "Refuse envelopes that are not encrypted. Set it off while the nodes of a pair switch to Encrypt on one by one.",
+        "off",
     )),
     // ---- Stats ---------------------------------------------------------------
     key(

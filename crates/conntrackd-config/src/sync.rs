@@ -89,7 +89,8 @@ pub(crate) const TCP: &[&str] = &[
 ];
 pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync"];
 /// Keys of `Authentication { … }` (our extension).
-pub(crate) const AUTHENTICATION: &[&str] = &["KeyFile", "Encrypt"];
+pub(crate) const AUTHENTICATION: &[&str] =
+    &["KeyFile", "AcceptKeyFile", "Encrypt", "RequireEncryption"];
 
 /// Maximum number of dedicated links.
 pub(crate) const MAX_CHANNELS: usize = 4;
@@ -418,7 +419,7 @@ impl<'a> Parser<'a> {
         Ok(())
     }
 
-    /// `Authentication { KeyFile PATH }`.
+    /// `Authentication { KeyFile PATH … }`.
     fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, AUTHENTICATION, |p, t| match (t.kind, t.text) {
             (TokenKind::Str, "KeyFile") => {
@@ -426,8 +427,17 @@ impl<'a> Parser<'a> {
                 p.sync_mut().key_file = Some((path, t.span.clone()));
                 Ok(())
             }
+            (TokenKind::Str, "AcceptKeyFile") => {
+                let path = p.path(&t, 4096, "AcceptKeyFile path is too long")?;
+                p.sync_mut().accept_key_file = Some((path, t.span.clone()));
+                Ok(())
+            }
             (TokenKind::Str, "Encrypt") => {
                 p.sync_mut().encrypt = p.boolean(&t)?;
+                Ok(())
+            }
+            (TokenKind::Str, "RequireEncryption") => {
+                p.sync_mut().require_encryption = Some(p.boolean(&t)?);
                 Ok(())
             }
             _ => Err(p.unknown_item(&t, "Authentication", AUTHENTICATION)),

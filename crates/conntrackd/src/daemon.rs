@@ -2,7 +2,7 @@
 //! and orderly shutdown. Everything protocol-related lives in the core; this
 //! module only owns sockets, signals, files and time.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -21,8 +21,9 @@ use crate::runtime_stats::RuntimeStats;
 use crate::systemd;
 
 /// Runs the daemon until `-k`, SIGTERM or SIGINT. `background` is true in
-/// the re-executed child of `-d`.
-pub fn run(config: Config, background: bool) -> ExitCode {
+/// the re-executed child of `-d`; `config_path` is read again on SIGHUP
+/// for the sync keys.
+pub fn run(config: Config, config_path: &Path, background: bool) -> ExitCode {
     // Flow tables grow by remapping; see oscalls::set_mmap_threshold.
     oscalls::set_mmap_threshold(256 * 1024);
     match &config.general.log_file {
@@ -76,7 +77,7 @@ pub fn run(config: Config, background: bool) -> ExitCode {
         }
     };
     let local = tokio::task::LocalSet::new();
-    let result = local.block_on(&runtime, main_loop(&config, background));
+    let result = local.block_on(&runtime, main_loop(&config, config_path, background));
     if let Some(path) = &config.general.unix_path {
         let _ = std::fs::remove_file(path);
     }
@@ -106,13 +107,13 @@ fn apply_scheduler(config: &Config) {
     }
 }
 
-fn open_log(path: &std::path::Path) {
+fn open_log(path: &Path) {
     if let Err(e) = logger::set_file(path) {
         logger::error(&format!("can't open log file `{}': {e}", path.display()));
     }
 }
 
-async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
+async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Result<(), String> {
     let (control_tx, mut control_rx) = mpsc::channel::<ControlEvent>(64);
     // Without a UNIX path the C daemon binds an unreachable abstract
     // socket; we simply do not listen.
@@ -164,6 +165,7 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
                     logger::error(&format!("can't reopen log file: {e}"));
                 }
                 node.reopen_logs();
+                reload_keys(&mut node, config_path);
             }
             event = control_rx.recv() => {
                 match event {
@@ -219,6 +221,31 @@ async fn main_loop(config: &Config, background: bool) -> Result<(), String> {
         let _ = n.notify("STOPPING=1");
     }
     Ok(())
+}
+
+/// SIGHUP: the sync keys from the configuration file as it is now (for a
+/// key rotation); other changes take effect at restart.
+fn reload_keys(node: &mut crate::node::Node, path: &Path) {
+    if !node.uses_sync_keys() {
+        return;
+    }
+    match conntrackd_config::load(path) {
+        Ok((
+            _,
+            conntrackd_config::Parsed {
+                config: Some(config),
+                ..
+            },
+        )) => node.reload_keys(&config),
+        Ok(_) => logger::error(&format!(
+            "`{}' has errors now (see conntrackd --check); the sync keys in use stay",
+            path.display()
+        )),
+        Err(e) => logger::error(&format!(
+            "can't read `{}': {e}; the sync keys in use stay",
+            path.display()
+        )),
+    }
 }
 
 async fn sleep_until(deadline: Option<Instant>) {

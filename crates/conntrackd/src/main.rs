@@ -171,5 +171,5 @@ fn daemon(config_path: &Path, background: bool) -> ExitCode {
     let Some(config) = load_config(config_path, true) else {
         return ExitCode::FAILURE;
     };
-    daemon::run(config, background)
+    daemon::run(config, config_path, background)
 }

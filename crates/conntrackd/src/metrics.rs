@@ -282,14 +282,48 @@ pub fn render(s: &Snapshot) -> String {
         e.one(
             "sync_auth_failures_total",
             "counter",
-            "Datagrams refused by authentication: bad MAC, replay or no envelope (-s network: Auth failures).",
+            "Envelopes refused by authentication, every reason (-s network: Auth failures).",
             r.auth_failures as f64,
         );
+        if let Some(auth) = &sync.auth {
+            e.family(
+                "sync_auth_refused_total",
+                "counter",
+                "Envelopes refused by authentication, by reason (-s network: authentication).",
+                auth.refused
+                    .iter()
+                    .map(|(reason, n)| (vec![("reason", reason.to_string())], *n as f64)),
+            );
+            e.one(
+                "sync_auth_sessions",
+                "gauge",
+                "Peer sessions verified by a handshake now.",
+                auth.verified_now as f64,
+            );
+            e.one(
+                "sync_auth_sessions_verified_total",
+                "counter",
+                "Peer sessions verified by a handshake (starts and restarts of peers, and of this node).",
+                auth.verified as f64,
+            );
+            e.one(
+                "sync_auth_held_envelopes",
+                "gauge",
+                "Envelopes of sessions not yet verified, held for a handshake.",
+                auth.held_now as f64,
+            );
+            e.one(
+                "sync_auth_handshakes_sent_total",
+                "counter",
+                "Handshake envelopes sent.",
+                auth.handshakes_sent as f64,
+            );
+        }
         e.one(
-            "sync_peers_refused_total",
+            "sync_peers_evicted_total",
             "counter",
-            "Messages dropped because they came from a new sender while 64 live peers were tracked.",
-            r.peers_refused as f64,
+            "Peers forgotten to make room for a new sender while 64 were tracked.",
+            r.peers_evicted as f64,
         );
         if let Some(age) = sync.seconds_since_last_message {
             e.one(
@@ -342,7 +376,7 @@ pub fn render(s: &Snapshot) -> String {
         );
 
         type ChannelField = fn(&crate::node::snapshot::Channel) -> f64;
-        let channel_families: [(&str, &str, &str, ChannelField); 8] = [
+        let channel_families: [(&str, &str, &str, ChannelField); 9] = [
             (
                 "sync_channel_up",
                 "gauge",
@@ -384,6 +418,12 @@ pub fn render(s: &Snapshot) -> String {
                 "counter",
                 "Send errors on the channel (-s link: Error send).",
                 |c| c.send_errors as f64,
+            ),
+            (
+                "sync_channel_foreign_connections_total",
+                "counter",
+                "TCP connections refused because they did not come from the configured peer address.",
+                |c| c.foreign_connections as f64,
             ),
             (
                 "sync_channel_receive_errors_total",

@@ -489,6 +489,18 @@ impl Node {
         }
     }
 
+    /// `Authentication` is on (its keys are reloaded on SIGHUP).
+    pub fn uses_sync_keys(&self) -> bool {
+        self.sync.as_ref().is_some_and(|r| r.core.authenticated())
+    }
+
+    /// New sync keys from a re-read configuration.
+    pub fn reload_keys(&mut self, config: &Config) {
+        if let (Some(r), Some(sync)) = (self.sync.as_mut(), config.sync.as_ref()) {
+            r.reload_keys(sync);
+        }
+    }
+
     pub fn reopen_logs(&mut self) {
         if let Some(log) = self.flow_log.as_mut() {
             let _ = log.reopen();

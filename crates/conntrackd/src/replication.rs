@@ -3,11 +3,12 @@
 
 use std::fmt::Write;
 use std::net::IpAddr;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, Expect};
 use conntrack_text::PlainOptions;
-use conntrackd_config::{Config, SyncMode};
+use conntrackd_config::{Config, SyncMode, SyncSection};
 use conntrackd_core::expect_cache::ExpectFilter;
 use conntrackd_core::filter::Filter;
 use conntrackd_core::sync::{
@@ -15,7 +16,8 @@ use conntrackd_core::sync::{
 };
 use ctnl::{CtSocket, groups, request};
 
-use synclink::{Link, LinkSpec, LinkState, Transport};
+use conntrackd_core::sync::auth::{AuthConfig, Key, KeyRing};
+use synclink::{Link, LinkSpec, LinkState, Received, Transport};
 
 use crate::logger;
 
@@ -49,7 +51,7 @@ pub struct Replication {
     /// External-cache positions a quiet commit wrote, for the internal
     /// cache once the client has its answer (see `finish_commit`).
     pending_adoption: Vec<u32>,
-    rx: Vec<(Vec<u8>, std::net::SocketAddr)>,
+    rx: Vec<Received>,
 }
 
 /// What the last commit did.
@@ -126,28 +128,34 @@ impl Replication {
             SyncMode::Ftfw { startup_resync, .. } => (false, *startup_resync),
             SyncMode::Alarm => (false, false),
         };
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        let seed = wall.as_nanos() as u64 ^ u64::from(std::process::id()) << 32;
-        let auth = match &sync.key_file {
+        let seed = random_u64()?;
+        let auth = match sync.key_file {
             None => None,
-            Some(path) => {
-                let key = std::fs::read(path)
-                    .map_err(|e| format!("can't read KeyFile `{}': {e}", path.display()))?;
-                let first = u64::try_from(wall.as_nanos()).unwrap_or(u64::MAX);
-                let mut auth = conntrackd_core::sync::auth::Authenticator::new(&key, first)
-                    .ok_or_else(|| format!("KeyFile `{}' is too short", path.display()))?;
-                if sync.encrypt {
-                    // A random part per start keeps nonces apart between
-                    // nodes that share the key.
-                    auth = auth
-                        .with_encryption(((seed >> 7) as u32 ^ std::process::id()).to_be_bytes());
-                    logger::notice("sync messages are encrypted (ChaCha20-Poly1305)");
-                } else {
-                    logger::notice("sync messages are authenticated (HMAC-SHA256)");
-                }
-                Some(auth)
+            Some(_) => {
+                let keys = load_keys(sync)?;
+                // From the OS random generator: sessions (and with them the
+                // nonces) never repeat across nodes, restarts or clones.
+                let session = random_u64()?;
+                logger::notice(&format!(
+                    "sync messages are {} ({}), key {}, session {session:016x}",
+                    if sync.encrypt {
+                        "encrypted"
+                    } else {
+                        "authenticated"
+                    },
+                    if sync.encrypt {
+                        "XChaCha20-Poly1305"
+                    } else {
+                        "HMAC-SHA256"
+                    },
+                    key_id_text(&keys)
+                ));
+                Some(AuthConfig {
+                    keys,
+                    encrypt: sync.encrypt,
+                    require_encryption: sync.require_encryption,
+                    session,
+                })
             }
         };
         let settings = SyncSettings {
@@ -220,11 +228,42 @@ impl Replication {
         };
         let mut rx = std::mem::take(&mut self.rx);
         link.recv(&mut rx);
-        for (bytes, from) in rx.drain(..) {
-            self.core
-                .handle_datagram(now, channel, canonical(from.ip()), &bytes);
+        for item in rx.drain(..) {
+            let authentic =
+                self.core
+                    .handle_datagram(now, channel, canonical(item.from.ip()), &item.bytes);
+            if let (true, Some(connection)) = (authentic, item.connection) {
+                link.vouch(connection);
+            }
         }
         self.rx = rx;
+    }
+
+    /// SIGHUP: the keys of `Authentication` again, from the files the
+    /// (re-read) configuration names. On an error the keys in use stay.
+    pub fn reload_keys(&mut self, sync: &SyncSection) {
+        if !self.core.authenticated() {
+            if sync.key_file.is_some() {
+                logger::warning(
+                    "Authentication was added to the configuration: it takes effect at restart",
+                );
+            }
+            return;
+        }
+        if sync.key_file.is_none() {
+            logger::warning(
+                "Authentication was removed from the configuration: it takes effect at restart; the keys stay",
+            );
+            return;
+        }
+        match load_keys(sync) {
+            Ok(keys) => {
+                logger::notice(&format!("sync keys reloaded: key {}", key_id_text(&keys)));
+                self.core
+                    .set_auth_keys(keys, sync.encrypt, sync.require_encryption);
+            }
+            Err(e) => logger::error(&format!("{e}; the keys in use stay")),
+        }
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
@@ -250,7 +289,7 @@ impl Replication {
                 .collect();
             if usable != self.usable {
                 self.usable.clone_from(&usable);
-                self.core.handle_link_state(&usable);
+                self.core.handle_link_state(now, &usable);
             }
         }
         if self.purge_at.is_some_and(|at| at <= now) {
@@ -646,6 +685,50 @@ fn link_spec(channel: &conntrackd_config::Channel, error_queue_length: u32) -> L
         checksum: channel.checksum,
         error_queue_length: error_queue_length as usize,
     }
+}
+
+/// 64 bits from the OS random generator.
+fn random_u64() -> Result<u64, String> {
+    let mut bytes = [0u8; 8];
+    let mut filled = 0;
+    while filled < bytes.len() {
+        let rest = bytes.get_mut(filled..).unwrap_or_default();
+        match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(format!("can't read the OS random generator: {e}")),
+        }
+    }
+    Ok(u64::from_ne_bytes(bytes))
+}
+
+/// The keys `Authentication` names: `KeyFile` to send (and accept), and
+/// `AcceptKeyFile` to accept too.
+fn load_keys(sync: &SyncSection) -> Result<KeyRing, String> {
+    let read = |path: &Path| -> Result<Key, String> {
+        let secret =
+            std::fs::read(path).map_err(|e| format!("can't read `{}': {e}", path.display()))?;
+        Key::new(&secret).ok_or_else(|| {
+            format!(
+                "key file `{}' is too short (at least {} bytes)",
+                path.display(),
+                conntrackd_core::sync::auth::MIN_KEY_LEN
+            )
+        })
+    };
+    let send = read(sync.key_file.as_deref().ok_or("no KeyFile")?)?;
+    let accept = sync.accept_key_file.as_deref().map(read).transpose()?;
+    Ok(KeyRing::new(send, accept.into_iter().collect()))
+}
+
+/// `1a2b3c4d` (and `+ 5e6f7a8b accepted`): key ids, never key material.
+fn key_id_text(keys: &KeyRing) -> String {
+    let hex = |id: [u8; 4]| id.iter().map(|b| format!("{b:02x}")).collect::<String>();
+    let mut text = hex(keys.sending().id());
+    for key in keys.accepted() {
+        text.push_str(&format!(" (also accepting {})", hex(key.id())));
+    }
+    text
 }
 
 /// IPv4 peers seen through an IPv6 socket count as IPv4.

@@ -4,7 +4,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use crate::sock::{self, err};
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT};
+use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT, Received};
 
 pub(crate) struct Dgram {
     rx: tokio::net::UdpSocket,
@@ -123,11 +123,7 @@ impl Dgram {
         let _ = self.rx.readable().await;
     }
 
-    pub(crate) fn recv(
-        &mut self,
-        out: &mut Vec<(Vec<u8>, SocketAddr)>,
-        counters: &mut LinkCounters,
-    ) {
+    pub(crate) fn recv(&mut self, out: &mut Vec<Received>, counters: &mut LinkCounters) {
         let buf = &mut self.buf;
         for _ in 0..RECV_LIMIT {
             match self.rx.try_recv_from(buf.as_mut_slice()) {
@@ -135,7 +131,11 @@ impl Dgram {
                     counters.bytes_recv += n as u64;
                     counters.pkts_recv += 1;
                     if let Some(data) = buf.get(..n) {
-                        out.push((data.to_vec(), from));
+                        out.push(Received {
+                            bytes: data.to_vec(),
+                            from,
+                            connection: None,
+                        });
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,

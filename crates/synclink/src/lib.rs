@@ -19,7 +19,6 @@ mod dgram;
 mod netdev;
 pub mod queue;
 mod sock;
-pub mod stream;
 mod tcp;
 
 use std::io;
@@ -27,7 +26,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 pub use queue::ErrorQueue;
-pub use stream::{Split, StreamSplitter};
+pub use syncproto::stream::{self, Split, StreamSplitter};
 
 /// Largest datagram (or stream chunk) read at once.
 pub(crate) const RECV_BUFFER: usize = 65536;
@@ -88,6 +87,18 @@ pub enum LinkError {
     NoRuntime,
 }
 
+/// What one receive produced: a datagram, or a run of whole messages cut
+/// from a TCP stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received {
+    pub bytes: Vec<u8>,
+    pub from: SocketAddr,
+    /// TCP: the accepted connection it came from. One that arrived while
+    /// another was working replaces it only once [`Link::vouch`] says that
+    /// what it sent was authentic.
+    pub connection: Option<u64>,
+}
+
 /// Traffic counters of a channel (`conntrackd -s`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkCounters {
@@ -102,6 +113,9 @@ pub struct LinkCounters {
     pub send_errors: u64,
     /// Failed receives (`EAGAIN` excluded); TCP: also garbage streams.
     pub recv_errors: u64,
+    /// TCP: connections refused because they did not come from the
+    /// configured peer address.
+    pub foreign_connections: u64,
 }
 
 /// State of a channel's interface.
@@ -219,14 +233,24 @@ impl Link {
         }
     }
 
-    /// Non-blocking receive of what is available, appended to `out` as
-    /// (bytes, source address).  UDP/Multicast: one item per datagram.
-    /// TCP: one item per run of whole messages; also accepts connections
-    /// (a new one closes the previous) and advances the client connection.
-    pub fn recv(&mut self, out: &mut Vec<(Vec<u8>, SocketAddr)>) {
+    /// Non-blocking receive of what is available, appended to `out`.
+    /// UDP/Multicast: one item per datagram.  TCP: one item per run of
+    /// whole messages; also accepts connections from the configured peer
+    /// address (others are closed and counted) and advances the client
+    /// connection.
+    pub fn recv(&mut self, out: &mut Vec<Received>) {
         match &mut self.kind {
             Kind::Dgram(d) => d.recv(out, &mut self.counters),
             Kind::Tcp(t) => t.recv(out, &mut self.counters),
+        }
+    }
+
+    /// TCP: what `connection` sent was authentic. A connection accepted
+    /// while another one worked replaces it now (a connection that merely
+    /// reaches the port never displaces a working one). No-op otherwise.
+    pub fn vouch(&mut self, connection: u64) {
+        if let Kind::Tcp(t) = &mut self.kind {
+            t.vouch(connection);
         }
     }
 

@@ -3,7 +3,14 @@
 //! Each node has two connections with its peer: its own client connection
 //! to the peer's server (used only to send) and the peer's client
 //! connection to our server (used only to receive).
+//!
+//! The server takes connections from the configured peer address only. A
+//! connection that arrives while another works is a candidate: it is read
+//! like the working one, and replaces it once what it sent proved
+//! authentic ([`Tcp::vouch`]). So whoever merely reaches the port cannot
+//! cut the peer off (1.4.7 replaces the connection at every accept).
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Mutex, MutexGuard};
@@ -15,7 +22,10 @@ use tokio::net::{TcpListener, TcpStream};
 use crate::queue::ErrorQueue;
 use crate::sock::{self, err};
 use crate::stream::StreamSplitter;
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT};
+use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT, Received};
+
+/// Candidate connections kept at once; a newer one pushes out the oldest.
+const MAX_CANDIDATES: usize = 2;
 
 /// `connect()` is retried at most this often while disconnected.
 pub(crate) const RETRY: Duration = Duration::from_secs(1);
@@ -30,6 +40,7 @@ enum Client {
 
 /// The peer's client connection to our server.
 struct Accepted {
+    id: u64,
     conn: TcpStream,
     peer: SocketAddr,
     splitter: StreamSplitter,
@@ -39,7 +50,11 @@ pub(crate) struct Tcp {
     listener: TcpListener,
     /// What `readable` accepted, for `recv` to install.
     incoming: Mutex<Incoming>,
+    /// The working connection from the peer.
     accepted: Option<Accepted>,
+    /// Connections accepted while one worked, oldest first.
+    candidates: VecDeque<Accepted>,
+    next_id: u64,
     client: Client,
     dest: SocketAddr,
     snd_buf: Option<u32>,
@@ -87,6 +102,8 @@ impl Tcp {
             listener,
             incoming: Mutex::new(Incoming::default()),
             accepted: None,
+            candidates: VecDeque::new(),
+            next_id: 0,
             client: Client::Idle,
             dest: sock::sockaddr(dest_ip, spec.port, ifindex),
             snd_buf: spec.snd_buf,
@@ -265,14 +282,18 @@ impl Tcp {
             }
             Poll::Pending => Poll::Pending,
         });
-        let conn = async {
-            match &self.accepted {
-                Some(a) => {
-                    let _ = a.conn.readable().await;
-                }
-                None => std::future::pending::<()>().await,
+        let conn = std::future::poll_fn(|cx| {
+            let ready = self
+                .accepted
+                .iter()
+                .chain(&self.candidates)
+                .any(|a| a.conn.poll_read_ready(cx).is_ready());
+            if ready {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
             }
-        };
+        });
         let client = async {
             match &self.client {
                 Client::Connecting(fd) => {
@@ -297,45 +318,18 @@ impl Tcp {
         }
     }
 
-    /// Reads the accepted connection until it runs dry.
-    fn read_accepted(&mut self, out: &mut Vec<(Vec<u8>, SocketAddr)>, counters: &mut LinkCounters) {
-        let Some(acc) = &mut self.accepted else {
-            return;
-        };
+    /// Reads every accepted connection until it runs dry; a connection
+    /// that closed or sent garbage is dropped, and the working one's place
+    /// goes to the oldest candidate.
+    fn read_accepted(&mut self, out: &mut Vec<Received>, counters: &mut LinkCounters) {
+        if let Some(acc) = self.accepted.as_mut()
+            && read_connection(acc, &mut self.buf, out, counters)
+        {
+            self.accepted = self.candidates.pop_front();
+        }
         let buf = &mut self.buf;
-        let mut close = false;
-        for _ in 0..RECV_LIMIT {
-            match acc.conn.try_read(buf.as_mut_slice()) {
-                Ok(0) => {
-                    // The peer closed its client connection.
-                    close = true;
-                    break;
-                }
-                Ok(n) => {
-                    counters.bytes_recv += n as u64;
-                    counters.pkts_recv += 1;
-                    let split = acc.splitter.push(buf.get(..n).unwrap_or_default());
-                    if let Some(messages) = split.messages {
-                        out.push((messages, acc.peer));
-                    }
-                    if split.garbage {
-                        counters.recv_errors += 1;
-                        close = true;
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    counters.recv_errors += 1;
-                    close = true;
-                    break;
-                }
-            }
-        }
-        if close {
-            self.accepted = None;
-        }
+        self.candidates
+            .retain_mut(|acc| !read_connection(acc, buf, out, counters));
     }
 
     fn incoming(&self) -> MutexGuard<'_, Incoming> {
@@ -344,33 +338,50 @@ impl Tcp {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Installs the connection accepted by `readable`, closing the previous
-    /// one.
+    /// Installs the connection accepted by `readable`: the working one if
+    /// there is none, else a candidate. One from another address than the
+    /// peer's is closed.
     fn accept(&mut self, counters: &mut LinkCounters) -> bool {
         let (taken, errors) = {
             let mut incoming = self.incoming();
             (incoming.conn.take(), std::mem::take(&mut incoming.errors))
         };
         counters.recv_errors += errors;
-        match taken {
-            Some((conn, peer)) => {
-                self.accepted = Some(Accepted {
-                    conn,
-                    peer,
-                    splitter: StreamSplitter::new(),
-                });
-                true
+        let Some((conn, peer)) = taken else {
+            return false;
+        };
+        if peer.ip() != unmap(self.dest).ip() {
+            counters.foreign_connections += 1;
+            return false;
+        }
+        self.next_id += 1;
+        let acc = Accepted {
+            id: self.next_id,
+            conn,
+            peer,
+            splitter: StreamSplitter::new(),
+        };
+        if self.accepted.is_none() {
+            self.accepted = Some(acc);
+        } else {
+            if self.candidates.len() >= MAX_CANDIDATES {
+                self.candidates.pop_front();
             }
-            None => false,
+            self.candidates.push_back(acc);
+        }
+        true
+    }
+
+    /// What `connection` sent was authentic: a candidate takes the working
+    /// connection's place.
+    pub(crate) fn vouch(&mut self, connection: u64) {
+        if let Some(at) = self.candidates.iter().position(|a| a.id == connection) {
+            self.accepted = self.candidates.remove(at);
         }
     }
 
-    pub(crate) fn recv(
-        &mut self,
-        out: &mut Vec<(Vec<u8>, SocketAddr)>,
-        counters: &mut LinkCounters,
-    ) {
-        // Drain the current connection before a new one replaces it.
+    pub(crate) fn recv(&mut self, out: &mut Vec<Received>, counters: &mut LinkCounters) {
+        // Drain the current connections before installing a new one.
         self.read_accepted(out, counters);
         if self.accept(counters) {
             self.read_accepted(out, counters);
@@ -392,6 +403,45 @@ impl Tcp {
             self.queue.dropped(),
         )
     }
+}
+
+/// Reads one accepted connection until it runs dry (or RECV_LIMIT reads);
+/// returns true if it is to be closed (end of stream, error, garbage).
+fn read_connection(
+    acc: &mut Accepted,
+    buf: &mut [u8],
+    out: &mut Vec<Received>,
+    counters: &mut LinkCounters,
+) -> bool {
+    for _ in 0..RECV_LIMIT {
+        match acc.conn.try_read(buf) {
+            // The peer closed its client connection.
+            Ok(0) => return true,
+            Ok(n) => {
+                counters.bytes_recv += n as u64;
+                counters.pkts_recv += 1;
+                let split = acc.splitter.push(buf.get(..n).unwrap_or_default());
+                if let Some(bytes) = split.messages {
+                    out.push(Received {
+                        bytes,
+                        from: acc.peer,
+                        connection: Some(acc.id),
+                    });
+                }
+                if split.garbage {
+                    counters.recv_errors += 1;
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                counters.recv_errors += 1;
+                return true;
+            }
+        }
+    }
+    false
 }
 
 /// `::ffff:a.b.c.d` as seen by a dual-stack socket, reported as IPv4.

@@ -241,7 +241,9 @@ async fn pump(
 ) -> bool {
     let deadline = Instant::now() + limit;
     loop {
-        link.recv(got);
+        let mut fresh = Vec::new();
+        link.recv(&mut fresh);
+        got.extend(fresh.into_iter().map(|r| (r.bytes, r.from)));
         if done(link, got) {
             return true;
         }

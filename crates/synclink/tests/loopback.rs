@@ -3,9 +3,11 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr};
+
+use socket2::{Domain, Socket, Type};
 use std::time::{Duration, Instant};
 
-use synclink::{Link, LinkSpec, Transport};
+use synclink::{Link, LinkSpec, Received, Transport};
 
 const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -21,6 +23,17 @@ fn free_tcp_port() -> u16 {
         .and_then(|l| l.local_addr())
         .expect("port")
         .port()
+}
+
+/// A TCP connection to 127.0.0.1:`port` from `from` (the peer's address
+/// as the link is configured with it).
+fn connect_from(from: &str, port: u16) -> std::net::TcpStream {
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
+    let local: IpAddr = from.parse().expect("ip");
+    s.bind(&SocketAddr::new(local, 0).into()).expect("bind");
+    s.connect(&SocketAddr::new(LO, port).into())
+        .expect("connect");
+    s.into()
 }
 
 fn free_udp_port() -> u16 {
@@ -81,9 +94,9 @@ fn seqs(stream: &[u8]) -> Vec<u32> {
 /// Waits (readable + recv) until `done` holds, for at most `limit`.
 async fn pump(
     links: &mut [&mut Link],
-    got: &mut [Vec<(Vec<u8>, SocketAddr)>],
+    got: &mut [Vec<Received>],
     limit: Duration,
-    mut done: impl FnMut(&[&mut Link], &[Vec<(Vec<u8>, SocketAddr)>]) -> bool,
+    mut done: impl FnMut(&[&mut Link], &[Vec<Received>]) -> bool,
 ) -> bool {
     let deadline = Instant::now() + limit;
     loop {
@@ -113,8 +126,8 @@ async fn pump(
     }
 }
 
-fn concat(items: &[(Vec<u8>, SocketAddr)]) -> Vec<u8> {
-    items.iter().flat_map(|(b, _)| b.iter().copied()).collect()
+fn concat(items: &[Received]) -> Vec<u8> {
+    items.iter().flat_map(|r| r.bytes.iter().copied()).collect()
 }
 
 #[test]
@@ -141,9 +154,9 @@ fn udp_to_itself_delivers_each_datagram() {
             )
             .await
         );
-        let datagrams: Vec<_> = got[0].iter().map(|(b, _)| b.clone()).collect();
+        let datagrams: Vec<_> = got[0].iter().map(|r| r.bytes.clone()).collect();
         assert_eq!(datagrams, batches);
-        assert!(got[0].iter().all(|(_, from)| from.ip() == LO));
+        assert!(got[0].iter().all(|r| r.from.ip() == LO));
         let c = link.counters();
         let total: usize = batches.iter().map(Vec::len).sum();
         assert_eq!((c.pkts_sent, c.bytes_sent), (3, total as u64));
@@ -179,7 +192,7 @@ fn tcp_to_itself_reassembles_the_stream() {
         assert_eq!(concat(&got[0]), expected);
         assert_eq!(link.tcp_state(), Some((true, true)));
         assert_eq!(link.error_queue(), (0, 128, 0));
-        assert!(got[0].iter().all(|(_, from)| from.ip() == LO));
+        assert!(got[0].iter().all(|r| r.from.ip() == LO));
         let c = link.counters();
         assert_eq!(c.bytes_sent, want as u64);
         assert_eq!(c.bytes_recv, want as u64);
@@ -222,7 +235,7 @@ fn tcp_back_pressure_keeps_whole_batches_in_order() {
             &mut got,
             Duration::from_secs(30),
             |l, g| {
-                g[0].iter().map(|(b, _)| b.len()).sum::<usize>() >= total
+                g[0].iter().map(|r| r.bytes.len()).sum::<usize>() >= total
                     && l[0].error_queue().0 == 0
             },
         )
@@ -234,7 +247,7 @@ fn tcp_back_pressure_keeps_whole_batches_in_order() {
         assert!(numbers.iter().enumerate().all(|(i, &s)| s == i as u32));
         assert_eq!(link.error_queue().2, 0);
         // Every item holds whole messages only (checked by `seqs` per item).
-        for (item, _) in &got[0] {
+        for item in got[0].iter().map(|r| &r.bytes) {
             seqs(item);
         }
     });
@@ -267,7 +280,7 @@ fn tcp_garbage_resets_the_accepted_connection() {
         let mut s = spec(Transport::Tcp, port);
         s.destination = Some("127.0.0.2".parse().expect("ip"));
         let mut link = Link::open(&s).expect("open");
-        let mut peer = std::net::TcpStream::connect((LO, port)).expect("connect");
+        let mut peer = connect_from("127.0.0.2", port);
         let good = batch(1, 2, 20);
         let mut bytes = good.clone();
         // Split the next message's header across two writes.
@@ -283,7 +296,7 @@ fn tcp_garbage_resets_the_accepted_connection() {
             )
             .await
         );
-        assert_eq!(got[0][0].0, good);
+        assert_eq!(got[0][0].bytes, good);
         assert_eq!(link.tcp_state(), Some((true, false)));
         peer.write_all(&message(3, 12)[5..]).expect("write");
         assert!(
@@ -295,7 +308,7 @@ fn tcp_garbage_resets_the_accepted_connection() {
             )
             .await
         );
-        assert_eq!(got[0][1].0, message(3, 12));
+        assert_eq!(got[0][1].bytes, message(3, 12));
         // A zero length: garbage.
         peer.write_all(&[0x10, 0, 0, 0, 0, 0, 0, 4]).expect("write");
         assert!(
@@ -318,14 +331,17 @@ fn tcp_garbage_resets_the_accepted_connection() {
     });
 }
 
+/// A second connection from the peer's address is read, but replaces the
+/// working one only once the receiver vouches for what it sent; one from
+/// another address is closed at once and counted.
 #[test]
-fn tcp_new_connection_replaces_the_old_one() {
+fn tcp_a_new_connection_replaces_the_old_one_only_once_vouched_for() {
     runtime().block_on(async {
         let port = free_tcp_port();
         let mut s = spec(Transport::Tcp, port);
         s.destination = Some("127.0.0.2".parse().expect("ip"));
         let mut link = Link::open(&s).expect("open");
-        let mut first = std::net::TcpStream::connect((LO, port)).expect("connect");
+        let mut first = connect_from("127.0.0.2", port);
         first.write_all(&message(1, 8)).expect("write");
         let mut got = vec![Vec::new()];
         assert!(
@@ -337,7 +353,19 @@ fn tcp_new_connection_replaces_the_old_one() {
             )
             .await
         );
-        let mut second = std::net::TcpStream::connect((LO, port)).expect("connect");
+        // From an address that is not the peer's: refused.
+        let mut foreign = connect_from("127.0.0.3", port);
+        let _ = foreign.write_all(&message(9, 8));
+        assert!(
+            pump(
+                &mut [&mut link],
+                &mut got,
+                Duration::from_secs(5),
+                |l, _| l[0].counters().foreign_connections == 1
+            )
+            .await
+        );
+        let mut second = connect_from("127.0.0.2", port);
         second.write_all(&message(2, 8)).expect("write");
         assert!(
             pump(
@@ -348,7 +376,23 @@ fn tcp_new_connection_replaces_the_old_one() {
             )
             .await
         );
-        assert_eq!(got[0][1].0, message(2, 8));
+        assert_eq!(got[0][1].bytes, message(2, 8));
+        assert!(got[0].iter().all(|r| r.bytes != message(9, 8)));
+        // Not vouched for: the first still works.
+        first.write_all(&message(3, 8)).expect("write");
+        assert!(
+            pump(
+                &mut [&mut link],
+                &mut got,
+                Duration::from_secs(5),
+                |_, g| g[0].len() == 3
+            )
+            .await
+        );
+        assert_eq!(got[0][2].bytes, message(3, 8));
+        assert_ne!(got[0][2].connection, got[0][1].connection);
+        // Vouched for: it replaces the first, which is closed.
+        link.vouch(got[0][1].connection.expect("a TCP connection"));
         first
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("timeout");
@@ -357,6 +401,16 @@ fn tcp_new_connection_replaces_the_old_one() {
         assert!(
             matches!(r, Ok(0) | Err(_)),
             "old connection still open: {r:?}"
+        );
+        second.write_all(&message(4, 8)).expect("write");
+        assert!(
+            pump(
+                &mut [&mut link],
+                &mut got,
+                Duration::from_secs(5),
+                |_, g| g[0].len() == 4
+            )
+            .await
         );
         assert_eq!(link.tcp_state(), Some((true, false)));
     });

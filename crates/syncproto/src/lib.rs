@@ -2,13 +2,15 @@
 //! header, control messages, sequence arithmetic and datagram framing with
 //! the receiver's validation counters. Pure code, no I/O.
 //!
-//! State-message attributes (`NTA_*`) come in a later module.
+//! [`stream`] cuts a TCP channel's byte stream back into messages (or
+//! authenticated envelopes, which carry their length in the same place).
 
 pub mod ct;
 pub mod exp;
 pub mod frame;
 pub mod header;
 pub mod seq;
+pub mod stream;
 mod tlv;
 
 pub use frame::{FrameError, Framed, frames};

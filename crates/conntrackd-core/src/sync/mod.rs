@@ -55,7 +55,7 @@ pub enum Protocol {
 }
 
 /// Everything the core needs to know from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct SyncSettings {
     pub protocol: Protocol,
     pub disable_internal_cache: bool,
@@ -87,8 +87,9 @@ pub struct SyncSettings {
     /// sends it at the end of every main-loop iteration (zero); a couple of
     /// milliseconds fill datagrams far better under load.
     pub flush_delay: Duration,
-    /// `Authentication`: seals and checks every datagram.
-    pub auth: Option<auth::Authenticator>,
+    /// `Authentication`: seals and checks every datagram. Taken by the
+    /// core when it starts (a session is sealed by one core only).
+    pub auth: Option<auth::AuthConfig>,
 }
 
 /// A datagram to send on a channel.
@@ -138,11 +139,9 @@ pub struct NetworkCounters {
     pub before: u64,
     /// Messages applied to the caches or the kernel.
     pub applied: u64,
-    /// Datagrams refused by authentication (bad MAC, replay, no envelope).
-    pub auth_failures: u64,
-    /// Messages dropped because they came from a new sender while
-    /// [`MAX_PEERS`] peers were already tracked and all of them live.
-    pub peers_refused: u64,
+    /// Peers forgotten to make room for a new sender while [`MAX_PEERS`]
+    /// were tracked.
+    pub peers_evicted: u64,
 }
 
 /// Queue lengths, for `-s queue`, JSON and metrics.
@@ -190,8 +189,17 @@ enum Verdict {
     Drop,
 }
 
+/// Who a peer is. Without authentication, the address its datagrams come
+/// from; with it, its session, which the envelope authenticates (an
+/// address can be spoofed, and envelopes reflected from another one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum PeerId {
+    Address(IpAddr),
+    Session(u64),
+}
+
 /// Sequence tracking of one peer. 1.4.7 keeps a single one for all peers,
-/// which breaks with three nodes; we key it by the sender's address.
+/// which breaks with three nodes; we keep one per [`PeerId`].
 #[derive(Debug, Clone)]
 struct Peer {
     last: Option<u32>,
@@ -200,6 +208,8 @@ struct Peer {
     /// Bit of this peer in the resend queue's acknowledgement masks.
     bit: u64,
     heard: Instant,
+    /// Where it was heard from last.
+    addr: IpAddr,
     /// The peer's messages carry HELLO (it has not heard our HELLO_BACK).
     in_hello: bool,
     /// A far jump ahead not yet believed: its last number and how many
@@ -250,9 +260,8 @@ struct Sweep {
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Senders tracked at once (one bit each in the resend queue's ack masks).
-/// A new sender beyond them takes the place of one silent for
-/// `PEER_TIMEOUT`, or is dropped: forged source addresses cannot grow the
-/// table without bound.
+/// A new sender beyond them takes the place of the one heard longest ago:
+/// forged source addresses can neither grow the table nor lock a peer out.
 pub const MAX_PEERS: usize = 64;
 
 const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -281,7 +290,7 @@ pub struct SyncCore {
     direct: VecDeque<Direct>,
     hello: Hello,
     say_hello_back: bool,
-    peers: FastMap<IpAddr, Peer>,
+    peers: FastMap<PeerId, Peer>,
     /// The bits of `peers`.
     peer_bits: u64,
     alive_at: Option<Instant>,
@@ -297,7 +306,9 @@ pub struct SyncCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SyncEvent>,
     rng: u64,
-    auth: Option<auth::Authenticator>,
+    auth: Option<auth::Auth>,
+    /// What the last datagram's envelopes delivered (kept for its buffer).
+    opened: Vec<auth::Delivery>,
 }
 
 /// A message built straight from a kernel event (internal cache disabled).
@@ -315,7 +326,7 @@ enum Dead {
 }
 
 impl SyncCore {
-    pub fn new(now: Instant, settings: SyncSettings) -> SyncCore {
+    pub fn new(now: Instant, mut settings: SyncSettings) -> SyncCore {
         let limit = settings.hash_limit;
         let expect = settings.expectations.clone().map(|filter| Expectations {
             filter,
@@ -360,9 +371,14 @@ impl SyncCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng: settings.seed | 1,
-            auth: settings.auth.clone(),
+            auth: settings
+                .auth
+                .take()
+                .map(|config| auth::Auth::new(now, config)),
+            opened: Vec::new(),
             settings,
         };
+        core.send_handshakes();
         if !matches!(core.settings.protocol, Protocol::Alarm { .. }) {
             core.alive_at = Some(now + ALIVE_INTERVAL);
             if core.settings.startup_resync {
@@ -387,6 +403,23 @@ impl SyncCore {
     /// `Authentication` is on.
     pub fn authenticated(&self) -> bool {
         self.auth.is_some()
+    }
+
+    /// The authentication layer's counters, if it is on.
+    pub fn auth_counters(&self) -> Option<&auth::AuthCounters> {
+        self.auth.as_ref().map(auth::Auth::counters)
+    }
+
+    /// The authentication layer, if it is on (for reports).
+    pub fn auth(&self) -> Option<&auth::Auth> {
+        self.auth.as_ref()
+    }
+
+    /// New keys after SIGHUP; our session and its counter go on.
+    pub fn set_auth_keys(&mut self, keys: auth::KeyRing, encrypt: bool, require_encryption: bool) {
+        if let Some(auth) = self.auth.as_mut() {
+            auth.set_keys(keys, encrypt, require_encryption);
+        }
     }
 
     /// The channel that sends.
@@ -800,23 +833,23 @@ impl SyncCore {
 
     /// The link watcher's view of a channel (sync-modes.md §13): if the
     /// active one is unusable, the first usable other one takes over.
-    pub fn handle_link_state(&mut self, usable: &[bool]) {
+    pub fn handle_link_state(&mut self, now: Instant, usable: &[bool]) {
         if usable.get(self.active).copied().unwrap_or(false) {
             return;
         }
         if let Some(next) = (0..self.settings.batch_sizes.len())
             .find(|&c| c != self.active && usable.get(c).copied().unwrap_or(false))
         {
-            self.switch_channel(next);
+            self.switch_channel(now, next);
         } else if self.settings.batch_sizes.len() > 1 {
             self.events
                 .push_back(SyncEvent::Notice("no dedicated links available!".into()));
         }
     }
 
-    fn switch_channel(&mut self, to: usize) {
+    fn switch_channel(&mut self, now: Instant, to: usize) {
         if to != self.active && to < self.settings.batch_sizes.len() {
-            self.flush_batch();
+            self.flush_batch(now);
             let from = self.active;
             self.active = to;
             self.events
@@ -864,7 +897,7 @@ impl SyncCore {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.flush_at.is_some_and(|at| at <= now) {
-            self.flush_batch();
+            self.flush_batch(now);
         }
         if self.sweeps.iter().any(|sweep| sweep.at <= now) {
             let (due, later) = std::mem::take(&mut self.sweeps)

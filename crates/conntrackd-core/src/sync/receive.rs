@@ -7,10 +7,11 @@ use std::time::Instant;
 use conntrack_model::{Conntrack, Expect};
 use syncproto::{Control, FrameError, Header, MsgType, frames, seq};
 
+use super::auth::Delivery;
 use super::queue::Item;
 use super::{
-    Hello, Inject, JUMP_RUN, MAX_GAP, MAX_PEERS, ObjKey, PEER_TIMEOUT, Peer, Protocol, SWEEP_DELAY,
-    Sent, Sweep, SyncCore, SyncEvent, Verdict,
+    Hello, Inject, JUMP_RUN, MAX_GAP, MAX_PEERS, ObjKey, PEER_TIMEOUT, Peer, PeerId, Protocol,
+    SWEEP_DELAY, Sent, Sweep, SyncCore, SyncEvent, Transmit, Verdict,
 };
 use crate::cache::NO_ORIGIN;
 
@@ -18,24 +19,91 @@ impl SyncCore {
     // ---- receive ---------------------------------------------------------
 
     /// One datagram (or a run of whole messages from a TCP stream) received
-    /// on `channel` from `from`.
-    pub fn handle_datagram(&mut self, now: Instant, channel: usize, from: IpAddr, datagram: &[u8]) {
-        let datagram = match self.auth.as_mut() {
-            Some(auth) => match auth.open(from, datagram) {
-                Ok(payload) => payload,
-                Err(_) => {
-                    self.counters.auth_failures += 1;
-                    return;
-                }
-            },
-            None => std::borrow::Cow::Borrowed(datagram),
+    /// on `channel` from `from`. Returns true if it held something
+    /// authentic: with `Authentication`, an envelope accepted from a
+    /// verified session (or a handshake that verified one); without, one
+    /// well-formed message. A TCP channel lets a new connection replace a
+    /// working one only then.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        channel: usize,
+        from: IpAddr,
+        datagram: &[u8],
+    ) -> bool {
+        let Some(auth) = self.auth.as_mut() else {
+            return self.handle_payload(now, channel, PeerId::Address(from), from, datagram);
         };
-        let datagram: &[u8] = &datagram;
+        let mut opened = std::mem::take(&mut self.opened);
+        let authentic = auth.open(now, channel, from, datagram, &mut opened);
+        self.send_handshakes();
+        for delivery in opened.drain(..) {
+            match delivery {
+                Delivery::Verified { session, from } => self.session_verified(session, from),
+                Delivery::Payload {
+                    session,
+                    from,
+                    bytes,
+                } => {
+                    self.handle_payload(now, channel, PeerId::Session(session), from, &bytes);
+                }
+            }
+        }
+        self.opened = opened;
+        authentic
+    }
+
+    /// Handshakes the authentication layer wants sent.
+    pub(super) fn send_handshakes(&mut self) {
+        let Some(auth) = self.auth.as_mut() else {
+            return;
+        };
+        while let Some(hs) = auth.poll_outgoing() {
+            self.transmits.push_back(Transmit {
+                channel: hs.channel.unwrap_or(self.active),
+                bytes: hs.bytes,
+            });
+        }
+    }
+
+    /// A handshake verified a new session. If a session we know was heard
+    /// from the same address, the node behind it restarted: its peer state
+    /// moves to the new session, so that the restart is recognised as one
+    /// (a resync is asked for, and its stale flows are swept).
+    fn session_verified(&mut self, session: u64, from: IpAddr) {
+        let new = PeerId::Session(session);
+        if self.peers.contains_key(&new) {
+            return;
+        }
+        let previous = self
+            .peers
+            .iter()
+            .filter(|(id, p)| matches!(id, PeerId::Session(_)) && p.addr == from)
+            .max_by_key(|(_, p)| p.heard)
+            .map(|(id, _)| *id);
+        if let Some(old) = previous
+            && let Some(peer) = self.peers.remove(&old)
+        {
+            self.peers.insert(new, peer);
+        }
+    }
+
+    /// The sync messages of one datagram, or of one accepted envelope.
+    fn handle_payload(
+        &mut self,
+        now: Instant,
+        channel: usize,
+        peer: PeerId,
+        from: IpAddr,
+        datagram: &[u8],
+    ) -> bool {
+        let mut well_formed = false;
         for framed in frames(datagram) {
             match framed {
                 Ok(m) => {
+                    well_formed = true;
                     self.last_received = Some(now);
-                    self.handle_message(now, channel, from, &m.header, m.bytes)
+                    self.handle_message(now, channel, peer, from, &m.header, m.bytes)
                 }
                 Err(e) => {
                     self.counters.malformed += 1;
@@ -47,34 +115,34 @@ impl SyncCore {
                 }
             }
         }
+        well_formed
     }
 
     fn handle_message(
         &mut self,
         now: Instant,
         channel: usize,
+        peer: PeerId,
         from: IpAddr,
         h: &Header,
         msg: &[u8],
     ) {
-        if self.peers.len() >= MAX_PEERS
-            && !self.peers.contains_key(&from)
-            && !self.forget_a_silent_peer(now)
-        {
-            self.counters.peers_refused += 1;
-            return;
+        if self.peers.len() >= MAX_PEERS && !self.peers.contains_key(&peer) {
+            self.forget_the_quietest_peer();
         }
         let verdict = match self.settings.protocol {
-            Protocol::Ftfw { ack_window, .. } => self.ftfw_receive(now, from, h, msg, ack_window),
+            Protocol::Ftfw { ack_window, .. } => {
+                self.ftfw_receive(now, peer, from, h, msg, ack_window)
+            }
             Protocol::Alarm { .. } => {
-                self.track_sequence(now, from, h.seq);
+                self.track_sequence(now, peer, from, h.seq);
                 if h.flags != 0 {
                     Verdict::Ctl
                 } else {
                     Verdict::Data
                 }
             }
-            Protocol::Notrack => self.notrack_receive(now, from, h),
+            Protocol::Notrack => self.notrack_receive(now, peer, from, h),
         };
         match verdict {
             Verdict::Bad => {
@@ -82,10 +150,10 @@ impl SyncCore {
                 self.counters.bad_header += 1;
             }
             Verdict::Drop => {}
-            Verdict::Ctl => self.switch_channel(channel),
+            Verdict::Ctl => self.switch_channel(now, channel),
             Verdict::Data => {
-                self.switch_channel(channel);
-                let origin = self.peers.get(&from).map_or(NO_ORIGIN, Peer::index);
+                self.switch_channel(now, channel);
+                let origin = self.peers.get(&peer).map_or(NO_ORIGIN, Peer::index);
                 self.apply_data(now, h, msg, origin);
             }
         }
@@ -93,8 +161,8 @@ impl SyncCore {
 
     /// Statistics-only sequence tracking (ALARM, NOTRACK): the correct
     /// count `seq - last - 1`, where 1.4.7 adds two.
-    fn track_sequence(&mut self, now: Instant, from: IpAddr, seq_no: u32) {
-        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, from, 0);
+    fn track_sequence(&mut self, now: Instant, id: PeerId, from: IpAddr, seq_no: u32) {
+        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, id, from, 0);
         if let Some(last) = peer.last {
             let expected = last.wrapping_add(1);
             if seq::after(seq_no, expected) {
@@ -106,7 +174,7 @@ impl SyncCore {
         peer.last = Some(seq_no);
     }
 
-    fn notrack_receive(&mut self, now: Instant, from: IpAddr, h: &Header) -> Verdict {
+    fn notrack_receive(&mut self, now: Instant, id: PeerId, from: IpAddr, h: &Header) -> Verdict {
         let verdict = if h.is_data() {
             Verdict::Data
         } else if h.is_resync() {
@@ -118,7 +186,7 @@ impl SyncCore {
             Verdict::Bad
         };
         if verdict != Verdict::Bad {
-            self.track_sequence(now, from, h.seq);
+            self.track_sequence(now, id, from, h.seq);
         }
         verdict
     }
@@ -129,48 +197,51 @@ impl SyncCore {
         self.bulk_send();
     }
 
-    /// sync-modes.md §5.7, with the sequence state kept per peer.
-    /// The state of the peer at `from`, created on first contact.
+    /// The state of peer `id`, created on first contact; `from` is where
+    /// it was heard now.
     fn peer<'a>(
-        peers: &'a mut FastMap<IpAddr, Peer>,
+        peers: &'a mut FastMap<PeerId, Peer>,
         bits: &mut u64,
         now: Instant,
+        id: PeerId,
         from: IpAddr,
         window: u32,
     ) -> &'a mut Peer {
         // The lowest free bit (there is one: at most MAX_PEERS peers).
         let free = 1u64 << (!*bits).trailing_zeros().min(63);
-        let peer = peers.entry(from).or_insert_with(|| Peer {
+        let peer = peers.entry(id).or_insert_with(|| Peer {
             last: None,
             window,
             ack_from: None,
             bit: free,
             heard: now,
+            addr: from,
             in_hello: false,
             suspect: None,
             behind: None,
         });
         *bits |= peer.bit;
         peer.heard = now;
+        peer.addr = from;
         peer
     }
 
-    /// Makes room for a new peer by forgetting the one silent longest, if
-    /// it has been silent for `PEER_TIMEOUT`; its bit is cleared from the
+    /// Makes room for a new peer by forgetting the one heard longest ago.
+    /// A newcomer is always taken: spoofed senders that keep the table
+    /// full cannot lock a real peer out (without authentication they can
+    /// only make peers be forgotten and met again; with it, only verified
+    /// sessions get here). The forgotten peer's bit is cleared from the
     /// resend queue, so that its acknowledgements do not count for the
     /// peer that gets the bit next.
-    fn forget_a_silent_peer(&mut self, now: Instant) -> bool {
-        let Some((&addr, peer)) = self.peers.iter().min_by_key(|(_, p)| p.heard) else {
-            return true;
+    fn forget_the_quietest_peer(&mut self) {
+        let Some((&id, peer)) = self.peers.iter().min_by_key(|(_, p)| p.heard) else {
+            return;
         };
-        if now.saturating_duration_since(peer.heard) < PEER_TIMEOUT {
-            return false;
-        }
         let bit = peer.bit;
-        self.peers.remove(&addr);
+        self.peers.remove(&id);
         self.peer_bits &= !bit;
         self.rsq.for_each_value(|sent| sent.acked &= !bit);
-        true
+        self.counters.peers_evicted += 1;
     }
 
     /// Peers whose acknowledgement the resend queue waits for.
@@ -184,6 +255,7 @@ impl SyncCore {
     fn ftfw_receive(
         &mut self,
         now: Instant,
+        id: PeerId,
         from: IpAddr,
         h: &Header,
         msg: &[u8],
@@ -193,7 +265,7 @@ impl SyncCore {
         if h.is_hello_back() && self.hello == Hello::Say {
             self.hello = Hello::Done;
         }
-        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, from, w);
+        let peer = Self::peer(&mut self.peers, &mut self.peer_bits, now, id, from, w);
         let mut gap = None;
         // Only the first HELLO of a peer is its restart. It repeats HELLO
         // until our HELLO_BACK gets through; 1.4.7 treats every repeat as a
@@ -268,11 +340,11 @@ impl SyncCore {
                 peer.ack_from = None;
             }
         }
-        let verdict = self.ftfw_digest(now, from, h, msg);
+        let verdict = self.ftfw_digest(now, id, h, msg);
         if verdict == Verdict::Bad {
             return verdict;
         }
-        let Some(peer) = self.peers.get_mut(&from) else {
+        let Some(peer) = self.peers.get_mut(&id) else {
             return verdict;
         };
         match gap {
@@ -317,7 +389,7 @@ impl SyncCore {
         verdict
     }
 
-    fn ftfw_digest(&mut self, now: Instant, sender: IpAddr, h: &Header, msg: &[u8]) -> Verdict {
+    fn ftfw_digest(&mut self, now: Instant, sender: PeerId, h: &Header, msg: &[u8]) -> Verdict {
         if h.is_data() {
             return Verdict::Data;
         }

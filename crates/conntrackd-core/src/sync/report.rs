@@ -23,13 +23,32 @@ pub fn network_block(out: &mut String, core: &SyncCore) {
         c.lost,
         c.before
     );
-    if core.authenticated() {
-        let _ = write!(
-            out,
-            "authentication:\n\trecv:\n\t\tAuth failures:\t\t{:>20}\n\n",
-            c.auth_failures
-        );
+    if let Some(auth) = core.auth() {
+        auth_block(out, auth);
     }
+}
+
+/// `authentication:` of `-s network` (our extension): refusals by reason,
+/// then what the handshakes did.
+fn auth_block(out: &mut String, auth: &super::auth::Auth) {
+    let c = auth.counters();
+    let _ = write!(
+        out,
+        "authentication:\n\trecv:\n\t\tAuth failures:\t\t{:>20}\n",
+        c.refused_total()
+    );
+    for why in super::auth::Refusal::ALL {
+        let label = format!("{}:", why.label());
+        let _ = writeln!(out, "\t\t  {label:<22}{:>20}", c.refused(why));
+    }
+    let _ = write!(
+        out,
+        "\tsessions:\n\t\tVerified now:\t\t{:>20}\n\t\tVerified in all:\t{:>20}\n\t\tHeld envelopes:\t\t{:>20}\n\t\tHandshakes sent:\t{:>20}\n\n",
+        auth.verified_sessions(),
+        c.verified,
+        auth.held_now(),
+        c.handshakes_sent
+    );
 }
 
 /// `message tracking:` of `-s`.

@@ -70,7 +70,7 @@ impl SyncCore {
                 }
             };
             if built {
-                self.emit(&msg);
+                self.emit(now, &msg);
             }
             self.scratch = msg;
         }
@@ -82,7 +82,7 @@ impl SyncCore {
                     let flags = self.hello_flags();
                     let seq = self.next_seq();
                     control.encode(seq, flags, &mut msg);
-                    self.emit(&msg);
+                    self.emit(now, &msg);
                     if self.is_ftfw() && !matches!(control, Control::Alive) {
                         self.push_resend(Item::Control(control), seq);
                     }
@@ -90,7 +90,7 @@ impl SyncCore {
                 Item::Object(key) => {
                     let built = self.build_object(&key, opts, &mut msg);
                     if let Some(seq) = built {
-                        self.emit(&msg);
+                        self.emit(now, &msg);
                         if self.is_ftfw() {
                             self.push_resend(Item::Object(key), seq);
                         } else {
@@ -104,7 +104,7 @@ impl SyncCore {
             self.scratch = msg;
         }
         if self.settings.flush_delay.is_zero() {
-            self.flush_batch();
+            self.flush_batch(now);
         } else if !self.batch.is_empty() && self.flush_at.is_none() {
             self.flush_at = Some(now + self.settings.flush_delay);
         }
@@ -178,7 +178,7 @@ impl SyncCore {
     }
 
     /// Adds a message to the active channel's batch (wire-protocol.md §8).
-    fn emit(&mut self, msg: &[u8]) {
+    fn emit(&mut self, now: Instant, msg: &[u8]) {
         let size = self
             .settings
             .batch_sizes
@@ -191,17 +191,17 @@ impl SyncCore {
                 0
             });
         if !self.batch.is_empty() && self.batch.len() + msg.len() >= size {
-            self.flush_batch();
+            self.flush_batch(now);
         }
         self.batch.extend_from_slice(msg);
     }
 
-    pub(super) fn flush_batch(&mut self) {
+    pub(super) fn flush_batch(&mut self, now: Instant) {
         self.flush_at = None;
         if !self.batch.is_empty() {
             let mut bytes = std::mem::take(&mut self.batch);
             if let Some(auth) = self.auth.as_mut() {
-                bytes = auth.seal(&bytes);
+                bytes = auth.seal_data(now, &bytes);
             }
             self.transmits.push_back(Transmit {
                 channel: self.active,

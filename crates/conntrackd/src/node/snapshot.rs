@@ -2,6 +2,7 @@
 //! and of the Prometheus metrics. It reads the same fields the `-s` text
 //! reports read, so the three always agree (tests/metrics.rs checks it).
 
+use conntrackd_core::sync::auth::Refusal;
 use std::time::Instant;
 
 use conntrackd_core::cache::CacheCounters;
@@ -77,6 +78,8 @@ pub struct SyncStats {
     pub protocol: &'static str,
     pub authentication: bool,
     pub received: Received,
+    /// `Authentication` on: what it refused and what its handshakes did.
+    pub auth: Option<AuthStats>,
     pub queues: Queues,
     pub channels: Vec<Channel>,
     /// NOTRACK with `DisableInternalCache`.
@@ -105,10 +108,24 @@ pub struct Received {
     /// `Packets before` (sequence numbers already seen).
     pub before: u64,
     pub applied: u64,
-    /// Refused by `Authentication` (bad MAC, replay, no envelope).
+    /// Refused by `Authentication`, every reason (`Auth failures`).
     pub auth_failures: u64,
-    /// From new senders while 64 live peers were already tracked.
-    pub peers_refused: u64,
+    /// Peers forgotten to make room for a new sender (64 tracked).
+    pub peers_evicted: u64,
+}
+
+/// The `authentication:` block of `-s network`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuthStats {
+    /// Refusals by reason (`not_envelope`, `bad_tag`, `replayed`, ...).
+    pub refused: std::collections::BTreeMap<&'static str, u64>,
+    /// Envelopes held for a handshake, in all and now.
+    pub held: u64,
+    pub held_now: u64,
+    /// Sessions verified by a handshake, in all and now.
+    pub verified: u64,
+    pub verified_now: u64,
+    pub handshakes_sent: u64,
 }
 
 /// `-s queue`.
@@ -141,6 +158,8 @@ pub struct Channel {
     pub packets_received: u64,
     pub send_errors: u64,
     pub receive_errors: u64,
+    /// TCP: connections refused because they did not come from the peer.
+    pub foreign_connections: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -234,6 +253,7 @@ impl Node {
                         packets_received: l.pkts_recv,
                         send_errors: l.send_errors,
                         receive_errors: l.recv_errors,
+                        foreign_connections: l.foreign_connections,
                     }
                 })
                 .collect();
@@ -255,9 +275,23 @@ impl Node {
                     lost: c.lost,
                     before: c.before,
                     applied: c.applied,
-                    auth_failures: c.auth_failures,
-                    peers_refused: c.peers_refused,
+                    auth_failures: core.auth_counters().map_or(0, |a| a.refused_total()),
+                    peers_evicted: c.peers_evicted,
                 },
+                auth: core.auth().map(|auth| {
+                    let a = auth.counters();
+                    AuthStats {
+                        refused: Refusal::ALL
+                            .into_iter()
+                            .map(|why| (why.name(), a.refused(why)))
+                            .collect(),
+                        held: a.held,
+                        held_now: auth.held_now() as u64,
+                        verified: a.verified,
+                        verified_now: auth.verified_sessions() as u64,
+                        handshakes_sent: a.handshakes_sent,
+                    }
+                }),
                 queues: Queues {
                     transmit: q.transmit as u64,
                     resend: q.resend as u64,

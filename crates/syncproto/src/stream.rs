@@ -5,7 +5,9 @@
 //! split across `recv()` calls.  Every message starts with the 8-byte header
 //! whose bytes 2..4 are the big-endian total length (header included).  The
 //! splitter keeps a partial tail for the next read and hands out the run of
-//! whole messages completed by each chunk.
+//! whole messages completed by each chunk.  Authenticated envelopes
+//! (docs/authentication.md) keep their total length in the same bytes, so a
+//! run may also be several whole envelopes; the receiver opens each one.
 
 /// Size of the sync message header.
 pub const HEADER_LEN: usize = 8;
