@@ -5,7 +5,7 @@ install_test_deps() {
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
   export DEBIAN_FRONTEND=noninteractive
   local need=() pkg svc
-  for pkg in conntrack conntrackd keepalived nftables iproute2 tcpdump ethtool procps python3; do
+  for pkg in conntrack conntrackd keepalived nftables iproute2 tcpdump ethtool procps python3 faketime; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then

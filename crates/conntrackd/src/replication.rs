@@ -311,10 +311,17 @@ impl Replication {
     }
 
     /// Sends what the core produced and carries out its requests.
-    /// `requests` is the daemon's general-purpose kernel socket.
+    /// `requests` is the daemon's general-purpose kernel socket. A channel
+    /// that cannot take more holds the core back (its objects wait in the
+    /// transmit queue); the loop calls this again once it can.
     pub fn flush(&mut self, now: Instant, requests: &mut CtSocket) {
         loop {
-            while let Some(tx) = self.core.poll_transmit(now) {
+            while self
+                .links
+                .get(self.core.active_channel())
+                .is_none_or(Link::wants_more)
+                && let Some(tx) = self.core.poll_transmit(now)
+            {
                 if let Some(link) = self.links.get_mut(tx.channel) {
                     link.send(now, &tx.bytes);
                 }

@@ -5,101 +5,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use std::time::Duration;
 
-use common::{C_DAEMON, Daemon as Node, Impl, Netns, Scratch, netns_available, unique, wait_until};
-
-#[derive(Clone, Copy, Debug)]
-enum Transport {
-    Multicast,
-    Udp,
-    Tcp,
-    Udp6,
-}
-
-fn transport_block(t: Transport, me: u8, peer: u8) -> String {
-    match t {
-        Transport::Multicast => format!(
-            "\tMulticast {{\n\t\tIPv4_address 225.0.0.50\n\t\tIPv4_interface 10.77.0.{me}\n\t\tInterface sync0\n\t\tGroup 3780\n\t\tChecksum on\n\t}}\n"
-        ),
-        Transport::Udp => format!(
-            "\tUDP {{\n\t\tIPv4_address 10.77.0.{me}\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3781\n\t\tInterface sync0\n\t\tChecksum off\n\t}}\n"
-        ),
-        Transport::Udp6 => format!(
-            "\tUDP {{\n\t\tIPv6_address fd00:77::{me}\n\t\tIPv6_Destination_Address fd00:77::{peer}\n\t\tPort 3781\n\t\tInterface sync0\n\t}}\n"
-        ),
-        Transport::Tcp => format!(
-            "\tTCP {{\n\t\tIPv4_address 10.77.0.{me}\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3782\n\t\tInterface sync0\n\t}}\n"
-        ),
-    }
-}
-
-fn write_conf(s: &Scratch, mode: &str, t: Transport, me: u8, peer: u8) -> PathBuf {
-    let text = format!(
-        "Sync {{\n\tMode {mode}\n{}\tOptions {{ }}\n}}\nGeneral {{\n\tSystemd off\n\tHashSize 8192\n\tHashLimit 65535\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tNetlinkBufferSize 2097152\n\tNetlinkBufferSizeMaxGrowth 8388608\n\tFilter {{ Address Ignore {{ IPv4_address 10.77.0.0/24 }} }}\n}}\n",
-        transport_block(t, me, peer),
-        s.path("log").display(),
-        s.path("lock").display(),
-        s.path("sock").display()
-    );
-    s.write("ct.conf", &text)
-}
-
-/// Replaces the empty `Options { }` of a node's configuration.
-fn set_options(node: &Node, with: &str) {
-    let conf = std::fs::read_to_string(&node.conf).expect("config");
-    std::fs::write(&node.conf, conf.replace("Options { }", with)).expect("config");
-}
-
-/// Two namespaces with a veth pair named sync0 on both sides, daemons
-/// started (backup first).
-fn pair(mode: &str, t: Transport, primary: Impl, backup: Impl) -> (Node, Node) {
-    let (primary, backup) = pair_nodes(mode, t, primary, backup);
-    backup.start();
-    primary.start();
-    (primary, backup)
-}
-
-/// The same, daemons configured but not started.
-fn pair_nodes(mode: &str, t: Transport, primary: Impl, backup: Impl) -> (Node, Node) {
-    let a = Netns::new("rpa");
-    let b = Netns::new("rpb");
-    let (va, vb) = (unique("va"), unique("vb"));
-    common::run_ok(
-        "ip",
-        &["link", "add", &va, "type", "veth", "peer", "name", &vb],
-    );
-    common::run_ok("ip", &["link", "set", &va, "netns", &a.name]);
-    common::run_ok("ip", &["link", "set", &vb, "netns", &b.name]);
-    for (ns, dev, n) in [(&a, &va, 1), (&b, &vb, 2)] {
-        ns.ip(&["link", "set", dev, "name", "sync0"]);
-        ns.ip(&["addr", "add", &format!("10.77.0.{n}/24"), "dev", "sync0"]);
-        ns.ip(&[
-            "addr",
-            "add",
-            &format!("fd00:77::{n}/64"),
-            "dev",
-            "sync0",
-            "nodad",
-        ]);
-        ns.ip(&["link", "set", "sync0", "up"]);
-    }
-    let node = |ns: Netns, imp: Impl, me: u8, peer: u8| {
-        let scratch = Scratch::new();
-        let conf = write_conf(&scratch, mode, t, me, peer);
-        Node {
-            ns,
-            scratch,
-            conf,
-            imp,
-        }
-    };
-    let backup = node(b, backup, 2, 1);
-    let primary = node(a, primary, 1, 2);
-    (primary, backup)
-}
+use common::pair::{Transport, pair, pair_nodes, set_options, with_key, words};
+use common::{C_DAEMON, Daemon as Node, Impl, netns_available, wait_until};
 
 const FLOWS: [&str; 6] = [
     "-I -s 192.168.10.1 -d 192.168.20.2 -p tcp --sport 40000 --dport 80 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 120 --mark 7",
@@ -138,10 +49,6 @@ const COMMITTED: [&str; 3] = [
     "src=10.1.1.5 dst=10.2.2.9 sport=5000 dport=53 [UNREPLIED] src=10.2.2.9 dst=10.9.9.9 sport=53 dport=6000",
     "src=10.5.5.5 dst=10.6.6.6 sport=2000 dport=22 [UNREPLIED] src=10.6.6.6 dst=10.5.5.5 sport=22 dport=2000 mark=0 zone=5",
 ];
-
-fn words(s: &str) -> Vec<&str> {
-    s.split(' ').collect()
-}
 
 /// The whole scenario: replicate, delete, commit.
 fn replicate_and_commit(mode: &str, t: Transport, primary: Impl, backup: Impl) {
@@ -731,21 +638,9 @@ fn encrypted_sync_replicates_and_refuses_forged_datagrams() {
 }
 
 fn authenticated(encrypt: bool) {
-    use std::os::unix::fs::PermissionsExt;
     let (a, b) = pair_nodes(FTFW, Transport::Udp, Impl::Ours, Impl::Ours);
     for node in [&a, &b] {
-        let key = node
-            .scratch
-            .write("sync.key", "a shared secret of thirty-two by");
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-        set_options(
-            node,
-            &format!(
-                "Options {{ }}\n\tAuthentication {{ KeyFile {} Encrypt {} }}",
-                key.display(),
-                if encrypt { "on" } else { "off" }
-            ),
-        );
+        with_key(node, encrypt);
     }
     b.start();
     a.start();

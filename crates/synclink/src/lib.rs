@@ -223,6 +223,17 @@ impl Link {
         }
     }
 
+    /// May another batch be sent now without dropping one? Datagram
+    /// channels: always. TCP: while fewer batches wait than
+    /// `ErrorQueueLength` (at least one may), so that a slow or absent peer
+    /// holds the sender back instead of making its queue drop batches.
+    pub fn wants_more(&self) -> bool {
+        match &self.kind {
+            Kind::Dgram(_) => true,
+            Kind::Tcp(t) => t.wants_more(),
+        }
+    }
+
     /// Waits until something may be received, or (TCP) a connection can be
     /// accepted, a connect completed, queued batches written or a connect
     /// retried.  Cancel-safe.  Follow it with [`Link::recv`].

@@ -166,6 +166,11 @@ impl Tcp {
         }
     }
 
+    pub(crate) fn wants_more(&self) -> bool {
+        let waiting = self.queue.len() + usize::from(self.inflight.is_some());
+        waiting < self.queue.max().max(1)
+    }
+
     fn has_pending(&self) -> bool {
         self.inflight.is_some() || !self.queue.is_empty()
     }

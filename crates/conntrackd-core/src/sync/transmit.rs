@@ -13,7 +13,11 @@ impl SyncCore {
     // ---- transmit ------------------------------------------------------------
 
     /// Next datagram to send. Runs a transmit round (§5.3) when something
-    /// is queued.
+    /// is queued. Batches are built one at a time, as they are asked for:
+    /// a channel that cannot take more (a TCP peer that reads slowly) is
+    /// simply not asked, and what waits stays in the transmit queue, one
+    /// entry per object, instead of piling up as batches that would have to
+    /// be dropped.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
         if self.transmits.is_empty() && (!self.txq.is_empty() || !self.direct.is_empty()) {
             self.transmit_round(now);
@@ -55,9 +59,12 @@ impl SyncCore {
         }
     }
 
+    /// Builds messages until a batch is complete (or nothing is queued).
     fn transmit_round(&mut self, now: Instant) {
         let opts = self.encode_options();
-        while let Some(direct) = self.direct.pop_front() {
+        while self.transmits.is_empty()
+            && let Some(direct) = self.direct.pop_front()
+        {
             let mut msg = std::mem::take(&mut self.scratch);
             msg.clear();
             let seq = self.next_seq();
@@ -74,7 +81,9 @@ impl SyncCore {
             }
             self.scratch = msg;
         }
-        while let Some((item, ())) = self.txq.pop_front() {
+        while self.transmits.is_empty()
+            && let Some((item, ())) = self.txq.pop_front()
+        {
             let mut msg = std::mem::take(&mut self.scratch);
             msg.clear();
             match item {
@@ -103,9 +112,10 @@ impl SyncCore {
             }
             self.scratch = msg;
         }
-        if self.settings.flush_delay.is_zero() {
+        let drained = self.txq.is_empty() && self.direct.is_empty();
+        if drained && self.settings.flush_delay.is_zero() {
             self.flush_batch(now);
-        } else if !self.batch.is_empty() && self.flush_at.is_none() {
+        } else if drained && !self.batch.is_empty() && self.flush_at.is_none() {
             self.flush_at = Some(now + self.settings.flush_delay);
         }
         if !self.is_alarm() {

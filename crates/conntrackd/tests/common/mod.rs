@@ -2,6 +2,8 @@
 //! removed, and daemons started inside them.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod pair;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -251,6 +253,16 @@ impl Daemon {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.scratch.path("log")).unwrap_or_default()
+    }
+
+    /// Sends `signal` (`-STOP`, `-CONT`, ...) to the running daemon.
+    pub fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.scratch.path("lock")).expect("lock holds the pid");
+        let sent = Command::new("kill")
+            .args([signal, pid.trim()])
+            .status()
+            .expect("kill");
+        assert!(sent.success(), "kill {signal}");
     }
 
     pub fn kernel(&self) -> String {

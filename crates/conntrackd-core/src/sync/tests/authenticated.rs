@@ -89,12 +89,13 @@ fn captured_envelopes_replayed_from_other_addresses_are_refused() {
         sim.event(0, EventKind::New, flow(i));
     }
     sim.run(2);
+    // What created them; then they are deleted.
+    let captured: Vec<Vec<u8>> = sim.captured_from(0);
     for i in 1..=20 {
         sim.event(0, EventKind::Destroy, flow(i));
     }
     sim.run(2);
     assert!(sim.nodes[1].external.is_empty());
-    let captured: Vec<Vec<u8>> = sim.captured_from(0);
     let peers = sim.nodes[1].peers.len();
     for spoofed in 0..64u32 {
         let from = IpAddr::V4(Ipv4Addr::from(0x0a4d_0100 + spoofed));
@@ -155,11 +156,11 @@ fn after_a_receiver_restart_captured_envelopes_are_refused() {
             sim.event(0, EventKind::New, flow(i));
         }
         sim.run(3);
+        let captured: Vec<Vec<u8>> = sim.captured_from(0);
         for i in 1..=20 {
             sim.event(0, EventKind::Destroy, flow(i));
         }
         sim.run(3);
-        let captured: Vec<Vec<u8>> = sim.captured_from(0);
         sim.restart(1, protocol);
         let from = sim.addrs[0];
         for bytes in &captured {
