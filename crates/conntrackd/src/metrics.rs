@@ -227,6 +227,31 @@ pub fn render(s: &Snapshot) -> String {
         s.control.unknown_requests as f64,
     );
 
+    for (name, help, value) in [
+        (
+            "control_replies_abandoned_total",
+            "Control replies given up because the client read nothing for ReplyTimeout (-s runtime: replies abandoned).",
+            s.control.replies_abandoned,
+        ),
+        (
+            "control_clients_refused_total",
+            "Control clients closed at once because every MaxClients slot was busy with a reply (-s runtime: clients refused (busy)).",
+            s.control.clients_refused,
+        ),
+        (
+            "control_silent_clients_dropped_total",
+            "Control clients closed before sending a request, to make room for a newcomer (-s runtime: silent clients dropped).",
+            s.control.silent_clients_dropped,
+        ),
+        (
+            "control_accept_errors_total",
+            "Failed accepts on the control socket, such as EMFILE (-s runtime: accept errors).",
+            s.control.accept_errors,
+        ),
+    ] {
+        e.one(name, "counter", help, value as f64);
+    }
+
     if let Some(sync) = &s.sync {
         let r = &sync.received;
         e.family(
