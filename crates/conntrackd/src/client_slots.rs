@@ -1,5 +1,5 @@
 //! A bounded number of clients served at once, shared by the tasks of one
-//! listener (the control socket).
+//! listener (the control socket, the metrics endpoint).
 //!
 //! A connection is *unheard* until its request has arrived, then *heard*
 //! until its reply is written. When every slot is taken, a newcomer takes
