@@ -31,7 +31,7 @@ pub(crate) const GENERAL: &[&str] = &[
     "Metrics",
 ];
 /// Keys of `UNIX { … }`.
-pub(crate) const UNIX: &[&str] = &["Path", "Backlog"];
+pub(crate) const UNIX: &[&str] = &["Path", "Backlog", "MaxClients", "ReplyTimeout"];
 /// Keys of `Scheduler { … }`.
 pub(crate) const SCHEDULER: &[&str] = &["Type", "Priority"];
 /// Keys of `Filter { … }`.
@@ -139,6 +139,18 @@ impl<'a> Parser<'a> {
             "Path" if t.kind == TokenKind::Keyword => {
                 let path = p.path(&t, 107, "Path is longer than 107 characters")?;
                 p.config.general.unix_path = Some(path.into());
+                Ok(())
+            }
+            "MaxClients" | "ReplyTimeout" if t.kind == TokenKind::Str => {
+                let (n, span) = p.number(&t)?;
+                if n == 0 {
+                    return Err(p.error(span, format!("`{}' must be > 0", t.text)));
+                }
+                if t.text == "MaxClients" {
+                    p.config.general.max_clients = n;
+                } else {
+                    p.config.general.reply_timeout = n;
+                }
                 Ok(())
             }
             "Backlog" if t.kind == TokenKind::Keyword => {

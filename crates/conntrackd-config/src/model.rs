@@ -165,6 +165,11 @@ pub struct General {
     pub lock_file: PathBuf,
     /// Control socket path (`UNIX { Path }`); None = unreachable abstract socket.
     pub unix_path: Option<PathBuf>,
+    /// Control clients served at once (`UNIX { MaxClients }`, our extension).
+    pub max_clients: u32,
+    /// Seconds a control client may read nothing of its reply before the
+    /// reply is abandoned (`UNIX { ReplyTimeout }`, our extension).
+    pub reply_timeout: u32,
     /// Netlink event socket buffer in bytes (0 = system default).
     pub netlink_buffer_size: u32,
     /// Upper bound for automatic buffer growth (0 = no growth).
@@ -190,6 +195,15 @@ pub struct General {
 
 /// Default port of the metrics endpoint.
 pub const DEFAULT_METRICS_PORT: u16 = 9465;
+
+/// Default of `UNIX { MaxClients }`: far more than operators and scripts
+/// run at once, few enough descriptors and reply buffers to be harmless.
+pub const DEFAULT_MAX_CLIENTS: u32 = 32;
+
+/// Default of `UNIX { ReplyTimeout }`, in seconds: a reader paused this
+/// long (a pager, `| (sleep 8; wc -l)`) still gets its whole dump, and a
+/// stopped one gives its slot back within a minute.
+pub const DEFAULT_REPLY_TIMEOUT: u32 = 60;
 
 /// `General { Metrics { IPv4_address … IPv6_address … Port … } }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,6 +237,8 @@ impl Default for General {
             syslog: None,
             lock_file: PathBuf::from(DEFAULT_LOCK_FILE),
             unix_path: None,
+            max_clients: DEFAULT_MAX_CLIENTS,
+            reply_timeout: DEFAULT_REPLY_TIMEOUT,
             netlink_buffer_size: 0,
             netlink_buffer_size_max_growth: 0,
             netlink_overrun_resync: Some(30),

@@ -531,6 +531,22 @@ pub const KEYS: &[Key] = &[
         "Path of the control socket (at most 107 characters). Without it no client can reach the daemon. The socket is created with mode 0600, and only root may send requests.",
         "/var/run/conntrackd.ctl",
     ),
+    extension(key(
+        "General.UNIX",
+        "MaxClients",
+        "NUMBER",
+        Some("32"),
+        "Clients served at once (greater than 0). When all are taken, a newcomer closes the oldest connection that has not sent its request yet; if every client is being answered, the newcomer is closed at once. Both are counted (-s runtime, --json, metrics).",
+        "8",
+    )),
+    extension(key(
+        "General.UNIX",
+        "ReplyTimeout",
+        "SECONDS",
+        Some("60"),
+        "A reply is abandoned, and counted, when its client has read nothing of it for this long (greater than 0). Other clients, replication and timers never wait for a client.",
+        "10",
+    )),
     with_kind(
         key(
             "General.UNIX",
@@ -1455,6 +1471,41 @@ mod tests {
             ));
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    /// Defaults are constants of the model; the reference states them as
+    /// text, so the two are compared here.
+    #[test]
+    fn documented_defaults_are_the_code_defaults() {
+        let documented = |section: &str, name: &str| {
+            keys_of(section)
+                .find(|k| k.name == name)
+                .and_then(|k| k.default)
+        };
+        let general = crate::model::General::default();
+        for (section, name, value) in [
+            (
+                "General.UNIX",
+                "MaxClients",
+                general.max_clients.to_string(),
+            ),
+            (
+                "General.UNIX",
+                "ReplyTimeout",
+                general.reply_timeout.to_string(),
+            ),
+            (
+                "General.Metrics",
+                "Port",
+                crate::model::DEFAULT_METRICS_PORT.to_string(),
+            ),
+        ] {
+            assert_eq!(
+                documented(section, name),
+                Some(value.as_str()),
+                "{section} {name}"
+            );
+        }
     }
 
     #[test]

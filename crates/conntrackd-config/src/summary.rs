@@ -113,7 +113,12 @@ pub fn check_summary(config: &Config) -> String {
         "control socket: {}",
         g.unix_path.as_ref().map_or_else(
             || "none (clients cannot connect)".to_owned(),
-            |p| p.display().to_string()
+            |p| format!(
+                "{} (at most {} clients; a reply not read for {} s is abandoned)",
+                p.display(),
+                g.max_clients,
+                g.reply_timeout
+            )
         )
     );
     let _ = writeln!(

@@ -923,6 +923,26 @@ fn metrics_block_is_our_extension() {
     assert!(e[0].message.contains("`Prot`"), "{}", e[0].message);
 }
 
+#[test]
+fn control_client_limits_are_our_extension() {
+    let (config, _) = ok(
+        "General {\n\tUNIX {\n\t\tPath /run/c.ctl\n\t\tMaxClients 4\n\t\tReplyTimeout 9\n\t}\n}\n",
+    );
+    assert_eq!(
+        (config.general.max_clients, config.general.reply_timeout),
+        (4, 9)
+    );
+    let (config, _) = ok("General {\n\tUNIX { Path /run/c.ctl }\n}\n");
+    assert_eq!(
+        (config.general.max_clients, config.general.reply_timeout),
+        (DEFAULT_MAX_CLIENTS, DEFAULT_REPLY_TIMEOUT)
+    );
+    for key in ["MaxClients", "ReplyTimeout"] {
+        let e = errors(&format!("General {{ UNIX {{ {key} 0 }} }}"));
+        assert_eq!(e[0].message, format!("`{key}' must be > 0"));
+    }
+}
+
 /// The configuration examples of the README's deployment guide parse
 /// without errors or warnings (the key file is a temporary one).
 #[test]

@@ -120,6 +120,11 @@ impl ExpectCache {
     pub fn iter(&self) -> impl Iterator<Item = &ExpectEntry> {
         self.entries.values()
     }
+
+    /// The keys of every cached expectation, in no particular order.
+    pub fn keys(&self) -> impl Iterator<Item = &ExpectKey> {
+        self.entries.keys()
+    }
 }
 
 #[cfg(test)]

@@ -4,19 +4,23 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Instant;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use conntrackd_config::{Config, LogTarget};
-use tokio::io::AsyncWriteExt;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
 use crate::cli::code;
-use crate::control::{self, ControlEvent};
+use crate::client_slots::ClientSlots;
+use crate::control::reply::{NoMore, Replies};
+use crate::control::{self, ControlRequest};
 use crate::daemonize;
+use crate::dump_feed::{ChunkRequest, DumpFeed};
 use crate::lockfile::{Acquired, LockFile};
 use crate::logger;
 use crate::metrics;
+use crate::node::Reply;
 use crate::runtime_stats::RuntimeStats;
 use crate::systemd;
 
@@ -114,13 +118,24 @@ fn open_log(path: &Path) {
 }
 
 async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Result<(), String> {
-    let (control_tx, mut control_rx) = mpsc::channel::<ControlEvent>(64);
+    let mut stats = RuntimeStats::new(Instant::now());
+    let (request_tx, mut request_rx) = mpsc::channel::<ControlRequest>(64);
     // Without a UNIX path the C daemon binds an unreachable abstract
     // socket; we simply do not listen.
     if let Some(path) = &config.general.unix_path {
         let listener = control::bind(path).map_err(|e| format!("can't open unix socket! {e}"))?;
-        tokio::task::spawn_local(control::accept_loop(listener, control_tx));
+        tokio::task::spawn_local(control::accept::accept_loop(
+            listener,
+            request_tx.clone(),
+            ClientSlots::new(config.general.max_clients as usize),
+            Rc::clone(&stats.control),
+        ));
     }
+    let replies = Replies::new(
+        Duration::from_secs(u64::from(config.general.reply_timeout)),
+        Rc::clone(&stats.control),
+    );
+    let (chunk_tx, mut chunk_rx) = mpsc::channel::<ChunkRequest>(64);
     let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
     let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
@@ -153,7 +168,7 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
         let _ = n.notify(&format!("READY=1\nMAINPID={}", std::process::id()));
     }
     let mut watchdog_tick = watchdog.map(tokio::time::interval);
-    let mut stats = RuntimeStats::new(Instant::now());
+    stats.started = Instant::now();
 
     loop {
         let deadline = node.poll_timeout();
@@ -167,32 +182,32 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
                 node.reopen_logs();
                 reload_keys(&mut node, config_path);
             }
-            event = control_rx.recv() => {
-                match event {
-                    Some(ControlEvent::Request { code, mut stream }) => {
-                        if code & !crate::json::JSON_FLAG == code::KILL {
-                            break;
-                        }
-                        let reply = node.handle_request(code, Instant::now(), &mut stats).await;
-                        node.flush_sync(Instant::now());
-                        if !reply.is_empty() {
-                            let _ = stream.write_all(reply.as_bytes()).await;
-                        }
-                        let _ = stream.shutdown().await;
-                        // Before any other input: what the request left
-                        // for after its reply (a quiet commit's flows).
-                        node.after_reply(Instant::now());
-                        node.flush_sync(Instant::now());
-                    }
-                    Some(ControlEvent::ReadFailed) => stats.local_read_failed += 1,
-                    Some(ControlEvent::UnknownRequest) => stats.local_unknown_request += 1,
-                    Some(ControlEvent::Refused { uid }) => {
-                        logger::warning(&format!(
-                            "refused a control request from uid {uid}: only root may drive conntrackd"
-                        ));
-                    }
-                    None => {}
+            Some(ControlRequest { code, stream, slot }) = request_rx.recv() => {
+                if code & !crate::json::JSON_FLAG == code::KILL {
+                    break;
                 }
+                let reply = node.handle_request(code, Instant::now(), &stats);
+                node.flush_sync(Instant::now());
+                // The reply is computed here and written by `replies`,
+                // which never waits for the client.
+                match reply {
+                    Reply::Text(text) => replies.send(stream, slot, text, None::<NoMore>),
+                    Reply::Dump(mut cursor) => {
+                        let first = node.dump_chunk(&mut cursor, Instant::now());
+                        let rest = (!cursor.finished())
+                            .then(|| DumpFeed::new(cursor, chunk_tx.clone()));
+                        replies.send(stream, slot, first, rest);
+                    }
+                }
+                // Before any other input: what the request left for after
+                // its reply (a quiet commit's flows). A `-c` reply is empty,
+                // so its client has seen the connection close by now.
+                node.after_reply(Instant::now());
+                node.flush_sync(Instant::now());
+            }
+            Some(ChunkRequest { mut cursor, reply }) = chunk_rx.recv() => {
+                let chunk = node.dump_chunk(&mut cursor, Instant::now());
+                let _ = reply.send((chunk, cursor));
             }
             readable = node.kernel_readable() => {
                 node.handle_kernel_readable(readable, Instant::now());

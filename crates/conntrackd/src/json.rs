@@ -156,8 +156,57 @@ pub fn expectation(exp: &Expect, text: &str) -> Value {
 
 /// A document as the daemon sends it: pretty, one trailing newline.
 pub fn render(value: &impl serde::Serialize) -> String {
-    let mut text = serde_json::to_string_pretty(value)
-        .unwrap_or_else(|e| json!({ "error": format!("can't encode: {e}") }).to_string());
+    let mut text = pretty(value);
     text.push('\n');
     text
+}
+
+fn pretty(value: &impl serde::Serialize) -> String {
+    serde_json::to_string_pretty(value)
+        .unwrap_or_else(|e| json!({ "error": format!("can't encode: {e}") }).to_string())
+}
+
+/// Writes a top-level array one element at a time, byte for byte as
+/// [`render`] writes the whole array, so a dump need not be held in memory.
+#[derive(Debug, Default, Clone)]
+pub struct ArrayWriter {
+    opened: bool,
+}
+
+impl ArrayWriter {
+    pub fn element(&mut self, out: &mut String, value: &impl serde::Serialize) {
+        out.push_str(if self.opened { ",\n" } else { "[\n" });
+        self.opened = true;
+        // One level deeper: JSON text has no raw newline inside a string,
+        // so indenting after each newline indents every line.
+        out.push_str("  ");
+        out.push_str(&pretty(value).replace('\n', "\n  "));
+    }
+
+    pub fn finish(&mut self, out: &mut String) {
+        out.push_str(if self.opened { "\n]\n" } else { "[]\n" });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_array_written_element_by_element_is_the_rendered_array() {
+        let values = [
+            json!({ "a": 1, "b": { "c": [1, 2], "d": "x\ny" }, "e": [] }),
+            json!({}),
+            json!([{ "f": null }]),
+        ];
+        for n in 0..=values.len() {
+            let mut writer = ArrayWriter::default();
+            let mut out = String::new();
+            for v in &values[..n] {
+                writer.element(&mut out, v);
+            }
+            writer.finish(&mut out);
+            assert_eq!(out, render(&values[..n].to_vec()), "{n} elements");
+        }
+    }
 }

@@ -3,12 +3,15 @@
 // A binary: `pub` marks module interfaces, not a public API.
 #![allow(unreachable_pub)]
 
+mod accept_backoff;
 mod cli;
 #[cfg(test)]
 mod cli_reference;
+mod client_slots;
 mod control;
 mod daemon;
 mod daemonize;
+mod dump_feed;
 mod json;
 mod lockfile;
 mod logger;

@@ -10,6 +10,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::accept_backoff::AcceptBackoff;
+use crate::client_slots::{Admitted, ClientSlots, Slot};
 use crate::node::snapshot::Snapshot;
 
 /// Prefix of every metric name.
@@ -226,6 +228,31 @@ pub fn render(s: &Snapshot) -> String {
         "Control requests with an unknown code (-s runtime: local unknown request).",
         s.control.unknown_requests as f64,
     );
+
+    for (name, help, value) in [
+        (
+            "control_replies_abandoned_total",
+            "Control replies given up because the client read nothing for ReplyTimeout (-s runtime: replies abandoned).",
+            s.control.replies_abandoned,
+        ),
+        (
+            "control_clients_refused_total",
+            "Control clients closed at once because every MaxClients slot was busy with a reply (-s runtime: clients refused (busy)).",
+            s.control.clients_refused,
+        ),
+        (
+            "control_silent_clients_dropped_total",
+            "Control clients closed before sending a request, to make room for a newcomer (-s runtime: silent clients dropped).",
+            s.control.silent_clients_dropped,
+        ),
+        (
+            "control_accept_errors_total",
+            "Failed accepts on the control socket, such as EMFILE (-s runtime: accept errors).",
+            s.control.accept_errors,
+        ),
+    ] {
+        e.one(name, "counter", help, value as f64);
+    }
 
     if let Some(sync) = &s.sync {
         let r = &sync.received;
@@ -513,30 +540,36 @@ pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<TcpListener>, String> 
     Ok(listeners)
 }
 
-/// Connections served at once; more are closed at once, so a flood of
-/// idle clients cannot use up the daemon's file descriptors.
+/// Connections served at once, so a flood of clients cannot use up the
+/// daemon's file descriptors. When all are taken, a newcomer replaces the
+/// oldest connection that has not sent a complete request yet, so idle
+/// connections cannot lock out the scraper (see `crate::client_slots`).
 const MAX_CLIENTS: usize = 16;
 
-/// Accepts scrapers; each connection is served by its own task.
+/// Accepts scrapers; each connection is served by its own task, and the
+/// main loop only renders a snapshot for those that asked.
 pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<ScrapeRequest>) {
-    let busy = std::rc::Rc::new(std::cell::Cell::new(0usize));
+    let slots = ClientSlots::new(MAX_CLIENTS);
+    let mut backoff = AcceptBackoff::default();
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            // Out of descriptors, most likely: let some close first.
-            tokio::time::sleep(Duration::from_millis(100)).await;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => {
+                backoff.succeeded();
+                stream
+            }
+            Err(_) => {
+                // Out of descriptors, most likely: let some close first.
+                tokio::time::sleep(backoff.failed()).await;
+                continue;
+            }
+        };
+        // Every slot busy with a response: close at once.
+        let Ok(Admitted { slot, .. }) = slots.admit() else {
             continue;
         };
-        if busy.get() >= MAX_CLIENTS {
-            drop(stream);
-            continue;
-        }
-        busy.set(busy.get() + 1);
-        let busy = busy.clone();
-        let scrapes = scrapes.clone();
-        tokio::task::spawn_local(async move {
-            answer(stream, scrapes).await;
-            busy.set(busy.get() - 1);
-        });
+        let id = slot.id();
+        let task = tokio::task::spawn_local(answer(stream, slot, scrapes.clone()));
+        slots.waited_on_by(id, task.abort_handle());
     }
 }
 
@@ -580,7 +613,9 @@ pub fn parse_request(head: &[u8]) -> Asked {
     }
 }
 
-async fn answer(mut stream: TcpStream, scrapes: mpsc::Sender<ScrapeRequest>) {
+/// Reads one request and answers it: the head within [`READ_TIMEOUT`] and
+/// [`MAX_HEAD`] bytes, the response within [`READ_TIMEOUT`] too.
+async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<ScrapeRequest>) {
     let mut head = Vec::with_capacity(1024);
     let complete = tokio::time::timeout(READ_TIMEOUT, async {
         let mut buf = [0u8; 1024];
@@ -599,6 +634,10 @@ async fn answer(mut stream: TcpStream, scrapes: mpsc::Sender<ScrapeRequest>) {
     })
     .await
     .unwrap_or(false);
+    // From now on the connection keeps its slot until answered.
+    if !slot.heard() {
+        return;
+    }
     let asked = if complete {
         parse_request(&head)
     } else {

@@ -1,20 +1,18 @@
 //! The running daemon's state: which mode it is in (idle, stats, sync),
 //! the kernel sockets, and the sans-IO core they feed.
 
-use std::fmt::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use conntrack_model::Conntrack;
 use conntrack_text::PlainOptions;
 use conntrackd_config::{Config, LogTarget};
-use conntrackd_core::cache::Cache;
-use conntrackd_core::expect_cache::{ExpectCache, ExpectFilter};
+use conntrackd_core::expect_cache::ExpectFilter;
 use conntrackd_core::filter::{AddressSet, Filter, Policy};
 use conntrackd_core::local::{EventKind, LocalCache, LocalOutput, Origin};
 use conntrackd_core::report;
+use conntrackd_core::sync::Expectations;
 use conntrackd_core::sync::report as sync_report;
-use conntrackd_core::sync::{Expectations, SyncCore};
 use ctnl::{CtEvent, CtSocket, Message, RecvBatch, RecvError, groups, messages, request};
 use std::os::fd::AsFd;
 
@@ -25,7 +23,18 @@ use crate::logger;
 use crate::replication::Replication;
 use crate::runtime_stats::RuntimeStats;
 
+pub mod dump;
 pub mod snapshot;
+
+pub use dump::DumpCursor;
+
+/// What the main loop sends back for a request.
+#[derive(Debug)]
+pub enum Reply {
+    Text(String),
+    /// A cache dump, rendered chunk by chunk with [`Node::dump_chunk`].
+    Dump(DumpCursor),
+}
 
 /// Which of the three daemon modes runs (sync-modes.md §1.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -623,51 +632,16 @@ impl Node {
         }
     }
 
-    fn dump_cache(local: &LocalCache, now: Instant, xml: bool, _: Option<()>) -> String {
-        Self::dump_cache_with(&local.cache, now, xml, None)
-    }
-
-    /// One line per live object; external ALARM objects show their expiry.
-    fn dump_cache_with(
-        cache: &Cache,
-        now: Instant,
-        xml: bool,
-        expiry: Option<&SyncCore>,
-    ) -> String {
-        let mut out = String::new();
-        for entry in cache.iter_live() {
-            // conntrackd strips the timeout and use count before printing.
-            let mut ct = entry.ct().into_owned();
-            ct.timeout = None;
-            ct.use_count = None;
-            if xml {
-                out.push_str(&conntrack_text::xml(&ct));
-            } else {
-                conntrack_text::write_plain(&mut out, &ct, PlainOptions::default());
-                if let Some(left) = expiry
-                    .zip(entry.key())
-                    .and_then(|(core, key)| core.expires_in(&key, now))
-                {
-                    let _ = write!(out, " [expires in {}s]", left.as_secs());
-                }
-                let _ = write!(out, " [active since {}s]", cache.age(entry, now).as_secs());
-            }
-            out.push('\n');
-        }
-        out
-    }
-
-    /// Serves one control request and returns the reply text.
-    pub async fn handle_request(
-        &mut self,
-        request: i32,
-        now: Instant,
-        stats: &mut RuntimeStats,
-    ) -> String {
+    /// Serves one control request. Cache dumps come back as a cursor, to
+    /// be rendered as the client reads them.
+    pub fn handle_request(&mut self, request: i32, now: Instant, stats: &RuntimeStats) -> Reply {
         let json = request & crate::json::JSON_FLAG != 0;
         let request = request & !crate::json::JSON_FLAG;
+        if let Some(cursor) = self.dump_request(request, json) {
+            return Reply::Dump(cursor);
+        }
         if json && let Some(document) = self.json_request(request, now, stats) {
-            return document;
+            return Reply::Text(document);
         }
         let mut out = String::new();
         match (self.mode, request) {
@@ -682,11 +656,11 @@ impl Node {
             (Mode::Stats, _) => self.stats_request(request, now, &mut out),
             (Mode::Sync, _) => self.sync_request(request, now, &mut out),
         }
-        out
+        Reply::Text(out)
     }
 
     /// Requests shared by Stats and Sync mode.
-    fn common_request(&mut self, request: i32, now: Instant, out: &mut String) -> bool {
+    fn common_request(&mut self, request: i32, now: Instant) -> bool {
         match request {
             code::CT_RESYNC_MASTER | code::ALL_RESYNC_MASTER => {
                 if self.internal_disabled() {
@@ -710,16 +684,13 @@ impl Node {
                     self.flush_kernel_expectations();
                 }
             }
-            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML => {
-                *out = Self::dump_cache(self.local(), now, request == code::CT_DUMP_INT_XML, None);
-            }
             _ => return false,
         }
         true
     }
 
     fn stats_request(&mut self, request: i32, now: Instant, out: &mut String) {
-        if self.common_request(request, now, out) {
+        if self.common_request(request, now) {
             return;
         }
         match request {
@@ -738,16 +709,12 @@ impl Node {
 
     fn sync_request(&mut self, request: i32, now: Instant, out: &mut String) {
         if request == code::CT_DUMP_INTERNAL || request == code::CT_DUMP_INT_XML {
-            if self.internal_disabled() {
-                // No cache: the kernel table, as `conntrack -L` shows it.
-                *out = self.dump_kernel_plain();
-                return;
-            }
-        } else if self.common_request(request, now, out) {
+            // Not a cache dump (dump.rs), so there is no internal cache:
+            // the kernel table, as `conntrack -L` shows it.
+            *out = self.dump_kernel_plain();
             return;
         }
-        if request == code::CT_DUMP_INTERNAL || request == code::CT_DUMP_INT_XML {
-            self.common_request(request, now, out);
+        if self.common_request(request, now) {
             return;
         }
         let Some(r) = self.sync.as_mut() else {
@@ -756,10 +723,6 @@ impl Node {
         let bypass = r.core.settings().disable_internal_cache;
         let inject = r.core.settings().disable_external_cache;
         match request {
-            code::CT_DUMP_EXTERNAL | code::CT_DUMP_EXT_XML if !inject => {
-                let xml = request == code::CT_DUMP_EXT_XML;
-                *out = Self::dump_cache_with(&r.core.external, now, xml, Some(&r.core));
-            }
             code::STATS => {
                 if bypass {
                     sync_report::bypass_block(out, &r.core.bypass);
@@ -865,63 +828,14 @@ impl Node {
                 logger::notice("flushing kernel expect table");
                 self.flush_kernel_expectations();
             }
-            code::EXP_DUMP_INTERNAL | code::EXP_DUMP_EXTERNAL => {
-                if let Some(state) = &r.core.expect {
-                    let cache = if request == code::EXP_DUMP_INTERNAL {
-                        &state.internal
-                    } else {
-                        &state.external
-                    };
-                    *out = dump_expectations(cache, now);
-                }
-            }
-            // 1.4.7 does not check ExpectationSync for the XML variants.
-            code::EXP_DUMP_INT_XML | code::EXP_DUMP_EXT_XML => {
-                if let Some(state) = &r.core.expect {
-                    let cache = if request == code::EXP_DUMP_INT_XML {
-                        &state.internal
-                    } else {
-                        &state.external
-                    };
-                    for entry in cache.iter() {
-                        out.push_str(&conntrack_text::expect_xml(&entry.exp));
-                        out.push('\n');
-                    }
-                }
-            }
             _ => {}
         }
     }
 
-    /// `--json`: the counters for any `-s`, the objects for `-i`/`-e`;
-    /// None for other requests, which run as usual.
+    /// `--json`: the counters for any `-s`, and an empty array for a dump
+    /// that has no cache to list (cache dumps are [`Reply::Dump`]s); None
+    /// for other requests, which run as usual.
     fn json_request(&self, request: i32, now: Instant, stats: &RuntimeStats) -> Option<String> {
-        let flows = |cache: &Cache, core: Option<&SyncCore>| -> Vec<serde_json::Value> {
-            cache
-                .iter_live()
-                .map(|entry| {
-                    let mut ct = entry.ct().into_owned();
-                    ct.timeout = None;
-                    ct.use_count = None;
-                    let expires = core
-                        .zip(entry.key())
-                        .and_then(|(core, key)| core.expires_in(&key, now))
-                        .map(|d| d.as_secs());
-                    let text = conntrack_text::plain(&ct, PlainOptions::default());
-                    crate::json::flow(&ct, &text, cache.age(entry, now).as_secs(), expires)
-                })
-                .collect()
-        };
-        let expectations = |cache: &ExpectCache| -> Vec<serde_json::Value> {
-            cache
-                .iter()
-                .map(|entry| {
-                    let text = conntrack_text::expect_plain(&entry.exp, false);
-                    crate::json::expectation(&entry.exp, &text)
-                })
-                .collect()
-        };
-        let internal_usable = self.mode != Mode::Idle && !self.internal_disabled();
         let document = match request {
             code::STATS
             | code::STATS_NETWORK
@@ -932,29 +846,14 @@ impl Node {
             | code::STATS_PROCESS
             | code::STATS_QUEUE
             | code::EXP_STATS => crate::json::render(&self.snapshot(stats, now)),
-            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML if internal_usable => {
-                crate::json::render(&flows(&self.local().cache, None))
-            }
-            code::CT_DUMP_EXTERNAL | code::CT_DUMP_EXT_XML => match self.sync.as_ref() {
-                Some(r) if !r.core.settings().disable_external_cache => {
-                    crate::json::render(&flows(&r.core.external, Some(&r.core)))
-                }
-                _ => crate::json::render(&Vec::<serde_json::Value>::new()),
-            },
-            code::EXP_DUMP_INTERNAL
+            code::CT_DUMP_INTERNAL
+            | code::CT_DUMP_INT_XML
+            | code::CT_DUMP_EXTERNAL
+            | code::CT_DUMP_EXT_XML
+            | code::EXP_DUMP_INTERNAL
             | code::EXP_DUMP_INT_XML
             | code::EXP_DUMP_EXTERNAL
-            | code::EXP_DUMP_EXT_XML => {
-                let internal = matches!(request, code::EXP_DUMP_INTERNAL | code::EXP_DUMP_INT_XML);
-                let list = self
-                    .expect()
-                    .map(|e| expectations(if internal { &e.internal } else { &e.external }))
-                    .unwrap_or_default();
-                crate::json::render(&list)
-            }
-            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML => {
-                crate::json::render(&Vec::<serde_json::Value>::new())
-            }
+            | code::EXP_DUMP_EXT_XML => crate::json::render(&Vec::<serde_json::Value>::new()),
             _ => return None,
         };
         Some(document)
@@ -985,19 +884,6 @@ impl Node {
         }
         out
     }
-}
-
-fn dump_expectations(cache: &ExpectCache, now: Instant) -> String {
-    let mut out = String::new();
-    for entry in cache.iter() {
-        out.push_str(&conntrack_text::expect_plain(&entry.exp, false));
-        let _ = writeln!(
-            out,
-            " [active since {}s]",
-            now.duration_since(entry.created).as_secs()
-        );
-    }
-    out
 }
 
 /// Opens the event socket (unless polling) and the request socket, with the

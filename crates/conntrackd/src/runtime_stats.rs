@@ -1,31 +1,87 @@
 //! Daemon-level counters of `-s runtime` that belong to the shell (control
 //! socket, children), and the uptime text.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::Instant;
 
 #[derive(Debug)]
 pub struct RuntimeStats {
     pub started: Instant,
-    pub local_read_failed: u64,
-    pub local_unknown_request: u64,
+    pub control: Rc<ControlCounters>,
+}
+
+/// What happened to control-socket clients. Shared with the tasks that
+/// accept clients and write replies (all on the daemon's one thread), so
+/// each counts where it happens, before the client sees the outcome.
+#[derive(Debug, Default)]
+pub struct ControlCounters {
+    /// No complete request in time (`local read failed`).
+    pub read_failed: Cell<u64>,
+    /// A code 1.4.7 does not define (`local unknown request`).
+    pub unknown_request: Cell<u64>,
+    /// Replies given up because the client read nothing for `ReplyTimeout`.
+    pub replies_abandoned: Cell<u64>,
+    /// Newcomers closed because every slot was busy with a reply.
+    pub refused_busy: Cell<u64>,
+    /// Clients that had sent nothing, closed to make room for a newcomer.
+    pub silent_dropped: Cell<u64>,
+    /// Failed `accept()`s (EMFILE and the like).
+    pub accept_errors: Cell<u64>,
+}
+
+impl ControlCounters {
+    pub fn bump(counter: &Cell<u64>) {
+        counter.set(counter.get() + 1);
+    }
+
+    fn any_beyond_1_4_7(&self) -> bool {
+        [
+            &self.replies_abandoned,
+            &self.refused_busy,
+            &self.silent_dropped,
+            &self.accept_errors,
+        ]
+        .iter()
+        .any(|c| c.get() > 0)
+    }
 }
 
 impl RuntimeStats {
     pub fn new(started: Instant) -> Self {
         RuntimeStats {
             started,
-            local_read_failed: 0,
-            local_unknown_request: 0,
+            control: Rc::default(),
         }
     }
 
     /// The `runtime stats:` block (control-and-cli.md §4.4). We fork no
-    /// children and use no select(), so those counters stay 0.
+    /// children and use no select(), so those counters stay 0. Our own
+    /// control-socket counters follow in a block of their own, shown once
+    /// one of them is not 0, so that the report keeps 1.4.7's layout until
+    /// something happened (docs/troubleshooting.md).
     pub fn render_runtime_block(&self) -> String {
-        format!(
+        let c = &self.control;
+        let mut text = format!(
             "runtime stats:\n\tchild process failed:\t\t{:>12}\n\t\tchild process segfault:\t{:>12}\n\t\tchild process termsig:\t{:>12}\n\tselect failed:\t\t\t{:>12}\n\twait failed:\t\t\t{:>12}\n\tlocal read failed:\t\t{:>12}\n\tlocal unknown request:\t\t{:>12}\n\n",
-            0, 0, 0, 0, 0, self.local_read_failed, self.local_unknown_request
-        )
+            0,
+            0,
+            0,
+            0,
+            0,
+            c.read_failed.get(),
+            c.unknown_request.get()
+        );
+        if c.any_beyond_1_4_7() {
+            text.push_str(&format!(
+                "control socket:\n\treplies abandoned:\t\t{:>12}\n\tclients refused (busy):\t\t{:>12}\n\tsilent clients dropped:\t\t{:>12}\n\taccept errors:\t\t\t{:>12}\n\n",
+                c.replies_abandoned.get(),
+                c.refused_busy.get(),
+                c.silent_dropped.get(),
+                c.accept_errors.get()
+            ));
+        }
+        text
     }
 
     pub fn uptime_line(&self, now: Instant) -> String {
@@ -75,5 +131,20 @@ mod tests {
         let text = s.render_runtime_block();
         assert!(text.starts_with("runtime stats:\n\tchild process failed:\t\t           0\n"));
         assert!(text.ends_with("\tlocal unknown request:\t\t           0\n\n"));
+    }
+
+    #[test]
+    fn control_block_appears_once_a_client_was_turned_away() {
+        let s = RuntimeStats::new(Instant::now());
+        ControlCounters::bump(&s.control.silent_dropped);
+        let text = s.render_runtime_block();
+        let (classic, ours) = text
+            .split_once("\n\ncontrol socket:\n")
+            .expect("our block after 1.4.7's");
+        assert!(classic.ends_with("\tlocal unknown request:\t\t           0"));
+        assert_eq!(
+            ours,
+            "\treplies abandoned:\t\t           0\n\tclients refused (busy):\t\t           0\n\tsilent clients dropped:\t\t           1\n\taccept errors:\t\t\t           0\n\n"
+        );
     }
 }

@@ -315,8 +315,7 @@ fn metrics_address_in_use_stops_the_start() {
 }
 
 /// A flood of idle connections to the endpoint costs the daemon nothing:
-/// the control socket keeps answering, and scrapes work again once the
-/// idle clients time out.
+/// the control socket keeps answering, and scrapes are served.
 #[test]
 fn idle_connections_cannot_wedge_the_daemon() {
     if !netns_available("idle_connections_cannot_wedge_the_daemon") {
@@ -351,12 +350,37 @@ fn idle_connections_cannot_wedge_the_daemon() {
         String::from_utf8_lossy(&stats.stdout).contains("cache internal:"),
         "-s during the flood: {stats:?}"
     );
-    // The idle clients are cut after 5 s; then a scrape is served.
+    // A scrape takes the slot of the oldest idle client.
     let served = wait_until(Duration::from_secs(15), || {
         http(&ns, "127.0.0.1", "GET /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 200 OK")
     });
     let _ = flood.kill();
     let _ = flood.wait();
     assert!(served, "no scrape served after the flood");
+    ctl(&ns, &conf, &["-k"]);
+}
+
+/// Idle connections that fill every slot of the endpoint do not lock out
+/// the scraper: its connection takes the slot of the oldest idle one.
+#[test]
+fn idle_connections_cannot_lock_out_the_scraper() {
+    if !netns_available("idle_connections_cannot_lock_out_the_scraper") {
+        return;
+    }
+    let ns = Netns::new("cml");
+    let s = Scratch::new();
+    let conf = config(&s);
+    ctl(&ns, &conf, &["-d"]);
+    let mut idle = python_holding(
+        &ns,
+        "import socket,time\nidle=[socket.create_connection(('127.0.0.1',9465)) for _ in range(32)]\nprint('ok',flush=True)\ntime.sleep(30)",
+    );
+    let scrape = http(&ns, "127.0.0.1", "GET /metrics HTTP/1.1\r\n\r\n");
+    let _ = idle.kill();
+    let _ = idle.wait();
+    assert!(
+        scrape.starts_with("HTTP/1.1 200 OK"),
+        "scrape while 32 idle connections are open: {scrape:?}"
+    );
     ctl(&ns, &conf, &["-k"]);
 }

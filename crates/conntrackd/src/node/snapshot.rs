@@ -70,6 +70,13 @@ pub struct Netlink {
 pub struct Control {
     pub read_failed: u64,
     pub unknown_requests: u64,
+    /// Not read for `ReplyTimeout` seconds.
+    pub replies_abandoned: u64,
+    /// Closed at once: every `MaxClients` slot was busy with a reply.
+    pub clients_refused: u64,
+    /// Closed before sending a request, to make room for a newcomer.
+    pub silent_clients_dropped: u64,
+    pub accept_errors: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -338,8 +345,12 @@ impl Node {
                 buffer_bytes: n.buffer_size,
             },
             control: Control {
-                read_failed: stats.local_read_failed,
-                unknown_requests: stats.local_unknown_request,
+                read_failed: stats.control.read_failed.get(),
+                unknown_requests: stats.control.unknown_request.get(),
+                replies_abandoned: stats.control.replies_abandoned.get(),
+                clients_refused: stats.control.refused_busy.get(),
+                silent_clients_dropped: stats.control.silent_dropped.get(),
+                accept_errors: stats.control.accept_errors.get(),
             },
             sync,
         }
