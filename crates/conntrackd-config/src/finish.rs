@@ -1,7 +1,9 @@
 //! Post-parse defaults and consistency checks (config.md §5).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::diag::Severity;
-use crate::model::{ChannelKind, ExpectSync, SyncMode, SyncSection};
+use crate::model::{Channel, ChannelKind, ExpectSync, Family, SyncMode, SyncSection};
 use crate::parser::Parser;
 
 /// `value`, or `default` if it is 0 ("0 = default").
@@ -141,7 +143,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         {
             ch.checksum = on;
         }
-        check_channel(p, &ch);
+        check_channel(p, &mut ch);
         channels.push(ch);
     }
     SyncSection {
@@ -190,15 +192,22 @@ fn check_key_file(p: &mut Parser<'_>, path: &str, span: crate::diag::Span) {
     }
 }
 
-fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
+fn check_channel(p: &mut Parser<'_>, ch: &mut Channel) {
     let kw = ch.kind.keyword();
-    if ch.address.is_none() {
-        p.push(
-            Severity::Error,
-            ch.span.clone(),
-            format!("`{kw}' channel has no address, so it has no address family"),
-            Some("add `IPv4_address` or `IPv6_address`".to_owned()),
-        );
+    if ch.kind == ChannelKind::Multicast {
+        if ch.address.is_none() {
+            p.push(
+                Severity::Error,
+                ch.span.clone(),
+                format!("`{kw}' channel has no group address"),
+                Some(
+                    "add `IPv4_address' with the group (e.g. 225.0.0.50) or `IPv6_address'"
+                        .to_owned(),
+                ),
+            );
+        }
+    } else {
+        resolve_unicast_addresses(p, ch);
     }
     if ch.interface.is_none() {
         let severity = if ch.kind == ChannelKind::Multicast {
@@ -213,14 +222,6 @@ fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
             Some("add `Interface NAME` (the link's interface)".to_owned()),
         );
     }
-    if ch.kind != ChannelKind::Multicast && ch.destination.is_none() {
-        p.push(
-            Severity::Warning,
-            ch.span.clone(),
-            format!("`{kw}' channel has no destination address"),
-            Some("add `IPv4_Destination_Address` or `IPv6_Destination_Address`".to_owned()),
-        );
-    }
     if ch.port == 0 {
         let key = if ch.kind == ChannelKind::Multicast {
             "Group"
@@ -233,5 +234,45 @@ fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
             format!("`{kw}' channel has no `{key}' (port 0)"),
             None,
         );
+    }
+}
+
+/// UDP and TCP channels (docs/migration.md, "Channel addresses"): the
+/// peer's address is required; the local one is optional, as in 1.4.7,
+/// which then binds the wildcard address of the peer's family (VyOS writes
+/// such blocks whenever its `listen-address` is not set).
+fn resolve_unicast_addresses(p: &mut Parser<'_>, ch: &mut Channel) {
+    let kw = ch.kind.keyword();
+    let Some(peer) = ch.destination else {
+        p.push(
+            Severity::Error,
+            ch.span.clone(),
+            format!("`{kw}' channel has no destination address"),
+            Some("add `IPv4_Destination_Address' or `IPv6_Destination_Address' with the peer's address (1.4.7 would send to 0.0.0.0, this host)".to_owned()),
+        );
+        return;
+    };
+    let peer_family = if peer.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    match ch.address {
+        None => {
+            ch.address = Some(match peer_family {
+                Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+            ch.family = Some(peer_family);
+        }
+        Some(local) if local.is_ipv4() != peer.is_ipv4() => {
+            p.push(
+                Severity::Error,
+                ch.span.clone(),
+                format!("`{kw}' channel mixes IPv4 and IPv6: local address {local}, destination {peer}"),
+                Some("give both addresses in one family, or leave the local address out to bind any address".to_owned()),
+            );
+        }
+        Some(_) => ch.family = Some(peer_family),
     }
 }

@@ -328,9 +328,10 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// Marked `Default` (or chosen as default because it is first).
     pub default: bool,
-    /// Family implied by the address keywords.
+    /// Family implied by the address keywords (UDP/TCP: the destination's).
     pub family: Option<Family>,
-    /// Multicast: group address; UDP/TCP: local bind address.
+    /// Multicast: group address; UDP/TCP: local bind address, the wildcard
+    /// address of the destination's family when none is written.
     pub address: Option<IpAddr>,
     /// UDP/TCP peer address.
     pub destination: Option<IpAddr>,

@@ -320,9 +320,9 @@ const SND_BUFFER: &str =
 const RCV_BUFFER: &str =
     "Receive buffer size of the channel's socket, set even above the system limit.";
 const CHECKSUM: &str = "Compute UDP checksums on the channel.";
-const BIND_ADDRESS: &str =
-    "Local address the channel binds to; it also selects the address family.";
-const PEER_ADDRESS: &str = "Address of the peer the channel sends to (UDP) or connects to (TCP).";
+const BIND_ADDRESS: &str = "Local address the channel binds to (optional): without it, the channel binds any address of the destination's family, as 1.4.7 does. \
+    Of the same family as the destination.";
+const PEER_ADDRESS: &str = "Address of the peer the channel sends to (UDP) or connects to (TCP); required. It sets the channel's address family.";
 const UNICAST_PORT: &str = "Port of the channel, the same on both peers.";
 const SECTIONS_TEXT: &str = "Opens the section of that name.";
 

@@ -520,7 +520,74 @@ fn channel_conflicts() {
     let e = errors("Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Group 3 } }");
     assert!(e[0].message.contains("no `Interface'"));
     let e = errors("Sync { Mode FTFW { } Multicast { Interface lo Group 3 } }");
-    assert!(e[0].message.contains("has no address"));
+    assert_eq!(e[0].message, "`Multicast' channel has no group address");
+}
+
+/// The block VyOS writes when `listen-address` is not set: no local
+/// address. 1.4.7 binds the wildcard of the destination's family.
+#[test]
+fn unicast_channels_without_a_local_address_bind_any_address() {
+    for (kind, peer, any) in [
+        ("UDP", "IPv4_Destination_Address 10.0.0.2", "0.0.0.0"),
+        ("TCP", "IPv4_Destination_Address 10.0.0.2", "0.0.0.0"),
+        ("UDP", "IPv6_Destination_Address fe80::2", "::"),
+        ("TCP", "IPv6_Destination_Address fe80::2", "::"),
+    ] {
+        let text = format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ {peer} Port 3780 Interface eth1 SndSocketBuffer 1249280 RcvSocketBuffer 1249280 Checksum on }} }}"
+        );
+        let (c, d) = ok(&text);
+        assert!(warnings(&d).is_empty(), "{text}: {d:?}");
+        let channel = &c.sync.expect("sync").channels[0];
+        assert_eq!(channel.address, Some(any.parse().expect("ip")), "{text}");
+        let v4 = any == "0.0.0.0";
+        assert_eq!(
+            channel.family,
+            Some(if v4 { Family::Ipv4 } else { Family::Ipv6 })
+        );
+    }
+    // Several links, each on its own.
+    let (c, _) = ok(
+        "Sync { Mode FTFW { } UDP Default { IPv4_Destination_Address 10.0.0.2 Port 3780 Interface eth1 } \
+         UDP { IPv4_address 10.1.0.1 IPv4_Destination_Address 10.1.0.2 Port 3781 Interface eth2 } }",
+    );
+    let channels = c.sync.expect("sync").channels;
+    assert_eq!(channels[0].address, Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    assert_eq!(channels[1].address, Some("10.1.0.1".parse().expect("ip")));
+    // An invalid local address is ignored, as in 1.4.7: any address then.
+    let (c, d) = ok(
+        "Sync { Mode FTFW { } UDP { IPv4_address 300.0.0.1 IPv4_Destination_Address 10.0.0.2 Port 3780 Interface eth1 } }",
+    );
+    assert_eq!(
+        c.sync.expect("sync").channels[0].address,
+        Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    );
+    assert!(
+        d.iter()
+            .any(|d| d.message == "300.0.0.1 is not a valid IPv4 address")
+    );
+}
+
+#[test]
+fn unicast_channels_need_a_peer_of_their_own_family() {
+    for kind in ["UDP", "TCP"] {
+        let e = errors(&format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ IPv4_address 10.0.0.1 Port 3780 Interface eth1 }} }}"
+        ));
+        assert_eq!(
+            e[0].message,
+            format!("`{kind}' channel has no destination address")
+        );
+        let e = errors(&format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ IPv4_address 10.0.0.1 IPv6_Destination_Address fe80::2 Port 3780 Interface eth1 }} }}"
+        ));
+        assert_eq!(
+            e[0].message,
+            format!(
+                "`{kind}' channel mixes IPv4 and IPv6: local address 10.0.0.1, destination fe80::2"
+            )
+        );
+    }
 }
 
 #[test]

@@ -17,6 +17,9 @@ enum Transport {
     Udp,
     Tcp,
     Udp6,
+    /// The block VyOS writes without `listen-address`: no local address.
+    UdpAnyLocal,
+    TcpAnyLocal,
 }
 
 fn transport_block(t: Transport, me: u8, peer: u8) -> String {
@@ -32,6 +35,12 @@ fn transport_block(t: Transport, me: u8, peer: u8) -> String {
         ),
         Transport::Tcp => format!(
             "\tTCP {{\n\t\tIPv4_address 10.77.0.{me}\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3782\n\t\tInterface sync0\n\t}}\n"
+        ),
+        Transport::UdpAnyLocal => format!(
+            "\tUDP {{\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3780\n\t\tInterface sync0\n\t\tSndSocketBuffer 1249280\n\t\tRcvSocketBuffer 1249280\n\t\tChecksum on\n\t}}\n"
+        ),
+        Transport::TcpAnyLocal => format!(
+            "\tTCP {{\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3782\n\t\tInterface sync0\n\t}}\n"
         ),
     }
 }
@@ -508,6 +517,27 @@ scenario!(
     Transport::Udp,
     Impl::Ours,
     Impl::C
+);
+scenario!(
+    c_to_ours_ftfw_udp_without_local_address,
+    FTFW,
+    Transport::UdpAnyLocal,
+    Impl::C,
+    Impl::Ours
+);
+scenario!(
+    ours_to_c_ftfw_udp_without_local_address,
+    FTFW,
+    Transport::UdpAnyLocal,
+    Impl::Ours,
+    Impl::C
+);
+scenario!(
+    ours_notrack_tcp_without_local_address,
+    NOTRACK,
+    Transport::TcpAnyLocal,
+    Impl::Ours,
+    Impl::Ours
 );
 scenario!(
     c_to_ours_notrack_tcp,
