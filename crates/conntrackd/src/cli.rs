@@ -109,8 +109,6 @@ pub struct Cli {
     pub json: bool,
     /// Non-fatal messages to print before acting, in order.
     pub messages: Vec<CliMessage>,
-    /// The arguments minus `-d`, for re-executing a background daemon.
-    pub args_without_daemon: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +154,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
     let mut json = false;
     let mut check = false;
     let mut messages = Vec::new();
-    let mut args_without_daemon = Vec::new();
 
     let set_kind = |kind: &mut Option<Kind>, want: Kind| -> bool {
         match *kind {
@@ -176,13 +173,11 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         match arg.as_str() {
             "--check" => {
                 check = true;
-                args_without_daemon.push(args[i].clone());
                 i += 1;
                 continue;
             }
             "--json" => {
                 json = true;
-                args_without_daemon.push(args[i].clone());
                 i += 1;
                 continue;
             }
@@ -206,7 +201,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         // A following argument is a sub-argument only if it exists and
         // does not start with '-'.
         let next = text.get(i + 1).filter(|n| !n.starts_with('-')).cloned();
-        let start = i;
         match letter {
             Some('d') => {
                 if !set_kind(&mut kind, Kind::Daemon) {
@@ -385,9 +379,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                 return usage_exit(0, format!("Unknown option: {arg}"));
             }
         }
-        if letter != Some('d') {
-            args_without_daemon.extend(args[start..i].iter().cloned());
-        }
     }
 
     let action = if check {
@@ -404,7 +395,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         config_path,
         json,
         messages,
-        args_without_daemon,
     })
 }
 
@@ -518,10 +508,6 @@ mod tests {
             CliOutcome::Run(cli) => {
                 assert_eq!(cli.action, Action::Daemon { background: true });
                 assert_eq!(cli.config_path, PathBuf::from("/etc/x.conf"));
-                assert_eq!(
-                    cli.args_without_daemon,
-                    vec![OsString::from("-C"), OsString::from("/etc/x.conf")]
-                );
             }
             other => panic!("{other:?}"),
         }

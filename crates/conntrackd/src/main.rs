@@ -57,7 +57,7 @@ fn main() -> ExitCode {
                     if daemonize::is_child() {
                         daemon(&cli.config_path, true)
                     } else if background {
-                        daemonize::spawn_child(&cli.args_without_daemon)
+                        daemonize::spawn_child()
                     } else {
                         daemon(&cli.config_path, false)
                     }

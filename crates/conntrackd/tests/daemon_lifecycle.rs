@@ -108,6 +108,47 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
     );
 }
 
+/// Monitoring checks and Pacemaker agents look the daemon up by the
+/// command line it was started with (`pgrep -f "conntrackd -C FILE -d"`):
+/// the background process keeps it, `argv[0]` as typed included.
+#[test]
+fn background_daemon_keeps_its_command_line() {
+    let s = Scratch::new();
+    let conf = idle_config(&s);
+    // Started by name through PATH, as an init script or an operator does.
+    let bin_dir = s.path("bin");
+    std::fs::create_dir(&bin_dir).expect("mkdir");
+    std::os::unix::fs::symlink(conntrackd_bin(), bin_dir.join("conntrackd")).expect("symlink");
+    let conf_text = conf.display().to_string();
+    let start = Command::new("conntrackd")
+        .env("PATH", &bin_dir)
+        .args(["-C", &conf_text, "-d"])
+        .output()
+        .expect("start");
+    assert!(start.status.success(), "{start:?}");
+    let typed = format!("conntrackd -C {conf_text} -d");
+    let found = Command::new("pgrep")
+        .args(["-f", "-x", &typed])
+        .output()
+        .expect("pgrep");
+    let pids = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let stopped = client(&conf, &["-k"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        found.status.success() && !pids.contains('\n'),
+        "pgrep -f -x {typed:?} must find the one daemon, found {pids:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !s.path("lock").exists()),
+        "the daemon found by its command line is the one -k stopped"
+    );
+    let gone = Command::new("pgrep")
+        .args(["-f", "-x", &typed])
+        .output()
+        .expect("pgrep");
+    assert!(!gone.status.success(), "{gone:?}");
+}
+
 #[test]
 fn sigterm_is_an_orderly_shutdown() {
     let s = Scratch::new();
