@@ -271,12 +271,11 @@ pub const FLAGS: &[Flag] = &[
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "0",
-        "Success: the request was delivered to the daemon, the background daemon started, the daemon stopped in order, or -h, -v or --check (configuration accepted) completed. \
-        As with conntrackd 1.4.7, an unknown option also exits with 0 after printing the usage.",
+        "Success: the request was delivered to the daemon, the background daemon started, the daemon stopped in order, or -h, -v or --check (configuration accepted) completed.",
     ),
     (
         "1",
-        "Failure: the configuration cannot be read or has an error, the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
+        "Failure: an unknown option, -C without a file name (both exit 0 in conntrackd 1.4.7, 1 since 1.4.9), the configuration cannot be read or has an error (with --check: the daemon would refuse it), the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
     ),
 ];
 

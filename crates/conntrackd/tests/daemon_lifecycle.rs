@@ -211,7 +211,7 @@ fn check_accepts_the_seed_and_reports_errors_with_positions() {
 }
 
 #[test]
-fn cli_exit_codes_match_the_c_daemon() {
+fn cli_exit_codes_match_the_c_daemon_1_4_9() {
     let out = Command::new(conntrackd_bin())
         .arg("-v")
         .output()
@@ -227,9 +227,16 @@ fn cli_exit_codes_match_the_c_daemon() {
         .expect("run");
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "unknown option exits 0 like 1.4.7"
+        Some(1),
+        "unknown option exits 1 like 1.4.9 (1.4.7: 0)"
     );
+    // 1.4.7 went on with the default file; 1.4.9 exits 1.
+    let out = Command::new(conntrackd_bin())
+        .arg("-C")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[ERROR] Missing config filename"));
     let out = Command::new(conntrackd_bin())
         .args(["-s", "bogus"])
         .output()
