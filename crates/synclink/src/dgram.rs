@@ -31,11 +31,10 @@ impl Dgram {
         let rx = sock::udp(group)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
         sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
-        let wildcard = match group {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        };
-        rx.bind(&SocketAddr::new(wildcard, spec.port).into())
+        // Bound to the group, as 1.4.9 does (netfilter bugzilla 1819): a
+        // wildcard bind also took unicast datagrams to the port, and
+        // datagrams of other groups joined on the host.
+        rx.bind(&sock::sockaddr(group, spec.port, ifindex).into())
             .map_err(err("bind (multicast receive socket)"))?;
         match group {
             IpAddr::V4(g) => rx
