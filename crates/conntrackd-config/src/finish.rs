@@ -41,13 +41,51 @@ pub(crate) fn apply(p: &mut Parser<'_>) {
         let sync = build_sync(p, builder);
         p.config.sync = Some(sync);
     }
-    if p.config.sync.is_none() && p.config.stats.is_none() {
-        let end = p.source.len();
+    netlink_buffer_size_unused(p);
+    helpers_not_implemented(p);
+    // About the whole file, and only about one that is otherwise usable.
+    let rejected = p.diagnostics.iter().any(crate::diag::Diagnostic::is_error);
+    if !rejected && p.config.sync.is_none() && p.config.stats.is_none() {
+        p.diagnostics.push(crate::diag::Diagnostic {
+            severity: Severity::Notice,
+            span: 0..0,
+            line: 0,
+            column: 0,
+            message: "neither `Sync' nor `Stats' is configured: the daemon will start idle"
+                .to_owned(),
+            help: None,
+            symbol: None,
+        });
+    }
+}
+
+/// 1.4.7 uses `NetlinkBufferSize` only up to `NetlinkBufferSizeMaxGrowth`
+/// and otherwise keeps the system's size (with a notice at start-up that
+/// scripts grep for, which the daemon still logs).
+fn netlink_buffer_size_unused(p: &mut Parser<'_>) {
+    let g = &p.config.general;
+    let (size, max) = (g.netlink_buffer_size, g.netlink_buffer_size_max_growth);
+    if let Some(span) = p.netlink_buffer_size_span.clone()
+        && size > max
+    {
         p.push(
-            Severity::Notice,
-            0..end.min(1),
-            "neither `Sync' nor `Stats' is configured: the daemon will start idle".to_owned(),
-            None,
+            Severity::Ignored,
+            span,
+            format!("`NetlinkBufferSize' {size} is greater than `NetlinkBufferSizeMaxGrowth' ({max}): it is not used, the system's buffer size is kept"),
+            Some(format!("set `NetlinkBufferSizeMaxGrowth' to {size} or more")),
+        );
+    }
+}
+
+/// User-space helpers (NFQUEUE) are not implemented: say so rather than
+/// start without them silently.
+fn helpers_not_implemented(p: &mut Parser<'_>) {
+    if let Some(span) = p.helper_span.clone() {
+        p.push(
+            Severity::Ignored,
+            span,
+            "user-space helpers (`Helper') are not implemented: this section is ignored".to_owned(),
+            Some("conntrackd 1.4.7 would run these helpers on their NFQUEUE queues; the kernel's own helpers are not affected".to_owned()),
         );
     }
 }
@@ -59,7 +97,7 @@ fn syslog_conflict(p: &mut Parser<'_>) {
         && g != s
     {
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "conflicting Syslog facility values, defaulting to General".to_owned(),
             Some(format!("General uses `{}`", g.name())),
@@ -85,7 +123,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             .clone()
             .unwrap_or_else(|| b.span.clone());
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "`CommitTimeout' can't be combined with `DisableExternalCache', ignoring this option. Fix your configuration file.".to_owned(),
             None,
@@ -127,7 +165,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         let last = marked[marked.len() - 1];
         let span = b.channels[last].channel.span.clone();
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "several channels are marked `Default'; the last one is used".to_owned(),
             None,

@@ -78,7 +78,8 @@ impl<'a> Parser<'a> {
             }
             "UNIX" => self.unix(&t)?,
             "NetlinkBufferSize" | "SocketBufferSize" => {
-                self.config.general.netlink_buffer_size = self.number(&t)?.0
+                self.config.general.netlink_buffer_size = self.number(&t)?.0;
+                self.netlink_buffer_size_span = Some(t.span.clone());
             }
             "NetlinkBufferSizeMaxGrowth"
             | "SocketBufferSizeMaxGrown"
@@ -311,7 +312,7 @@ impl<'a> Parser<'a> {
                 (TokenKind::Str, name) => {
                     let n = protocol_number(name);
                     if n.is_none() {
-                        p.warn(
+                        p.ignored(
                             t.span.clone(),
                             format!(
                                 "getprotobyname() cannot find protocol `{name}' in /etc/protocols"
@@ -366,7 +367,7 @@ impl<'a> Parser<'a> {
                         nets.push(net);
                     }
                 }
-                Err(message) => p.warn(v.span.clone(), message),
+                Err(message) => p.ignored(v.span.clone(), message),
             }
             Ok(())
         });

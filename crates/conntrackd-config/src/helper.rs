@@ -12,6 +12,7 @@ const MAX_POLICY_NAME: usize = 16;
 
 impl<'a> Parser<'a> {
     pub(crate) fn helper_section(&mut self, opener: &Token<'a>) -> PResult<()> {
+        self.helper_span.get_or_insert_with(|| opener.span.clone());
         let mut section = self.config.helper.take().unwrap_or_default();
         let result = self.block(opener, HELPER, |p, t| match (t.kind, t.text) {
             (TokenKind::Keyword, "Setup") => {

@@ -111,6 +111,10 @@ pub(crate) struct Parser<'a> {
     pub(crate) overrun_resync_raw: Option<u32>,
     pub(crate) stats_span: Option<(Span, usize)>,
     pub(crate) stats_syslog_span: Option<Span>,
+    /// Where `NetlinkBufferSize` was last written.
+    pub(crate) netlink_buffer_size_span: Option<Span>,
+    /// The first `Helper` keyword.
+    pub(crate) helper_span: Option<Span>,
 }
 
 impl<'a> Parser<'a> {
@@ -135,6 +139,8 @@ impl<'a> Parser<'a> {
             overrun_resync_raw: Some(0),
             stats_span: None,
             stats_syslog_span: None,
+            netlink_buffer_size_span: None,
+            helper_span: None,
         }
     }
 
@@ -188,6 +194,21 @@ impl<'a> Parser<'a> {
         help: impl Into<String>,
     ) {
         self.push(Severity::Warning, span, message.into(), Some(help.into()));
+    }
+
+    /// Something written that the daemon leaves unused (see
+    /// [`Severity::Ignored`]).
+    pub(crate) fn ignored(&mut self, span: Span, message: impl Into<String>) {
+        self.push(Severity::Ignored, span, message.into(), None);
+    }
+
+    pub(crate) fn ignored_help(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(Severity::Ignored, span, message.into(), Some(help.into()));
     }
 
     pub(crate) fn error(&mut self, span: Span, message: impl Into<String>) -> Reported {
@@ -410,25 +431,25 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// IPv4 address value; invalid ones are warnings (clause ignored).
+    /// IPv4 address value; an invalid one is ignored, as in 1.4.7.
     pub(crate) fn ipv4(&mut self, key: &Token<'a>) -> PResult<Option<Ipv4Addr>> {
         let t = self.ip_token(key)?;
         match t.text.parse::<Ipv4Addr>() {
             Ok(a) => Ok(Some(a)),
             Err(_) => {
-                self.warn(t.span, format!("{} is not a valid IPv4 address", t.text));
+                self.ignored(t.span, format!("{} is not a valid IPv4 address", t.text));
                 Ok(None)
             }
         }
     }
 
-    /// IPv6 address value; invalid ones are warnings (clause ignored).
+    /// IPv6 address value; an invalid one is ignored, as in 1.4.7.
     pub(crate) fn ipv6(&mut self, key: &Token<'a>) -> PResult<Option<Ipv6Addr>> {
         let t = self.ip_token(key)?;
         match t.text.parse::<Ipv6Addr>() {
             Ok(a) => Ok(Some(a)),
             Err(_) => {
-                self.warn(t.span, format!("{} is not a valid IPv6 address", t.text));
+                self.ignored(t.span, format!("{} is not a valid IPv6 address", t.text));
                 Ok(None)
             }
         }
@@ -633,7 +654,7 @@ impl<'a> Parser<'a> {
                 Some(f) => Some(Some(f)),
                 None => {
                     let dot = if stats { "." } else { "" };
-                    self.warn_help(
+                    self.ignored_help(
                         t.span.clone(),
                         format!("'{}' is not a known syslog facility, ignoring{dot}", t.text),
                         "known facilities: daemon, local0 … local7",

@@ -338,7 +338,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "IPv4_address") => {
                 if let Some(a) = self.ipv4(&t)? {
                     if mcast && ch.family == Some(Family::Ipv6) {
-                        self.warn(t.span.clone(), "your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
                     } else {
                         ch.family = Some(Family::Ipv4);
                         ch.address = Some(IpAddr::V4(a));
@@ -349,7 +349,7 @@ impl<'a> Parser<'a> {
                 let interface_before = mcast && ch.interface.is_some();
                 if let Some(a) = self.ipv6(&t)? {
                     if mcast && ch.family == Some(Family::Ipv4) {
-                        self.warn(t.span.clone(), "your multicast address is IPv6 but is binded to an IPv4 interface? Surely this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast address is IPv6 but is binded to an IPv4 interface? Surely this is not what you want");
                     } else {
                         ch.family = Some(Family::Ipv6);
                         ch.address = Some(IpAddr::V6(a));
@@ -366,7 +366,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "IPv4_interface") if mcast => {
                 if let Some(a) = self.ipv4(&t)? {
                     if ch.family == Some(Family::Ipv6) {
-                        self.warn(t.span.clone(), "your multicast interface is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast interface is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
                     } else {
                         ch.ipv4_interface = Some(a);
                     }
@@ -453,7 +453,7 @@ impl<'a> Parser<'a> {
                 if on {
                     *current = ExpectSync::All;
                 } else if *current != ExpectSync::Off {
-                    self.warn(
+                    self.ignored(
                         key.span.clone(),
                         "`ExpectationSync off' does not undo an earlier `ExpectationSync'; keeping it",
                     );

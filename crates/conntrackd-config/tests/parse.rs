@@ -33,6 +33,15 @@ fn warnings(d: &[Diagnostic]) -> Vec<String> {
         .collect()
 }
 
+/// What the daemon would leave unused: warnings when it starts, errors
+/// (exit status 2) at `--check`.
+fn ignored(d: &[Diagnostic]) -> Vec<String> {
+    d.iter()
+        .filter(|d| d.severity == Severity::Ignored)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
 fn errors(src: &str) -> Vec<Diagnostic> {
     let p = parse(src);
     assert!(p.config.is_none(), "expected rejection of {src:?}");
@@ -299,7 +308,7 @@ fn notrack_udp_and_commit_timeout_conflict() {
         (ChannelKind::Udp, 3781, false, true)
     );
     assert_eq!(ch.destination, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))));
-    assert!(warnings(&d).iter().any(|w| w.starts_with("`CommitTimeout' can't be combined with `DisableExternalCache'")));
+    assert!(ignored(&d).iter().any(|w| w.starts_with("`CommitTimeout' can't be combined with `DisableExternalCache'")));
 }
 
 #[test]
@@ -605,7 +614,7 @@ fn several_defaults_warn_and_first_is_default_otherwise() {
     let (_, d) = ok(
         "Sync { Mode FTFW { } Multicast Default { IPv4_address 225.0.0.1 Interface lo Group 1 } Multicast Default { IPv4_address 225.0.0.2 Interface lo Group 2 } }",
     );
-    assert!(warnings(&d).iter().any(|w| w.contains("several channels")));
+    assert!(ignored(&d).iter().any(|w| w.contains("several channels")));
 }
 
 #[test]
@@ -613,7 +622,7 @@ fn multicast_family_mismatch_and_invalid_addresses() {
     let (c, d) = ok(
         "Sync { Mode FTFW { } Multicast { IPv6_address ff02::1 IPv4_address 225.0.0.1 IPv4_interface 10.0.0.1 Interface lo Group 1 } }",
     );
-    let w = warnings(&d);
+    let w = ignored(&d);
     assert!(w.contains(&"your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want".to_owned()));
     assert!(
         w.iter()
@@ -623,7 +632,7 @@ fn multicast_family_mismatch_and_invalid_addresses() {
     let (_, d) = ok(
         "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 IPv4_address 225.0.0.0/8 Interface lo Group 1 } }",
     );
-    assert!(warnings(&d).contains(&"225.0.0.0/8 is not a valid IPv4 address".to_owned()));
+    assert!(ignored(&d).contains(&"225.0.0.0/8 is not a valid IPv4 address".to_owned()));
 }
 
 #[test]
@@ -655,8 +664,8 @@ fn filters() {
         nets.iter().map(ToString::to_string).collect::<Vec<_>>(),
         vec!["10.0.0.0/8", "fe80::/10"]
     );
-    let w = warnings(&d);
-    assert!(w.contains(&"netmask 10.0.0.0 is repeated in the ignore pool".to_owned()));
+    assert!(warnings(&d).contains(&"netmask 10.0.0.0 is repeated in the ignore pool".to_owned()));
+    let w = ignored(&d);
     assert!(w.contains(&"1.2.3.4/40 is not a valid network, ignoring".to_owned()));
     assert!(w.contains(
         &"getprotobyname() cannot find protocol `nosuchproto' in /etc/protocols".to_owned()
@@ -699,11 +708,11 @@ fn syslog_and_stats() {
     assert_eq!(stats.syslog, Some(Facility::Local(3)));
     assert_eq!(c.general.syslog, Some(Facility::Daemon));
     assert!(
-        warnings(&d)
+        ignored(&d)
             .contains(&"conflicting Syslog facility values, defaulting to General".to_owned())
     );
     let (_, d) = ok("General { Syslog LOCAL0 }\nStats { Syslog bogus }");
-    let w = warnings(&d);
+    let w = ignored(&d);
     assert!(w.contains(&"'LOCAL0' is not a known syslog facility, ignoring".to_owned()));
     assert!(w.contains(&"'bogus' is not a known syslog facility, ignoring.".to_owned()));
     assert_eq!(
@@ -789,11 +798,71 @@ fn collects_all_errors_with_positions_and_renders_them() {
         .expect("bad ip");
     assert_eq!(
         (ip.severity, ip.line, ip.column),
-        (Severity::Warning, 7, 16)
+        (Severity::Ignored, 7, 16)
     );
     assert_eq!(
         ip.render(src, "x.conf"),
-        "x.conf:7:16: warning: 300.1.1.1 is not a valid IPv4 address\n  |\n7 |   IPv4_address 300.1.1.1\n  |                ^^^^^^^^^\n"
+        "x.conf:7:16: error: 300.1.1.1 is not a valid IPv4 address\n  |\n7 |   IPv4_address 300.1.1.1\n  |                ^^^^^^^^^\n  = note: the daemon starts without it, logging a warning; `--check' exits 2\n"
+    );
+    assert_eq!(ip.severity.log_level(), "warning");
+}
+
+/// Found by `--check` (status 2), logged as warnings by the daemon, which
+/// starts as 1.4.7 does.
+#[test]
+fn what_the_daemon_leaves_unused_is_ignored_not_rejected() {
+    for (text, message) in [
+        (
+            "General { Filter { Address Ignore { IPv4_address 300.1.2.3 } } }",
+            "300.1.2.3 is not a valid IPv4, ignoring",
+        ),
+        (
+            "General { Filter { Address Ignore { IPv6_address fe80::/200 } } }",
+            "fe80::/200 is not a valid network, ignoring",
+        ),
+        (
+            "General { NetlinkBufferSize 2097152 }",
+            "`NetlinkBufferSize' 2097152 is greater than `NetlinkBufferSizeMaxGrowth' (0): it is not used, the system's buffer size is kept",
+        ),
+        (
+            "General { NetlinkBufferSize 8388608 NetlinkBufferSizeMaxGrowth 2097152 }",
+            "`NetlinkBufferSize' 8388608 is greater than `NetlinkBufferSizeMaxGrowth' (2097152): it is not used, the system's buffer size is kept",
+        ),
+        (
+            "Helper { Type ftp inet tcp { QueueNum 5 Policy ftp { ExpectMax 1 } } }",
+            "user-space helpers (`Helper') are not implemented: this section is ignored",
+        ),
+    ] {
+        let (_, d) = ok(text);
+        assert_eq!(ignored(&d), vec![message.to_owned()], "{text}");
+    }
+    // Within bounds, nothing to say.
+    let (_, d) = ok("General { NetlinkBufferSize 2097152 NetlinkBufferSizeMaxGrowth 8388608 }");
+    assert!(ignored(&d).is_empty(), "{d:?}");
+    // What 1.4.7 itself ignores as deprecated stays a warning.
+    let (_, d) = ok("General { Nice -1 UNIX { Backlog 20 } }");
+    assert!(ignored(&d).is_empty(), "{d:?}");
+    assert_eq!(warnings(&d).len(), 2, "{d:?}");
+}
+
+/// The idle notice is about the whole file, and only about a usable one.
+#[test]
+fn idle_notice_has_no_line_and_does_not_follow_errors() {
+    let p = parse("General {\n  HashSize 10\n}\n");
+    let notice = p
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Notice)
+        .expect("idle notice");
+    assert_eq!(
+        notice.render("General {\n  HashSize 10\n}\n", "t.conf"),
+        "t.conf: notice: neither `Sync' nor `Stats' is configured: the daemon will start idle\n"
+    );
+    let p = parse("General {\n  HashSize x\n}\n");
+    assert!(
+        p.diagnostics.iter().all(|d| d.severity != Severity::Notice),
+        "{:?}",
+        p.diagnostics
     );
 }
 

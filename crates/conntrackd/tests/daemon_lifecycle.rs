@@ -210,6 +210,50 @@ fn check_accepts_the_seed_and_reports_errors_with_positions() {
     );
 }
 
+/// A value the daemon drops: `--check` fails with status 2 (not 1, the
+/// status of a configuration the daemon refuses), and the daemon still
+/// starts, logging a warning, as 1.4.7 does.
+#[test]
+fn check_exits_2_for_what_the_daemon_would_ignore_and_the_daemon_starts() {
+    let s = Scratch::new();
+    let conf = s.write(
+        "ignored.conf",
+        &format!(
+            "General {{\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tFilter {{ Address Ignore {{ IPv4_address 300.1.2.3 }} }}\n}}\n",
+            s.path("log").display(),
+            s.path("lock").display(),
+            s.path("sock").display()
+        ),
+    );
+    let check = client(&conf, &["--check"]);
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("ignored.conf:5:41: error: 300.1.2.3 is not a valid IPv4, ignoring"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 setting(s) the daemon would leave unused"),
+        "{err}"
+    );
+    // As 1.4.7's `-d`, the warning goes to the terminal.
+    let start = client(&conf, &["-d"]);
+    assert!(start.status.success(), "{start:?}");
+    assert!(client(&conf, &["-k"]).status.success());
+    let shown = String::from_utf8_lossy(&start.stderr);
+    assert!(
+        shown.contains("[warning] ") && shown.contains("300.1.2.3 is not a valid IPv4, ignoring"),
+        "{shown}"
+    );
+    // A legacy spelling alone leaves the status at 0.
+    let legacy = s.write(
+        "legacy.conf",
+        "General {\n\tNice -1\n}\nIgnoreProtocol { UDP }\n",
+    );
+    let check = client(&legacy, &["--check"]);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+}
+
 #[test]
 fn cli_exit_codes_match_the_c_daemon_1_4_9() {
     let out = Command::new(conntrackd_bin())
