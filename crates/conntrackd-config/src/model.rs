@@ -248,8 +248,8 @@ pub enum SyncMode {
         ack_window_size: u32,
         /// Inject received states directly.
         disable_external_cache: bool,
-        /// Request a resync at start-up.
-        startup_resync: bool,
+        /// `StartupResync` as written; see [`SyncMode::startup_resync`].
+        startup_resync: Option<bool>,
     },
     /// Periodic refresh ALARM mode.
     Alarm,
@@ -259,8 +259,8 @@ pub enum SyncMode {
         disable_internal_cache: bool,
         /// Inject received states directly.
         disable_external_cache: bool,
-        /// Request a resync at start-up.
-        startup_resync: bool,
+        /// `StartupResync` as written; see [`SyncMode::startup_resync`].
+        startup_resync: Option<bool>,
     },
 }
 
@@ -271,6 +271,19 @@ impl SyncMode {
             SyncMode::Ftfw { .. } => "FTFW",
             SyncMode::Alarm => "ALARM",
             SyncMode::Notrack { .. } => "NOTRACK",
+        }
+    }
+
+    /// Whether the peers are asked for their state at start-up. Unless
+    /// `StartupResync off` is written, they are (1.4.7 asks only with
+    /// `StartupResync on`): a restarted node gets back what it lost
+    /// (docs/migration.md). Never in ALARM, which has no resync request.
+    pub fn startup_resync(&self) -> bool {
+        match self {
+            SyncMode::Ftfw { startup_resync, .. } | SyncMode::Notrack { startup_resync, .. } => {
+                startup_resync.unwrap_or(true)
+            }
+            SyncMode::Alarm => false,
         }
     }
 

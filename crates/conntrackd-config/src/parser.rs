@@ -78,7 +78,8 @@ pub(crate) struct SyncBuilder {
     pub(crate) ack_window_size: u32,
     pub(crate) disable_external_cache: bool,
     pub(crate) disable_internal_cache: bool,
-    pub(crate) startup_resync: bool,
+    /// `StartupResync` as written, if it was.
+    pub(crate) startup_resync: Option<bool>,
     pub(crate) channels: Vec<ChannelBuilder>,
     pub(crate) legacy_checksum: Option<bool>,
     pub(crate) error_queue_length: u32,

@@ -313,7 +313,8 @@ const COMMIT_TIMEOUT: &str = "If set, flows written into the kernel by a commit 
 const PURGE_TIMEOUT: &str =
     "Delay before the flows that conntrackd -t marks are flushed from the kernel table.";
 const DISABLE_EXTERNAL: &str = "Write received flows straight into the kernel table instead of keeping them in the external cache until a commit.";
-const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up.";
+const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up, so that a restarted node gets back the flows it lost. \
+    On unless StartupResync off is written (conntrackd 1.4.7 asks only with StartupResync on).";
 const INTERFACE: &str = "Network interface of the channel (at most 15 characters); its MTU sizes the messages and its link state selects the channel.";
 const SND_BUFFER: &str =
     "Send buffer size of the channel's socket, set even above the system limit.";
@@ -781,7 +782,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "StartupResync",
         "on|off",
-        Some("off"),
+        Some("on (1.4.7: off)"),
         STARTUP_RESYNC,
         "on",
     ),
@@ -877,7 +878,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "StartupResync",
         "on|off",
-        Some("off"),
+        Some("on (1.4.7: off)"),
         STARTUP_RESYNC,
         "on",
     ),

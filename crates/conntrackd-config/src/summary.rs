@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Config, ExpectSync, LogTarget, Policy};
+use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
 
 /// Configuration spellings of the TCP states, indexed by state number.
 const TCP_STATE_NAMES: [&str; 10] = [
@@ -64,6 +64,19 @@ pub fn check_summary(config: &Config) -> String {
                     ch.interface.as_deref().unwrap_or("-"),
                     if ch.default { " (default)" } else { "" },
                     if ch.checksum { "" } else { " checksum off" },
+                );
+            }
+            if let SyncMode::Ftfw { startup_resync, .. }
+            | SyncMode::Notrack { startup_resync, .. } = sync.mode
+            {
+                let _ = writeln!(
+                    s,
+                    "startup resync: {}",
+                    match startup_resync {
+                        None => "on (StartupResync not written: on here, off in 1.4.7)",
+                        Some(true) => "on",
+                        Some(false) => "off",
+                    }
                 );
             }
             if sync.expectation_sync != ExpectSync::Off {

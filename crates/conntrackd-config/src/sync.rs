@@ -244,7 +244,7 @@ impl<'a> Parser<'a> {
                     "DisableInternalCache" => {
                         p.sync_mut().disable_internal_cache = p.boolean(&t)?
                     }
-                    "StartupResync" => p.sync_mut().startup_resync = p.boolean(&t)?,
+                    "StartupResync" => p.sync_mut().startup_resync = Some(p.boolean(&t)?),
                     _ => return Err(p.unknown_item(&t, block, valid)),
                 }
                 return Ok(());

@@ -112,7 +112,7 @@ fn reference_config_loads() {
             resend_queue_size: 131_072,
             ack_window_size: 300,
             disable_external_cache: false,
-            startup_resync: false
+            startup_resync: None
         }
     );
     assert!(sync.mode_specified);
@@ -258,7 +258,7 @@ fn mode_priority_not_file_order() {
     assert!(matches!(
         c.sync.expect("sync").mode,
         SyncMode::Ftfw {
-            startup_resync: true,
+            startup_resync: Some(true),
             ..
         }
     ));
@@ -288,6 +288,40 @@ fn keys_only_valid_in_their_mode_block() {
     );
 }
 
+/// On unless written off (docs/migration.md); ALARM never asks.
+#[test]
+fn startup_resync_is_on_unless_written_off() {
+    let ch = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 }";
+    for (mode, written, expected) in [
+        ("FTFW", "", true),
+        ("FTFW", "StartupResync off", false),
+        ("FTFW", "StartupResync on", true),
+        ("NOTRACK", "", true),
+        ("NOTRACK", "StartupResync no", false),
+        ("ALARM", "", false),
+    ] {
+        let (c, _) = ok(&format!("Sync {{ Mode {mode} {{ {written} }} {ch} }}"));
+        let sync = c.sync.as_ref().expect("sync");
+        assert_eq!(sync.mode.startup_resync(), expected, "{mode} {written}");
+        let summary = check_summary(&c);
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("startup resync: "))
+            .unwrap_or("no startup resync line");
+        match (mode, written) {
+            ("ALARM", _) => assert_eq!(line, "no startup resync line"),
+            (_, "") => assert_eq!(
+                line,
+                "startup resync: on (StartupResync not written: on here, off in 1.4.7)"
+            ),
+            _ => assert_eq!(
+                line,
+                format!("startup resync: {}", if expected { "on" } else { "off" })
+            ),
+        }
+    }
+}
+
 #[test]
 fn notrack_udp_and_commit_timeout_conflict() {
     let src = "Sync { Mode NOTRACK { DisableInternalCache on DisableExternalCache on CommitTimeout 5 } UDP Default { IPv4_address 10.0.0.1 IPv4_Destination_Address 10.0.0.2 Port 3781 Interface lo Checksum off } }";
@@ -299,7 +333,7 @@ fn notrack_udp_and_commit_timeout_conflict() {
         SyncMode::Notrack {
             disable_internal_cache: true,
             disable_external_cache: true,
-            startup_resync: false
+            startup_resync: None
         }
     );
     let ch = &sync.channels[0];

@@ -117,15 +117,14 @@ impl Replication {
             *refresh = Duration::from_secs(u64::from(sync.refresh_time));
             *cache_timeout = Duration::from_secs(u64::from(sync.cache_timeout));
         }
-        let (disable_internal_cache, startup_resync) = match &sync.mode {
+        let disable_internal_cache = match &sync.mode {
             SyncMode::Notrack {
                 disable_internal_cache,
-                startup_resync,
                 ..
-            } => (*disable_internal_cache, *startup_resync),
-            SyncMode::Ftfw { startup_resync, .. } => (false, *startup_resync),
-            SyncMode::Alarm => (false, false),
+            } => *disable_internal_cache,
+            SyncMode::Ftfw { .. } | SyncMode::Alarm => false,
         };
+        let startup_resync = sync.mode.startup_resync();
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
@@ -166,7 +165,7 @@ impl Replication {
             // A random start keeps our numbers apart from other peers'.
             initial_seq: (seed >> 16) as u32 ^ (seed as u32),
             seed,
-            startup_resync: true,
+            startup_resync,
             flush_delay: FLUSH_DELAY,
             auth,
         };

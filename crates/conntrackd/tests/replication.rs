@@ -975,3 +975,34 @@ fn multicast_channel_ignores_unicast_datagrams_to_its_port() {
         b.ctl(&["-s", "link"])
     );
 }
+
+/// A node started after its peer has flows gets them by asking for a
+/// resync at start-up, unless `StartupResync off` is written. (NOTRACK:
+/// FTFW would also deliver what its resend queue still holds.)
+#[test]
+fn startup_resync_is_on_unless_written_off() {
+    if !can_run(
+        "startup_resync_is_on_unless_written_off",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    for (mode, asks) in [
+        ("NOTRACK { }", true),
+        ("NOTRACK { StartupResync off }", false),
+    ] {
+        let (a, b) = pair_nodes(mode, Transport::Udp, Impl::Ours, Impl::Ours);
+        a.start();
+        a.ns.conntrack(&words(FLOWS[0]));
+        assert!(wait_until(Duration::from_secs(5), || a
+            .ctl(&["-i"])
+            .contains(EXPECT[0])));
+        b.start();
+        let got = wait_until(Duration::from_secs(3), || {
+            b.ctl(&["-e"]).contains(EXPECT[0])
+        });
+        assert_eq!(got, asks, "Mode {mode}: {}", b.log());
+        assert_eq!(b.log().contains("resync requested"), asks, "{}", b.log());
+    }
+}
