@@ -16,7 +16,7 @@ pub(crate) fn apply(p: &mut Parser<'_>) {
     let g = &mut p.config.general;
     g.hash_size = or_default(g.hash_size, 65536);
     g.hash_limit = or_default(g.hash_limit, 262_144);
-    g.event_iteration_limit = or_default(g.event_iteration_limit, 100);
+    g.event_iteration_limit = g.event_iteration_limit.map(|n| or_default(n, 100));
     g.netlink_overrun_resync = p.overrun_resync_raw.map(|n| or_default(n, 30));
     let filter = std::mem::take(&mut p.filter);
     g.filter.protocol = filter.protocol;

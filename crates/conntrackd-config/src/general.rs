@@ -99,7 +99,9 @@ impl<'a> Parser<'a> {
             "NetlinkEventsReliable" => {
                 self.config.general.netlink_events_reliable = self.boolean(&t)?
             }
-            "EventIterationLimit" => self.config.general.event_iteration_limit = self.number(&t)?.0,
+            "EventIterationLimit" => {
+                self.config.general.event_iteration_limit = Some(self.number(&t)?.0)
+            }
             "PollSecs" => {
                 let (n, span) = self.number(&t)?;
                 if n == 0 {

@@ -173,8 +173,10 @@ pub struct General {
     pub netlink_overrun_resync: Option<u32>,
     /// Reliable event delivery.
     pub netlink_events_reliable: bool,
-    /// Events handled per loop iteration (default 100).
-    pub event_iteration_limit: u32,
+    /// `EventIterationLimit` as written (0 = 100, as 1.4.7): kernel events
+    /// and datagrams of each Multicast or UDP channel handled per wake-up.
+    /// Unwritten, the daemon's own caps apply (docs/migration.md).
+    pub event_iteration_limit: Option<u32>,
     /// Polling mode interval in seconds (None = event mode).
     pub poll_secs: Option<u32>,
     /// CPU scheduler settings.
@@ -227,7 +229,7 @@ impl Default for General {
             netlink_buffer_size_max_growth: 0,
             netlink_overrun_resync: Some(30),
             netlink_events_reliable: false,
-            event_iteration_limit: 100,
+            event_iteration_limit: None,
             poll_secs: None,
             scheduler: Scheduler::default(),
             systemd: true,

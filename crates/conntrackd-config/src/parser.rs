@@ -130,7 +130,6 @@ impl<'a> Parser<'a> {
                 general: crate::model::General {
                     hash_size: 0,
                     hash_limit: 0,
-                    event_iteration_limit: 0,
                     ..Default::default()
                 },
                 ..Default::default()

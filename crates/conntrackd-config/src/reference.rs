@@ -467,8 +467,9 @@ pub const KEYS: &[Key] = &[
         "General",
         "EventIterationLimit",
         "NUMBER",
-        Some("100"),
-        "Maximum number of kernel events handled in one go before other work (0 means the default).",
+        Some("unset: 2048 kernel events, 100 datagrams per channel (1.4.7: 100 for both)"),
+        "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means 100). \
+        TCP channels read up to 100 chunks of their stream in one go whatever is set.",
         "200",
     ),
     key(

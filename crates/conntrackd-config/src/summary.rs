@@ -135,6 +135,16 @@ pub fn check_summary(config: &Config) -> String {
         log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
     );
     let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
+    let _ = match g.event_iteration_limit {
+        Some(n) => writeln!(
+            s,
+            "per wake-up: {n} kernel events, {n} datagrams per Multicast or UDP channel"
+        ),
+        None => writeln!(
+            s,
+            "per wake-up: 2048 kernel events, 100 datagrams per channel (EventIterationLimit not written)"
+        ),
+    };
     if let Some(m) = &g.metrics {
         let listen: Vec<String> = m
             .listen()

@@ -185,7 +185,7 @@ fn zero_means_default() {
             c.general.hash_limit,
             c.general.event_iteration_limit
         ),
-        (65536, 262_144, 100)
+        (65536, 262_144, Some(100))
     );
     assert_eq!(c.general.netlink_overrun_resync, Some(30));
     let (c, _) = ok("General { NetlinkOverrunResync off }");

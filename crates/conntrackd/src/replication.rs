@@ -99,13 +99,17 @@ impl Replication {
         let sync = config.sync.as_ref().ok_or("no Sync section")?;
         let mut links = Vec::new();
         for channel in &sync.channels {
-            let link = Link::open(&link_spec(channel, sync.error_queue_length)).map_err(|e| {
-                logger::error(&format!(
-                    "can't open {} channel: {e}",
-                    channel.kind.keyword().to_lowercase()
-                ));
-                "initialization failed".to_string()
-            })?;
+            let mut link =
+                Link::open(&link_spec(channel, sync.error_queue_length)).map_err(|e| {
+                    logger::error(&format!(
+                        "can't open {} channel: {e}",
+                        channel.kind.keyword().to_lowercase()
+                    ));
+                    "initialization failed".to_string()
+                })?;
+            if let Some(limit) = config.general.event_iteration_limit {
+                link.set_recv_limit(limit as usize);
+            }
             links.push(link);
         }
         let mut protocol = protocol(&sync.mode);

@@ -4,7 +4,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use crate::sock::{self, err};
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT};
+use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER};
 
 pub(crate) struct Dgram {
     rx: tokio::net::UdpSocket,
@@ -126,9 +126,10 @@ impl Dgram {
         &mut self,
         out: &mut Vec<(Vec<u8>, SocketAddr)>,
         counters: &mut LinkCounters,
+        limit: usize,
     ) {
         let buf = &mut self.buf;
-        for _ in 0..RECV_LIMIT {
+        for _ in 0..limit {
             match self.rx.try_recv_from(buf.as_mut_slice()) {
                 Ok((n, from)) => {
                     counters.bytes_recv += n as u64;
