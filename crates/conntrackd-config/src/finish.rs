@@ -100,7 +100,7 @@ fn syslog_conflict(p: &mut Parser<'_>) {
             Severity::Ignored,
             span,
             "conflicting Syslog facility values, defaulting to General".to_owned(),
-            Some(format!("General uses `{}`", g.name())),
+            Some(format!("General uses `{}'", g.name())),
         );
     }
 }
@@ -112,7 +112,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             Severity::Warning,
             b.span.clone(),
             "No synchronization mode specified. Defaulting to FT-FW mode.".to_owned(),
-            Some("add `Mode FTFW { }`, `Mode ALARM { }` or `Mode NOTRACK { }`".to_owned()),
+            Some("add `Mode FTFW { }', `Mode ALARM { }' or `Mode NOTRACK { }'".to_owned()),
         );
     }
     // ALARM (when selected) always uses the external cache.
@@ -257,7 +257,7 @@ fn check_channel(p: &mut Parser<'_>, ch: &mut Channel) {
             severity,
             ch.span.clone(),
             format!("`{kw}' channel has no `Interface'"),
-            Some("add `Interface NAME` (the link's interface)".to_owned()),
+            Some("add `Interface NAME' (the link's interface)".to_owned()),
         );
     }
     if ch.port == 0 {

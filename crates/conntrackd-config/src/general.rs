@@ -115,10 +115,10 @@ impl<'a> Parser<'a> {
                         self.bump();
                     }
                     other => {
-                        let help = Some("`Nice` needs an explicit sign, e.g. `Nice -1`".to_owned());
+                        let help = Some("`Nice' needs an explicit sign, e.g. `Nice -1'".to_owned());
                         return Err(self.syntax(
                             other.as_ref(),
-                            "a signed number after `Nice`",
+                            "a signed number after `Nice'",
                             help,
                         ));
                     }
@@ -220,7 +220,7 @@ impl<'a> Parser<'a> {
                         return Err(p.error_help(
                             v.span.clone(),
                             format!("unknown scheduler `{}'", v.text),
-                            "use `RR` or `FIFO`",
+                            "use `RR' or `FIFO'",
                         ));
                     }
                 };
@@ -252,7 +252,7 @@ impl<'a> Parser<'a> {
                 other => {
                     return Err(self.syntax(
                         other.as_ref(),
-                        "`Userspace` or `Kernelspace` after `From`",
+                        "`Userspace' or `Kernelspace' after `From'",
                         None,
                     ));
                 }
@@ -293,7 +293,7 @@ impl<'a> Parser<'a> {
                 Ok(Policy::Ignore)
             }
             other => {
-                let expected = format!("`Accept` or `Ignore` after `{}`", key.text);
+                let expected = format!("`Accept' or `Ignore' after `{}'", key.text);
                 Err(self.syntax(other.as_ref(), &expected, None))
             }
         }
@@ -326,7 +326,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     let help = (t.kind == TokenKind::Number)
                         .then(|| "use protocol names, not numbers".to_owned());
-                    return Err(p.syntax(Some(&t), "a protocol name or `}`", help));
+                    return Err(p.syntax(Some(&t), "a protocol name or `}'", help));
                 }
             };
             if let Some(n) = number
@@ -384,7 +384,7 @@ impl<'a> Parser<'a> {
         self.expect_open(opener)?;
         let result = loop {
             let Some(t) = self.bump() else {
-                break Err(self.syntax(None, "`}`", None));
+                break Err(self.syntax(None, "`}'", None));
             };
             match (t.kind, t.text) {
                 (TokenKind::CloseBrace, _) if pending.is_empty() => break Ok(()),
@@ -392,8 +392,8 @@ impl<'a> Parser<'a> {
                     // The list is closed: report, but there is nothing to skip.
                     self.syntax(
                         Some(&t),
-                        "`for TCP`",
-                        Some("end each state list with `for TCP`".to_owned()),
+                        "`for TCP'",
+                        Some("end each state list with `for TCP'".to_owned()),
                     );
                     break Ok(());
                 }
@@ -407,14 +407,14 @@ impl<'a> Parser<'a> {
                     }
                     other => {
                         let help = Some("only TCP states can be filtered".to_owned());
-                        break Err(self.syntax(other.as_ref(), "`TCP` after `for`", help));
+                        break Err(self.syntax(other.as_ref(), "`TCP' after `for'", help));
                     }
                 },
                 (TokenKind::Keyword, name) => match tcp_state_number(name) {
                     Some(s) => pending.push(s),
-                    None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+                    None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
                 },
-                _ => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+                _ => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
             }
         };
         self.filter.state = Some((policy, states));
@@ -430,7 +430,7 @@ impl<'a> Parser<'a> {
 
     /// Legacy `Replicate STATE … for TCP` inside Sync.
     pub(crate) fn legacy_replicate(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { State Accept { … for TCP } } }`");
+        self.legacy_mapped(key, "`General { Filter { State Accept { … for TCP } } }'");
         let mut states = self.filter.state.take().map(|(_, v)| v).unwrap_or_default();
         loop {
             let t = self.bump();
@@ -447,24 +447,24 @@ impl<'a> Parser<'a> {
                     self.filter.state = Some((Policy::Accept, states));
                     return match proto {
                         Some(p) if p.is_kw("TCP") => Ok(()),
-                        other => Err(self.syntax(other.as_ref(), "`TCP` after `for`", None)),
+                        other => Err(self.syntax(other.as_ref(), "`TCP' after `for'", None)),
                     };
                 }
                 other => {
                     self.filter.state = Some((Policy::Accept, states));
-                    return Err(self.syntax(other.as_ref(), "a TCP state or `for TCP`", None));
+                    return Err(self.syntax(other.as_ref(), "a TCP state or `for TCP'", None));
                 }
             }
         }
     }
 
     pub(crate) fn legacy_ignore_traffic(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { Address Ignore { … } } }`");
+        self.legacy_mapped(key, "`General { Filter { Address Ignore { … } } }'");
         self.address_list(key, Policy::Ignore)
     }
 
     pub(crate) fn legacy_ignore_protocol(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }`");
+        self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }'");
         self.protocol_list(key, Policy::Ignore)
     }
 }

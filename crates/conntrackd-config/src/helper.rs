@@ -50,7 +50,7 @@ impl<'a> Parser<'a> {
                 self.error_help(
                     l3.span.clone(),
                     "unknown layer 3 protocol",
-                    "use `inet` or `inet6`",
+                    "use `inet' or `inet6'",
                 );
                 failed = true;
                 HelperL3::Inet
@@ -63,7 +63,7 @@ impl<'a> Parser<'a> {
                 self.error_help(
                     l4.span.clone(),
                     "unknown layer 4 protocol",
-                    "use `tcp` or `udp`",
+                    "use `tcp' or `udp'",
                 );
                 failed = true;
                 HelperL4::Tcp
@@ -114,7 +114,7 @@ impl<'a> Parser<'a> {
             self.error_help(
                 name.span.clone(),
                 format!("Unknown policy `{}' in helper configuration", name.text),
-                format!("the `{helper}` helper has one policy, named `{helper}`"),
+                format!("the `{helper}' helper has one policy, named `{helper}'"),
             );
         }
         let mut policy = HelperPolicy {

@@ -237,7 +237,7 @@ impl<'a> Parser<'a> {
             Some(t) => (
                 t.span.clone(),
                 t.text.to_owned(),
-                format!("`{}`", t.text.escape_debug()),
+                format!("`{}'", t.text.escape_debug()),
             ),
             None => (
                 self.source.len()..self.source.len(),
@@ -268,14 +268,14 @@ impl<'a> Parser<'a> {
     ) -> Reported {
         let help = if matches!(token.kind, TokenKind::Keyword | TokenKind::Str) {
             if let Some(best) = closest(token.text, valid) {
-                Some(format!("did you mean `{best}`?"))
+                Some(format!("did you mean `{best}'?"))
             } else if KEYWORDS.contains(&token.text) && block == TOP_LEVEL {
                 Some(format!(
-                    "`{}` must be inside a section such as `General {{ … }}`",
+                    "`{}' must be inside a section such as `General {{ … }}'",
                     token.text
                 ))
             } else if KEYWORDS.contains(&token.text) {
-                Some(format!("`{}` is not valid inside `{block}`", token.text))
+                Some(format!("`{}' is not valid inside `{block}'", token.text))
             } else {
                 None
             }
@@ -283,9 +283,9 @@ impl<'a> Parser<'a> {
             None
         };
         let expected = if block == TOP_LEVEL {
-            "a section (`General`, `Sync`, `Stats` or `Helper`)".to_owned()
+            "a section (`General', `Sync', `Stats' or `Helper')".to_owned()
         } else {
-            format!("an item of `{block}` or `}}`")
+            format!("an item of `{block}' or `}}'")
         };
         self.syntax(Some(token), &expected, help)
     }
@@ -338,10 +338,10 @@ impl<'a> Parser<'a> {
             match self.peek_kind() {
                 None => {
                     let help = format!(
-                        "the `{}` block opened at line {} is not closed",
+                        "the `{}' block opened at line {} is not closed",
                         opener.text, opener.line
                     );
-                    return Err(self.syntax(None, "`}`", Some(help)));
+                    return Err(self.syntax(None, "`}'", Some(help)));
                 }
                 Some(TokenKind::CloseBrace) => {
                     self.bump();
@@ -365,7 +365,7 @@ impl<'a> Parser<'a> {
             }
             other => {
                 let other = other.cloned();
-                let expected = format!("`{{` after `{}`", after.text);
+                let expected = format!("`{{' after `{}'", after.text);
                 Err(self.syntax(other.as_ref(), &expected, None))
             }
         }
@@ -383,7 +383,7 @@ impl<'a> Parser<'a> {
             Some(t) if ok(t.kind) => Ok(self.bump().ok_or(Reported)?),
             other => {
                 let other = other.cloned();
-                let expected = format!("{what} after `{}`", key.text);
+                let expected = format!("{what} after `{}'", key.text);
                 let help = other.as_ref().and_then(|t| value_hint(t, what));
                 Err(self.syntax(other.as_ref(), &expected, help))
             }
@@ -414,7 +414,7 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn boolean(&mut self, key: &Token<'a>) -> PResult<bool> {
-        let t = self.value(key, "`on`, `off`, `yes` or `no`", |k| {
+        let t = self.value(key, "`on', `off', `yes' or `no'", |k| {
             matches!(k, TokenKind::Bool(_))
         })?;
         Ok(matches!(t.kind, TokenKind::Bool(true)))
@@ -478,11 +478,11 @@ impl<'a> Parser<'a> {
             self.warn_help(
                 t.span.clone(),
                 format!(
-                    "path `{}` contains {:?}, which conntrackd keeps as part of the path",
+                    "path `{}' contains {:?}, which conntrackd keeps as part of the path",
                     t.text.escape_debug(),
                     c
                 ),
-                "a path ends only at a space, a newline or `\"`; insert a space before it",
+                "a path ends only at a space, a newline or `\"'; insert a space before it",
             );
         }
         Ok(t.text.to_owned())
@@ -494,7 +494,7 @@ impl<'a> Parser<'a> {
         if t.text.len() > 15 {
             return Err(self.error(
                 t.span,
-                format!("interface name `{}` is longer than 15 characters", t.text),
+                format!("interface name `{}' is longer than 15 characters", t.text),
             ));
         }
         if self.options.check_interfaces
@@ -625,7 +625,7 @@ impl<'a> Parser<'a> {
         key: &Token<'a>,
         too_long: &str,
     ) -> PResult<Option<crate::model::LogTarget>> {
-        let t = self.value(key, "`on`, `off` or an absolute path", |k| {
+        let t = self.value(key, "`on', `off' or an absolute path", |k| {
             matches!(k, TokenKind::Bool(_) | TokenKind::Path)
         })?;
         Ok(match t.kind {
@@ -644,7 +644,7 @@ impl<'a> Parser<'a> {
         stats: bool,
     ) -> PResult<Option<Option<crate::model::Facility>>> {
         use crate::model::Facility;
-        let t = self.value(key, "`on`, `off` or a syslog facility", |k| {
+        let t = self.value(key, "`on', `off' or a syslog facility", |k| {
             matches!(k, TokenKind::Bool(_) | TokenKind::Str)
         })?;
         Ok(match t.kind {
@@ -679,7 +679,7 @@ fn value_hint(t: &Token<'_>, what: &str) -> Option<String> {
     match t.kind {
         TokenKind::Other if t.text == "\"" => Some("values are never quoted".to_owned()),
         TokenKind::Str if what.contains("path") => {
-            Some("paths must be absolute (start with `/`)".to_owned())
+            Some("paths must be absolute (start with `/')".to_owned())
         }
         TokenKind::Ipv6
         | TokenKind::Keyword
@@ -689,11 +689,11 @@ fn value_hint(t: &Token<'_>, what: &str) -> Option<String> {
             if what.contains("name") =>
         {
             Some(format!(
-                "`{}` is lexed as a keyword, boolean, number or hex address and cannot be used as a name",
+                "`{}' is lexed as a keyword, boolean, number or hex address and cannot be used as a name",
                 t.text
             ))
         }
-        TokenKind::SignedNumber => Some("negative numbers are only accepted by `Nice`".to_owned()),
+        TokenKind::SignedNumber => Some("negative numbers are only accepted by `Nice'".to_owned()),
         TokenKind::Bool(_) if what == "a number" => {
             Some("booleans are not numbers here".to_owned())
         }

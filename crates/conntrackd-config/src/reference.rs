@@ -326,6 +326,7 @@ const BIND_ADDRESS: &str = "Local address the channel binds to (optional): witho
 const PEER_ADDRESS: &str = "Address of the peer the channel sends to (UDP) or connects to (TCP); required. It sets the channel's address family.";
 const UNICAST_PORT: &str = "Port of the channel, the same on both peers.";
 const SECTIONS_TEXT: &str = "Opens the section of that name.";
+const RESEND_BUFFER_SIZE: &str = "Rejected by conntrackd 1.4.7. It sized a resend buffer in bytes (0.9.x) and was ignored from 0.9.10 on; ignored here too, with a warning. ResendQueueSize in Mode FTFW sizes the resend queue, in objects.";
 
 /// Every key of every section, in documentation order.
 pub const KEYS: &[Key] = &[
@@ -727,8 +728,15 @@ pub const KEYS: &[Key] = &[
         KeyKind::Legacy("DisableExternalCache"),
     ),
     with_kind(
-        key("Sync", "ResendBufferSize", "NUMBER", None, "", "131072"),
-        KeyKind::Legacy("ResendQueueSize in Mode FTFW"),
+        key(
+            "Sync",
+            "ResendBufferSize",
+            "BYTES",
+            None,
+            RESEND_BUFFER_SIZE,
+            "131072",
+        ),
+        KeyKind::Ignored,
     ),
     extension(block(
         "Sync",
@@ -791,12 +799,12 @@ pub const KEYS: &[Key] = &[
         key(
             "Sync.Mode FTFW",
             "ResendBufferSize",
-            "NUMBER",
+            "BYTES",
             None,
-            "",
+            RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Legacy("ResendQueueSize"),
+        KeyKind::Ignored,
     ),
     with_kind(
         key(

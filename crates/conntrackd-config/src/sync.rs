@@ -149,7 +149,11 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "Options") => self.options(&t),
             (TokenKind::Keyword, "Checksum") => {
                 let on = self.boolean(&t)?;
-                self.legacy_mapped(&t, "`Checksum` inside every channel block");
+                self.warn_help(
+                    t.span.clone(),
+                    "`Checksum' directly in `Sync' is a legacy option rejected by conntrackd 1.4.7; applied to every channel block that does not set its own",
+                    "write `Checksum' inside each channel block instead",
+                );
                 self.sync_mut().legacy_checksum = Some(on);
                 Ok(())
             }
@@ -164,15 +168,21 @@ impl<'a> Parser<'a> {
 
     fn cache_write_through(&mut self, t: &Token<'a>) -> PResult<()> {
         let on = self.boolean(t)?;
-        self.legacy_mapped(t, "`DisableExternalCache`");
+        self.legacy_mapped(t, "`DisableExternalCache'");
         self.sync_mut().disable_external_cache = on;
         Ok(())
     }
 
+    /// Up to 0.9.9 it sized a resend buffer in bytes; from 0.9.10 to
+    /// 1.4.4 it was ignored as deprecated, then removed. Its number is no
+    /// count of queued objects, so it is not carried over.
     fn resend_buffer_size(&mut self, t: &Token<'a>) -> PResult<()> {
-        let n = self.number(t)?.0;
-        self.legacy_mapped(t, "`ResendQueueSize` in `Mode FTFW`");
-        self.sync_mut().resend_queue_size = n;
+        self.number(t)?;
+        self.warn_help(
+            t.span.clone(),
+            "`ResendBufferSize' is a legacy option rejected by conntrackd 1.4.7: it counted bytes (conntrackd 0.9.x) and has been ignored since 0.9.10; ignoring it",
+            "delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default 131072)",
+        );
         Ok(())
     }
 
@@ -185,17 +195,17 @@ impl<'a> Parser<'a> {
                 }
                 _ => {
                     let help = (t.text.eq_ignore_ascii_case("persistent")).then(|| {
-                        "write `ALARM` (the legacy name is only accepted as `PERSISTENT`)"
+                        "write `ALARM' (the legacy name is only accepted as `PERSISTENT')"
                             .to_owned()
                     });
                     return Err(self.syntax(
                         Some(&t),
-                        "`FTFW`, `ALARM` or `NOTRACK` after `Mode`",
+                        "`FTFW', `ALARM' or `NOTRACK' after `Mode'",
                         help,
                     ));
                 }
             },
-            None => return Err(self.syntax(None, "a mode name after `Mode`", None)),
+            None => return Err(self.syntax(None, "a mode name after `Mode'", None)),
         };
         let kind = match name.0 {
             ModeName::Ftfw => ModeKind::Ftfw,
@@ -205,7 +215,7 @@ impl<'a> Parser<'a> {
                 self.warn_help(
                     name.1.span.clone(),
                     "Now `nack' mode is called `ftfw'. Please, update your conntrackd.conf file.",
-                    "write `Mode FTFW`",
+                    "write `Mode FTFW'",
                 );
                 ModeKind::Ftfw
             }
@@ -213,7 +223,7 @@ impl<'a> Parser<'a> {
                 self.warn_help(
                     name.1.span.clone(),
                     "Now `persistent' mode is called `alarm'. Please, update your conntrackd.conf file.",
-                    "write `Mode ALARM`",
+                    "write `Mode ALARM'",
                 );
                 ModeKind::Alarm
             }
@@ -279,7 +289,7 @@ impl<'a> Parser<'a> {
                     kind.keyword()
                 ),
                 format!(
-                    "all channels must be of the same kind (the first one is `{}`)",
+                    "all channels must be of the same kind (the first one is `{}')",
                     existing[0].keyword()
                 ),
             );
@@ -358,7 +368,7 @@ impl<'a> Parser<'a> {
                         self.warn_help(
                             t.span.clone(),
                             "`IPv6_address' after `Interface': conntrackd 1.4.7 then looks up an interface named after the address and joins on interface index 0",
-                            "put `IPv6_address` before `Interface` in this block",
+                            "put `IPv6_address' before `Interface' in this block",
                         );
                     }
                 }
@@ -400,17 +410,17 @@ impl<'a> Parser<'a> {
             }
             (TokenKind::Str, "McastSndSocketBuffer") => {
                 ch.snd_buf = Some(self.number(&t)?.0);
-                self.legacy_mapped(&t, "`SndSocketBuffer`");
+                self.legacy_mapped(&t, "`SndSocketBuffer'");
             }
             (TokenKind::Str, "McastRcvSocketBuffer") => {
                 ch.rcv_buf = Some(self.number(&t)?.0);
-                self.legacy_mapped(&t, "`RcvSocketBuffer`");
+                self.legacy_mapped(&t, "`RcvSocketBuffer'");
             }
             (TokenKind::Str, "ListenTo") if mcast => {
                 if let Some(a) = self.ipv4(&t)? {
                     ch.ipv4_interface = Some(a);
                 }
-                self.legacy_mapped(&t, "`IPv4_interface`");
+                self.legacy_mapped(&t, "`IPv4_interface'");
             }
             _ if t.kind == TokenKind::Str && self.legacy_ignored(&t)? => {}
             _ => return Err(self.unknown_item(&t, block, valid)),
@@ -471,7 +481,7 @@ impl<'a> Parser<'a> {
                         Ok(())
                     } else {
                         let help = Some("helper names that look like keywords, numbers or hex words cannot be used".to_owned());
-                        Err(p.syntax(Some(&t), "a helper name or `}`", help))
+                        Err(p.syntax(Some(&t), "a helper name or `}'", help))
                     }
                 });
                 self.sync_mut().expectation_sync = ExpectSync::Helpers(names);
@@ -481,7 +491,7 @@ impl<'a> Parser<'a> {
                 let t = self.peek().cloned();
                 Err(self.syntax(
                     t.as_ref(),
-                    "`on`, `off` or `{` after `ExpectationSync`",
+                    "`on', `off' or `{' after `ExpectationSync'",
                     None,
                 ))
             }

@@ -210,7 +210,7 @@ fn booleans_any_case_keywords_case_sensitive() {
         e[0].c_syntax_error().as_deref(),
         Some("parsing config file in line (1), symbol 'general': syntax error")
     );
-    assert_eq!(e[0].help.as_deref(), Some("did you mean `General`?"));
+    assert_eq!(e[0].help.as_deref(), Some("did you mean `General'?"));
     let e = errors("General { Systemd true }");
     assert_eq!(e[0].symbol.as_deref(), Some("true"));
 }
@@ -280,11 +280,11 @@ fn keys_only_valid_in_their_mode_block() {
     assert_eq!(e[0].symbol.as_deref(), Some("HashSize"));
     assert_eq!(
         e[0].message,
-        "syntax error: unexpected `HashSize`, expected a section (`General`, `Sync`, `Stats` or `Helper`)"
+        "syntax error: unexpected `HashSize', expected a section (`General', `Sync', `Stats' or `Helper')"
     );
     assert_eq!(
         e[0].help.as_deref(),
-        Some("`HashSize` must be inside a section such as `General { … }`")
+        Some("`HashSize' must be inside a section such as `General { … }'")
     );
 }
 
@@ -428,13 +428,28 @@ fn more_legacy_mappings() {
         .expect("checksum");
     assert_eq!((checksum.line, checksum.column), (3, 2));
     let sync = c.sync.expect("sync");
+    // It counted bytes (0.9.x): not carried over as an object count.
     assert!(matches!(
         sync.mode,
         SyncMode::Ftfw {
-            resend_queue_size: 1000,
+            resend_queue_size: 131_072,
             ..
         }
     ));
+    let resend = d
+        .iter()
+        .find(|x| x.message.starts_with("`ResendBufferSize'"))
+        .expect("ResendBufferSize warning");
+    assert_eq!(resend.severity, Severity::Warning);
+    assert!(
+        resend.message.contains("counted bytes"),
+        "{}",
+        resend.message
+    );
+    assert_eq!(
+        checksum.message,
+        "`Checksum' directly in `Sync' is a legacy option rejected by conntrackd 1.4.7; applied to every channel block that does not set its own"
+    );
     assert!(
         !sync.channels[0].checksum,
         "legacy Sync Checksum applies to channels"
@@ -480,7 +495,7 @@ fn path_quirks() {
     let e = errors("General { UNIX { Path relative.sock } }");
     assert_eq!(
         e[0].help.as_deref(),
-        Some("paths must be absolute (start with `/`)")
+        Some("paths must be absolute (start with `/')")
     );
 }
 
@@ -816,10 +831,10 @@ fn collects_all_errors_with_positions_and_renders_them() {
         (typo.severity, typo.line, typo.column),
         (Severity::Error, 2, 2)
     );
-    assert_eq!(typo.help.as_deref(), Some("did you mean `HashSize`?"));
+    assert_eq!(typo.help.as_deref(), Some("did you mean `HashSize'?"));
     assert_eq!(
         typo.render(src, "x.conf"),
-        "x.conf:2:2: error: syntax error: unexpected `HashSise`, expected an item of `General` or `}`\n  |\n2 |  HashSise 10\n  |  ^^^^^^^^\n  = help: did you mean `HashSize`?\n"
+        "x.conf:2:2: error: syntax error: unexpected `HashSise', expected an item of `General' or `}'\n  |\n2 |  HashSise 10\n  |  ^^^^^^^^\n  = help: did you mean `HashSize'?\n"
     );
     assert_eq!(
         typo.c_syntax_error().as_deref(),
@@ -915,9 +930,9 @@ fn recovery_continues_after_errors_in_several_blocks() {
     assert_eq!(errs[1].0, 3);
     assert_eq!(
         errs[2],
-        (6, Some("did you mean `ACKWindowSize`?".to_owned()))
+        (6, Some("did you mean `ACKWindowSize'?".to_owned()))
     );
-    assert_eq!(errs[3], (7, Some("did you mean `Group`?".to_owned())));
+    assert_eq!(errs[3], (7, Some("did you mean `Group'?".to_owned())));
 }
 
 #[test]
@@ -1090,7 +1105,7 @@ fn metrics_block_is_our_extension() {
     let e = errors("General {\n\tMetrics { IPv4_address 300.1.1.1 }\n}\n");
     assert_eq!(e[0].message, "300.1.1.1 is not a valid IPv4 address");
     let e = errors("General {\n\tMetrics { Prot 1 }\n}\n");
-    assert!(e[0].message.contains("`Prot`"), "{}", e[0].message);
+    assert!(e[0].message.contains("`Prot'"), "{}", e[0].message);
 }
 
 /// The configuration examples of the README's deployment guide parse
@@ -1121,4 +1136,43 @@ fn readme_examples_are_valid() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(examples >= 5, "only {examples} examples found");
+}
+
+/// Names are quoted one way, 1.4.7's `like this', in every message and
+/// hint, over the whole fuzz corpus (valid and broken files alike).
+#[test]
+fn messages_quote_names_one_way() {
+    fn mixed(text: &str) -> bool {
+        let mut rest = text;
+        while let Some(open) = rest.find('`') {
+            let after = &rest[open + 1..];
+            match after.find(['`', '\'']) {
+                Some(close) if after.as_bytes()[close] == b'`' => return true,
+                Some(close) => rest = &after[close + 1..],
+                None => return false,
+            }
+        }
+        false
+    }
+    let dir = crate_path("../../fuzz/corpus/config_parse");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let path = entry.expect("entry").path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let parsed = parse(&String::from_utf8_lossy(&bytes));
+        for d in &parsed.diagnostics {
+            for text in [Some(&d.message), d.help.as_ref()].into_iter().flatten() {
+                // A syntax error quotes the offending text, which may itself
+                // hold a backtick.
+                if d.symbol.as_deref().is_some_and(|s| s.contains('`')) {
+                    continue;
+                }
+                assert!(!mixed(text), "{}: {text}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} messages checked");
 }

@@ -203,7 +203,7 @@ fn check_accepts_the_seed_and_reports_errors_with_positions() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.conf:2:2: error"), "{err}");
-    assert!(err.contains("did you mean `HashSize`?"), "{err}");
+    assert!(err.contains("did you mean `HashSize'?"), "{err}");
     assert!(
         err.contains("bad.conf:7:16:"),
         "invalid address reported with position: {err}"
