@@ -194,6 +194,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         channels,
         error_queue_length: or_default(b.error_queue_length, 128),
         tcp_window_tracking: b.tcp_window_tracking,
+        replicate_labels: b.replicate_labels.unwrap_or(true),
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
         encrypt: b.encrypt,
         key_file: b.key_file.take().map(|(path, span)| {

@@ -402,6 +402,9 @@ pub struct SyncSection {
     pub error_queue_length: u32,
     /// `TCPWindowTracking`.
     pub tcp_window_tracking: bool,
+    /// `ReplicateLabels` (our extension, on by default): off leaves
+    /// connlabels out of what is sent, committed and injected.
+    pub replicate_labels: bool,
     /// `ExpectationSync`.
     pub expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }` (an extension of ours; off by default).

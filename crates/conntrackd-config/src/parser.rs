@@ -85,6 +85,8 @@ pub(crate) struct SyncBuilder {
     pub(crate) error_queue_length: u32,
     pub(crate) tcp_window_tracking: bool,
     pub(crate) expectation_sync: ExpectSync,
+    /// `Options { ReplicateLabels … }`, if written.
+    pub(crate) replicate_labels: Option<bool>,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
     /// `Encrypt on` inside `Authentication`.

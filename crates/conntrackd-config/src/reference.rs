@@ -1198,6 +1198,15 @@ pub const KEYS: &[Key] = &[
         "Replicate expectations too: all of them (on), or those of the listed helpers (matched by name prefix, any case).",
         "{ ftp sip }",
     ),
+    extension(key(
+        "Sync.Options",
+        "ReplicateLabels",
+        "on|off",
+        Some("on"),
+        "Replicate connection labels (connlabels). off leaves them out of the messages sent, and drops them from the messages received, so that they are never committed or injected into the kernel: \
+        replicated labels crash kernels running the nDPI module (vel21ripn/nDPI#176). The peers need not agree: off on the receiving side is enough to keep labels out of its kernel.",
+        "off",
+    )),
     // ---- Sync.Authentication -----------------------------------------------
     extension(key(
         "Sync.Authentication",

@@ -79,6 +79,9 @@ pub fn check_summary(config: &Config) -> String {
                     }
                 );
             }
+            if !sync.replicate_labels {
+                s.push_str("connlabels: not replicated (ReplicateLabels off)\n");
+            }
             if sync.expectation_sync != ExpectSync::Off {
                 let _ = writeln!(s, "expectation sync: {:?}", sync.expectation_sync);
             }

@@ -87,7 +87,7 @@ pub(crate) const TCP: &[&str] = &[
     "McastSndSocketBuffer",
     "McastRcvSocketBuffer",
 ];
-pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync"];
+pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync", "ReplicateLabels"];
 /// Keys of `Authentication { … }` (our extension).
 pub(crate) const AUTHENTICATION: &[&str] = &["KeyFile", "Encrypt"];
 
@@ -451,6 +451,10 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             (TokenKind::Keyword, "ExpectationSync") => p.expectation_sync(&t),
+            (TokenKind::Str, "ReplicateLabels") => {
+                p.sync_mut().replicate_labels = Some(p.boolean(&t)?);
+                Ok(())
+            }
             _ => Err(p.unknown_item(&t, "Options", OPTIONS)),
         })
     }

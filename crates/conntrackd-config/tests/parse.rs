@@ -1176,3 +1176,18 @@ fn messages_quote_names_one_way() {
     }
     assert!(checked > 100, "only {checked} messages checked");
 }
+
+/// Our extension: on unless written off.
+#[test]
+fn replicate_labels_is_on_unless_written_off() {
+    let ch = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 }";
+    let (c, _) = ok(&format!("Sync {{ Mode FTFW {{ }} {ch} }}"));
+    assert!(c.sync.as_ref().expect("sync").replicate_labels);
+    assert!(!check_summary(&c).contains("connlabels"));
+    let (c, d) = ok(&format!(
+        "Sync {{ Mode FTFW {{ }} {ch} Options {{ ReplicateLabels off }} }}"
+    ));
+    assert!(d.is_empty(), "{d:?}");
+    assert!(!c.sync.as_ref().expect("sync").replicate_labels);
+    assert!(check_summary(&c).contains("connlabels: not replicated (ReplicateLabels off)\n"));
+}

@@ -172,6 +172,7 @@ impl Replication {
             startup_resync,
             flush_delay: FLUSH_DELAY,
             auth,
+            replicate_labels: sync.replicate_labels,
         };
         if startup_resync {
             logger::notice("resync requested");

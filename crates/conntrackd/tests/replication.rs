@@ -606,6 +606,7 @@ fn c_datagrams_round_trip(window_tracking: bool) {
     let opts = syncproto::ct::EncodeOptions {
         tcp_window_tracking: window_tracking,
         omit_timeout: false,
+        omit_labels: false,
     };
     let (mut data, mut control) = (0, 0);
     for line in text.lines() {

@@ -89,6 +89,9 @@ pub struct SyncSettings {
     pub flush_delay: Duration,
     /// `Authentication`: seals and checks every datagram.
     pub auth: Option<auth::Authenticator>,
+    /// `ReplicateLabels off`: connlabels are left out of what is sent and
+    /// dropped from what is received (so never committed or injected).
+    pub replicate_labels: bool,
 }
 
 /// A datagram to send on a channel.
