@@ -38,6 +38,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
                 startup_resync: false,
                 flush_delay: Duration::ZERO,
                 auth: None,
+                replicate_labels: true,
             },
         );
         for chunk in data.split(|b| *b == 0xff) {

@@ -10,17 +10,24 @@ pub type Span = std::ops::Range<usize>;
 pub enum Severity {
     /// The configuration is rejected.
     Error,
-    /// The clause is ignored or mapped, the configuration is still usable.
+    /// Something the operator wrote is left unused (an invalid value, a
+    /// key not honoured): the daemon starts and logs it as a warning, as
+    /// 1.4.7 does, but `--check` counts it as an error (exit status 2).
+    Ignored,
+    /// A legacy spelling mapped, or a clause 1.4.7 itself ignores; the
+    /// configuration is used as meant.
     Warning,
     /// Informational.
     Notice,
 }
 
 impl Severity {
-    /// Lower-case word used by the rendered form (`error`, `warning`, `notice`).
+    /// Lower-case word used by the rendered form (`error`, `warning`,
+    /// `notice`); [`Severity::Ignored`] is rendered for `--check`, hence
+    /// as an error.
     pub fn word(self) -> &'static str {
         match self {
-            Severity::Error => "error",
+            Severity::Error | Severity::Ignored => "error",
             Severity::Warning => "warning",
             Severity::Notice => "notice",
         }
@@ -30,7 +37,7 @@ impl Severity {
     pub fn log_level(self) -> &'static str {
         match self {
             Severity::Error => "ERROR",
-            Severity::Warning => "warning",
+            Severity::Warning | Severity::Ignored => "warning",
             Severity::Notice => "notice",
         }
     }
@@ -43,9 +50,10 @@ pub struct Diagnostic {
     pub severity: Severity,
     /// Byte range of the offending text.
     pub span: Span,
-    /// 1-based line of `span.start`.
+    /// 1-based line of `span.start`; 0 for a diagnostic about the whole
+    /// file (see [`Diagnostic::location`]).
     pub line: usize,
-    /// 1-based column (in characters) of `span.start`.
+    /// 1-based column (in characters) of `span.start`; 0 with line 0.
     pub column: usize,
     /// Message, using the 1.4.7 text where one exists.
     pub message: String,
@@ -60,6 +68,16 @@ impl Diagnostic {
     /// True for [`Severity::Error`].
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
+    }
+
+    /// `PATH:LINE:COLUMN`, or `PATH` alone for a diagnostic about the
+    /// whole file.
+    pub fn location(&self, path: &str) -> String {
+        if self.line == 0 {
+            path.to_owned()
+        } else {
+            format!("{path}:{}:{}", self.line, self.column)
+        }
     }
 
     /// The C daemon's one-line syntax error text
@@ -85,13 +103,17 @@ impl Diagnostic {
     /// caret underline below the span, then `help: …` if any.
     pub fn render(&self, source: &str, path: &str) -> String {
         let mut out = format!(
-            "{path}:{}:{}: {}: {}\n",
-            self.line,
-            self.column,
+            "{}: {}: {}\n",
+            self.location(path),
             self.severity.word(),
             self.message
         );
-        if let Some((line_text, line_start)) = line_at(source, self.span.start) {
+        let excerpt = if self.line == 0 {
+            None
+        } else {
+            line_at(source, self.span.start)
+        };
+        if let Some((line_text, line_start)) = excerpt {
             let gutter = self.line.to_string();
             let pad = " ".repeat(gutter.len());
             let shown = line_text.trim_end_matches('\r');
@@ -119,6 +141,12 @@ impl Diagnostic {
         }
         if let Some(help) = &self.help {
             let _ = writeln!(out, "  = help: {help}");
+        }
+        if self.severity == Severity::Ignored {
+            let _ = writeln!(
+                out,
+                "  = note: the daemon starts without it, logging a warning; `--check' exits 2"
+            );
         }
         out
     }

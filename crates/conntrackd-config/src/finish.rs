@@ -1,7 +1,9 @@
 //! Post-parse defaults and consistency checks (config.md §5).
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
 use crate::diag::Severity;
-use crate::model::{ChannelKind, ExpectSync, SyncMode, SyncSection};
+use crate::model::{Channel, ChannelKind, ExpectSync, Family, SyncMode, SyncSection};
 use crate::parser::Parser;
 
 /// `value`, or `default` if it is 0 ("0 = default").
@@ -14,7 +16,7 @@ pub(crate) fn apply(p: &mut Parser<'_>) {
     let g = &mut p.config.general;
     g.hash_size = or_default(g.hash_size, 65536);
     g.hash_limit = or_default(g.hash_limit, 262_144);
-    g.event_iteration_limit = or_default(g.event_iteration_limit, 100);
+    g.event_iteration_limit = g.event_iteration_limit.map(|n| or_default(n, 100));
     g.netlink_overrun_resync = p.overrun_resync_raw.map(|n| or_default(n, 30));
     let filter = std::mem::take(&mut p.filter);
     g.filter.protocol = filter.protocol;
@@ -39,13 +41,51 @@ pub(crate) fn apply(p: &mut Parser<'_>) {
         let sync = build_sync(p, builder);
         p.config.sync = Some(sync);
     }
-    if p.config.sync.is_none() && p.config.stats.is_none() {
-        let end = p.source.len();
+    netlink_buffer_size_unused(p);
+    helpers_not_implemented(p);
+    // About the whole file, and only about one that is otherwise usable.
+    let rejected = p.diagnostics.iter().any(crate::diag::Diagnostic::is_error);
+    if !rejected && p.config.sync.is_none() && p.config.stats.is_none() {
+        p.diagnostics.push(crate::diag::Diagnostic {
+            severity: Severity::Notice,
+            span: 0..0,
+            line: 0,
+            column: 0,
+            message: "neither `Sync' nor `Stats' is configured: the daemon will start idle"
+                .to_owned(),
+            help: None,
+            symbol: None,
+        });
+    }
+}
+
+/// 1.4.7 uses `NetlinkBufferSize` only up to `NetlinkBufferSizeMaxGrowth`
+/// and otherwise keeps the system's size (with a notice at start-up that
+/// scripts grep for, which the daemon still logs).
+fn netlink_buffer_size_unused(p: &mut Parser<'_>) {
+    let g = &p.config.general;
+    let (size, max) = (g.netlink_buffer_size, g.netlink_buffer_size_max_growth);
+    if let Some(span) = p.netlink_buffer_size_span.clone()
+        && size > max
+    {
         p.push(
-            Severity::Notice,
-            0..end.min(1),
-            "neither `Sync' nor `Stats' is configured: the daemon will start idle".to_owned(),
-            None,
+            Severity::Ignored,
+            span,
+            format!("`NetlinkBufferSize' {size} is greater than `NetlinkBufferSizeMaxGrowth' ({max}): it is not used, the system's buffer size is kept"),
+            Some(format!("set `NetlinkBufferSizeMaxGrowth' to {size} or more")),
+        );
+    }
+}
+
+/// User-space helpers (NFQUEUE) are not implemented: say so rather than
+/// start without them silently.
+fn helpers_not_implemented(p: &mut Parser<'_>) {
+    if let Some(span) = p.helper_span.clone() {
+        p.push(
+            Severity::Ignored,
+            span,
+            "user-space helpers (`Helper') are not implemented: this section is ignored".to_owned(),
+            Some("conntrackd 1.4.7 would run these helpers on their NFQUEUE queues; the kernel's own helpers are not affected".to_owned()),
         );
     }
 }
@@ -57,10 +97,10 @@ fn syslog_conflict(p: &mut Parser<'_>) {
         && g != s
     {
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "conflicting Syslog facility values, defaulting to General".to_owned(),
-            Some(format!("General uses `{}`", g.name())),
+            Some(format!("General uses `{}'", g.name())),
         );
     }
 }
@@ -72,7 +112,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             Severity::Warning,
             b.span.clone(),
             "No synchronization mode specified. Defaulting to FT-FW mode.".to_owned(),
-            Some("add `Mode FTFW { }`, `Mode ALARM { }` or `Mode NOTRACK { }`".to_owned()),
+            Some("add `Mode FTFW { }', `Mode ALARM { }' or `Mode NOTRACK { }'".to_owned()),
         );
     }
     // ALARM (when selected) always uses the external cache.
@@ -83,7 +123,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             .clone()
             .unwrap_or_else(|| b.span.clone());
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "`CommitTimeout' can't be combined with `DisableExternalCache', ignoring this option. Fix your configuration file.".to_owned(),
             None,
@@ -125,7 +165,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         let last = marked[marked.len() - 1];
         let span = b.channels[last].channel.span.clone();
         p.push(
-            Severity::Warning,
+            Severity::Ignored,
             span,
             "several channels are marked `Default'; the last one is used".to_owned(),
             None,
@@ -141,7 +181,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         {
             ch.checksum = on;
         }
-        check_channel(p, &ch);
+        check_channel(p, &mut ch);
         channels.push(ch);
     }
     SyncSection {
@@ -154,6 +194,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         channels,
         error_queue_length: or_default(b.error_queue_length, 128),
         tcp_window_tracking: b.tcp_window_tracking,
+        replicate_labels: b.replicate_labels.unwrap_or(true),
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
         encrypt: b.encrypt,
         require_encryption: b.require_encryption.unwrap_or(b.encrypt),
@@ -195,15 +236,22 @@ fn check_key_file(p: &mut Parser<'_>, path: &str, span: crate::diag::Span) {
     }
 }
 
-fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
+fn check_channel(p: &mut Parser<'_>, ch: &mut Channel) {
     let kw = ch.kind.keyword();
-    if ch.address.is_none() {
-        p.push(
-            Severity::Error,
-            ch.span.clone(),
-            format!("`{kw}' channel has no address, so it has no address family"),
-            Some("add `IPv4_address` or `IPv6_address`".to_owned()),
-        );
+    if ch.kind == ChannelKind::Multicast {
+        if ch.address.is_none() {
+            p.push(
+                Severity::Error,
+                ch.span.clone(),
+                format!("`{kw}' channel has no group address"),
+                Some(
+                    "add `IPv4_address' with the group (e.g. 225.0.0.50) or `IPv6_address'"
+                        .to_owned(),
+                ),
+            );
+        }
+    } else {
+        resolve_unicast_addresses(p, ch);
     }
     if ch.interface.is_none() {
         let severity = if ch.kind == ChannelKind::Multicast {
@@ -215,15 +263,7 @@ fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
             severity,
             ch.span.clone(),
             format!("`{kw}' channel has no `Interface'"),
-            Some("add `Interface NAME` (the link's interface)".to_owned()),
-        );
-    }
-    if ch.kind != ChannelKind::Multicast && ch.destination.is_none() {
-        p.push(
-            Severity::Warning,
-            ch.span.clone(),
-            format!("`{kw}' channel has no destination address"),
-            Some("add `IPv4_Destination_Address` or `IPv6_Destination_Address`".to_owned()),
+            Some("add `Interface NAME' (the link's interface)".to_owned()),
         );
     }
     if ch.port == 0 {
@@ -238,5 +278,45 @@ fn check_channel(p: &mut Parser<'_>, ch: &crate::model::Channel) {
             format!("`{kw}' channel has no `{key}' (port 0)"),
             None,
         );
+    }
+}
+
+/// UDP and TCP channels (docs/migration.md, "Channel addresses"): the
+/// peer's address is required; the local one is optional, as in 1.4.7,
+/// which then binds the wildcard address of the peer's family (VyOS writes
+/// such blocks whenever its `listen-address` is not set).
+fn resolve_unicast_addresses(p: &mut Parser<'_>, ch: &mut Channel) {
+    let kw = ch.kind.keyword();
+    let Some(peer) = ch.destination else {
+        p.push(
+            Severity::Error,
+            ch.span.clone(),
+            format!("`{kw}' channel has no destination address"),
+            Some("add `IPv4_Destination_Address' or `IPv6_Destination_Address' with the peer's address (1.4.7 would send to 0.0.0.0, this host)".to_owned()),
+        );
+        return;
+    };
+    let peer_family = if peer.is_ipv4() {
+        Family::Ipv4
+    } else {
+        Family::Ipv6
+    };
+    match ch.address {
+        None => {
+            ch.address = Some(match peer_family {
+                Family::Ipv4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Family::Ipv6 => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+            });
+            ch.family = Some(peer_family);
+        }
+        Some(local) if local.is_ipv4() != peer.is_ipv4() => {
+            p.push(
+                Severity::Error,
+                ch.span.clone(),
+                format!("`{kw}' channel mixes IPv4 and IPv6: local address {local}, destination {peer}"),
+                Some("give both addresses in one family, or leave the local address out to bind any address".to_owned()),
+            );
+        }
+        Some(_) => ch.family = Some(peer_family),
     }
 }

@@ -78,7 +78,8 @@ impl<'a> Parser<'a> {
             }
             "UNIX" => self.unix(&t)?,
             "NetlinkBufferSize" | "SocketBufferSize" => {
-                self.config.general.netlink_buffer_size = self.number(&t)?.0
+                self.config.general.netlink_buffer_size = self.number(&t)?.0;
+                self.netlink_buffer_size_span = Some(t.span.clone());
             }
             "NetlinkBufferSizeMaxGrowth"
             | "SocketBufferSizeMaxGrown"
@@ -98,7 +99,9 @@ impl<'a> Parser<'a> {
             "NetlinkEventsReliable" => {
                 self.config.general.netlink_events_reliable = self.boolean(&t)?
             }
-            "EventIterationLimit" => self.config.general.event_iteration_limit = self.number(&t)?.0,
+            "EventIterationLimit" => {
+                self.config.general.event_iteration_limit = Some(self.number(&t)?.0)
+            }
             "PollSecs" => {
                 let (n, span) = self.number(&t)?;
                 if n == 0 {
@@ -112,10 +115,10 @@ impl<'a> Parser<'a> {
                         self.bump();
                     }
                     other => {
-                        let help = Some("`Nice` needs an explicit sign, e.g. `Nice -1`".to_owned());
+                        let help = Some("`Nice' needs an explicit sign, e.g. `Nice -1'".to_owned());
                         return Err(self.syntax(
                             other.as_ref(),
-                            "a signed number after `Nice`",
+                            "a signed number after `Nice'",
                             help,
                         ));
                     }
@@ -229,7 +232,7 @@ impl<'a> Parser<'a> {
                         return Err(p.error_help(
                             v.span.clone(),
                             format!("unknown scheduler `{}'", v.text),
-                            "use `RR` or `FIFO`",
+                            "use `RR' or `FIFO'",
                         ));
                     }
                 };
@@ -261,7 +264,7 @@ impl<'a> Parser<'a> {
                 other => {
                     return Err(self.syntax(
                         other.as_ref(),
-                        "`Userspace` or `Kernelspace` after `From`",
+                        "`Userspace' or `Kernelspace' after `From'",
                         None,
                     ));
                 }
@@ -302,7 +305,7 @@ impl<'a> Parser<'a> {
                 Ok(Policy::Ignore)
             }
             other => {
-                let expected = format!("`Accept` or `Ignore` after `{}`", key.text);
+                let expected = format!("`Accept' or `Ignore' after `{}'", key.text);
                 Err(self.syntax(other.as_ref(), &expected, None))
             }
         }
@@ -323,7 +326,7 @@ impl<'a> Parser<'a> {
                 (TokenKind::Str, name) => {
                     let n = protocol_number(name);
                     if n.is_none() {
-                        p.warn(
+                        p.ignored(
                             t.span.clone(),
                             format!(
                                 "getprotobyname() cannot find protocol `{name}' in /etc/protocols"
@@ -335,7 +338,7 @@ impl<'a> Parser<'a> {
                 _ => {
                     let help = (t.kind == TokenKind::Number)
                         .then(|| "use protocol names, not numbers".to_owned());
-                    return Err(p.syntax(Some(&t), "a protocol name or `}`", help));
+                    return Err(p.syntax(Some(&t), "a protocol name or `}'", help));
                 }
             };
             if let Some(n) = number
@@ -378,7 +381,7 @@ impl<'a> Parser<'a> {
                         nets.push(net);
                     }
                 }
-                Err(message) => p.warn(v.span.clone(), message),
+                Err(message) => p.ignored(v.span.clone(), message),
             }
             Ok(())
         });
@@ -393,7 +396,7 @@ impl<'a> Parser<'a> {
         self.expect_open(opener)?;
         let result = loop {
             let Some(t) = self.bump() else {
-                break Err(self.syntax(None, "`}`", None));
+                break Err(self.syntax(None, "`}'", None));
             };
             match (t.kind, t.text) {
                 (TokenKind::CloseBrace, _) if pending.is_empty() => break Ok(()),
@@ -401,8 +404,8 @@ impl<'a> Parser<'a> {
                     // The list is closed: report, but there is nothing to skip.
                     self.syntax(
                         Some(&t),
-                        "`for TCP`",
-                        Some("end each state list with `for TCP`".to_owned()),
+                        "`for TCP'",
+                        Some("end each state list with `for TCP'".to_owned()),
                     );
                     break Ok(());
                 }
@@ -416,14 +419,14 @@ impl<'a> Parser<'a> {
                     }
                     other => {
                         let help = Some("only TCP states can be filtered".to_owned());
-                        break Err(self.syntax(other.as_ref(), "`TCP` after `for`", help));
+                        break Err(self.syntax(other.as_ref(), "`TCP' after `for'", help));
                     }
                 },
                 (TokenKind::Keyword, name) => match tcp_state_number(name) {
                     Some(s) => pending.push(s),
-                    None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+                    None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
                 },
-                _ => break Err(self.syntax(Some(&t), "a TCP state or `for TCP`", None)),
+                _ => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
             }
         };
         self.filter.state = Some((policy, states));
@@ -439,7 +442,7 @@ impl<'a> Parser<'a> {
 
     /// Legacy `Replicate STATE … for TCP` inside Sync.
     pub(crate) fn legacy_replicate(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { State Accept { … for TCP } } }`");
+        self.legacy_mapped(key, "`General { Filter { State Accept { … for TCP } } }'");
         let mut states = self.filter.state.take().map(|(_, v)| v).unwrap_or_default();
         loop {
             let t = self.bump();
@@ -456,24 +459,24 @@ impl<'a> Parser<'a> {
                     self.filter.state = Some((Policy::Accept, states));
                     return match proto {
                         Some(p) if p.is_kw("TCP") => Ok(()),
-                        other => Err(self.syntax(other.as_ref(), "`TCP` after `for`", None)),
+                        other => Err(self.syntax(other.as_ref(), "`TCP' after `for'", None)),
                     };
                 }
                 other => {
                     self.filter.state = Some((Policy::Accept, states));
-                    return Err(self.syntax(other.as_ref(), "a TCP state or `for TCP`", None));
+                    return Err(self.syntax(other.as_ref(), "a TCP state or `for TCP'", None));
                 }
             }
         }
     }
 
     pub(crate) fn legacy_ignore_traffic(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { Address Ignore { … } } }`");
+        self.legacy_mapped(key, "`General { Filter { Address Ignore { … } } }'");
         self.address_list(key, Policy::Ignore)
     }
 
     pub(crate) fn legacy_ignore_protocol(&mut self, key: &Token<'a>) -> PResult<()> {
-        self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }`");
+        self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }'");
         self.protocol_list(key, Policy::Ignore)
     }
 }

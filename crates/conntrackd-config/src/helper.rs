@@ -12,6 +12,7 @@ const MAX_POLICY_NAME: usize = 16;
 
 impl<'a> Parser<'a> {
     pub(crate) fn helper_section(&mut self, opener: &Token<'a>) -> PResult<()> {
+        self.helper_span.get_or_insert_with(|| opener.span.clone());
         let mut section = self.config.helper.take().unwrap_or_default();
         let result = self.block(opener, HELPER, |p, t| match (t.kind, t.text) {
             (TokenKind::Keyword, "Setup") => {
@@ -49,7 +50,7 @@ impl<'a> Parser<'a> {
                 self.error_help(
                     l3.span.clone(),
                     "unknown layer 3 protocol",
-                    "use `inet` or `inet6`",
+                    "use `inet' or `inet6'",
                 );
                 failed = true;
                 HelperL3::Inet
@@ -62,7 +63,7 @@ impl<'a> Parser<'a> {
                 self.error_help(
                     l4.span.clone(),
                     "unknown layer 4 protocol",
-                    "use `tcp` or `udp`",
+                    "use `tcp' or `udp'",
                 );
                 failed = true;
                 HelperL4::Tcp
@@ -113,7 +114,7 @@ impl<'a> Parser<'a> {
             self.error_help(
                 name.span.clone(),
                 format!("Unknown policy `{}' in helper configuration", name.text),
-                format!("the `{helper}` helper has one policy, named `{helper}`"),
+                format!("the `{helper}' helper has one policy, named `{helper}'"),
             );
         }
         let mut policy = HelperPolicy {

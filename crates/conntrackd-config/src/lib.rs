@@ -40,6 +40,15 @@ impl Parsed {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
+    /// Number of things written that the daemon would leave unused
+    /// ([`Severity::Ignored`]).
+    pub fn ignored_count(&self) -> usize {
+        self.diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Ignored)
+            .count()
+    }
+
     /// Renders all diagnostics (see [`Diagnostic::render`]).
     pub fn render_all(&self, source: &str, path: &str) -> String {
         self.diagnostics

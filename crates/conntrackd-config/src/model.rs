@@ -178,8 +178,10 @@ pub struct General {
     pub netlink_overrun_resync: Option<u32>,
     /// Reliable event delivery.
     pub netlink_events_reliable: bool,
-    /// Events handled per loop iteration (default 100).
-    pub event_iteration_limit: u32,
+    /// `EventIterationLimit` as written (0 = 100, as 1.4.7): kernel events
+    /// and datagrams of each Multicast or UDP channel handled per wake-up.
+    /// Unwritten, the daemon's own caps apply (docs/migration.md).
+    pub event_iteration_limit: Option<u32>,
     /// Polling mode interval in seconds (None = event mode).
     pub poll_secs: Option<u32>,
     /// CPU scheduler settings.
@@ -243,7 +245,7 @@ impl Default for General {
             netlink_buffer_size_max_growth: 0,
             netlink_overrun_resync: Some(30),
             netlink_events_reliable: false,
-            event_iteration_limit: 100,
+            event_iteration_limit: None,
             poll_secs: None,
             scheduler: Scheduler::default(),
             systemd: true,
@@ -264,8 +266,8 @@ pub enum SyncMode {
         ack_window_size: u32,
         /// Inject received states directly.
         disable_external_cache: bool,
-        /// Request a resync at start-up.
-        startup_resync: bool,
+        /// `StartupResync` as written; see [`SyncMode::startup_resync`].
+        startup_resync: Option<bool>,
     },
     /// Periodic refresh ALARM mode.
     Alarm,
@@ -275,8 +277,8 @@ pub enum SyncMode {
         disable_internal_cache: bool,
         /// Inject received states directly.
         disable_external_cache: bool,
-        /// Request a resync at start-up.
-        startup_resync: bool,
+        /// `StartupResync` as written; see [`SyncMode::startup_resync`].
+        startup_resync: Option<bool>,
     },
 }
 
@@ -287,6 +289,19 @@ impl SyncMode {
             SyncMode::Ftfw { .. } => "FTFW",
             SyncMode::Alarm => "ALARM",
             SyncMode::Notrack { .. } => "NOTRACK",
+        }
+    }
+
+    /// Whether the peers are asked for their state at start-up. Unless
+    /// `StartupResync off` is written, they are (1.4.7 asks only with
+    /// `StartupResync on`): a restarted node gets back what it lost
+    /// (docs/migration.md). Never in ALARM, which has no resync request.
+    pub fn startup_resync(&self) -> bool {
+        match self {
+            SyncMode::Ftfw { startup_resync, .. } | SyncMode::Notrack { startup_resync, .. } => {
+                startup_resync.unwrap_or(true)
+            }
+            SyncMode::Alarm => false,
         }
     }
 
@@ -344,9 +359,10 @@ pub struct Channel {
     pub kind: ChannelKind,
     /// Marked `Default` (or chosen as default because it is first).
     pub default: bool,
-    /// Family implied by the address keywords.
+    /// Family implied by the address keywords (UDP/TCP: the destination's).
     pub family: Option<Family>,
-    /// Multicast: group address; UDP/TCP: local bind address.
+    /// Multicast: group address; UDP/TCP: local bind address, the wildcard
+    /// address of the destination's family when none is written.
     pub address: Option<IpAddr>,
     /// UDP/TCP peer address.
     pub destination: Option<IpAddr>,
@@ -402,6 +418,9 @@ pub struct SyncSection {
     pub error_queue_length: u32,
     /// `TCPWindowTracking`.
     pub tcp_window_tracking: bool,
+    /// `ReplicateLabels` (our extension, on by default): off leaves
+    /// connlabels out of what is sent, committed and injected.
+    pub replicate_labels: bool,
     /// `ExpectationSync`.
     pub expectation_sync: ExpectSync,
     /// `Authentication { KeyFile … }` (an extension of ours; off by default).

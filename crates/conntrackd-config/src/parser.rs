@@ -78,12 +78,15 @@ pub(crate) struct SyncBuilder {
     pub(crate) ack_window_size: u32,
     pub(crate) disable_external_cache: bool,
     pub(crate) disable_internal_cache: bool,
-    pub(crate) startup_resync: bool,
+    /// `StartupResync` as written, if it was.
+    pub(crate) startup_resync: Option<bool>,
     pub(crate) channels: Vec<ChannelBuilder>,
     pub(crate) legacy_checksum: Option<bool>,
     pub(crate) error_queue_length: u32,
     pub(crate) tcp_window_tracking: bool,
     pub(crate) expectation_sync: ExpectSync,
+    /// `Options { ReplicateLabels … }`, if written.
+    pub(crate) replicate_labels: Option<bool>,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
     /// `Authentication { AcceptKeyFile … }`: a second key, accepted only.
@@ -115,6 +118,10 @@ pub(crate) struct Parser<'a> {
     pub(crate) overrun_resync_raw: Option<u32>,
     pub(crate) stats_span: Option<(Span, usize)>,
     pub(crate) stats_syslog_span: Option<Span>,
+    /// Where `NetlinkBufferSize` was last written.
+    pub(crate) netlink_buffer_size_span: Option<Span>,
+    /// The first `Helper` keyword.
+    pub(crate) helper_span: Option<Span>,
 }
 
 impl<'a> Parser<'a> {
@@ -129,7 +136,6 @@ impl<'a> Parser<'a> {
                 general: crate::model::General {
                     hash_size: 0,
                     hash_limit: 0,
-                    event_iteration_limit: 0,
                     ..Default::default()
                 },
                 ..Default::default()
@@ -139,6 +145,8 @@ impl<'a> Parser<'a> {
             overrun_resync_raw: Some(0),
             stats_span: None,
             stats_syslog_span: None,
+            netlink_buffer_size_span: None,
+            helper_span: None,
         }
     }
 
@@ -194,6 +202,21 @@ impl<'a> Parser<'a> {
         self.push(Severity::Warning, span, message.into(), Some(help.into()));
     }
 
+    /// Something written that the daemon leaves unused (see
+    /// [`Severity::Ignored`]).
+    pub(crate) fn ignored(&mut self, span: Span, message: impl Into<String>) {
+        self.push(Severity::Ignored, span, message.into(), None);
+    }
+
+    pub(crate) fn ignored_help(
+        &mut self,
+        span: Span,
+        message: impl Into<String>,
+        help: impl Into<String>,
+    ) {
+        self.push(Severity::Ignored, span, message.into(), Some(help.into()));
+    }
+
     pub(crate) fn error(&mut self, span: Span, message: impl Into<String>) -> Reported {
         self.push(Severity::Error, span, message.into(), None);
         Reported
@@ -220,7 +243,7 @@ impl<'a> Parser<'a> {
             Some(t) => (
                 t.span.clone(),
                 t.text.to_owned(),
-                format!("`{}`", t.text.escape_debug()),
+                format!("`{}'", t.text.escape_debug()),
             ),
             None => (
                 self.source.len()..self.source.len(),
@@ -251,14 +274,14 @@ impl<'a> Parser<'a> {
     ) -> Reported {
         let help = if matches!(token.kind, TokenKind::Keyword | TokenKind::Str) {
             if let Some(best) = closest(token.text, valid) {
-                Some(format!("did you mean `{best}`?"))
+                Some(format!("did you mean `{best}'?"))
             } else if KEYWORDS.contains(&token.text) && block == TOP_LEVEL {
                 Some(format!(
-                    "`{}` must be inside a section such as `General {{ … }}`",
+                    "`{}' must be inside a section such as `General {{ … }}'",
                     token.text
                 ))
             } else if KEYWORDS.contains(&token.text) {
-                Some(format!("`{}` is not valid inside `{block}`", token.text))
+                Some(format!("`{}' is not valid inside `{block}'", token.text))
             } else {
                 None
             }
@@ -266,9 +289,9 @@ impl<'a> Parser<'a> {
             None
         };
         let expected = if block == TOP_LEVEL {
-            "a section (`General`, `Sync`, `Stats` or `Helper`)".to_owned()
+            "a section (`General', `Sync', `Stats' or `Helper')".to_owned()
         } else {
-            format!("an item of `{block}` or `}}`")
+            format!("an item of `{block}' or `}}'")
         };
         self.syntax(Some(token), &expected, help)
     }
@@ -321,10 +344,10 @@ impl<'a> Parser<'a> {
             match self.peek_kind() {
                 None => {
                     let help = format!(
-                        "the `{}` block opened at line {} is not closed",
+                        "the `{}' block opened at line {} is not closed",
                         opener.text, opener.line
                     );
-                    return Err(self.syntax(None, "`}`", Some(help)));
+                    return Err(self.syntax(None, "`}'", Some(help)));
                 }
                 Some(TokenKind::CloseBrace) => {
                     self.bump();
@@ -348,7 +371,7 @@ impl<'a> Parser<'a> {
             }
             other => {
                 let other = other.cloned();
-                let expected = format!("`{{` after `{}`", after.text);
+                let expected = format!("`{{' after `{}'", after.text);
                 Err(self.syntax(other.as_ref(), &expected, None))
             }
         }
@@ -366,7 +389,7 @@ impl<'a> Parser<'a> {
             Some(t) if ok(t.kind) => Ok(self.bump().ok_or(Reported)?),
             other => {
                 let other = other.cloned();
-                let expected = format!("{what} after `{}`", key.text);
+                let expected = format!("{what} after `{}'", key.text);
                 let help = other.as_ref().and_then(|t| value_hint(t, what));
                 Err(self.syntax(other.as_ref(), &expected, help))
             }
@@ -397,7 +420,7 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn boolean(&mut self, key: &Token<'a>) -> PResult<bool> {
-        let t = self.value(key, "`on`, `off`, `yes` or `no`", |k| {
+        let t = self.value(key, "`on', `off', `yes' or `no'", |k| {
             matches!(k, TokenKind::Bool(_))
         })?;
         Ok(matches!(t.kind, TokenKind::Bool(true)))
@@ -414,25 +437,25 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// IPv4 address value; invalid ones are warnings (clause ignored).
+    /// IPv4 address value; an invalid one is ignored, as in 1.4.7.
     pub(crate) fn ipv4(&mut self, key: &Token<'a>) -> PResult<Option<Ipv4Addr>> {
         let t = self.ip_token(key)?;
         match t.text.parse::<Ipv4Addr>() {
             Ok(a) => Ok(Some(a)),
             Err(_) => {
-                self.warn(t.span, format!("{} is not a valid IPv4 address", t.text));
+                self.ignored(t.span, format!("{} is not a valid IPv4 address", t.text));
                 Ok(None)
             }
         }
     }
 
-    /// IPv6 address value; invalid ones are warnings (clause ignored).
+    /// IPv6 address value; an invalid one is ignored, as in 1.4.7.
     pub(crate) fn ipv6(&mut self, key: &Token<'a>) -> PResult<Option<Ipv6Addr>> {
         let t = self.ip_token(key)?;
         match t.text.parse::<Ipv6Addr>() {
             Ok(a) => Ok(Some(a)),
             Err(_) => {
-                self.warn(t.span, format!("{} is not a valid IPv6 address", t.text));
+                self.ignored(t.span, format!("{} is not a valid IPv6 address", t.text));
                 Ok(None)
             }
         }
@@ -461,11 +484,11 @@ impl<'a> Parser<'a> {
             self.warn_help(
                 t.span.clone(),
                 format!(
-                    "path `{}` contains {:?}, which conntrackd keeps as part of the path",
+                    "path `{}' contains {:?}, which conntrackd keeps as part of the path",
                     t.text.escape_debug(),
                     c
                 ),
-                "a path ends only at a space, a newline or `\"`; insert a space before it",
+                "a path ends only at a space, a newline or `\"'; insert a space before it",
             );
         }
         Ok(t.text.to_owned())
@@ -477,7 +500,7 @@ impl<'a> Parser<'a> {
         if t.text.len() > 15 {
             return Err(self.error(
                 t.span,
-                format!("interface name `{}` is longer than 15 characters", t.text),
+                format!("interface name `{}' is longer than 15 characters", t.text),
             ));
         }
         if self.options.check_interfaces
@@ -608,7 +631,7 @@ impl<'a> Parser<'a> {
         key: &Token<'a>,
         too_long: &str,
     ) -> PResult<Option<crate::model::LogTarget>> {
-        let t = self.value(key, "`on`, `off` or an absolute path", |k| {
+        let t = self.value(key, "`on', `off' or an absolute path", |k| {
             matches!(k, TokenKind::Bool(_) | TokenKind::Path)
         })?;
         Ok(match t.kind {
@@ -627,7 +650,7 @@ impl<'a> Parser<'a> {
         stats: bool,
     ) -> PResult<Option<Option<crate::model::Facility>>> {
         use crate::model::Facility;
-        let t = self.value(key, "`on`, `off` or a syslog facility", |k| {
+        let t = self.value(key, "`on', `off' or a syslog facility", |k| {
             matches!(k, TokenKind::Bool(_) | TokenKind::Str)
         })?;
         Ok(match t.kind {
@@ -637,7 +660,7 @@ impl<'a> Parser<'a> {
                 Some(f) => Some(Some(f)),
                 None => {
                     let dot = if stats { "." } else { "" };
-                    self.warn_help(
+                    self.ignored_help(
                         t.span.clone(),
                         format!("'{}' is not a known syslog facility, ignoring{dot}", t.text),
                         "known facilities: daemon, local0 … local7",
@@ -662,7 +685,7 @@ fn value_hint(t: &Token<'_>, what: &str) -> Option<String> {
     match t.kind {
         TokenKind::Other if t.text == "\"" => Some("values are never quoted".to_owned()),
         TokenKind::Str if what.contains("path") => {
-            Some("paths must be absolute (start with `/`)".to_owned())
+            Some("paths must be absolute (start with `/')".to_owned())
         }
         TokenKind::Ipv6
         | TokenKind::Keyword
@@ -672,11 +695,11 @@ fn value_hint(t: &Token<'_>, what: &str) -> Option<String> {
             if what.contains("name") =>
         {
             Some(format!(
-                "`{}` is lexed as a keyword, boolean, number or hex address and cannot be used as a name",
+                "`{}' is lexed as a keyword, boolean, number or hex address and cannot be used as a name",
                 t.text
             ))
         }
-        TokenKind::SignedNumber => Some("negative numbers are only accepted by `Nice`".to_owned()),
+        TokenKind::SignedNumber => Some("negative numbers are only accepted by `Nice'".to_owned()),
         TokenKind::Bool(_) if what == "a number" => {
             Some("booleans are not numbers here".to_owned())
         }

@@ -314,18 +314,20 @@ const COMMIT_TIMEOUT: &str = "If set, flows written into the kernel by a commit 
 const PURGE_TIMEOUT: &str =
     "Delay before the flows that conntrackd -t marks are flushed from the kernel table.";
 const DISABLE_EXTERNAL: &str = "Write received flows straight into the kernel table instead of keeping them in the external cache until a commit.";
-const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up.";
+const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up, so that a restarted node gets back the flows it lost. \
+    On unless StartupResync off is written (conntrackd 1.4.7 asks only with StartupResync on).";
 const INTERFACE: &str = "Network interface of the channel (at most 15 characters); its MTU sizes the messages and its link state selects the channel.";
 const SND_BUFFER: &str =
     "Send buffer size of the channel's socket, set even above the system limit.";
 const RCV_BUFFER: &str =
     "Receive buffer size of the channel's socket, set even above the system limit.";
 const CHECKSUM: &str = "Compute UDP checksums on the channel.";
-const BIND_ADDRESS: &str =
-    "Local address the channel binds to; it also selects the address family.";
-const PEER_ADDRESS: &str = "Address of the peer the channel sends to (UDP) or connects to (TCP).";
+const BIND_ADDRESS: &str = "Local address the channel binds to (optional): without it, the channel binds any address of the destination's family, as 1.4.7 does. \
+    Of the same family as the destination.";
+const PEER_ADDRESS: &str = "Address of the peer the channel sends to (UDP) or connects to (TCP); required. It sets the channel's address family.";
 const UNICAST_PORT: &str = "Port of the channel, the same on both peers.";
 const SECTIONS_TEXT: &str = "Opens the section of that name.";
+const RESEND_BUFFER_SIZE: &str = "Rejected by conntrackd 1.4.7. It sized a resend buffer in bytes (0.9.x) and was ignored from 0.9.10 on; ignored here too, with a warning. ResendQueueSize in Mode FTFW sizes the resend queue, in objects.";
 
 /// Every key of every section, in documentation order.
 pub const KEYS: &[Key] = &[
@@ -467,8 +469,9 @@ pub const KEYS: &[Key] = &[
         "General",
         "EventIterationLimit",
         "NUMBER",
-        Some("100"),
-        "Maximum number of kernel events handled in one go before other work (0 means the default).",
+        Some("unset: 2048 kernel events, 100 datagrams per channel (1.4.7: 100 for both)"),
+        "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means 100). \
+        TCP channels read up to 100 chunks of their stream in one go whatever is set.",
         "200",
     ),
     key(
@@ -742,8 +745,15 @@ pub const KEYS: &[Key] = &[
         KeyKind::Legacy("DisableExternalCache"),
     ),
     with_kind(
-        key("Sync", "ResendBufferSize", "NUMBER", None, "", "131072"),
-        KeyKind::Legacy("ResendQueueSize in Mode FTFW"),
+        key(
+            "Sync",
+            "ResendBufferSize",
+            "BYTES",
+            None,
+            RESEND_BUFFER_SIZE,
+            "131072",
+        ),
+        KeyKind::Ignored,
     ),
     extension(block(
         "Sync",
@@ -798,7 +808,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "StartupResync",
         "on|off",
-        Some("off"),
+        Some("on (1.4.7: off)"),
         STARTUP_RESYNC,
         "on",
     ),
@@ -806,12 +816,12 @@ pub const KEYS: &[Key] = &[
         key(
             "Sync.Mode FTFW",
             "ResendBufferSize",
-            "NUMBER",
+            "BYTES",
             None,
-            "",
+            RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Legacy("ResendQueueSize"),
+        KeyKind::Ignored,
     ),
     with_kind(
         key(
@@ -894,7 +904,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "StartupResync",
         "on|off",
-        Some("off"),
+        Some("on (1.4.7: off)"),
         STARTUP_RESYNC,
         "on",
     ),
@@ -1205,6 +1215,15 @@ pub const KEYS: &[Key] = &[
         "Replicate expectations too: all of them (on), or those of the listed helpers (matched by name prefix, any case).",
         "{ ftp sip }",
     ),
+    extension(key(
+        "Sync.Options",
+        "ReplicateLabels",
+        "on|off",
+        Some("on"),
+        "Replicate connection labels (connlabels). off leaves them out of the messages sent, and drops them from the messages received, so that they are never committed or injected into the kernel: \
+        replicated labels crash kernels running the nDPI module (vel21ripn/nDPI#176). The peers need not agree: off on the receiving side is enough to keep labels out of its kernel.",
+        "off",
+    )),
     // ---- Sync.Authentication -----------------------------------------------
     extension(key(
         "Sync.Authentication",

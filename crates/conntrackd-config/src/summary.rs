@@ -2,7 +2,7 @@
 
 use std::fmt::Write as _;
 
-use crate::model::{Config, ExpectSync, LogTarget, Policy};
+use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
 
 /// Configuration spellings of the TCP states, indexed by state number.
 const TCP_STATE_NAMES: [&str; 10] = [
@@ -66,6 +66,22 @@ pub fn check_summary(config: &Config) -> String {
                     if ch.checksum { "" } else { " checksum off" },
                 );
             }
+            if let SyncMode::Ftfw { startup_resync, .. }
+            | SyncMode::Notrack { startup_resync, .. } = sync.mode
+            {
+                let _ = writeln!(
+                    s,
+                    "startup resync: {}",
+                    match startup_resync {
+                        None => "on (StartupResync not written: on here, off in 1.4.7)",
+                        Some(true) => "on",
+                        Some(false) => "off",
+                    }
+                );
+            }
+            if !sync.replicate_labels {
+                s.push_str("connlabels: not replicated (ReplicateLabels off)\n");
+            }
             if sync.expectation_sync != ExpectSync::Off {
                 let _ = writeln!(s, "expectation sync: {:?}", sync.expectation_sync);
             }
@@ -127,6 +143,16 @@ pub fn check_summary(config: &Config) -> String {
         log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
     );
     let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
+    let _ = match g.event_iteration_limit {
+        Some(n) => writeln!(
+            s,
+            "per wake-up: {n} kernel events, {n} datagrams per Multicast or UDP channel"
+        ),
+        None => writeln!(
+            s,
+            "per wake-up: 2048 kernel events, 100 datagrams per channel (EventIterationLimit not written)"
+        ),
+    };
     if let Some(m) = &g.metrics {
         let listen: Vec<String> = m
             .listen()

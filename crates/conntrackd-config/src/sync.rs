@@ -87,7 +87,7 @@ pub(crate) const TCP: &[&str] = &[
     "McastSndSocketBuffer",
     "McastRcvSocketBuffer",
 ];
-pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync"];
+pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync", "ReplicateLabels"];
 /// Keys of `Authentication { … }` (our extension).
 pub(crate) const AUTHENTICATION: &[&str] =
     &["KeyFile", "AcceptKeyFile", "Encrypt", "RequireEncryption"];
@@ -150,7 +150,11 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "Options") => self.options(&t),
             (TokenKind::Keyword, "Checksum") => {
                 let on = self.boolean(&t)?;
-                self.legacy_mapped(&t, "`Checksum` inside every channel block");
+                self.warn_help(
+                    t.span.clone(),
+                    "`Checksum' directly in `Sync' is a legacy option rejected by conntrackd 1.4.7; applied to every channel block that does not set its own",
+                    "write `Checksum' inside each channel block instead",
+                );
                 self.sync_mut().legacy_checksum = Some(on);
                 Ok(())
             }
@@ -165,15 +169,21 @@ impl<'a> Parser<'a> {
 
     fn cache_write_through(&mut self, t: &Token<'a>) -> PResult<()> {
         let on = self.boolean(t)?;
-        self.legacy_mapped(t, "`DisableExternalCache`");
+        self.legacy_mapped(t, "`DisableExternalCache'");
         self.sync_mut().disable_external_cache = on;
         Ok(())
     }
 
+    /// Up to 0.9.9 it sized a resend buffer in bytes; from 0.9.10 to
+    /// 1.4.4 it was ignored as deprecated, then removed. Its number is no
+    /// count of queued objects, so it is not carried over.
     fn resend_buffer_size(&mut self, t: &Token<'a>) -> PResult<()> {
-        let n = self.number(t)?.0;
-        self.legacy_mapped(t, "`ResendQueueSize` in `Mode FTFW`");
-        self.sync_mut().resend_queue_size = n;
+        self.number(t)?;
+        self.warn_help(
+            t.span.clone(),
+            "`ResendBufferSize' is a legacy option rejected by conntrackd 1.4.7: it counted bytes (conntrackd 0.9.x) and has been ignored since 0.9.10; ignoring it",
+            "delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default 131072)",
+        );
         Ok(())
     }
 
@@ -186,17 +196,17 @@ impl<'a> Parser<'a> {
                 }
                 _ => {
                     let help = (t.text.eq_ignore_ascii_case("persistent")).then(|| {
-                        "write `ALARM` (the legacy name is only accepted as `PERSISTENT`)"
+                        "write `ALARM' (the legacy name is only accepted as `PERSISTENT')"
                             .to_owned()
                     });
                     return Err(self.syntax(
                         Some(&t),
-                        "`FTFW`, `ALARM` or `NOTRACK` after `Mode`",
+                        "`FTFW', `ALARM' or `NOTRACK' after `Mode'",
                         help,
                     ));
                 }
             },
-            None => return Err(self.syntax(None, "a mode name after `Mode`", None)),
+            None => return Err(self.syntax(None, "a mode name after `Mode'", None)),
         };
         let kind = match name.0 {
             ModeName::Ftfw => ModeKind::Ftfw,
@@ -206,7 +216,7 @@ impl<'a> Parser<'a> {
                 self.warn_help(
                     name.1.span.clone(),
                     "Now `nack' mode is called `ftfw'. Please, update your conntrackd.conf file.",
-                    "write `Mode FTFW`",
+                    "write `Mode FTFW'",
                 );
                 ModeKind::Ftfw
             }
@@ -214,7 +224,7 @@ impl<'a> Parser<'a> {
                 self.warn_help(
                     name.1.span.clone(),
                     "Now `persistent' mode is called `alarm'. Please, update your conntrackd.conf file.",
-                    "write `Mode ALARM`",
+                    "write `Mode ALARM'",
                 );
                 ModeKind::Alarm
             }
@@ -245,7 +255,7 @@ impl<'a> Parser<'a> {
                     "DisableInternalCache" => {
                         p.sync_mut().disable_internal_cache = p.boolean(&t)?
                     }
-                    "StartupResync" => p.sync_mut().startup_resync = p.boolean(&t)?,
+                    "StartupResync" => p.sync_mut().startup_resync = Some(p.boolean(&t)?),
                     _ => return Err(p.unknown_item(&t, block, valid)),
                 }
                 return Ok(());
@@ -280,7 +290,7 @@ impl<'a> Parser<'a> {
                     kind.keyword()
                 ),
                 format!(
-                    "all channels must be of the same kind (the first one is `{}`)",
+                    "all channels must be of the same kind (the first one is `{}')",
                     existing[0].keyword()
                 ),
             );
@@ -339,7 +349,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "IPv4_address") => {
                 if let Some(a) = self.ipv4(&t)? {
                     if mcast && ch.family == Some(Family::Ipv6) {
-                        self.warn(t.span.clone(), "your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
                     } else {
                         ch.family = Some(Family::Ipv4);
                         ch.address = Some(IpAddr::V4(a));
@@ -350,7 +360,7 @@ impl<'a> Parser<'a> {
                 let interface_before = mcast && ch.interface.is_some();
                 if let Some(a) = self.ipv6(&t)? {
                     if mcast && ch.family == Some(Family::Ipv4) {
-                        self.warn(t.span.clone(), "your multicast address is IPv6 but is binded to an IPv4 interface? Surely this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast address is IPv6 but is binded to an IPv4 interface? Surely this is not what you want");
                     } else {
                         ch.family = Some(Family::Ipv6);
                         ch.address = Some(IpAddr::V6(a));
@@ -359,7 +369,7 @@ impl<'a> Parser<'a> {
                         self.warn_help(
                             t.span.clone(),
                             "`IPv6_address' after `Interface': conntrackd 1.4.7 then looks up an interface named after the address and joins on interface index 0",
-                            "put `IPv6_address` before `Interface` in this block",
+                            "put `IPv6_address' before `Interface' in this block",
                         );
                     }
                 }
@@ -367,7 +377,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Keyword, "IPv4_interface") if mcast => {
                 if let Some(a) = self.ipv4(&t)? {
                     if ch.family == Some(Family::Ipv6) {
-                        self.warn(t.span.clone(), "your multicast interface is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
+                        self.ignored(t.span.clone(), "your multicast interface is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want");
                     } else {
                         ch.ipv4_interface = Some(a);
                     }
@@ -401,17 +411,17 @@ impl<'a> Parser<'a> {
             }
             (TokenKind::Str, "McastSndSocketBuffer") => {
                 ch.snd_buf = Some(self.number(&t)?.0);
-                self.legacy_mapped(&t, "`SndSocketBuffer`");
+                self.legacy_mapped(&t, "`SndSocketBuffer'");
             }
             (TokenKind::Str, "McastRcvSocketBuffer") => {
                 ch.rcv_buf = Some(self.number(&t)?.0);
-                self.legacy_mapped(&t, "`RcvSocketBuffer`");
+                self.legacy_mapped(&t, "`RcvSocketBuffer'");
             }
             (TokenKind::Str, "ListenTo") if mcast => {
                 if let Some(a) = self.ipv4(&t)? {
                     ch.ipv4_interface = Some(a);
                 }
-                self.legacy_mapped(&t, "`IPv4_interface`");
+                self.legacy_mapped(&t, "`IPv4_interface'");
             }
             _ if t.kind == TokenKind::Str && self.legacy_ignored(&t)? => {}
             _ => return Err(self.unknown_item(&t, block, valid)),
@@ -451,6 +461,10 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             (TokenKind::Keyword, "ExpectationSync") => p.expectation_sync(&t),
+            (TokenKind::Str, "ReplicateLabels") => {
+                p.sync_mut().replicate_labels = Some(p.boolean(&t)?);
+                Ok(())
+            }
             _ => Err(p.unknown_item(&t, "Options", OPTIONS)),
         })
     }
@@ -463,7 +477,7 @@ impl<'a> Parser<'a> {
                 if on {
                     *current = ExpectSync::All;
                 } else if *current != ExpectSync::Off {
-                    self.warn(
+                    self.ignored(
                         key.span.clone(),
                         "`ExpectationSync off' does not undo an earlier `ExpectationSync'; keeping it",
                     );
@@ -481,7 +495,7 @@ impl<'a> Parser<'a> {
                         Ok(())
                     } else {
                         let help = Some("helper names that look like keywords, numbers or hex words cannot be used".to_owned());
-                        Err(p.syntax(Some(&t), "a helper name or `}`", help))
+                        Err(p.syntax(Some(&t), "a helper name or `}'", help))
                     }
                 });
                 self.sync_mut().expectation_sync = ExpectSync::Helpers(names);
@@ -491,7 +505,7 @@ impl<'a> Parser<'a> {
                 let t = self.peek().cloned();
                 Err(self.syntax(
                     t.as_ref(),
-                    "`on`, `off` or `{` after `ExpectationSync`",
+                    "`on', `off' or `{' after `ExpectationSync'",
                     None,
                 ))
             }

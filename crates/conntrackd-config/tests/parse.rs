@@ -33,6 +33,15 @@ fn warnings(d: &[Diagnostic]) -> Vec<String> {
         .collect()
 }
 
+/// What the daemon would leave unused: warnings when it starts, errors
+/// (exit status 2) at `--check`.
+fn ignored(d: &[Diagnostic]) -> Vec<String> {
+    d.iter()
+        .filter(|d| d.severity == Severity::Ignored)
+        .map(|d| d.message.clone())
+        .collect()
+}
+
 fn errors(src: &str) -> Vec<Diagnostic> {
     let p = parse(src);
     assert!(p.config.is_none(), "expected rejection of {src:?}");
@@ -103,7 +112,7 @@ fn reference_config_loads() {
             resend_queue_size: 131_072,
             ack_window_size: 300,
             disable_external_cache: false,
-            startup_resync: false
+            startup_resync: None
         }
     );
     assert!(sync.mode_specified);
@@ -176,7 +185,7 @@ fn zero_means_default() {
             c.general.hash_limit,
             c.general.event_iteration_limit
         ),
-        (65536, 262_144, 100)
+        (65536, 262_144, Some(100))
     );
     assert_eq!(c.general.netlink_overrun_resync, Some(30));
     let (c, _) = ok("General { NetlinkOverrunResync off }");
@@ -201,7 +210,7 @@ fn booleans_any_case_keywords_case_sensitive() {
         e[0].c_syntax_error().as_deref(),
         Some("parsing config file in line (1), symbol 'general': syntax error")
     );
-    assert_eq!(e[0].help.as_deref(), Some("did you mean `General`?"));
+    assert_eq!(e[0].help.as_deref(), Some("did you mean `General'?"));
     let e = errors("General { Systemd true }");
     assert_eq!(e[0].symbol.as_deref(), Some("true"));
 }
@@ -249,7 +258,7 @@ fn mode_priority_not_file_order() {
     assert!(matches!(
         c.sync.expect("sync").mode,
         SyncMode::Ftfw {
-            startup_resync: true,
+            startup_resync: Some(true),
             ..
         }
     ));
@@ -271,12 +280,46 @@ fn keys_only_valid_in_their_mode_block() {
     assert_eq!(e[0].symbol.as_deref(), Some("HashSize"));
     assert_eq!(
         e[0].message,
-        "syntax error: unexpected `HashSize`, expected a section (`General`, `Sync`, `Stats` or `Helper`)"
+        "syntax error: unexpected `HashSize', expected a section (`General', `Sync', `Stats' or `Helper')"
     );
     assert_eq!(
         e[0].help.as_deref(),
-        Some("`HashSize` must be inside a section such as `General { … }`")
+        Some("`HashSize' must be inside a section such as `General { … }'")
     );
+}
+
+/// On unless written off (docs/migration.md); ALARM never asks.
+#[test]
+fn startup_resync_is_on_unless_written_off() {
+    let ch = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 }";
+    for (mode, written, expected) in [
+        ("FTFW", "", true),
+        ("FTFW", "StartupResync off", false),
+        ("FTFW", "StartupResync on", true),
+        ("NOTRACK", "", true),
+        ("NOTRACK", "StartupResync no", false),
+        ("ALARM", "", false),
+    ] {
+        let (c, _) = ok(&format!("Sync {{ Mode {mode} {{ {written} }} {ch} }}"));
+        let sync = c.sync.as_ref().expect("sync");
+        assert_eq!(sync.mode.startup_resync(), expected, "{mode} {written}");
+        let summary = check_summary(&c);
+        let line = summary
+            .lines()
+            .find(|l| l.starts_with("startup resync: "))
+            .unwrap_or("no startup resync line");
+        match (mode, written) {
+            ("ALARM", _) => assert_eq!(line, "no startup resync line"),
+            (_, "") => assert_eq!(
+                line,
+                "startup resync: on (StartupResync not written: on here, off in 1.4.7)"
+            ),
+            _ => assert_eq!(
+                line,
+                format!("startup resync: {}", if expected { "on" } else { "off" })
+            ),
+        }
+    }
 }
 
 #[test]
@@ -290,7 +333,7 @@ fn notrack_udp_and_commit_timeout_conflict() {
         SyncMode::Notrack {
             disable_internal_cache: true,
             disable_external_cache: true,
-            startup_resync: false
+            startup_resync: None
         }
     );
     let ch = &sync.channels[0];
@@ -299,7 +342,7 @@ fn notrack_udp_and_commit_timeout_conflict() {
         (ChannelKind::Udp, 3781, false, true)
     );
     assert_eq!(ch.destination, Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2))));
-    assert!(warnings(&d).iter().any(|w| w.starts_with("`CommitTimeout' can't be combined with `DisableExternalCache'")));
+    assert!(ignored(&d).iter().any(|w| w.starts_with("`CommitTimeout' can't be combined with `DisableExternalCache'")));
 }
 
 #[test]
@@ -385,13 +428,28 @@ fn more_legacy_mappings() {
         .expect("checksum");
     assert_eq!((checksum.line, checksum.column), (3, 2));
     let sync = c.sync.expect("sync");
+    // It counted bytes (0.9.x): not carried over as an object count.
     assert!(matches!(
         sync.mode,
         SyncMode::Ftfw {
-            resend_queue_size: 1000,
+            resend_queue_size: 131_072,
             ..
         }
     ));
+    let resend = d
+        .iter()
+        .find(|x| x.message.starts_with("`ResendBufferSize'"))
+        .expect("ResendBufferSize warning");
+    assert_eq!(resend.severity, Severity::Warning);
+    assert!(
+        resend.message.contains("counted bytes"),
+        "{}",
+        resend.message
+    );
+    assert_eq!(
+        checksum.message,
+        "`Checksum' directly in `Sync' is a legacy option rejected by conntrackd 1.4.7; applied to every channel block that does not set its own"
+    );
     assert!(
         !sync.channels[0].checksum,
         "legacy Sync Checksum applies to channels"
@@ -437,7 +495,7 @@ fn path_quirks() {
     let e = errors("General { UNIX { Path relative.sock } }");
     assert_eq!(
         e[0].help.as_deref(),
-        Some("paths must be absolute (start with `/`)")
+        Some("paths must be absolute (start with `/')")
     );
 }
 
@@ -520,7 +578,74 @@ fn channel_conflicts() {
     let e = errors("Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 Group 3 } }");
     assert!(e[0].message.contains("no `Interface'"));
     let e = errors("Sync { Mode FTFW { } Multicast { Interface lo Group 3 } }");
-    assert!(e[0].message.contains("has no address"));
+    assert_eq!(e[0].message, "`Multicast' channel has no group address");
+}
+
+/// The block VyOS writes when `listen-address` is not set: no local
+/// address. 1.4.7 binds the wildcard of the destination's family.
+#[test]
+fn unicast_channels_without_a_local_address_bind_any_address() {
+    for (kind, peer, any) in [
+        ("UDP", "IPv4_Destination_Address 10.0.0.2", "0.0.0.0"),
+        ("TCP", "IPv4_Destination_Address 10.0.0.2", "0.0.0.0"),
+        ("UDP", "IPv6_Destination_Address fe80::2", "::"),
+        ("TCP", "IPv6_Destination_Address fe80::2", "::"),
+    ] {
+        let text = format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ {peer} Port 3780 Interface eth1 SndSocketBuffer 1249280 RcvSocketBuffer 1249280 Checksum on }} }}"
+        );
+        let (c, d) = ok(&text);
+        assert!(warnings(&d).is_empty(), "{text}: {d:?}");
+        let channel = &c.sync.expect("sync").channels[0];
+        assert_eq!(channel.address, Some(any.parse().expect("ip")), "{text}");
+        let v4 = any == "0.0.0.0";
+        assert_eq!(
+            channel.family,
+            Some(if v4 { Family::Ipv4 } else { Family::Ipv6 })
+        );
+    }
+    // Several links, each on its own.
+    let (c, _) = ok(
+        "Sync { Mode FTFW { } UDP Default { IPv4_Destination_Address 10.0.0.2 Port 3780 Interface eth1 } \
+         UDP { IPv4_address 10.1.0.1 IPv4_Destination_Address 10.1.0.2 Port 3781 Interface eth2 } }",
+    );
+    let channels = c.sync.expect("sync").channels;
+    assert_eq!(channels[0].address, Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)));
+    assert_eq!(channels[1].address, Some("10.1.0.1".parse().expect("ip")));
+    // An invalid local address is ignored, as in 1.4.7: any address then.
+    let (c, d) = ok(
+        "Sync { Mode FTFW { } UDP { IPv4_address 300.0.0.1 IPv4_Destination_Address 10.0.0.2 Port 3780 Interface eth1 } }",
+    );
+    assert_eq!(
+        c.sync.expect("sync").channels[0].address,
+        Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    );
+    assert!(
+        d.iter()
+            .any(|d| d.message == "300.0.0.1 is not a valid IPv4 address")
+    );
+}
+
+#[test]
+fn unicast_channels_need_a_peer_of_their_own_family() {
+    for kind in ["UDP", "TCP"] {
+        let e = errors(&format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ IPv4_address 10.0.0.1 Port 3780 Interface eth1 }} }}"
+        ));
+        assert_eq!(
+            e[0].message,
+            format!("`{kind}' channel has no destination address")
+        );
+        let e = errors(&format!(
+            "Sync {{ Mode FTFW {{ }} {kind} {{ IPv4_address 10.0.0.1 IPv6_Destination_Address fe80::2 Port 3780 Interface eth1 }} }}"
+        ));
+        assert_eq!(
+            e[0].message,
+            format!(
+                "`{kind}' channel mixes IPv4 and IPv6: local address 10.0.0.1, destination fe80::2"
+            )
+        );
+    }
 }
 
 #[test]
@@ -538,7 +663,7 @@ fn several_defaults_warn_and_first_is_default_otherwise() {
     let (_, d) = ok(
         "Sync { Mode FTFW { } Multicast Default { IPv4_address 225.0.0.1 Interface lo Group 1 } Multicast Default { IPv4_address 225.0.0.2 Interface lo Group 2 } }",
     );
-    assert!(warnings(&d).iter().any(|w| w.contains("several channels")));
+    assert!(ignored(&d).iter().any(|w| w.contains("several channels")));
 }
 
 #[test]
@@ -546,7 +671,7 @@ fn multicast_family_mismatch_and_invalid_addresses() {
     let (c, d) = ok(
         "Sync { Mode FTFW { } Multicast { IPv6_address ff02::1 IPv4_address 225.0.0.1 IPv4_interface 10.0.0.1 Interface lo Group 1 } }",
     );
-    let w = warnings(&d);
+    let w = ignored(&d);
     assert!(w.contains(&"your multicast address is IPv4 but is binded to an IPv6 interface? Surely, this is not what you want".to_owned()));
     assert!(
         w.iter()
@@ -556,7 +681,7 @@ fn multicast_family_mismatch_and_invalid_addresses() {
     let (_, d) = ok(
         "Sync { Mode FTFW { } Multicast { IPv4_address 225.0.0.1 IPv4_address 225.0.0.0/8 Interface lo Group 1 } }",
     );
-    assert!(warnings(&d).contains(&"225.0.0.0/8 is not a valid IPv4 address".to_owned()));
+    assert!(ignored(&d).contains(&"225.0.0.0/8 is not a valid IPv4 address".to_owned()));
 }
 
 #[test]
@@ -588,8 +713,8 @@ fn filters() {
         nets.iter().map(ToString::to_string).collect::<Vec<_>>(),
         vec!["10.0.0.0/8", "fe80::/10"]
     );
-    let w = warnings(&d);
-    assert!(w.contains(&"netmask 10.0.0.0 is repeated in the ignore pool".to_owned()));
+    assert!(warnings(&d).contains(&"netmask 10.0.0.0 is repeated in the ignore pool".to_owned()));
+    let w = ignored(&d);
     assert!(w.contains(&"1.2.3.4/40 is not a valid network, ignoring".to_owned()));
     assert!(w.contains(
         &"getprotobyname() cannot find protocol `nosuchproto' in /etc/protocols".to_owned()
@@ -632,11 +757,11 @@ fn syslog_and_stats() {
     assert_eq!(stats.syslog, Some(Facility::Local(3)));
     assert_eq!(c.general.syslog, Some(Facility::Daemon));
     assert!(
-        warnings(&d)
+        ignored(&d)
             .contains(&"conflicting Syslog facility values, defaulting to General".to_owned())
     );
     let (_, d) = ok("General { Syslog LOCAL0 }\nStats { Syslog bogus }");
-    let w = warnings(&d);
+    let w = ignored(&d);
     assert!(w.contains(&"'LOCAL0' is not a known syslog facility, ignoring".to_owned()));
     assert!(w.contains(&"'bogus' is not a known syslog facility, ignoring.".to_owned()));
     assert_eq!(
@@ -706,10 +831,10 @@ fn collects_all_errors_with_positions_and_renders_them() {
         (typo.severity, typo.line, typo.column),
         (Severity::Error, 2, 2)
     );
-    assert_eq!(typo.help.as_deref(), Some("did you mean `HashSize`?"));
+    assert_eq!(typo.help.as_deref(), Some("did you mean `HashSize'?"));
     assert_eq!(
         typo.render(src, "x.conf"),
-        "x.conf:2:2: error: syntax error: unexpected `HashSise`, expected an item of `General` or `}`\n  |\n2 |  HashSise 10\n  |  ^^^^^^^^\n  = help: did you mean `HashSize`?\n"
+        "x.conf:2:2: error: syntax error: unexpected `HashSise', expected an item of `General' or `}'\n  |\n2 |  HashSise 10\n  |  ^^^^^^^^\n  = help: did you mean `HashSize'?\n"
     );
     assert_eq!(
         typo.c_syntax_error().as_deref(),
@@ -722,11 +847,71 @@ fn collects_all_errors_with_positions_and_renders_them() {
         .expect("bad ip");
     assert_eq!(
         (ip.severity, ip.line, ip.column),
-        (Severity::Warning, 7, 16)
+        (Severity::Ignored, 7, 16)
     );
     assert_eq!(
         ip.render(src, "x.conf"),
-        "x.conf:7:16: warning: 300.1.1.1 is not a valid IPv4 address\n  |\n7 |   IPv4_address 300.1.1.1\n  |                ^^^^^^^^^\n"
+        "x.conf:7:16: error: 300.1.1.1 is not a valid IPv4 address\n  |\n7 |   IPv4_address 300.1.1.1\n  |                ^^^^^^^^^\n  = note: the daemon starts without it, logging a warning; `--check' exits 2\n"
+    );
+    assert_eq!(ip.severity.log_level(), "warning");
+}
+
+/// Found by `--check` (status 2), logged as warnings by the daemon, which
+/// starts as 1.4.7 does.
+#[test]
+fn what_the_daemon_leaves_unused_is_ignored_not_rejected() {
+    for (text, message) in [
+        (
+            "General { Filter { Address Ignore { IPv4_address 300.1.2.3 } } }",
+            "300.1.2.3 is not a valid IPv4, ignoring",
+        ),
+        (
+            "General { Filter { Address Ignore { IPv6_address fe80::/200 } } }",
+            "fe80::/200 is not a valid network, ignoring",
+        ),
+        (
+            "General { NetlinkBufferSize 2097152 }",
+            "`NetlinkBufferSize' 2097152 is greater than `NetlinkBufferSizeMaxGrowth' (0): it is not used, the system's buffer size is kept",
+        ),
+        (
+            "General { NetlinkBufferSize 8388608 NetlinkBufferSizeMaxGrowth 2097152 }",
+            "`NetlinkBufferSize' 8388608 is greater than `NetlinkBufferSizeMaxGrowth' (2097152): it is not used, the system's buffer size is kept",
+        ),
+        (
+            "Helper { Type ftp inet tcp { QueueNum 5 Policy ftp { ExpectMax 1 } } }",
+            "user-space helpers (`Helper') are not implemented: this section is ignored",
+        ),
+    ] {
+        let (_, d) = ok(text);
+        assert_eq!(ignored(&d), vec![message.to_owned()], "{text}");
+    }
+    // Within bounds, nothing to say.
+    let (_, d) = ok("General { NetlinkBufferSize 2097152 NetlinkBufferSizeMaxGrowth 8388608 }");
+    assert!(ignored(&d).is_empty(), "{d:?}");
+    // What 1.4.7 itself ignores as deprecated stays a warning.
+    let (_, d) = ok("General { Nice -1 UNIX { Backlog 20 } }");
+    assert!(ignored(&d).is_empty(), "{d:?}");
+    assert_eq!(warnings(&d).len(), 2, "{d:?}");
+}
+
+/// The idle notice is about the whole file, and only about a usable one.
+#[test]
+fn idle_notice_has_no_line_and_does_not_follow_errors() {
+    let p = parse("General {\n  HashSize 10\n}\n");
+    let notice = p
+        .diagnostics
+        .iter()
+        .find(|d| d.severity == Severity::Notice)
+        .expect("idle notice");
+    assert_eq!(
+        notice.render("General {\n  HashSize 10\n}\n", "t.conf"),
+        "t.conf: notice: neither `Sync' nor `Stats' is configured: the daemon will start idle\n"
+    );
+    let p = parse("General {\n  HashSize x\n}\n");
+    assert!(
+        p.diagnostics.iter().all(|d| d.severity != Severity::Notice),
+        "{:?}",
+        p.diagnostics
     );
 }
 
@@ -745,9 +930,9 @@ fn recovery_continues_after_errors_in_several_blocks() {
     assert_eq!(errs[1].0, 3);
     assert_eq!(
         errs[2],
-        (6, Some("did you mean `ACKWindowSize`?".to_owned()))
+        (6, Some("did you mean `ACKWindowSize'?".to_owned()))
     );
-    assert_eq!(errs[3], (7, Some("did you mean `Group`?".to_owned())));
+    assert_eq!(errs[3], (7, Some("did you mean `Group'?".to_owned())));
 }
 
 #[test]
@@ -920,7 +1105,7 @@ fn metrics_block_is_our_extension() {
     let e = errors("General {\n\tMetrics { IPv4_address 300.1.1.1 }\n}\n");
     assert_eq!(e[0].message, "300.1.1.1 is not a valid IPv4 address");
     let e = errors("General {\n\tMetrics { Prot 1 }\n}\n");
-    assert!(e[0].message.contains("`Prot`"), "{}", e[0].message);
+    assert!(e[0].message.contains("`Prot'"), "{}", e[0].message);
 }
 
 #[test]
@@ -971,4 +1156,58 @@ fn readme_examples_are_valid() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert!(examples >= 5, "only {examples} examples found");
+}
+
+/// Names are quoted one way, 1.4.7's `like this', in every message and
+/// hint, over the whole fuzz corpus (valid and broken files alike).
+#[test]
+fn messages_quote_names_one_way() {
+    fn mixed(text: &str) -> bool {
+        let mut rest = text;
+        while let Some(open) = rest.find('`') {
+            let after = &rest[open + 1..];
+            match after.find(['`', '\'']) {
+                Some(close) if after.as_bytes()[close] == b'`' => return true,
+                Some(close) => rest = &after[close + 1..],
+                None => return false,
+            }
+        }
+        false
+    }
+    let dir = crate_path("../../fuzz/corpus/config_parse");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).expect("corpus") {
+        let path = entry.expect("entry").path();
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        let parsed = parse(&String::from_utf8_lossy(&bytes));
+        for d in &parsed.diagnostics {
+            for text in [Some(&d.message), d.help.as_ref()].into_iter().flatten() {
+                // A syntax error quotes the offending text, which may itself
+                // hold a backtick.
+                if d.symbol.as_deref().is_some_and(|s| s.contains('`')) {
+                    continue;
+                }
+                assert!(!mixed(text), "{}: {text}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 100, "only {checked} messages checked");
+}
+
+/// Our extension: on unless written off.
+#[test]
+fn replicate_labels_is_on_unless_written_off() {
+    let ch = "Multicast { IPv4_address 225.0.0.1 Interface lo Group 1 }";
+    let (c, _) = ok(&format!("Sync {{ Mode FTFW {{ }} {ch} }}"));
+    assert!(c.sync.as_ref().expect("sync").replicate_labels);
+    assert!(!check_summary(&c).contains("connlabels"));
+    let (c, d) = ok(&format!(
+        "Sync {{ Mode FTFW {{ }} {ch} Options {{ ReplicateLabels off }} }}"
+    ));
+    assert!(d.is_empty(), "{d:?}");
+    assert!(!c.sync.as_ref().expect("sync").replicate_labels);
+    assert!(check_summary(&c).contains("connlabels: not replicated (ReplicateLabels off)\n"));
 }

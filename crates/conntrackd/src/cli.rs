@@ -1,7 +1,9 @@
 //! The command line of conntrackd 1.4.7 (control-and-cli.md §1–§2), with
 //! its quirks: only the second character of each argument is looked at,
-//! sub-arguments match by prefix, the last client command wins, and an
-//! unknown option exits 0.  Pure: nothing is printed here.
+//! sub-arguments match by prefix, the last client command wins.  As in
+//! 1.4.9 (docs/migration.md), an unknown option and `-C` without a file
+//! name exit 1 (1.4.7: 0, and a daemon on the default file).  Pure:
+//! nothing is printed here.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -109,8 +111,6 @@ pub struct Cli {
     pub json: bool,
     /// Non-fatal messages to print before acting, in order.
     pub messages: Vec<CliMessage>,
-    /// The arguments minus `-d`, for re-executing a background daemon.
-    pub args_without_daemon: Vec<OsString>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,7 +156,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
     let mut json = false;
     let mut check = false;
     let mut messages = Vec::new();
-    let mut args_without_daemon = Vec::new();
 
     let set_kind = |kind: &mut Option<Kind>, want: Kind| -> bool {
         match *kind {
@@ -176,13 +175,11 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         match arg.as_str() {
             "--check" => {
                 check = true;
-                args_without_daemon.push(args[i].clone());
                 i += 1;
                 continue;
             }
             "--json" => {
                 json = true;
-                args_without_daemon.push(args[i].clone());
                 i += 1;
                 continue;
             }
@@ -206,7 +203,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         // A following argument is a sub-argument only if it exists and
         // does not start with '-'.
         let next = text.get(i + 1).filter(|n| !n.starts_with('-')).cloned();
-        let start = i;
         match letter {
             Some('d') => {
                 if !set_kind(&mut kind, Kind::Daemon) {
@@ -220,13 +216,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     config_path = PathBuf::from(path);
                     i += 2;
                 }
-                None => {
-                    messages.push(CliMessage {
-                        level: Level::Error,
-                        text: "Missing config filename".to_string(),
-                    });
-                    i += 1;
-                }
+                None => return usage_exit(1, "Missing config filename".to_string()),
             },
             Some(c @ ('c' | 'i' | 'e' | 'F' | 'R')) => {
                 if !set_kind(&mut kind, Kind::Request) {
@@ -380,13 +370,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     stderr_lines: vec![],
                 };
             }
-            _ => {
-                // Sic: exit status 0, as 1.4.7 does.
-                return usage_exit(0, format!("Unknown option: {arg}"));
-            }
-        }
-        if letter != Some('d') {
-            args_without_daemon.extend(args[start..i].iter().cloned());
+            _ => return usage_exit(1, format!("Unknown option: {arg}")),
         }
     }
 
@@ -404,7 +388,6 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         config_path,
         json,
         messages,
-        args_without_daemon,
     })
 }
 
@@ -487,10 +470,16 @@ mod tests {
 
     #[test]
     fn quirky_exits() {
-        assert_eq!(exit(&["-i", "foo"]).0, 0);
+        // 1.4.7 exits 0 here; 1.4.9 and we exit 1.
+        assert_eq!(exit(&["-i", "foo"]).0, 1);
         assert_eq!(exit(&["-i", "foo"]).1[0].1, "Unknown option: foo");
-        assert_eq!(exit(&["-c", "bogus"]).0, 0);
-        assert_eq!(exit(&["-q"]).0, 0);
+        assert_eq!(exit(&["-c", "bogus"]).0, 1);
+        assert_eq!(exit(&["-q"]).0, 1);
+        assert_eq!(
+            exit(&["-C"]),
+            (1, vec![(Level::Error, "Missing config filename".into())])
+        );
+        assert_eq!(exit(&["-s", "-C"]).0, 1);
         assert_eq!(
             exit(&["-x"]),
             (1, vec![(Level::Error, "Invalid parameters".into())])
@@ -518,10 +507,6 @@ mod tests {
             CliOutcome::Run(cli) => {
                 assert_eq!(cli.action, Action::Daemon { background: true });
                 assert_eq!(cli.config_path, PathBuf::from("/etc/x.conf"));
-                assert_eq!(
-                    cli.args_without_daemon,
-                    vec![OsString::from("-C"), OsString::from("/etc/x.conf")]
-                );
             }
             other => panic!("{other:?}"),
         }
@@ -529,12 +514,6 @@ mod tests {
             CliOutcome::Run(cli) => {
                 assert_eq!(cli.action, Action::Daemon { background: false });
                 assert_eq!(cli.config_path, PathBuf::from(DEFAULT_CONFIG));
-            }
-            other => panic!("{other:?}"),
-        }
-        match parse(&["-C"]) {
-            CliOutcome::Run(cli) => {
-                assert_eq!(cli.messages[0].text, "Missing config filename");
             }
             other => panic!("{other:?}"),
         }

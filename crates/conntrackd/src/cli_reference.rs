@@ -255,7 +255,8 @@ pub const FLAGS: &[Flag] = &[
         flag: "--check",
         alias: None,
         arg: Arg::None,
-        description: "Check the configuration file and exit: every error and warning is printed with its line, column and the offending text, then a summary of the configuration. Nothing is started.",
+        description: "Check the configuration file and exit: every error and warning is printed with its line, column and the offending text, then a summary of the configuration. Nothing is started. \
+            Exits 0 if the configuration is used as written, 1 if the daemon would refuse it, 2 if the daemon would start but leave something written unused (see EXIT STATUS).",
         group: Group::Extension,
     },
     Flag {
@@ -271,12 +272,16 @@ pub const FLAGS: &[Flag] = &[
 pub const EXIT_STATUS: &[(&str, &str)] = &[
     (
         "0",
-        "Success: the request was delivered to the daemon, the background daemon started, the daemon stopped in order, or -h, -v or --check (configuration accepted) completed. \
-        As with conntrackd 1.4.7, an unknown option also exits with 0 after printing the usage.",
+        "Success: the request was delivered to the daemon, the background daemon started, the daemon stopped in order, or -h, -v or --check (configuration accepted) completed.",
     ),
     (
         "1",
-        "Failure: the configuration cannot be read or has an error, the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
+        "Failure: an unknown option, -C without a file name (both exit 0 in conntrackd 1.4.7, 1 since 1.4.9), the configuration cannot be read or has an error (with --check: the daemon would refuse it), the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
+    ),
+    (
+        "2",
+        "--check only: the daemon would start with this configuration, but not as written: a value it ignores (an invalid address in a filter or a channel, an unknown protocol or syslog facility, a NetlinkBufferSize above NetlinkBufferSizeMaxGrowth, CommitTimeout with DisableExternalCache, …) or a section it does not honour (Helper). \
+        Each is printed as an error; the daemon itself logs them as warnings and starts, as conntrackd 1.4.7 does. Legacy spellings it maps and keys 1.4.7 ignores as deprecated (Nice, Backlog, …) stay warnings and do not change the status.",
     ),
 ];
 

@@ -1,14 +1,16 @@
 //! `-d`: run in the background.
 //!
 //! Instead of fork() (unsafe in a Rust process), the parent re-executes
-//! itself without `-d`, in a new session, with its stdout on a pipe. The
-//! child writes one readiness line there once initialisation succeeded, so
-//! the parent can exit 0 only for a daemon that really started (the C
-//! daemon's parent exits 0 before the child has done anything) and 1
-//! otherwise.
+//! itself with the very same command line (`argv[0]` included, so that `ps`
+//! and `pgrep -f "conntrackd -C FILE -d"` find the daemon as they find the
+//! C one), marked as the child by an environment variable, in a new
+//! session, with its stdout on a pipe. The child writes one readiness line
+//! there once initialisation succeeded, so the parent can exit 0 only for a
+//! daemon that really started (the C daemon's parent exits 0 before the
+//! child has done anything) and 1 otherwise.
 
-use std::ffi::OsString;
 use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
 use std::process::{Command, ExitCode, Stdio};
 
 /// Environment variable that marks the re-executed child.
@@ -21,13 +23,19 @@ pub fn is_child() -> bool {
     std::env::var_os(CHILD_ENV).is_some()
 }
 
-/// Parent side: starts the child and waits for its readiness line.
-pub fn spawn_child(args: &[OsString]) -> ExitCode {
+/// Parent side: starts the child with our own command line and waits for
+/// its readiness line.
+pub fn spawn_child() -> ExitCode {
     let Ok(exe) = std::env::current_exe() else {
         return ExitCode::FAILURE;
     };
+    let mut command_line = std::env::args_os();
+    let Some(argv0) = command_line.next() else {
+        return ExitCode::FAILURE;
+    };
     let child = Command::new(exe)
-        .args(args)
+        .arg0(argv0)
+        .args(command_line)
         .env(CHILD_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

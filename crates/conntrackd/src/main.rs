@@ -60,7 +60,7 @@ fn main() -> ExitCode {
                     if daemonize::is_child() {
                         daemon(&cli.config_path, true)
                     } else if background {
-                        daemonize::spawn_child(&cli.args_without_daemon)
+                        daemonize::spawn_child()
                     } else {
                         daemon(&cli.config_path, false)
                     }
@@ -98,17 +98,16 @@ fn load_config(path: &Path, show_notices: bool) -> Option<Config> {
         if diagnostic.severity == Severity::Notice && !show_notices {
             continue;
         }
+        // What the daemon leaves unused is a warning here, as in 1.4.7;
+        // only `--check` treats it as an error.
         let level = match diagnostic.severity {
             Severity::Error => logger::Level::Error,
-            Severity::Warning => logger::Level::Warning,
+            Severity::Ignored | Severity::Warning => logger::Level::Warning,
             Severity::Notice => logger::Level::Notice,
         };
         logger::log(
             level,
-            &format!(
-                "{}:{}:{}: {}",
-                shown, diagnostic.line, diagnostic.column, diagnostic.message
-            ),
+            &format!("{}: {}", diagnostic.location(&shown), diagnostic.message),
         );
     }
     if config.is_none() {
@@ -119,6 +118,10 @@ fn load_config(path: &Path, show_notices: bool) -> Option<Config> {
     }
     config
 }
+
+/// `--check` status of a configuration the daemon accepts but would not
+/// use as written (values ignored, keys not honoured); 1 means rejected.
+const CHECK_NOT_AS_WRITTEN: u8 = 2;
 
 /// `conntrackd -C FILE --check`: validate without starting anything.
 fn check(path: &Path) -> ExitCode {
@@ -133,7 +136,15 @@ fn check(path: &Path) -> ExitCode {
     for diagnostic in &parsed.diagnostics {
         eprint!("{}", diagnostic.render(&source, &shown));
     }
+    let ignored = parsed.ignored_count();
     match parsed.config {
+        Some(config) if ignored > 0 => {
+            eprintln!(
+                "{shown}: {ignored} setting(s) the daemon would leave unused: it starts, but not as written"
+            );
+            print!("{}", conntrackd_config::check_summary(&config));
+            ExitCode::from(CHECK_NOT_AS_WRITTEN)
+        }
         Some(config) => {
             println!("{shown}: configuration OK");
             print!("{}", conntrackd_config::check_summary(&config));

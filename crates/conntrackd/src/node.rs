@@ -65,7 +65,8 @@ const BURST_PAUSE: Duration = Duration::from_millis(4);
 /// rate the kernel creates flows here.
 const BURST_MIN_BUFFER: u64 = 4 << 20;
 
-/// Datagrams read per wake-up at most: a flood of events then leaves
+/// Datagrams (one event each) read per wake-up at most, unless
+/// `EventIterationLimit` says otherwise: a flood of events then leaves
 /// turns to the control socket (a `-c` at failover), the sync link and
 /// timers, and what is left is read on the next turn of the loop.
 const DRAIN_CAP: usize = 2048;
@@ -87,7 +88,9 @@ pub struct Node {
     /// The last read was a burst: pause before reading again, so the
     /// events gather in the socket buffer and are handled many per wake-up.
     burst: bool,
-    /// The last read stopped at [`DRAIN_CAP`]: events are waiting, though
+    /// Datagrams read per wake-up: `EventIterationLimit`, or [`DRAIN_CAP`].
+    drain_cap: usize,
+    /// The last read stopped at `drain_cap`: events are waiting, though
     /// the socket's readiness was consumed.
     kernel_backlog: bool,
     overrun_resync: Option<Duration>,
@@ -120,6 +123,9 @@ impl Node {
             flow_syslog: config.stats.as_ref().is_some_and(|s| s.syslog.is_some()),
             resync_at: None,
             burst: false,
+            drain_cap: general
+                .event_iteration_limit
+                .map_or(DRAIN_CAP, |n| n as usize),
             kernel_backlog: false,
             overrun_resync: general
                 .netlink_overrun_resync
@@ -313,7 +319,7 @@ impl Node {
         // Handled after the drain: they look at the conntrack cache.
         let mut expect_events = Vec::new();
         while let Some(kernel) = self.kernel.as_mut() {
-            if received >= DRAIN_CAP {
+            if received >= self.drain_cap {
                 self.kernel_backlog = true;
                 break;
             }
@@ -983,5 +989,21 @@ impl FlowLog {
     fn reopen(&mut self) -> std::io::Result<()> {
         self.file = logger::open_log_file(&self.path)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_iteration_limit_caps_the_events_read_per_wake_up() {
+        let now = Instant::now();
+        let mut config = Config::default();
+        let node = Node::new(&config, now).expect("idle node");
+        assert_eq!(node.drain_cap, DRAIN_CAP);
+        config.general.event_iteration_limit = Some(100);
+        let node = Node::new(&config, now).expect("idle node");
+        assert_eq!(node.drain_cap, 100);
     }
 }

@@ -101,13 +101,17 @@ impl Replication {
         let sync = config.sync.as_ref().ok_or("no Sync section")?;
         let mut links = Vec::new();
         for channel in &sync.channels {
-            let link = Link::open(&link_spec(channel, sync.error_queue_length)).map_err(|e| {
-                logger::error(&format!(
-                    "can't open {} channel: {e}",
-                    channel.kind.keyword().to_lowercase()
-                ));
-                "initialization failed".to_string()
-            })?;
+            let mut link =
+                Link::open(&link_spec(channel, sync.error_queue_length)).map_err(|e| {
+                    logger::error(&format!(
+                        "can't open {} channel: {e}",
+                        channel.kind.keyword().to_lowercase()
+                    ));
+                    "initialization failed".to_string()
+                })?;
+            if let Some(limit) = config.general.event_iteration_limit {
+                link.set_recv_limit(limit as usize);
+            }
             links.push(link);
         }
         let mut protocol = protocol(&sync.mode);
@@ -119,15 +123,14 @@ impl Replication {
             *refresh = Duration::from_secs(u64::from(sync.refresh_time));
             *cache_timeout = Duration::from_secs(u64::from(sync.cache_timeout));
         }
-        let (disable_internal_cache, startup_resync) = match &sync.mode {
+        let disable_internal_cache = match &sync.mode {
             SyncMode::Notrack {
                 disable_internal_cache,
-                startup_resync,
                 ..
-            } => (*disable_internal_cache, *startup_resync),
-            SyncMode::Ftfw { startup_resync, .. } => (false, *startup_resync),
-            SyncMode::Alarm => (false, false),
+            } => *disable_internal_cache,
+            SyncMode::Ftfw { .. } | SyncMode::Alarm => false,
         };
+        let startup_resync = sync.mode.startup_resync();
         let seed = random_u64()?;
         let auth = match sync.key_file {
             None => None,
@@ -174,9 +177,10 @@ impl Replication {
             // A random start keeps our numbers apart from other peers'.
             initial_seq: (seed >> 16) as u32 ^ (seed as u32),
             seed,
-            startup_resync: true,
+            startup_resync,
             flush_delay: FLUSH_DELAY,
             auth,
+            replicate_labels: sync.replicate_labels,
         };
         if startup_resync {
             logger::notice("resync requested");

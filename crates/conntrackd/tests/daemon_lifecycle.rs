@@ -108,6 +108,47 @@ fn idle_daemon_start_second_instance_stats_and_kill() {
     );
 }
 
+/// Monitoring checks and Pacemaker agents look the daemon up by the
+/// command line it was started with (`pgrep -f "conntrackd -C FILE -d"`):
+/// the background process keeps it, `argv[0]` as typed included.
+#[test]
+fn background_daemon_keeps_its_command_line() {
+    let s = Scratch::new();
+    let conf = idle_config(&s);
+    // Started by name through PATH, as an init script or an operator does.
+    let bin_dir = s.path("bin");
+    std::fs::create_dir(&bin_dir).expect("mkdir");
+    std::os::unix::fs::symlink(conntrackd_bin(), bin_dir.join("conntrackd")).expect("symlink");
+    let conf_text = conf.display().to_string();
+    let start = Command::new("conntrackd")
+        .env("PATH", &bin_dir)
+        .args(["-C", &conf_text, "-d"])
+        .output()
+        .expect("start");
+    assert!(start.status.success(), "{start:?}");
+    let typed = format!("conntrackd -C {conf_text} -d");
+    let found = Command::new("pgrep")
+        .args(["-f", "-x", &typed])
+        .output()
+        .expect("pgrep");
+    let pids = String::from_utf8_lossy(&found.stdout).trim().to_owned();
+    let stopped = client(&conf, &["-k"]);
+    assert!(stopped.status.success(), "{stopped:?}");
+    assert!(
+        found.status.success() && !pids.contains('\n'),
+        "pgrep -f -x {typed:?} must find the one daemon, found {pids:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || !s.path("lock").exists()),
+        "the daemon found by its command line is the one -k stopped"
+    );
+    let gone = Command::new("pgrep")
+        .args(["-f", "-x", &typed])
+        .output()
+        .expect("pgrep");
+    assert!(!gone.status.success(), "{gone:?}");
+}
+
 #[test]
 fn sigterm_is_an_orderly_shutdown() {
     let s = Scratch::new();
@@ -162,15 +203,59 @@ fn check_accepts_the_seed_and_reports_errors_with_positions() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("bad.conf:2:2: error"), "{err}");
-    assert!(err.contains("did you mean `HashSize`?"), "{err}");
+    assert!(err.contains("did you mean `HashSize'?"), "{err}");
     assert!(
         err.contains("bad.conf:7:16:"),
         "invalid address reported with position: {err}"
     );
 }
 
+/// A value the daemon drops: `--check` fails with status 2 (not 1, the
+/// status of a configuration the daemon refuses), and the daemon still
+/// starts, logging a warning, as 1.4.7 does.
 #[test]
-fn cli_exit_codes_match_the_c_daemon() {
+fn check_exits_2_for_what_the_daemon_would_ignore_and_the_daemon_starts() {
+    let s = Scratch::new();
+    let conf = s.write(
+        "ignored.conf",
+        &format!(
+            "General {{\n\tLogFile {}\n\tLockFile {}\n\tUNIX {{ Path {} }}\n\tFilter {{ Address Ignore {{ IPv4_address 300.1.2.3 }} }}\n}}\n",
+            s.path("log").display(),
+            s.path("lock").display(),
+            s.path("sock").display()
+        ),
+    );
+    let check = client(&conf, &["--check"]);
+    assert_eq!(check.status.code(), Some(2), "{check:?}");
+    let err = String::from_utf8_lossy(&check.stderr);
+    assert!(
+        err.contains("ignored.conf:5:41: error: 300.1.2.3 is not a valid IPv4, ignoring"),
+        "{err}"
+    );
+    assert!(
+        err.contains("1 setting(s) the daemon would leave unused"),
+        "{err}"
+    );
+    // As 1.4.7's `-d`, the warning goes to the terminal.
+    let start = client(&conf, &["-d"]);
+    assert!(start.status.success(), "{start:?}");
+    assert!(client(&conf, &["-k"]).status.success());
+    let shown = String::from_utf8_lossy(&start.stderr);
+    assert!(
+        shown.contains("[warning] ") && shown.contains("300.1.2.3 is not a valid IPv4, ignoring"),
+        "{shown}"
+    );
+    // A legacy spelling alone leaves the status at 0.
+    let legacy = s.write(
+        "legacy.conf",
+        "General {\n\tNice -1\n}\nIgnoreProtocol { UDP }\n",
+    );
+    let check = client(&legacy, &["--check"]);
+    assert_eq!(check.status.code(), Some(0), "{check:?}");
+}
+
+#[test]
+fn cli_exit_codes_match_the_c_daemon_1_4_9() {
     let out = Command::new(conntrackd_bin())
         .arg("-v")
         .output()
@@ -186,9 +271,16 @@ fn cli_exit_codes_match_the_c_daemon() {
         .expect("run");
     assert_eq!(
         out.status.code(),
-        Some(0),
-        "unknown option exits 0 like 1.4.7"
+        Some(1),
+        "unknown option exits 1 like 1.4.9 (1.4.7: 0)"
     );
+    // 1.4.7 went on with the default file; 1.4.9 exits 1.
+    let out = Command::new(conntrackd_bin())
+        .arg("-C")
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[ERROR] Missing config filename"));
     let out = Command::new(conntrackd_bin())
         .args(["-s", "bogus"])
         .output()

@@ -417,6 +417,27 @@ scenario!(
     Impl::C
 );
 scenario!(
+    c_to_ours_ftfw_udp_without_local_address,
+    FTFW,
+    Transport::UdpAnyLocal,
+    Impl::C,
+    Impl::Ours
+);
+scenario!(
+    ours_to_c_ftfw_udp_without_local_address,
+    FTFW,
+    Transport::UdpAnyLocal,
+    Impl::Ours,
+    Impl::C
+);
+scenario!(
+    ours_notrack_tcp_without_local_address,
+    NOTRACK,
+    Transport::TcpAnyLocal,
+    Impl::Ours,
+    Impl::Ours
+);
+scenario!(
     c_to_ours_notrack_tcp,
     NOTRACK,
     Transport::Tcp,
@@ -483,6 +504,7 @@ fn c_datagrams_round_trip(window_tracking: bool) {
     let opts = syncproto::ct::EncodeOptions {
         tcp_window_tracking: window_tracking,
         omit_timeout: false,
+        omit_labels: false,
     };
     let (mut data, mut control) = (0, 0);
     for line in text.lines() {
@@ -792,4 +814,82 @@ fn a_flood_of_garbage_is_counted_and_changes_nothing() {
         b.ctl(&["-e"]),
         b.ctl(&["-s", "network"])
     );
+}
+
+/// As in 1.4.9 (netfilter bugzilla 1819): the multicast channel's
+/// receive socket is bound to the group, so a unicast datagram to the
+/// sync port is not taken for a sync message; datagrams to the group are.
+#[test]
+fn multicast_channel_ignores_unicast_datagrams_to_its_port() {
+    if !can_run(
+        "multicast_channel_ignores_unicast_datagrams_to_its_port",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    let (a, b) = pair_nodes(FTFW, Transport::Multicast, Impl::Ours, Impl::Ours);
+    b.start();
+    let received = || {
+        b.ctl(&["-s", "link"])
+            .lines()
+            .find(|l| l.contains("Pckts recv"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    assert_eq!(received(), Some(0), "{}", b.ctl(&["-s", "link"]));
+    // Unicast first, then to the group: once the group's datagrams are
+    // counted, unicast ones taken by the socket would have been too.
+    let send = [
+        "import socket",
+        "s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)",
+        "s.setsockopt(socket.IPPROTO_IP,socket.IP_MULTICAST_IF,socket.inet_aton('10.77.0.1'))",
+        "for i in range(5): s.sendto(b'\\0'*12,('10.77.0.2',3780))",
+        "for i in range(3): s.sendto(b'\\0'*12,('225.0.0.50',3780))",
+    ]
+    .join("\n");
+    a.ns.exec_ok("python3", &["-c", &send]);
+    assert!(
+        wait_until(Duration::from_secs(5), || received() >= Some(3)),
+        "datagrams to the group must be received:\n{}",
+        b.ctl(&["-s", "link"])
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        received(),
+        Some(3),
+        "unicast datagrams to the sync port were taken:\n{}",
+        b.ctl(&["-s", "link"])
+    );
+}
+
+/// A node started after its peer has flows gets them by asking for a
+/// resync at start-up, unless `StartupResync off` is written. (NOTRACK:
+/// FTFW would also deliver what its resend queue still holds.)
+#[test]
+fn startup_resync_is_on_unless_written_off() {
+    if !can_run(
+        "startup_resync_is_on_unless_written_off",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    for (mode, asks) in [
+        ("NOTRACK { }", true),
+        ("NOTRACK { StartupResync off }", false),
+    ] {
+        let (a, b) = pair_nodes(mode, Transport::Udp, Impl::Ours, Impl::Ours);
+        a.start();
+        a.ns.conntrack(&words(FLOWS[0]));
+        assert!(wait_until(Duration::from_secs(5), || a
+            .ctl(&["-i"])
+            .contains(EXPECT[0])));
+        b.start();
+        let got = wait_until(Duration::from_secs(3), || {
+            b.ctl(&["-e"]).contains(EXPECT[0])
+        });
+        assert_eq!(got, asks, "Mode {mode}: {}", b.log());
+        assert_eq!(b.log().contains("resync requested"), asks, "{}", b.log());
+    }
 }

@@ -4,7 +4,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use crate::sock::{self, err};
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT, Received};
+use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, Received};
 
 pub(crate) struct Dgram {
     rx: tokio::net::UdpSocket,
@@ -31,11 +31,10 @@ impl Dgram {
         let rx = sock::udp(group)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
         sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
-        let wildcard = match group {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
-        };
-        rx.bind(&SocketAddr::new(wildcard, spec.port).into())
+        // Bound to the group, as 1.4.9 does (netfilter bugzilla 1819): a
+        // wildcard bind also took unicast datagrams to the port, and
+        // datagrams of other groups joined on the host.
+        rx.bind(&sock::sockaddr(group, spec.port, ifindex).into())
             .map_err(err("bind (multicast receive socket)"))?;
         match group {
             IpAddr::V4(g) => rx
@@ -123,9 +122,14 @@ impl Dgram {
         let _ = self.rx.readable().await;
     }
 
-    pub(crate) fn recv(&mut self, out: &mut Vec<Received>, counters: &mut LinkCounters) {
+    pub(crate) fn recv(
+        &mut self,
+        out: &mut Vec<Received>,
+        counters: &mut LinkCounters,
+        limit: usize,
+    ) {
         let buf = &mut self.buf;
-        for _ in 0..RECV_LIMIT {
+        for _ in 0..limit {
             match self.rx.try_recv_from(buf.as_mut_slice()) {
                 Ok((n, from)) => {
                     counters.bytes_recv += n as u64;

@@ -31,8 +31,9 @@ pub use syncproto::stream::{self, Split, StreamSplitter};
 /// Largest datagram (or stream chunk) read at once.
 pub(crate) const RECV_BUFFER: usize = 65536;
 /// Datagrams (or stream chunks, or accepts) read per socket by one
-/// [`Link::recv`] call, like conntrackd's default `EventIterationLimit`.
-/// When more is waiting, [`Link::readable`] returns at once.
+/// [`Link::recv`] call, like conntrackd's default `EventIterationLimit`
+/// (see [`Link::set_recv_limit`]). When more is waiting,
+/// [`Link::readable`] returns at once.
 pub(crate) const RECV_LIMIT: usize = 100;
 
 /// Default `ErrorQueueLength` of a TCP channel.
@@ -137,6 +138,8 @@ enum Kind {
 pub struct Link {
     spec: LinkSpec,
     batch_size: usize,
+    /// Datagrams read per [`Link::recv`] (Multicast and UDP).
+    recv_limit: usize,
     counters: LinkCounters,
     kind: Kind,
 }
@@ -193,9 +196,17 @@ impl Link {
         Ok(Link {
             spec: spec.clone(),
             batch_size,
+            recv_limit: RECV_LIMIT,
             counters: LinkCounters::default(),
             kind,
         })
+    }
+
+    /// Datagrams a Multicast or UDP channel reads per [`Link::recv`]
+    /// (`EventIterationLimit`, at least 1; 100 unless set). TCP channels
+    /// read up to 100 stream chunks, whatever is set.
+    pub fn set_recv_limit(&mut self, datagrams: usize) {
+        self.recv_limit = datagrams.max(1);
     }
 
     /// The spec this channel was opened with.
@@ -251,7 +262,7 @@ impl Link {
     /// connection.
     pub fn recv(&mut self, out: &mut Vec<Received>) {
         match &mut self.kind {
-            Kind::Dgram(d) => d.recv(out, &mut self.counters),
+            Kind::Dgram(d) => d.recv(out, &mut self.counters, self.recv_limit),
             Kind::Tcp(t) => t.recv(out, &mut self.counters),
         }
     }

@@ -130,6 +130,38 @@ fn concat(items: &[Received]) -> Vec<u8> {
     items.iter().flat_map(|r| r.bytes.iter().copied()).collect()
 }
 
+/// `EventIterationLimit`: at most that many datagrams per `recv`; the
+/// rest waits for the next call.
+#[test]
+fn udp_recv_stops_at_the_configured_limit() {
+    runtime().block_on(async {
+        let port = free_udp_port();
+        let mut link = Link::open(&spec(Transport::Udp, port)).expect("open");
+        link.set_recv_limit(2);
+        let now = Instant::now();
+        for seq in 1..=5 {
+            link.send(now, &message(seq, 16));
+        }
+        let mut got = vec![Vec::new()];
+        assert!(
+            pump(
+                &mut [&mut link],
+                &mut got,
+                Duration::from_secs(2),
+                |_, g| !g[0].is_empty()
+            )
+            .await
+        );
+        assert_eq!(got[0].len(), 2, "one recv reads two datagrams");
+        let mut rest = Vec::new();
+        link.recv(&mut rest);
+        assert_eq!(rest.len(), 2);
+        rest.clear();
+        link.recv(&mut rest);
+        assert_eq!(rest.len(), 1);
+    });
+}
+
 #[test]
 fn udp_to_itself_delivers_each_datagram() {
     runtime().block_on(async {

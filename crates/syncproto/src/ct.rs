@@ -67,6 +67,8 @@ pub struct EncodeOptions {
     pub tcp_window_tracking: bool,
     /// `CommitTimeout` set: omit `NTA_TIMEOUT`.
     pub omit_timeout: bool,
+    /// `ReplicateLabels off`: omit `NTA_LABELS`.
+    pub omit_labels: bool,
 }
 
 /// Appends one conntrack state message (header included) to `out`, in the
@@ -171,7 +173,11 @@ pub fn encode_state(
         if let Some(h) = ct.helper.as_ref().filter(|h| h.len() <= MAX_HELPER_NAME) {
             w.string(NTA_HELPER_NAME, h);
         }
-        if let Some(labels) = ct.labels.as_ref().filter(|l| l.iter().any(|b| *b != 0)) {
+        if let Some(labels) = ct
+            .labels
+            .as_ref()
+            .filter(|l| !opts.omit_labels && l.iter().any(|b| *b != 0))
+        {
             w.attr(NTA_LABELS, labels);
         }
         if let Some(sp) = &ct.synproxy {

@@ -80,6 +80,7 @@ fn example_b_snat_window_scale_zone_hello() {
     let opts = EncodeOptions {
         tcp_window_tracking: true,
         omit_timeout: true,
+        omit_labels: false,
     };
     let mut out = Vec::new();
     encode_state(
@@ -306,4 +307,29 @@ fn captured_ftp_expectation() {
         syncproto::exp::decode_expect(&bad),
         Err(PayloadError::UnknownAttribute(21))
     );
+}
+
+/// `ReplicateLabels off`: the labels attribute is left out, the rest of
+/// the message is the same.
+#[test]
+fn labels_are_sent_unless_omitted() {
+    let orig = Tuple::new(ip("10.0.0.1"), ip("10.0.0.2"), 6).with_ports(51000, 22);
+    let mut ct = kernel_flow(orig.clone(), orig.inverted(), 0x0e);
+    ct.labels = Some(vec![0, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+    let encode = |opts| {
+        let mut out = Vec::new();
+        assert!(encode_state(MsgType::CtNew, 0, 1, &ct, opts, &mut out));
+        out
+    };
+    let with = encode(EncodeOptions::default());
+    let without = encode(EncodeOptions {
+        omit_labels: true,
+        ..EncodeOptions::default()
+    });
+    assert_eq!(decode_state(&with).expect("decodes").labels, ct.labels);
+    let decoded = decode_state(&without).expect("decodes");
+    assert_eq!(decoded.labels, None);
+    assert_eq!(decoded.orig, Some(orig));
+    // 4-byte attribute header plus 16 bytes of labels.
+    assert_eq!(with.len() - without.len(), 20);
 }

@@ -90,6 +90,9 @@ pub struct SyncSettings {
     /// `Authentication`: seals and checks every datagram. Taken by the
     /// core when it starts (a session is sealed by one core only).
     pub auth: Option<auth::AuthConfig>,
+    /// `ReplicateLabels off`: connlabels are left out of what is sent and
+    /// dropped from what is received (so never committed or injected).
+    pub replicate_labels: bool,
 }
 
 /// A datagram to send on a channel.

@@ -503,7 +503,11 @@ impl SyncCore {
     }
 
     /// sync-modes.md §8.1.
-    fn apply_flow(&mut self, now: Instant, kind: MsgType, ct: Conntrack, origin: u8) {
+    fn apply_flow(&mut self, now: Instant, kind: MsgType, mut ct: Conntrack, origin: u8) {
+        if !self.settings.replicate_labels {
+            ct.labels = None;
+            ct.labels_mask = None;
+        }
         if self.settings.disable_external_cache {
             let op = match kind {
                 MsgType::CtNew => Inject::CtNew(Box::new(ct)),

@@ -56,6 +56,7 @@ impl SyncCore {
         EncodeOptions {
             tcp_window_tracking: self.settings.tcp_window_tracking,
             omit_timeout: self.settings.commit_timeout > 0,
+            omit_labels: !self.settings.replicate_labels,
         }
     }
 

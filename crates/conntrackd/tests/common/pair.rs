@@ -13,14 +13,17 @@ pub enum Transport {
     Udp,
     Tcp,
     Udp6,
+    /// The block VyOS writes without `listen-address`: no local address.
+    UdpAnyLocal,
+    TcpAnyLocal,
 }
 
 /// The UDP or TCP port of the transport (the multicast group's port).
 pub fn port(t: Transport) -> u16 {
     match t {
-        Transport::Multicast => 3780,
+        Transport::Multicast | Transport::UdpAnyLocal => 3780,
         Transport::Udp | Transport::Udp6 => 3781,
-        Transport::Tcp => 3782,
+        Transport::Tcp | Transport::TcpAnyLocal => 3782,
     }
 }
 
@@ -37,6 +40,12 @@ pub fn transport_block(t: Transport, me: u8, peer: u8) -> String {
         ),
         Transport::Tcp => format!(
             "\tTCP {{\n\t\tIPv4_address 10.77.0.{me}\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3782\n\t\tInterface sync0\n\t}}\n"
+        ),
+        Transport::UdpAnyLocal => format!(
+            "\tUDP {{\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3780\n\t\tInterface sync0\n\t\tSndSocketBuffer 1249280\n\t\tRcvSocketBuffer 1249280\n\t\tChecksum on\n\t}}\n"
+        ),
+        Transport::TcpAnyLocal => format!(
+            "\tTCP {{\n\t\tIPv4_Destination_Address 10.77.0.{peer}\n\t\tPort 3782\n\t\tInterface sync0\n\t}}\n"
         ),
     }
 }

@@ -51,6 +51,7 @@ fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
         startup_resync: true,
         flush_delay: Duration::ZERO,
         auth: None,
+        replicate_labels: true,
     }
 }
 
