@@ -61,7 +61,12 @@ pub fn spawn_child() -> ExitCode {
     let mut early = Vec::new();
     for line in BufReader::new(stdout).lines() {
         match line {
-            Ok(line) if line == READY_LINE => return ExitCode::SUCCESS,
+            Ok(line) if line == READY_LINE => {
+                // The child lets go of its stderr once ready: what it wrote
+                // before (warnings) is shown before we exit.
+                let _ = forward.join();
+                return ExitCode::SUCCESS;
+            }
             Ok(line) => early.push(line),
             Err(_) => break,
         }
@@ -80,10 +85,17 @@ pub fn detach() {
     let _ = rustix::process::setsid();
 }
 
-/// Child side: tell the waiting parent that start-up succeeded.
+/// Child side: tell the waiting parent that start-up succeeded, then let
+/// go of the pipes to it (stdout and stderr go to /dev/null, as a daemon's
+/// do), so that the parent sees the end of what we wrote and exits.
 pub fn signal_ready() {
     use std::io::Write;
     let mut out = std::io::stdout();
     let _ = writeln!(out, "{READY_LINE}");
     let _ = out.flush();
+    let _ = std::io::stderr().flush();
+    if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = rustix::stdio::dup2_stdout(&null);
+        let _ = rustix::stdio::dup2_stderr(&null);
+    }
 }
