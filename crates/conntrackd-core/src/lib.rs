@@ -7,6 +7,9 @@ pub mod cache;
 mod compact;
 pub mod expect_cache;
 pub mod filter;
+#[doc(hidden)]
+pub mod fuzzing;
+pub mod http;
 mod index;
 pub mod local;
 pub mod report;

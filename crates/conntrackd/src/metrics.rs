@@ -2,6 +2,7 @@
 //! [`Snapshot`], and a minimal HTTP/1.x endpoint serving it
 //! (`General { Metrics { … } }`, off by default).
 
+use conntrackd_core::http::{self, Asked};
 use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -573,45 +574,8 @@ pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<ScrapeRequest>) 
     }
 }
 
-/// The longest request head we read.
-const MAX_HEAD: usize = 8192;
 /// A client gets this long to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What an HTTP request asks for.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Asked {
-    Metrics { head: bool },
-    NotFound,
-    MethodNotAllowed,
-    BadRequest,
-}
-
-/// Parses a request head (up to the blank line).
-pub fn parse_request(head: &[u8]) -> Asked {
-    let Ok(text) = std::str::from_utf8(head) else {
-        return Asked::BadRequest;
-    };
-    let Some(line) = text.split("\r\n").next() else {
-        return Asked::BadRequest;
-    };
-    let mut parts = line.split(' ');
-    let (Some(method), Some(target), Some(version), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Asked::BadRequest;
-    };
-    if !version.starts_with("HTTP/1.") || !target.starts_with('/') {
-        return Asked::BadRequest;
-    }
-    let path = target.split('?').next().unwrap_or(target);
-    match (method, path) {
-        ("GET", "/metrics") => Asked::Metrics { head: false },
-        ("HEAD", "/metrics") => Asked::Metrics { head: true },
-        (_, "/metrics") => Asked::MethodNotAllowed,
-        _ => Asked::NotFound,
-    }
-}
 
 /// Reads one request and answers it: the head within [`READ_TIMEOUT`] and
 /// [`MAX_HEAD`] bytes, the response within [`READ_TIMEOUT`] too.
@@ -620,10 +584,10 @@ async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<Scr
     let complete = tokio::time::timeout(READ_TIMEOUT, async {
         let mut buf = [0u8; 1024];
         loop {
-            if head.windows(4).any(|w| w == b"\r\n\r\n") {
+            if http::head_complete(&head) {
                 return true;
             }
-            if head.len() > MAX_HEAD {
+            if head.len() > http::MAX_HEAD {
                 return false;
             }
             match stream.read(&mut buf).await {
@@ -639,7 +603,7 @@ async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<Scr
         return;
     }
     let asked = if complete {
-        parse_request(&head)
+        http::parse_request(&head)
     } else {
         Asked::BadRequest
     };
@@ -687,33 +651,6 @@ async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<Scr
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn requests_are_parsed_strictly() {
-        assert_eq!(
-            parse_request(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-            Asked::Metrics { head: false }
-        );
-        assert_eq!(
-            parse_request(b"HEAD /metrics?x=1 HTTP/1.0\r\n\r\n"),
-            Asked::Metrics { head: true }
-        );
-        assert_eq!(parse_request(b"GET / HTTP/1.1\r\n\r\n"), Asked::NotFound);
-        assert_eq!(
-            parse_request(b"POST /metrics HTTP/1.1\r\n\r\n"),
-            Asked::MethodNotAllowed
-        );
-        for bad in [
-            &b"GET /metrics\r\n\r\n"[..],
-            b"GET  /metrics HTTP/1.1\r\n\r\n",
-            b"GET metrics HTTP/1.1\r\n\r\n",
-            b"GET /metrics SPDY/3\r\n\r\n",
-            b"\xff\xfe /metrics HTTP/1.1\r\n\r\n",
-            b"",
-        ] {
-            assert_eq!(parse_request(bad), Asked::BadRequest, "{bad:?}");
-        }
-    }
 
     #[test]
     fn label_values_are_escaped() {

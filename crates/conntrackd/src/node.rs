@@ -763,6 +763,7 @@ impl Node {
             code::STATS_NETWORK => {
                 sync_report::network_block(out, &r.core);
                 r.active_channel_block(out);
+                r.foreign_connections_block(out);
             }
             code::STATS_LINK => r.link_blocks(out),
             code::STATS_RSQUEUE => sync_report::resend_queue(out, &r.core),

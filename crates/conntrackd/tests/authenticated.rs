@@ -555,6 +555,11 @@ time.sleep(1)
         stats(&b)["sync"]["channels"][0]["foreign_connections"].as_u64(),
         Some(1)
     );
+    let network = b.ctl(&["-s", "network"]);
+    assert!(
+        network.contains("TCP connections refused (not from the peer):\n\t                   1\n"),
+        "{network}"
+    );
     assert_eq!(external_flows(&b), 200);
 }
 

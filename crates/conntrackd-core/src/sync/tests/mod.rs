@@ -710,27 +710,6 @@ fn a_hello_that_goes_backwards_is_a_restart() {
     );
 }
 
-/// The fuzzer's corpus for `sync_core`, replayed: no input panics.
-#[test]
-fn fuzz_corpus_replays() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sync_core");
-    let mut n = 0;
-    for entry in std::fs::read_dir(dir).expect("corpus").flatten() {
-        let data = std::fs::read(entry.path()).expect("read");
-        let now = Instant::now();
-        for protocol in [ftfw(), alarm(), Protocol::Notrack] {
-            let mut core = SyncCore::new(now, settings(protocol, 1));
-            for chunk in data.split(|b| *b == 0xff) {
-                core.handle_datagram(now, 0, "10.0.0.1".parse().expect("ip"), chunk);
-            }
-            core.handle_timeout(now + Duration::from_secs(2));
-            while core.poll_transmit(now).is_some() {}
-        }
-        n += 1;
-    }
-    assert!(n > 10, "only {n} corpus files");
-}
-
 #[test]
 fn a_forged_far_sequence_number_cannot_poison_ftfw() {
     let mut sim = Sim::new(ftfw(), 2, CLEAN);
