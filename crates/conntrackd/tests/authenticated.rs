@@ -607,3 +607,64 @@ fn a_stalled_tcp_peer_loses_nothing() {
     );
     assert_eq!(stats(&a)["sync"]["queues"]["error_queue_dropped"], 0);
 }
+
+/// A key rotation as docs/authentication.md describes it, each step a
+/// SIGHUP: flows keep coming through every step, nothing is refused
+/// meanwhile, and at the end an envelope sealed with the old key is
+/// refused as sealed with an unknown key.
+#[test]
+fn keys_rotate_on_sighup_without_a_flag_day() {
+    use std::os::unix::fs::PermissionsExt;
+    if !netns_available("keys_rotate_on_sighup_without_a_flag_day") {
+        return;
+    }
+    let (a, b) = keyed_pair(FTFW, Transport::Udp, false);
+    let old_envelopes = capture_the_creation_of_x(&a, &b);
+    let rewrite = |node: &Daemon, block: &str| {
+        let new = node.scratch.write("new.key", "the next shared secret, 32 bytes");
+        std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        let old = node.scratch.path("sync.key");
+        let block = block
+            .replace("OLD", &old.display().to_string())
+            .replace("NEW", &new.display().to_string());
+        let conf = std::fs::read_to_string(&node.conf).expect("config");
+        let start = conf.find("\tAuthentication {").expect("block");
+        let end = start + conf[start..].find('}').expect("end") + 1;
+        let conf = format!("{}\tAuthentication {{ {block} }}{}", &conf[..start], &conf[end..]);
+        std::fs::write(&node.conf, conf).expect("config");
+        node.signal("-HUP");
+    };
+    let step = |n: u8, what: &str| {
+        udp_flow(&a, n);
+        assert!(
+            has_udp_flow(&b, n, Duration::from_secs(5)),
+            "{what}: not replicated\n{}\n{}",
+            a.log(),
+            b.ctl(&["-s", "network"])
+        );
+    };
+    // 1. Everyone accepts the new key.
+    for node in [&a, &b] {
+        rewrite(node, "KeyFile OLD AcceptKeyFile NEW");
+    }
+    step(21, "both accept the new key");
+    // 2. One by one, everyone sends with it.
+    rewrite(&a, "KeyFile NEW AcceptKeyFile OLD");
+    step(22, "the primary sends with the new key");
+    rewrite(&b, "KeyFile NEW AcceptKeyFile OLD");
+    step(23, "both send with the new key");
+    // 3. The old key goes.
+    for node in [&a, &b] {
+        rewrite(node, "KeyFile NEW");
+    }
+    step(24, "the old key is gone");
+    assert!(a.log().contains("sync keys reloaded"), "{}", a.log());
+    assert_eq!(auth_failures(&b), 0, "{}", b.ctl(&["-s", "network"]));
+    replay(&a, "10.77.0.1", "10.77.0.2", &old_envelopes);
+    assert!(
+        wait_until(Duration::from_secs(2), || refused(&b, "unknown_key")
+            >= old_envelopes.len() as u64),
+        "{}",
+        b.ctl(&["-s", "network"])
+    );
+}
