@@ -55,6 +55,6 @@ _conntrackd()
             fi
             ;;
     esac
-    COMPREPLY=( $(compgen -W "-d -C -v --version -h --help -c -f -F -i -e -x -s -R -n -B -t -k --check --json" -- "$cur") )
+    COMPREPLY=( $(compgen -W "-d -C -v --version -h --help -c -f -F -i -e -x -s -R -n -B -t -k --synced --check --json" -- "$cur") )
 }
 complete -F _conntrackd conntrackd

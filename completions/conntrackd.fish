@@ -41,5 +41,6 @@ complete -c conntrackd -s n -d 'Ask the peers to send their internal caches (FTF
 complete -c conntrackd -s B -d 'Send the whole internal cache to the peers (FTFW and NOTRACK modes)'
 complete -c conntrackd -s t -d 'Schedule, PurgeTimeout seconds later, a flush of the kernel flows the filter accepts and of the internal cache; a commit or a flush of the internal cache cancels it'
 complete -c conntrackd -s k -d 'Stop the daemon'
+complete -c conntrackd -l synced -d 'Ask the running daemon whether it holds its peers\' state: exit 0 and print `synced` once the start-up resync from every live peer has completed, exit 1 and print what it waits for until then (also when no daemon answers)'
 complete -c conntrackd -l check -d 'Check the configuration file and exit: every error and warning is printed with its line, column and the offending text, then a summary of the configuration'
 complete -c conntrackd -l json -d 'With -s, -i or -e: print JSON instead of text'

@@ -8,6 +8,13 @@ pub const KNOWN_CODES: &[i32] = &[
     38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48,
 ];
 
+/// `conntrackd --synced` (our extension, docs/readiness.md): the reply is
+/// `synced` or why not.
+pub const SYNCED: i32 = 256;
+
+/// Request codes of this implementation beyond 1.4.7's table.
+pub const EXTENSION_CODES: &[i32] = &[SYNCED];
+
 /// Added to a known code to ask for the reply as JSON (our extension;
 /// 1.4.7 counts such a request as unknown and does not answer it).
 pub const JSON_FLAG: i32 = 0x1_0000;
@@ -27,7 +34,8 @@ pub fn parse_request(bytes: &[u8]) -> Result<i32, RequestError> {
         .try_into()
         .map_err(|_| RequestError::Length(bytes.len()))?;
     let code = i32::from_ne_bytes(raw);
-    if KNOWN_CODES.contains(&code) || KNOWN_CODES.contains(&(code ^ JSON_FLAG)) {
+    let known = |c: i32| KNOWN_CODES.contains(&c) || EXTENSION_CODES.contains(&c);
+    if known(code) || known(code ^ JSON_FLAG) {
         Ok(code)
     } else {
         Err(RequestError::Unknown(code))
@@ -52,6 +60,7 @@ mod tests {
             let json = code | JSON_FLAG;
             assert_eq!(parse_request(&json.to_ne_bytes()), Ok(json));
         }
+        assert_eq!(parse_request(&SYNCED.to_ne_bytes()), Ok(SYNCED));
         let unknown = 99 | JSON_FLAG;
         assert_eq!(
             parse_request(&unknown.to_ne_bytes()),

@@ -46,6 +46,8 @@ pub mod code {
     pub const ALL_COMMIT: i32 = 46;
     pub const EXP_DUMP_INT_XML: i32 = 47;
     pub const EXP_DUMP_EXT_XML: i32 = 48;
+    /// `--synced` (our extension): does the node hold its peers' state?
+    pub const SYNCED: i32 = conntrackd_core::request::SYNCED;
 }
 
 pub const USAGE: &str = "Connection tracking userspace daemon v1.4.7
@@ -180,6 +182,14 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
             }
             "--json" => {
                 json = true;
+                i += 1;
+                continue;
+            }
+            "--synced" => {
+                if !set_kind(&mut kind, Kind::Request) {
+                    return invalid();
+                }
+                code = Some(code::SYNCED);
                 i += 1;
                 continue;
             }

@@ -252,6 +252,14 @@ pub const FLAGS: &[Flag] = &[
         group: Group::Client,
     },
     Flag {
+        flag: "--synced",
+        alias: None,
+        arg: Arg::None,
+        description: "Ask the running daemon whether it holds its peers' state: exit 0 and print `synced` once the start-up resync from every live peer has completed, \
+            exit 1 and print what it waits for until then (also when no daemon answers). For a keepalived `track_script` (see conntrackd.conf(5) and docs/readiness.md).",
+        group: Group::Extension,
+    },
+    Flag {
         flag: "--check",
         alias: None,
         arg: Arg::None,

@@ -171,6 +171,9 @@ fn client(config_path: &Path, code: i32) -> ExitCode {
         logger::error(&control::ConnectError.to_string());
         return ExitCode::FAILURE;
     };
+    if code & !json::JSON_FLAG == cli::code::SYNCED {
+        return synced(socket, code);
+    }
     let mut stdout = std::io::stdout().lock();
     match control::send_request(socket, code, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,6 +181,24 @@ fn client(config_path: &Path, code: i32) -> ExitCode {
             logger::error(&e.to_string());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// `--synced`: the reply is printed, and the exit status says it (0 only
+/// for a daemon that answered that it is synced), for keepalived.
+fn synced(socket: &Path, code: i32) -> ExitCode {
+    let mut reply = Vec::new();
+    if let Err(e) = control::send_request(socket, code, &mut reply) {
+        logger::error(&e.to_string());
+        return ExitCode::FAILURE;
+    }
+    let text = String::from_utf8_lossy(&reply);
+    print!("{text}");
+    let yes = text.starts_with("synced") || text.contains("\"synced\":true");
+    if yes {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -353,6 +353,19 @@ pub fn render(s: &Snapshot) -> String {
             "Peers forgotten to make room for a new sender while 64 were tracked.",
             r.peers_evicted as f64,
         );
+        e.one(
+            "sync_synced",
+            "gauge",
+            "1 once this node holds the state of every live peer (conntrackd --synced), 0 until then.",
+            f64::from(u8::from(sync.synced)),
+        );
+        e.family(
+            "sync_peers",
+            "gauge",
+            "Peers heard within 5 s (live), and those whose state has not all arrived (waiting).",
+            [("live", sync.live_peers), ("waiting", sync.peers_waiting)]
+                .map(|(state, n)| (vec![("state", state.to_string())], n as f64)),
+        );
         if let Some(age) = sync.seconds_since_last_message {
             e.one(
                 "sync_last_message_age_seconds",

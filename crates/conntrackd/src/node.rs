@@ -646,6 +646,9 @@ impl Node {
         if let Some(cursor) = self.dump_request(request, json) {
             return Reply::Dump(cursor);
         }
+        if request == code::SYNCED {
+            return Reply::Text(self.synced_reply(now, json));
+        }
         if json && let Some(document) = self.json_request(request, now, stats) {
             return Reply::Text(document);
         }
@@ -663,6 +666,35 @@ impl Node {
             (Mode::Sync, _) => self.sync_request(request, now, &mut out),
         }
         Reply::Text(out)
+    }
+
+    /// `--synced` (docs/readiness.md): `synced`, or what it waits for.
+    fn synced_reply(&self, now: Instant, json: bool) -> String {
+        let readiness = match &self.sync {
+            Some(r) => r.core.readiness(now),
+            // Nothing to wait for outside Sync mode.
+            None => conntrackd_core::sync::Readiness {
+                synced: true,
+                ..Default::default()
+            },
+        };
+        if json {
+            return crate::json::render(&serde_json::json!({
+                "synced": readiness.synced,
+                "live_peers": readiness.live_peers,
+                "waiting": readiness.waiting,
+            }));
+        }
+        if readiness.synced {
+            format!("synced ({} live peers)\n", readiness.live_peers)
+        } else if readiness.waiting == 0 {
+            "not synced: waiting for peers to be heard\n".to_string()
+        } else {
+            format!(
+                "not synced: waiting for the state of {} of {} live peers\n",
+                readiness.waiting, readiness.live_peers
+            )
+        }
     }
 
     /// Requests shared by Stats and Sync mode.

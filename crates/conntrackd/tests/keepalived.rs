@@ -86,3 +86,38 @@ fn the_gate_holds_traffic_until_the_commit_is_done() {
     assert!(text.contains(NO_EARLY_TRAFFIC), "{text}");
     assert!(!text.contains("RACE:"), "{text}");
 }
+
+/// The primary comes back after the failover (keepalived first, conntrackd
+/// 3 s later, an empty kernel table) with preemption on: a track_script on
+/// `conntrackd --synced` keeps its priority low until its external cache
+/// holds the session, and the session survives both moves.
+#[test]
+fn a_restarted_primary_takes_the_addresses_back_only_once_synced() {
+    if !keepalived_available("a_restarted_primary_takes_the_addresses_back_only_once_synced") {
+        return;
+    }
+    let (ok, text) = keepalived_failover(&["--restart-primary"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("SURVIVED"), "{text}");
+    assert!(
+        text.contains("fw1 held the session in its external cache"),
+        "{text}"
+    );
+}
+
+/// The control run: without the track_script the restarted primary
+/// preempts before its conntrackd holds anything, and the session breaks.
+#[test]
+fn without_readiness_a_restarted_primary_takes_the_addresses_back_too_early() {
+    if !keepalived_available(
+        "without_readiness_a_restarted_primary_takes_the_addresses_back_too_early",
+    ) {
+        return;
+    }
+    let (ok, text) = keepalived_failover(&["--restart-primary", "--no-readiness"]);
+    assert!(!ok, "the early takeover should show: {text}");
+    assert!(
+        text.contains("EARLY: fw1 took the addresses back"),
+        "{text}"
+    );
+}

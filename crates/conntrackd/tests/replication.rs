@@ -893,3 +893,48 @@ fn startup_resync_is_on_unless_written_off() {
         assert_eq!(b.log().contains("resync requested"), asks, "{}", b.log());
     }
 }
+
+/// `--synced`: a restarted backup answers "not synced" (exit 1) until it
+/// holds the primary's flows, then "synced" (exit 0); with no daemon, 1.
+#[test]
+fn synced_tells_when_a_restarted_backup_holds_the_state() {
+    if !can_run(
+        "synced_tells_when_a_restarted_backup_holds_the_state",
+        Impl::Ours,
+        Impl::Ours,
+    ) {
+        return;
+    }
+    let (a, b) = pair(FTFW, Transport::Udp, Impl::Ours, Impl::Ours);
+    for f in &FLOWS[..3] {
+        a.ns.conntrack(&words(f));
+    }
+    let synced = |n: &Node| {
+        let out = n.ns.exec(
+            Impl::Ours.bin(),
+            &["-C", n.conf.to_str().expect("utf8 path"), "--synced"],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    assert!(wait_until(Duration::from_secs(10), || synced(&b).0 == Some(0)));
+    b.ctl(&["-k"]);
+    assert_eq!(synced(&b).0, Some(1), "no daemon: not synced");
+    b.start();
+    let (code, text) = synced(&b);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.starts_with("not synced"), "{text}");
+    assert!(wait_until(Duration::from_secs(10), || synced(&b).0 == Some(0)));
+    let external = b.ctl(&["-e"]);
+    assert!(
+        EXPECT[..3].iter().all(|e| external.contains(e)),
+        "{external}"
+    );
+    assert!(
+        synced(&b).1.starts_with("synced (1 live peers)"),
+        "{}",
+        synced(&b).1
+    );
+}

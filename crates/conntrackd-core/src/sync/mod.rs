@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, Expect, ExpectKey, FlowKey};
-use syncproto::{Control, MsgType};
+use syncproto::{Control, MsgType, seq};
 
 use crate::cache::Cache;
 use crate::compact::Key;
@@ -213,6 +213,16 @@ struct Peer {
     heard: Instant,
     /// Where it was heard from last.
     addr: IpAddr,
+    /// When it was first heard (ALARM readiness: one refresh period later
+    /// it has announced everything).
+    first_heard: Instant,
+    /// FTFW: the end of the last ACK range of ours it sent.
+    acked_to: Option<u32>,
+    /// FTFW: our first ACK of its messages. It makes the peer resend what
+    /// it sent before we first heard it, ahead of any later ACK of its.
+    first_ack: FirstAck,
+    /// NOTRACK: when its last ALIVE came (it is idle after a bulk send).
+    alive_at: Option<Instant>,
     /// The peer's messages carry HELLO (it has not heard our HELLO_BACK).
     in_hello: bool,
     /// A far jump ahead not yet believed: its last number and how many
@@ -227,6 +237,35 @@ impl Peer {
     /// record it as their origin.
     fn index(&self) -> u8 {
         self.bit.trailing_zeros() as u8
+    }
+}
+
+/// Where our first ACK to a peer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FirstAck {
+    NotYet,
+    /// Queued as the n-th ACK (counting from the core's start).
+    Queued(u64),
+    /// Sent with this sequence number.
+    Sent(u32),
+}
+
+/// Counts ACKs through the transmit queue (a FIFO), so that the ACK
+/// built n-th is the one queued n-th.
+#[derive(Debug, Clone, Copy, Default)]
+struct AckLedger {
+    queued: u64,
+    built: u64,
+}
+
+impl AckLedger {
+    /// Queues an ACK of `peer`'s messages `from..=to`.
+    fn queue(&mut self, txq: &mut Fifo<()>, peer: &mut Peer, from: u32, to: u32) {
+        if peer.first_ack == FirstAck::NotYet {
+            peer.first_ack = FirstAck::Queued(self.queued);
+        }
+        self.queued += 1;
+        txq.push_back(Item::Control(Control::Ack { from, to }), ());
     }
 }
 
@@ -259,8 +298,24 @@ struct Sweep {
     origin: u8,
 }
 
-/// A peer silent this long no longer holds back the resend queue.
+/// A peer silent this long no longer holds back the resend queue, and is
+/// not waited for to call this node synced.
 const PEER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Readiness waits this long after start for peers to be heard (FTFW and
+/// NOTRACK peers send at least every second).
+const SYNC_GRACE: Duration = Duration::from_secs(2);
+
+/// Whether this node holds its peers' state (docs/readiness.md): what
+/// `conntrackd --synced` answers and the `sync_synced` metric shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Readiness {
+    pub synced: bool,
+    /// Peers heard within the last 5 s.
+    pub live_peers: usize,
+    /// Live peers whose state has not all arrived yet.
+    pub waiting: usize,
+}
 
 /// Senders tracked at once (one bit each in the resend queue's ack masks).
 /// A new sender beyond them takes the place of the one heard longest ago:
@@ -309,6 +364,17 @@ pub struct SyncCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<SyncEvent>,
     rng: u64,
+    /// When this core started (readiness grace).
+    started: Instant,
+    /// The sequence number of the last RESYNC or NACK we sent, and when:
+    /// a peer that acknowledged it has sent us everything it queued in
+    /// answer (its transmit queue is FIFO).
+    repair: Option<(u32, Instant)>,
+    /// The start-up resync completed once: synced from then on (a peer
+    /// that restarts later must not make the node that holds the
+    /// addresses look unready and give them away).
+    synced_once: bool,
+    acks: AckLedger,
     auth: Option<auth::Auth>,
     /// What the last datagram's envelopes delivered (kept for its buffer).
     opened: Vec<auth::Delivery>,
@@ -374,6 +440,10 @@ impl SyncCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             rng: settings.seed | 1,
+            started: now,
+            repair: None,
+            synced_once: false,
+            acks: AckLedger::default(),
             auth: settings
                 .auth
                 .take()
@@ -444,6 +514,62 @@ impl SyncCore {
             resend_max: resend_queue_max,
             resend_dropped: self.rsq_dropped,
             control_nodes: self.txq.controls() + self.rsq.controls(),
+        }
+    }
+
+    /// Does this node hold its live peers' state (docs/readiness.md)? Once
+    /// it did (checked on every timer), it stays synced.
+    pub fn readiness(&self, now: Instant) -> Readiness {
+        let mut r = self.readiness_now(now);
+        r.synced |= self.synced_once;
+        r
+    }
+
+    /// Readiness as things stand now (see [`SyncCore::readiness`]).
+    /// FTFW: each live peer acknowledged our last RESYNC (or NACK), so
+    /// whatever it queued in answer came before that ACK, and no repair is
+    /// queued unsent. NOTRACK (best effort: a lost RESYNC is not seen):
+    /// each live peer was idle (an ALIVE) a second after our RESYNC went.
+    /// ALARM: each live peer was heard for a whole refresh period. Before
+    /// the grace period, no; after it, with no live peer, yes.
+    fn readiness_now(&self, now: Instant) -> Readiness {
+        let live: Vec<&Peer> = self
+            .peers
+            .values()
+            .filter(|p| now.saturating_duration_since(p.heard) < PEER_TIMEOUT)
+            .collect();
+        let repair_queued = || {
+            self.txq.iter().any(|(item, ())| {
+                matches!(item, Item::Control(Control::Resync | Control::Nack { .. }))
+            })
+        };
+        let acked = |p: &Peer, mark: u32| p.acked_to.is_some_and(|to| !seq::before(to, mark));
+        let settled = |p: &Peer| match self.settings.protocol {
+            // Both our RESYNC (and NACKs) and our first ACK of its messages
+            // (after which it resends what we never heard) were answered.
+            Protocol::Ftfw { .. } => {
+                self.repair.is_some_and(|(mark, _)| acked(p, mark))
+                    && matches!(p.first_ack, FirstAck::Sent(mark) if acked(p, mark))
+            }
+            Protocol::Notrack => self
+                .repair
+                .is_some_and(|(_, sent)| p.alive_at.is_some_and(|at| at >= sent + ALIVE_INTERVAL)),
+            Protocol::Alarm { refresh, .. } => {
+                now >= p.first_heard + refresh + Duration::from_secs(1)
+            }
+        };
+        let resyncs = !self.is_alarm() && self.settings.startup_resync;
+        let waiting = if resyncs && repair_queued() {
+            live.len().max(1)
+        } else if self.is_alarm() || resyncs {
+            live.iter().filter(|p| !settled(p)).count()
+        } else {
+            0
+        };
+        Readiness {
+            synced: now >= self.started + SYNC_GRACE && waiting == 0,
+            live_peers: live.len(),
+            waiting,
         }
     }
 
@@ -899,6 +1025,9 @@ impl SyncCore {
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.synced_once && self.readiness_now(now).synced {
+            self.synced_once = true;
+        }
         if self.flush_at.is_some_and(|at| at <= now) {
             self.flush_batch(now);
         }
@@ -917,8 +1046,7 @@ impl SyncCore {
             if self.is_ftfw() {
                 for peer in self.peers.values_mut() {
                     if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
-                        self.txq
-                            .push_back(Item::Control(Control::Ack { from, to }), ());
+                        self.acks.queue(&mut self.txq, peer, from, to);
                         acked = true;
                     }
                 }

@@ -187,6 +187,11 @@ impl SyncCore {
         };
         if verdict != Verdict::Bad {
             self.track_sequence(now, id, from, h.seq);
+            if h.is_alive()
+                && let Some(peer) = self.peers.get_mut(&id)
+            {
+                peer.alive_at = Some(now);
+            }
         }
         verdict
     }
@@ -216,6 +221,10 @@ impl SyncCore {
             bit: free,
             heard: now,
             addr: from,
+            first_heard: now,
+            acked_to: None,
+            first_ack: super::FirstAck::NotYet,
+            alive_at: None,
             in_hello: false,
             suspect: None,
             behind: None,
@@ -351,13 +360,8 @@ impl SyncCore {
             Some(expected) => {
                 self.counters.lost += u64::from(h.seq.wrapping_sub(expected));
                 if let Some(from_seq) = peer.ack_from.take() {
-                    self.txq.push_back(
-                        Item::Control(Control::Ack {
-                            from: from_seq,
-                            to: expected.wrapping_sub(1),
-                        }),
-                        (),
-                    );
+                    self.acks
+                        .queue(&mut self.txq, peer, from_seq, expected.wrapping_sub(1));
                 }
                 self.txq.push_back(
                     Item::Control(Control::Nack {
@@ -373,13 +377,7 @@ impl SyncCore {
                 let from_seq = *peer.ack_from.get_or_insert(h.seq);
                 peer.window = peer.window.saturating_sub(1);
                 if peer.window == 0 {
-                    self.txq.push_back(
-                        Item::Control(Control::Ack {
-                            from: from_seq,
-                            to: h.seq,
-                        }),
-                        (),
-                    );
+                    self.acks.queue(&mut self.txq, peer, from_seq, h.seq);
                     peer.window = w;
                     peer.ack_from = None;
                 }
@@ -412,6 +410,11 @@ impl SyncCore {
                         .is_some_and(|(_, oldest)| !seq::before(to, oldest.seq));
                 if !ours {
                     return Verdict::Ctl;
+                }
+                if let Some(peer) = self.peers.get_mut(&sender)
+                    && peer.acked_to.is_none_or(|last| seq::after(to, last))
+                {
+                    peer.acked_to = Some(to);
                 }
                 let bit = self.peers.get(&sender).map_or(0, |p| p.bit);
                 let required = self.live_peers(now) | bit;
@@ -449,7 +452,12 @@ impl SyncCore {
                 for (item, _) in self.rsq_range(from, to) {
                     match item {
                         Item::Object(key) => self.txq.push_back(Item::Object(key), ()),
-                        control => self.txq.push_back(control, ()),
+                        control => {
+                            if matches!(control, Item::Control(Control::Ack { .. })) {
+                                self.acks.queued += 1;
+                            }
+                            self.txq.push_back(control, ());
+                        }
                     }
                 }
                 Verdict::Ctl

@@ -6,7 +6,9 @@ use syncproto::ct::EncodeOptions;
 use syncproto::{Control, MsgType};
 
 use super::queue::Item;
-use super::{ALIVE_INTERVAL, Dead, Direct, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth};
+use super::{
+    ALIVE_INTERVAL, Dead, Direct, FirstAck, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth,
+};
 use crate::cache::ObjectState;
 
 impl SyncCore {
@@ -93,6 +95,11 @@ impl SyncCore {
                     let seq = self.next_seq();
                     control.encode(seq, flags, &mut msg);
                     self.emit(now, &msg);
+                    match control {
+                        Control::Resync | Control::Nack { .. } => self.repair = Some((seq, now)),
+                        Control::Ack { .. } => self.ack_built(seq),
+                        Control::Alive => {}
+                    }
                     if self.is_ftfw() && !matches!(control, Control::Alive) {
                         self.push_resend(Item::Control(control), seq);
                     }
@@ -121,6 +128,19 @@ impl SyncCore {
         }
         if !self.is_alarm() {
             self.alive_at = Some(now + ALIVE_INTERVAL);
+        }
+    }
+
+    /// An ACK went out as `seq`: the peer whose first ACK it is learns it.
+    fn ack_built(&mut self, seq: u32) {
+        let index = self.acks.built;
+        self.acks.built += 1;
+        for peer in self.peers.values_mut() {
+            if let FirstAck::Queued(n) = peer.first_ack
+                && n <= index
+            {
+                peer.first_ack = FirstAck::Sent(seq);
+            }
         }
     }
 

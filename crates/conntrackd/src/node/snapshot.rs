@@ -97,6 +97,12 @@ pub struct SyncStats {
     pub last_commit: Option<crate::replication::CommitReport>,
     /// Since the last well-formed message from a peer; None before the first.
     pub seconds_since_last_message: Option<f64>,
+    /// `--synced`: the node holds its live peers' state (docs/readiness.md).
+    pub synced: bool,
+    /// Peers heard within the last 5 s, and those whose state has not all
+    /// arrived.
+    pub live_peers: u64,
+    pub peers_waiting: u64,
 }
 
 /// `-s network`: what arrived on the sync link.
@@ -232,6 +238,7 @@ impl Node {
                 ));
             }
             let c = &core.counters;
+            let readiness = core.readiness(now);
             let q = core.queue_stats();
             let errorq = r.error_queue();
             let channels = r
@@ -318,6 +325,9 @@ impl Node {
                 inject: settings.disable_external_cache.then_some(r.inject),
                 last_commit: r.last_commit,
                 seconds_since_last_message: core.since_last_received(now).map(|d| d.as_secs_f64()),
+                synced: readiness.synced,
+                live_peers: readiness.live_peers as u64,
+                peers_waiting: readiness.waiting as u64,
             }
         });
         Snapshot {

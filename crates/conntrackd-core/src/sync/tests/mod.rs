@@ -102,6 +102,9 @@ struct Sim {
     /// Every datagram sent: (sender, bytes), when `capture` is on.
     captured: Vec<(usize, Vec<u8>)>,
     capture: bool,
+    /// At most this many datagrams reach each node per 10 ms step (a slow
+    /// link); the rest wait, in order.
+    throttle: Option<usize>,
 }
 
 impl Sim {
@@ -125,6 +128,7 @@ impl Sim {
             sessions: 0,
             captured: Vec::new(),
             capture: false,
+            throttle: None,
         }
     }
 
@@ -212,9 +216,18 @@ impl Sim {
                 }
             }
         }
-        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
+        let (mut due, mut later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.in_flight)
             .into_iter()
             .partition(|(at, ..)| *at <= now);
+        if let Some(limit) = self.throttle {
+            let mut taken = vec![0; self.nodes.len()];
+            let (now_due, wait): (Vec<_>, Vec<_>) = due.into_iter().partition(|(_, to, ..)| {
+                taken[*to] += 1;
+                taken[*to] <= limit
+            });
+            due = now_due;
+            later.splice(0..0, wait);
+        }
         self.in_flight = later;
         for (_, to, from, bytes) in due {
             self.nodes[to].handle_datagram(now, 0, from, &bytes);
@@ -851,3 +864,81 @@ fn idle_nodes_of_a_three_node_group_stay_quiet() {
 }
 
 mod authenticated;
+
+/// A restarted node is synced only once it holds every flow of its peer,
+/// in every mode, over a clean and (FTFW) a lossy link; before the grace
+/// period it is not; alone, it is once the grace period is over.
+#[test]
+fn a_restarted_node_is_synced_only_once_it_holds_its_peers_state() {
+    for (protocol, loss) in [
+        (ftfw(), 0),
+        (ftfw(), 200),
+        (Protocol::Notrack, 0),
+        (alarm(), 0),
+    ] {
+        let impair = Impair {
+            loss,
+            duplicate: 0,
+            jitter_ms: 5,
+        };
+        let mut sim = Sim::new(protocol, 2, impair);
+        sim.run(1);
+        // NOTRACK: a slow link, so that the bulk send lasts beyond the
+        // grace period and an ALIVE only comes once it is over.
+        let flows = if protocol == Protocol::Notrack {
+            sim.throttle = Some(1);
+            9000
+        } else {
+            3000
+        };
+        for i in 1..=flows {
+            sim.event(0, EventKind::New, flow(i));
+        }
+        sim.run(if protocol == alarm() { 20 } else { 5 });
+        let want = view(&sim.nodes[0].local.cache);
+        assert_same(&view(&sim.nodes[1].external), &want, "before the restart");
+        sim.restart(1, protocol);
+        assert!(!sim.nodes[1].readiness(sim.now).synced, "{protocol:?}");
+        // What the peer sends first is lost, so that the state arrives
+        // late, through repairs, and after the grace period (NOTRACK
+        // repairs nothing: what it loses is lost, synced or not).
+        if protocol != Protocol::Notrack {
+            sim.silenced = Some(0);
+        }
+        let mut synced_at = None;
+        for step in 0..6000 {
+            if step == 100 {
+                sim.silenced = None;
+            }
+            sim.step();
+            let r = sim.nodes[1].readiness(sim.now);
+            if r.synced {
+                synced_at = Some(step);
+                assert_eq!(r.live_peers, 1, "{protocol:?}");
+                assert_same(
+                    &view(&sim.nodes[1].external),
+                    &want,
+                    &format!("{protocol:?} loss {loss}: synced too early"),
+                );
+                break;
+            }
+        }
+        assert!(
+            synced_at.is_some(),
+            "{protocol:?} loss {loss}: never synced"
+        );
+        // Synced once, synced for good: a peer that restarts later does not
+        // make this node (which may hold the addresses) look unready.
+        sim.run(1);
+        sim.restart(0, protocol);
+        for _ in 0..300 {
+            sim.step();
+            assert!(sim.nodes[1].readiness(sim.now).synced, "{protocol:?}");
+        }
+    }
+    // Alone: synced once the grace period is over.
+    let mut alone = Sim::new(ftfw(), 1, CLEAN);
+    assert!(!alone.nodes[0].readiness(alone.now).synced);
+    alone.run(3);
+    assert!(alone.nodes[0].readiness(alone.now).synced);
+}
