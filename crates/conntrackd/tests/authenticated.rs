@@ -116,6 +116,7 @@ import socket, sys
 s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(0x0800))
 s.bind(("sync0", 0))
 out = open({file:?}, "w")
+open({ready:?}, "w").close()
 want = socket.inet_aton({from:?})
 while True:
     ip, _ = s.recvfrom(65535)
@@ -128,6 +129,7 @@ while True:
         out.flush()
 "#,
         file = file.display().to_string(),
+        ready = format!("{}.ready", file.display()),
     );
     let child = Command::new("ip")
         .args(["netns", "exec", &node.ns.name, "python3", "-c", &script])
@@ -137,7 +139,11 @@ while True:
         .spawn()
         .expect("start the capture");
     // The packet socket must be open before anything is sent.
-    std::thread::sleep(Duration::from_millis(300));
+    let ready = std::path::PathBuf::from(format!("{}.ready", file.display()));
+    assert!(
+        wait_until(Duration::from_secs(20), || ready.exists()),
+        "the capture did not start"
+    );
     Capture(child)
 }
 
