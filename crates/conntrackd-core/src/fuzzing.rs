@@ -117,24 +117,9 @@ pub fn auth_open(data: &[u8]) {
 
 fn settings(protocol: Protocol, auth: Option<AuthConfig>) -> SyncSettings {
     SyncSettings {
-        protocol,
-        disable_internal_cache: false,
-        disable_external_cache: false,
-        commit_timeout: 0,
-        tcp_window_tracking: false,
-        expectations: None,
         hash_limit: 1024,
-        hash_size: 64,
-        filter: None,
-        kernel_filtering: false,
-        batch_sizes: vec![1472],
-        default_channel: 0,
-        initial_seq: 1,
-        seed: 1,
-        startup_resync: false,
-        flush_delay: Duration::ZERO,
         auth,
-        replicate_labels: true,
+        ..SyncSettings::basic(protocol)
     }
 }
 

@@ -63,14 +63,14 @@ pub struct Change {
 /// The local side of the daemon: internal cache (or Stats-mode cache).
 #[derive(Debug)]
 pub struct LocalCache {
-    pub cache: Cache,
+    pub(crate) cache: Cache,
     /// Applied to events when filtering is done in user space.
-    pub event_filter: Option<Filter>,
+    pub(crate) event_filter: Option<Filter>,
     /// Always applied to dumps.
-    pub dump_filter: Option<Filter>,
-    pub netlink: NetlinkCounters,
-    pub traffic_bytes: u64,
-    pub traffic_packets: u64,
+    pub(crate) dump_filter: Option<Filter>,
+    pub(crate) netlink: NetlinkCounters,
+    pub(crate) traffic_bytes: u64,
+    pub(crate) traffic_packets: u64,
     stats_mode: bool,
     outputs: VecDeque<LocalOutput>,
     /// Sync mode only: changes for the replication layer.
@@ -102,6 +102,48 @@ impl LocalCache {
             track_changes: false,
             changes: Vec::new(),
         }
+    }
+
+    /// The cache itself.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Empties the cache (`-f`).
+    pub fn flush(&mut self) {
+        self.cache.flush();
+    }
+
+    /// Removes a flow (a resync no longer found it in the kernel).
+    pub fn remove(&mut self, key: &FlowKey) -> Option<crate::cache::Entry> {
+        self.cache.remove(key)
+    }
+
+    /// The filter dumps, resyncs and flushes go through.
+    pub fn dump_filter(&self) -> Option<&Filter> {
+        self.dump_filter.as_ref()
+    }
+
+    /// Events arrive filtered by the kernel (BPF): no user-space filter
+    /// for them (dumps keep theirs).
+    pub fn filter_events_in_kernel(&mut self) {
+        self.event_filter = None;
+    }
+
+    /// The `netlink stats:` counters.
+    pub fn netlink(&self) -> &NetlinkCounters {
+        &self.netlink
+    }
+
+    /// The same, for the kernel side, which counts what it sees (overruns,
+    /// unreadable events, the buffer size).
+    pub fn netlink_mut(&mut self) -> &mut NetlinkCounters {
+        &mut self.netlink
+    }
+
+    /// Bytes and packets of the destroyed flows seen (`traffic processed`).
+    pub fn traffic(&self) -> (u64, u64) {
+        (self.traffic_bytes, self.traffic_packets)
     }
 
     /// Pre-sizes the cache for `HashSize` flows.

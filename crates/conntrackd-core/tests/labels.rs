@@ -37,24 +37,10 @@ fn core(now: Instant, replicate_labels: bool, disable_external_cache: bool) -> S
     SyncCore::new(
         now,
         SyncSettings {
-            protocol: Protocol::Notrack,
-            disable_internal_cache: false,
             disable_external_cache,
-            commit_timeout: 0,
-            tcp_window_tracking: false,
-            expectations: None,
             hash_limit: 1024,
-            hash_size: 64,
-            filter: None,
-            kernel_filtering: false,
-            batch_sizes: vec![1472],
-            default_channel: 0,
-            initial_seq: 1,
-            seed: 1,
-            startup_resync: false,
-            flush_delay: Duration::ZERO,
-            auth: None,
             replicate_labels,
+            ..SyncSettings::basic(Protocol::Notrack)
         },
     )
 }
@@ -88,7 +74,11 @@ fn received_labels(
         }
         panic!("no injection");
     }
-    let entry = receiver.external.iter_live().next().expect("external flow");
+    let entry = receiver
+        .external()
+        .iter_live()
+        .next()
+        .expect("external flow");
     entry.ct().labels.clone()
 }
 

@@ -8,47 +8,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-/// Request codes sent over the control socket (the complete 1.4.7 table).
-#[allow(dead_code)]
-pub mod code {
-    pub const CT_FLUSH_MASTER: i32 = 0;
-    pub const CT_RESYNC_MASTER: i32 = 1;
-    pub const CT_DUMP_INTERNAL: i32 = 16;
-    pub const CT_DUMP_EXTERNAL: i32 = 17;
-    pub const CT_COMMIT: i32 = 18;
-    pub const CT_FLUSH_CACHE: i32 = 19;
-    pub const KILL: i32 = 20;
-    pub const STATS: i32 = 21;
-    pub const SEND_BULK: i32 = 22;
-    pub const REQUEST_DUMP: i32 = 23;
-    pub const CT_DUMP_INT_XML: i32 = 24;
-    pub const CT_DUMP_EXT_XML: i32 = 25;
-    pub const RESET_TIMERS: i32 = 26;
-    pub const DEBUG_INFO: i32 = 27;
-    pub const STATS_NETWORK: i32 = 28;
-    pub const STATS_CACHE: i32 = 29;
-    pub const STATS_RUNTIME: i32 = 30;
-    pub const STATS_LINK: i32 = 31;
-    pub const STATS_RSQUEUE: i32 = 32;
-    pub const CT_FLUSH_INT_CACHE: i32 = 33;
-    pub const CT_FLUSH_EXT_CACHE: i32 = 34;
-    pub const STATS_PROCESS: i32 = 35;
-    pub const STATS_QUEUE: i32 = 36;
-    pub const EXP_STATS: i32 = 37;
-    pub const EXP_FLUSH_MASTER: i32 = 38;
-    pub const EXP_RESYNC_MASTER: i32 = 39;
-    pub const EXP_DUMP_INTERNAL: i32 = 40;
-    pub const EXP_DUMP_EXTERNAL: i32 = 41;
-    pub const EXP_COMMIT: i32 = 42;
-    pub const ALL_FLUSH_MASTER: i32 = 43;
-    pub const ALL_RESYNC_MASTER: i32 = 44;
-    pub const ALL_FLUSH_CACHE: i32 = 45;
-    pub const ALL_COMMIT: i32 = 46;
-    pub const EXP_DUMP_INT_XML: i32 = 47;
-    pub const EXP_DUMP_EXT_XML: i32 = 48;
-    /// `--synced` (our extension): does the node hold its peers' state?
-    pub const SYNCED: i32 = conntrackd_core::request::SYNCED;
-}
+pub use conntrackd_core::request::Request;
 
 pub const USAGE: &str = "Connection tracking userspace daemon v1.4.7
 Usage: conntrackd [commands] [options]
@@ -91,11 +51,6 @@ pub enum Level {
 pub struct CliMessage {
     pub level: Level,
     pub text: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Request {
-    pub code: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,7 +108,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     let mut kind: Option<Kind> = None;
-    let mut code: Option<i32> = None;
+    let mut code: Option<Request> = None;
     let mut config_path = PathBuf::from(DEFAULT_CONFIG);
     let mut json = false;
     let mut check = false;
@@ -189,7 +144,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                 if !set_kind(&mut kind, Kind::Request) {
                     return invalid();
                 }
-                code = Some(code::SYNCED);
+                code = Some(Request::Synced);
                 i += 1;
                 continue;
             }
@@ -233,26 +188,26 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     return invalid();
                 }
                 let (none, ct, expect) = match c {
-                    'c' => (code::ALL_COMMIT, code::CT_COMMIT, code::EXP_COMMIT),
+                    'c' => (Request::AllCommit, Request::CtCommit, Request::ExpCommit),
                     'i' => (
-                        code::CT_DUMP_INTERNAL,
-                        code::CT_DUMP_INTERNAL,
-                        code::EXP_DUMP_INTERNAL,
+                        Request::CtDumpInternal,
+                        Request::CtDumpInternal,
+                        Request::ExpDumpInternal,
                     ),
                     'e' => (
-                        code::CT_DUMP_EXTERNAL,
-                        code::CT_DUMP_EXTERNAL,
-                        code::EXP_DUMP_EXTERNAL,
+                        Request::CtDumpExternal,
+                        Request::CtDumpExternal,
+                        Request::ExpDumpExternal,
                     ),
                     'F' => (
-                        code::ALL_FLUSH_MASTER,
-                        code::CT_FLUSH_MASTER,
-                        code::EXP_FLUSH_MASTER,
+                        Request::AllFlushMaster,
+                        Request::CtFlushMaster,
+                        Request::ExpFlushMaster,
                     ),
                     _ => (
-                        code::ALL_RESYNC_MASTER,
-                        code::CT_RESYNC_MASTER,
-                        code::EXP_RESYNC_MASTER,
+                        Request::AllResyncMaster,
+                        Request::CtResyncMaster,
+                        Request::ExpResyncMaster,
                     ),
                 };
                 i += 1;
@@ -277,11 +232,11 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     return invalid();
                 }
                 i += 1;
-                code = Some(code::ALL_FLUSH_CACHE);
+                code = Some(Request::AllFlushCache);
                 if let Some(word) = &next {
                     match prefix_match(word, &["internal", "external"]) {
-                        Some("internal") => code = Some(code::CT_FLUSH_INT_CACHE),
-                        Some(_) => code = Some(code::CT_FLUSH_EXT_CACHE),
+                        Some("internal") => code = Some(Request::CtFlushIntCache),
+                        Some(_) => code = Some(Request::CtFlushExtCache),
                         None => {
                             return CliOutcome::Exit {
                                 code: 1,
@@ -301,19 +256,19 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     return invalid();
                 }
                 i += 1;
-                code = Some(code::STATS);
+                code = Some(Request::Stats);
                 if let Some(word) = &next {
                     let table = [
-                        ("network", code::STATS_NETWORK),
-                        ("cache", code::STATS_CACHE),
-                        ("runtime", code::STATS_RUNTIME),
-                        ("multicast", code::STATS_LINK),
-                        ("link", code::STATS_LINK),
-                        ("rsqueue", code::STATS_RSQUEUE),
-                        ("process", code::STATS_PROCESS),
-                        ("queue", code::STATS_QUEUE),
-                        ("ct", code::STATS),
-                        ("expect", code::EXP_STATS),
+                        ("network", Request::StatsNetwork),
+                        ("cache", Request::StatsCache),
+                        ("runtime", Request::StatsRuntime),
+                        ("multicast", Request::StatsLink),
+                        ("link", Request::StatsLink),
+                        ("rsqueue", Request::StatsRsqueue),
+                        ("process", Request::StatsProcess),
+                        ("queue", Request::StatsQueue),
+                        ("ct", Request::Stats),
+                        ("expect", Request::ExpStats),
                     ];
                     match table
                         .iter()
@@ -348,19 +303,19 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
                     return invalid();
                 }
                 code = Some(match c {
-                    'B' => code::SEND_BULK,
-                    'n' => code::REQUEST_DUMP,
-                    't' => code::RESET_TIMERS,
-                    _ => code::KILL,
+                    'B' => Request::SendBulk,
+                    'n' => Request::RequestDump,
+                    't' => Request::ResetTimers,
+                    _ => Request::Kill,
                 });
                 i += 1;
             }
             Some('x') => {
                 let converted = match code {
-                    Some(code::CT_DUMP_INTERNAL) => code::CT_DUMP_INT_XML,
-                    Some(code::CT_DUMP_EXTERNAL) => code::CT_DUMP_EXT_XML,
-                    Some(code::EXP_DUMP_INTERNAL) => code::EXP_DUMP_INT_XML,
-                    Some(code::EXP_DUMP_EXTERNAL) => code::EXP_DUMP_EXT_XML,
+                    Some(Request::CtDumpInternal) => Request::CtDumpIntXml,
+                    Some(Request::CtDumpExternal) => Request::CtDumpExtXml,
+                    Some(Request::ExpDumpInternal) => Request::ExpDumpIntXml,
+                    Some(Request::ExpDumpExternal) => Request::ExpDumpExtXml,
                     _ => return invalid(),
                 };
                 code = Some(converted);
@@ -388,7 +343,7 @@ pub fn parse_args<I: IntoIterator<Item = OsString>>(args: I) -> CliOutcome {
         Action::Check
     } else {
         match (kind, code) {
-            (Some(Kind::Request), Some(code)) => Action::Request(Request { code }),
+            (Some(Kind::Request), Some(request)) => Action::Request(request),
             (Some(Kind::Daemon), _) => Action::Daemon { background: true },
             _ => Action::Daemon { background: false },
         }
@@ -414,7 +369,7 @@ mod tests {
             CliOutcome::Run(Cli {
                 action: Action::Request(r),
                 ..
-            }) => r.code,
+            }) => r.code(),
             other => panic!("{args:?} gave {other:?}"),
         }
     }
@@ -471,7 +426,10 @@ mod tests {
     fn multicast_is_link_with_a_warning() {
         match parse(&["-s", "m"]) {
             CliOutcome::Run(cli) => {
-                assert_eq!(cli.action, Action::Request(Request { code: 31 }));
+                assert_eq!(
+                    Some(cli.action),
+                    Request::from_code(31).map(Action::Request)
+                );
                 assert_eq!(cli.messages[0].level, Level::Warning);
             }
             other => panic!("{other:?}"),

@@ -11,7 +11,6 @@ use conntrackd_config::{Config, LogTarget};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::mpsc;
 
-use crate::cli::code;
 use crate::client_slots::ClientSlots;
 use crate::control::reply::{NoMore, Replies};
 use crate::control::{self, ControlRequest};
@@ -23,6 +22,7 @@ use crate::metrics;
 use crate::node::Reply;
 use crate::runtime_stats::RuntimeStats;
 use crate::systemd;
+use conntrackd_core::request::Request;
 
 /// Runs the daemon until `-k`, SIGTERM or SIGINT. `background` is true in
 /// the re-executed child of `-d`; `config_path` is read again on SIGHUP
@@ -88,8 +88,8 @@ pub fn run(config: Config, config_path: &Path, background: bool) -> ExitCode {
     lock.release();
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            logger::error(&message);
+        Err(error) => {
+            logger::error(&error.to_string());
             logger::error("conntrackd cannot start, please review your configuration");
             ExitCode::FAILURE
         }
@@ -117,13 +117,31 @@ fn open_log(path: &Path) {
     }
 }
 
-async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Result<(), String> {
+/// Why the daemon could not start (logged as the C daemon words it, then
+/// "conntrackd cannot start, please review your configuration").
+#[derive(Debug, thiserror::Error)]
+enum DaemonError {
+    #[error("can't open unix socket! {0}")]
+    ControlSocket(std::io::Error),
+    #[error("{0}")]
+    Signal(std::io::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::BindError),
+    #[error(transparent)]
+    Start(#[from] crate::node::StartError),
+}
+
+async fn main_loop(
+    config: &Config,
+    config_path: &Path,
+    background: bool,
+) -> Result<(), DaemonError> {
     let mut stats = RuntimeStats::new(Instant::now());
     let (request_tx, mut request_rx) = mpsc::channel::<ControlRequest>(64);
     // Without a UNIX path the C daemon binds an unreachable abstract
     // socket; we simply do not listen.
     if let Some(path) = &config.general.unix_path {
-        let listener = control::bind(path).map_err(|e| format!("can't open unix socket! {e}"))?;
+        let listener = control::bind(path).map_err(DaemonError::ControlSocket)?;
         tokio::task::spawn_local(control::accept::accept_loop(
             listener,
             request_tx.clone(),
@@ -136,9 +154,9 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
         Rc::clone(&stats.control),
     );
     let (chunk_tx, mut chunk_rx) = mpsc::channel::<ChunkRequest>(64);
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
 
     let (scrape_tx, mut scrape_rx) = mpsc::channel::<metrics::ScrapeRequest>(16);
     if let Some(m) = &config.general.metrics {
@@ -182,11 +200,11 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
                 node.reopen_logs();
                 reload_keys(&mut node, config_path);
             }
-            Some(ControlRequest { code, stream, slot }) = request_rx.recv() => {
-                if code & !crate::json::JSON_FLAG == code::KILL {
+            Some(ControlRequest { asked, stream, slot }) = request_rx.recv() => {
+                if asked.request == Request::Kill {
                     break;
                 }
-                let reply = node.handle_request(code, Instant::now(), &stats);
+                let reply = node.handle_request(asked, Instant::now(), &stats);
                 node.flush_sync(Instant::now());
                 // The reply is computed here and written by `replies`,
                 // which never waits for the client.

@@ -1,14 +1,11 @@
 //! `--json` (our extension): the client asks with the request code plus
-//! [`JSON_FLAG`], and the daemon answers with one JSON document — the
+//! `conntrackd_core::request::JSON_FLAG`, and the daemon answers with one JSON document — the
 //! counters of [`Snapshot`] for `-s`, an array of flows or expectations for
 //! `-i`/`-e`. Fields are documented in docs/json.md.
 
 use conntrack_model::consts::{l4proto_name, status, tcp_state};
 use conntrack_model::{Conntrack, Expect, Tuple};
 use serde_json::{Map, Value, json};
-
-/// Added to a 1.4.7 request code to ask for JSON instead of text.
-pub use conntrackd_core::request::JSON_FLAG;
 
 /// Status bit names, lowest bit first (`enum ip_conntrack_status`).
 const STATUS_NAMES: [(u32, &str); 16] = [

@@ -27,6 +27,7 @@ use std::process::ExitCode;
 
 use cli::{Action, CliOutcome};
 use conntrackd_config::{Config, Parsed, Severity};
+use conntrackd_core::request::{Asked, Request};
 
 fn main() -> ExitCode {
     match cli::parse_args(std::env::args_os().skip(1)) {
@@ -48,14 +49,13 @@ fn main() -> ExitCode {
             }
             match cli.action {
                 Action::Check => check(&cli.config_path),
-                Action::Request(request) => {
-                    let code = if cli.json {
-                        request.code | json::JSON_FLAG
-                    } else {
-                        request.code
-                    };
-                    client(&cli.config_path, code)
-                }
+                Action::Request(request) => client(
+                    &cli.config_path,
+                    Asked {
+                        request,
+                        json: cli.json,
+                    },
+                ),
                 Action::Daemon { background } => {
                     if daemonize::is_child() {
                         daemon(&cli.config_path, true)
@@ -163,7 +163,7 @@ fn check(path: &Path) -> ExitCode {
 }
 
 /// Client mode: send one request to the running daemon.
-fn client(config_path: &Path, code: i32) -> ExitCode {
+fn client(config_path: &Path, asked: Asked) -> ExitCode {
     let Some(config) = load_config(config_path, false) else {
         return ExitCode::FAILURE;
     };
@@ -171,11 +171,11 @@ fn client(config_path: &Path, code: i32) -> ExitCode {
         logger::error(&control::ConnectError.to_string());
         return ExitCode::FAILURE;
     };
-    if code & !json::JSON_FLAG == cli::code::SYNCED {
-        return synced(socket, code);
+    if asked.request == Request::Synced {
+        return synced(socket, asked);
     }
     let mut stdout = std::io::stdout().lock();
-    match control::send_request(socket, code, &mut stdout) {
+    match control::send_request(socket, asked, &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             logger::error(&e.to_string());
@@ -186,9 +186,9 @@ fn client(config_path: &Path, code: i32) -> ExitCode {
 
 /// `--synced`: the reply is printed, and the exit status says it (0 only
 /// for a daemon that answered that it is synced), for keepalived.
-fn synced(socket: &Path, code: i32) -> ExitCode {
+fn synced(socket: &Path, asked: Asked) -> ExitCode {
     let mut reply = Vec::new();
-    if let Err(e) = control::send_request(socket, code, &mut reply) {
+    if let Err(e) = control::send_request(socket, asked, &mut reply) {
         logger::error(&e.to_string());
         return ExitCode::FAILURE;
     }

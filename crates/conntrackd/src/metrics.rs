@@ -543,12 +543,20 @@ pub type ScrapeRequest = oneshot::Sender<String>;
 
 /// Binds every configured address; an address that cannot be bound is an
 /// error at start-up, not a silent gap in monitoring.
-pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<TcpListener>, String> {
+/// The metrics endpoint could not listen.
+#[derive(Debug, thiserror::Error)]
+#[error("can't listen for metrics on {address}: {source}")]
+pub struct BindError {
+    address: SocketAddr,
+    source: std::io::Error,
+}
+
+pub async fn bind(addresses: &[SocketAddr]) -> Result<Vec<TcpListener>, BindError> {
     let mut listeners = Vec::new();
-    for address in addresses {
+    for &address in addresses {
         let listener = TcpListener::bind(address)
             .await
-            .map_err(|e| format!("can't listen for metrics on {address}: {e}"))?;
+            .map_err(|source| BindError { address, source })?;
         listeners.push(listener);
     }
     Ok(listeners)

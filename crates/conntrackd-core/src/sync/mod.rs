@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod commit;
+pub mod kernel_write;
 mod queue;
 mod receive;
 pub mod report;
@@ -93,6 +94,35 @@ pub struct SyncSettings {
     /// `ReplicateLabels off`: connlabels are left out of what is sent and
     /// dropped from what is received (so never committed or injected).
     pub replicate_labels: bool,
+}
+
+impl SyncSettings {
+    /// Small settings for `protocol` with nothing optional turned on (one
+    /// 1472-byte channel, no filter, no authentication, batches sent at
+    /// once): for tests, fuzzing and benchmarks, which change what they
+    /// need.
+    pub fn basic(protocol: Protocol) -> SyncSettings {
+        SyncSettings {
+            protocol,
+            disable_internal_cache: false,
+            disable_external_cache: false,
+            commit_timeout: 0,
+            tcp_window_tracking: false,
+            expectations: None,
+            hash_limit: 1 << 20,
+            hash_size: 64,
+            filter: None,
+            kernel_filtering: false,
+            batch_sizes: vec![1472],
+            default_channel: 0,
+            initial_seq: 1,
+            seed: 1,
+            startup_resync: false,
+            flush_delay: Duration::ZERO,
+            auth: None,
+            replicate_labels: true,
+        }
+    }
 }
 
 /// A datagram to send on a channel.
@@ -327,11 +357,11 @@ const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 /// The replication engine of one node.
 #[derive(Debug)]
 pub struct SyncCore {
-    pub local: LocalCache,
-    pub external: Cache,
-    pub expect: Option<Expectations>,
-    pub counters: NetworkCounters,
-    pub bypass: BypassCounters,
+    pub(crate) local: LocalCache,
+    pub(crate) external: Cache,
+    pub(crate) expect: Option<Expectations>,
+    pub(crate) counters: NetworkCounters,
+    pub(crate) bypass: BypassCounters,
     settings: SyncSettings,
     next_seq: u32,
     txq: Fifo<()>,
@@ -463,6 +493,36 @@ impl SyncCore {
 
     pub fn settings(&self) -> &SyncSettings {
         &self.settings
+    }
+
+    /// The internal cache.
+    pub fn local(&self) -> &LocalCache {
+        &self.local
+    }
+
+    /// The internal cache, for the kernel side's counters and filter.
+    pub fn local_mut(&mut self) -> &mut LocalCache {
+        &mut self.local
+    }
+
+    /// The external cache.
+    pub fn external(&self) -> &Cache {
+        &self.external
+    }
+
+    /// The expectation caches (`ExpectationSync`).
+    pub fn expectations(&self) -> Option<&Expectations> {
+        self.expect.as_ref()
+    }
+
+    /// `-s network`'s receive counters.
+    pub fn counters(&self) -> &NetworkCounters {
+        &self.counters
+    }
+
+    /// `internal bypass:` (NOTRACK without an internal cache).
+    pub fn bypass_counters(&self) -> &BypassCounters {
+        &self.bypass
     }
 
     pub fn is_ftfw(&self) -> bool {

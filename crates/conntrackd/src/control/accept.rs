@@ -97,9 +97,15 @@ async fn read_and_forward(
     let mut code = [0u8; 4];
     match tokio::time::timeout(REQUEST_TIMEOUT, stream.read_exact(&mut code)).await {
         Ok(Ok(_)) => match conntrackd_core::request::parse_request(&code) {
-            Ok(code) => {
+            Ok(asked) => {
                 if slot.heard() {
-                    let _ = requests.send(ControlRequest { code, stream, slot }).await;
+                    let _ = requests
+                        .send(ControlRequest {
+                            asked,
+                            stream,
+                            slot,
+                        })
+                        .await;
                 }
             }
             Err(_) => ControlCounters::bump(&counters.unknown_request),

@@ -14,6 +14,7 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+use conntrackd_core::request::Asked;
 use tokio::net::{UnixListener, UnixStream};
 
 use crate::client_slots::Slot;
@@ -35,7 +36,7 @@ pub fn bind(path: &Path) -> std::io::Result<UnixListener> {
 /// `stream` is dropped; the slot is given back when `slot` is.
 #[derive(Debug)]
 pub struct ControlRequest {
-    pub code: i32,
+    pub asked: Asked,
     pub stream: UnixStream,
     pub slot: Slot,
 }
@@ -45,12 +46,12 @@ pub struct ControlRequest {
 #[error("can't connect: is conntrackd running? appropriate permissions?")]
 pub struct ConnectError;
 
-/// Client side: sends `code` to the daemon at `path` and copies the reply to
-/// `out` until the daemon closes the connection.
-pub fn send_request(path: &Path, code: i32, out: &mut dyn Write) -> Result<(), ConnectError> {
+/// Client side: sends `asked` to the daemon at `path` and copies the reply
+/// to `out` until the daemon closes the connection.
+pub fn send_request(path: &Path, asked: Asked, out: &mut dyn Write) -> Result<(), ConnectError> {
     let mut stream = std::os::unix::net::UnixStream::connect(path).map_err(|_| ConnectError)?;
     stream
-        .write_all(&code.to_ne_bytes())
+        .write_all(&asked.to_bytes())
         .map_err(|_| ConnectError)?;
     let mut buf = [0u8; 4096];
     loop {

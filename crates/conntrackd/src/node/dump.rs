@@ -21,8 +21,9 @@ use conntrackd_core::cache::{Cache, Entry};
 use conntrackd_core::expect_cache::{ExpectCache, ExpectEntry};
 use conntrackd_core::sync::SyncCore;
 
-use super::{Mode, Node};
-use crate::cli::code;
+use conntrackd_core::request::Request;
+
+use super::{Engine, Node};
 use crate::json::ArrayWriter;
 
 /// A chunk ends once it holds this much text...
@@ -88,21 +89,21 @@ impl Node {
     /// The dump a request asks for, if it is one this node lists from a
     /// cache; other requests (a kernel dump without an internal cache, an
     /// empty `--json` array) are answered as text.
-    pub(super) fn dump_request(&self, request: i32, json: bool) -> Option<DumpCursor> {
-        let sync = self.sync.as_ref().map(|r| r.core.settings());
-        let internal = match self.mode {
-            Mode::Idle => false,
-            Mode::Stats => true,
-            Mode::Sync => !self.internal_disabled(),
+    pub(super) fn dump_request(&self, request: Request, json: bool) -> Option<DumpCursor> {
+        let sync = self.core().map(SyncCore::settings);
+        let internal = match self.engine {
+            Engine::Idle => false,
+            Engine::Stats(_) => true,
+            Engine::Sync(_) => !self.internal_disabled(),
         };
         let external = sync.is_some_and(|s| !s.disable_external_cache);
         let expectations = self.expect().is_some();
         let xml = matches!(
             request,
-            code::CT_DUMP_INT_XML
-                | code::CT_DUMP_EXT_XML
-                | code::EXP_DUMP_INT_XML
-                | code::EXP_DUMP_EXT_XML
+            Request::CtDumpIntXml
+                | Request::CtDumpExtXml
+                | Request::ExpDumpIntXml
+                | Request::ExpDumpExtXml
         );
         let format = match (json, xml) {
             (true, _) => Format::Json,
@@ -110,12 +111,12 @@ impl Node {
             (false, false) => Format::Plain,
         };
         let listed = match request {
-            code::CT_DUMP_INTERNAL | code::CT_DUMP_INT_XML if internal => Listed::InternalFlows,
-            code::CT_DUMP_EXTERNAL | code::CT_DUMP_EXT_XML if external => Listed::ExternalFlows,
-            code::EXP_DUMP_INTERNAL | code::EXP_DUMP_INT_XML if expectations => {
+            Request::CtDumpInternal | Request::CtDumpIntXml if internal => Listed::InternalFlows,
+            Request::CtDumpExternal | Request::CtDumpExtXml if external => Listed::ExternalFlows,
+            Request::ExpDumpInternal | Request::ExpDumpIntXml if expectations => {
                 Listed::InternalExpectations
             }
-            code::EXP_DUMP_EXTERNAL | code::EXP_DUMP_EXT_XML if expectations => {
+            Request::ExpDumpExternal | Request::ExpDumpExtXml if expectations => {
                 Listed::ExternalExpectations
             }
             _ => return None,
@@ -170,11 +171,8 @@ impl Node {
     /// (the external cache: `[expires in]` in ALARM mode).
     fn flow_cache(&self, listed: Listed) -> Option<(&Cache, Option<&SyncCore>)> {
         match listed {
-            Listed::InternalFlows => Some((&self.local().cache, None)),
-            Listed::ExternalFlows => self
-                .sync
-                .as_ref()
-                .map(|r| (&r.core.external, Some(&r.core))),
+            Listed::InternalFlows => self.local().map(|local| (local.cache(), None)),
+            Listed::ExternalFlows => self.core().map(|core| (core.external(), Some(core))),
             Listed::InternalExpectations | Listed::ExternalExpectations => None,
         }
     }

@@ -10,7 +10,9 @@ use conntrackd_core::sync::Protocol;
 use serde::Serialize;
 use synclink::{LinkState, Transport};
 
-use super::{Mode, Node};
+use conntrackd_core::local::LocalCache;
+
+use super::{Engine, Node};
 use crate::runtime_stats::RuntimeStats;
 
 #[derive(Debug, Clone, Serialize)]
@@ -201,29 +203,27 @@ impl Node {
     /// Reads every counter now.
     pub fn snapshot(&self, stats: &RuntimeStats, now: Instant) -> Snapshot {
         let local = self.local();
-        let n = &local.netlink;
+        let n = local.map(|l| *l.netlink()).unwrap_or_default();
+        let (bytes, packets) = local.map_or((0, 0), LocalCache::traffic);
         let mut caches = Vec::new();
-        let internal_disabled = self.internal_disabled();
-        if self.mode != Mode::Idle && !internal_disabled {
-            caches.push(cache(
-                local.cache.name(),
-                "conntrack",
-                local.cache.active(),
-                &local.cache.counters,
-            ));
+        if let Some(local) = local
+            && !self.internal_disabled()
+        {
+            let c = local.cache();
+            caches.push(cache(c.name(), "conntrack", c.active(), &c.counters));
         }
-        let sync = self.sync.as_ref().map(|r| {
-            let core = &r.core;
+        let sync = self.replication().map(|r| {
+            let core = r.core();
             let settings = core.settings();
             if !settings.disable_external_cache {
                 caches.push(cache(
                     "external",
                     "conntrack",
-                    core.external.active(),
-                    &core.external.counters,
+                    core.external().active(),
+                    &core.external().counters,
                 ));
             }
-            if let Some(e) = &core.expect {
+            if let Some(e) = core.expectations() {
                 caches.push(cache(
                     "internal",
                     "expect",
@@ -237,12 +237,12 @@ impl Node {
                     &e.external.counters,
                 ));
             }
-            let c = &core.counters;
+            let c = core.counters();
             let readiness = core.readiness(now);
             let q = core.queue_stats();
             let errorq = r.error_queue();
             let channels = r
-                .links
+                .links()
                 .iter()
                 .enumerate()
                 .map(|(index, link)| {
@@ -318,12 +318,14 @@ impl Node {
                 },
                 channels,
                 bypass: settings.disable_internal_cache.then_some(Bypass {
-                    new: core.bypass.new,
-                    updated: core.bypass.updated,
-                    destroyed: core.bypass.destroyed,
+                    new: core.bypass_counters().new,
+                    updated: core.bypass_counters().updated,
+                    destroyed: core.bypass_counters().destroyed,
                 }),
-                inject: settings.disable_external_cache.then_some(r.inject),
-                last_commit: r.last_commit,
+                inject: settings
+                    .disable_external_cache
+                    .then_some(r.inject_counters()),
+                last_commit: r.last_commit(),
                 seconds_since_last_message: core.since_last_received(now).map(|d| d.as_secs_f64()),
                 synced: readiness.synced,
                 live_peers: readiness.live_peers as u64,
@@ -331,18 +333,15 @@ impl Node {
             }
         });
         Snapshot {
-            mode: match self.mode {
-                Mode::Idle => "idle",
-                Mode::Stats => "stats",
-                Mode::Sync => "sync",
+            mode: match self.engine {
+                Engine::Idle => "idle",
+                Engine::Stats(_) => "stats",
+                Engine::Sync(_) => "sync",
             },
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: now.saturating_duration_since(stats.started).as_secs(),
             caches,
-            traffic: Traffic {
-                bytes: local.traffic_bytes,
-                packets: local.traffic_packets,
-            },
+            traffic: Traffic { bytes, packets },
             netlink: Netlink {
                 events_received: n.events_received,
                 events_filtered: n.events_filtered,

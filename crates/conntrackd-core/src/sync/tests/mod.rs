@@ -34,24 +34,10 @@ fn flow(i: u32) -> Conntrack {
 
 fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
     SyncSettings {
-        protocol,
-        disable_internal_cache: false,
-        disable_external_cache: false,
-        commit_timeout: 0,
-        tcp_window_tracking: false,
-        expectations: None,
-        hash_limit: 1 << 20,
-        hash_size: 64,
-        filter: None,
-        kernel_filtering: false,
-        batch_sizes: vec![1472],
-        default_channel: 0,
         initial_seq: (seed as u32).wrapping_mul(0x9e37_79b9),
         seed,
         startup_resync: true,
-        flush_delay: Duration::ZERO,
-        auth: None,
-        replicate_labels: true,
+        ..SyncSettings::basic(protocol)
     }
 }
 
