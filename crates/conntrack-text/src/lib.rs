@@ -1,5 +1,5 @@
 //! Plain and XML rendering of flows, in libnetfilter_conntrack 1.0.9's
-//! layout (control-and-cli.md §5.3), as conntrackd and `conntrack -L` print them.
+//! layout (docs/control-and-cli.md §5.3), as conntrackd and `conntrack -L` print them.
 
 use std::fmt::Write;
 
@@ -237,7 +237,7 @@ fn escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Renders one expectation in the plain format of control-and-cli.md §5.4
+/// Renders one expectation in the plain format of docs/control-and-cli.md §5.4
 /// (without conntrackd's suffixes).
 pub fn expect_plain(exp: &conntrack_model::Expect, show_timeout: bool) -> String {
     let mut out = String::new();

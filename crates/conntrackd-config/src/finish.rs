@@ -1,4 +1,4 @@
-//! Post-parse defaults and consistency checks (config.md §5).
+//! Post-parse defaults and consistency checks (docs/config.md §5).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 

@@ -1,4 +1,4 @@
-//! `Helper { … }` section (config.md §4.8).
+//! `Helper { … }` section (docs/config.md §4.8).
 
 use crate::lexer::{Token, TokenKind};
 use crate::model::{HelperL3, HelperL4, HelperPolicy, HelperType, KNOWN_HELPERS};

@@ -1,4 +1,4 @@
-//! Tokeniser following the flex scanner's longest-match rules (config.md §2).
+//! Tokeniser following the flex scanner's longest-match rules (docs/config.md §2).
 
 use crate::diag::Span;
 

@@ -88,7 +88,7 @@ pub struct Scheduler {
 
 impl Scheduler {
     /// Policy and priority the 1.4.7 daemon actually uses: RR/99 without
-    /// `Type`; with `Type`, the configured priority or 0 (config.md §4.1).
+    /// `Type`; with `Type`, the configured priority or 0 (docs/config.md §4.1).
     pub fn effective(&self) -> (SchedulerType, u8) {
         match self.kind {
             None => (SchedulerType::Rr, 99),
@@ -508,7 +508,7 @@ pub struct HelperSection {
     pub types: Vec<HelperType>,
 }
 
-/// Helper modules installed with 1.4.7 (config.md §4.8); each has one
+/// Helper modules installed with 1.4.7 (docs/config.md §4.8); each has one
 /// expectation policy with the same name.
 pub const KNOWN_HELPERS: &[&str] = &[
     "amanda", "dhcpv6", "ftp", "mdns", "rpc", "sane", "slp", "ssdp", "tftp", "tns",

@@ -707,7 +707,7 @@ fn value_hint(t: &Token<'_>, what: &str) -> Option<String> {
     }
 }
 
-/// Parses `A` or `A/P` into an [`IpNet`] for the filter (config.md §4.6).
+/// Parses `A` or `A/P` into an [`IpNet`] for the filter (docs/config.md §4.6).
 pub(crate) fn parse_net(text: &str, v6: bool) -> Result<IpNet, String> {
     let (addr_text, prefix) = match text.split_once('/') {
         Some((a, p)) => (a, Some(p)),

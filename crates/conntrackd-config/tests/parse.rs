@@ -59,11 +59,7 @@ fn crate_path(rel: &str) -> PathBuf {
 
 #[test]
 fn seed_config_loads_with_legacy_checksum_warning() {
-    let path = crate_path("../../../shared/configs/seed-alarm.conf");
-    if !path.exists() {
-        eprintln!("SKIPPED: {} not present", path.display());
-        return;
-    }
+    let path = crate_path("tests/data/seed-alarm.conf");
     let (src, parsed) = load(&path).expect("read seed");
     let config = parsed.config.clone().expect("seed must load");
     let sync = config.sync.expect("sync");

@@ -1,5 +1,5 @@
 //! A cache of flows keyed by their original tuple, with the counters that
-//! `-s` prints (control-and-cli.md §4.1, §4.3).
+//! `-s` prints (docs/control-and-cli.md §4.1, §4.3).
 
 use std::borrow::Cow;
 use std::time::{Duration, Instant};
@@ -9,7 +9,7 @@ use conntrack_model::{Conntrack, FlowKey};
 use crate::compact::{Key, Stored};
 use crate::table::{FlowTable, Keyed, Slot};
 
-/// Life-cycle state of a cached object (sync-modes.md §2.2). Deleted
+/// Life-cycle state of a cached object (docs/sync-modes.md §2.2). Deleted
 /// objects leave the cache at once; the sync layer keeps what a pending
 /// DEL needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

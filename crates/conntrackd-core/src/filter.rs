@@ -1,4 +1,4 @@
-//! The user-space event filter with the semantics of sync-modes.md §10.
+//! The user-space event filter with the semantics of docs/sync-modes.md §10.
 
 use std::collections::HashSet;
 use std::net::IpAddr;

@@ -1,4 +1,4 @@
-//! Local (kernel) events into the internal cache (sync-modes.md §3, §4),
+//! Local (kernel) events into the internal cache (docs/sync-modes.md §3, §4),
 //! and the Stats-mode flow log (§12). Sans-IO: the caller passes time and
 //! drains outputs.
 
@@ -18,7 +18,7 @@ pub enum EventKind {
     Destroy,
 }
 
-/// Which socket caused a kernel event (sync-modes.md §2.4).
+/// Which socket caused a kernel event (docs/sync-modes.md §2.4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
     NotMe,

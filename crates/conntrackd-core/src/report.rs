@@ -1,5 +1,5 @@
 //! The text of the `-s` reports, byte for byte as conntrackd 1.4.7 prints
-//! them (control-and-cli.md §4).
+//! them (docs/control-and-cli.md §4).
 
 use std::fmt::Write;
 

@@ -1,4 +1,4 @@
-//! The command line of conntrackd 1.4.7 (control-and-cli.md §1–§2), with
+//! The command line of conntrackd 1.4.7 (docs/control-and-cli.md §1–§2), with
 //! its quirks: only the second character of each argument is looked at,
 //! sub-arguments match by prefix, the last client command wins.  As in
 //! 1.4.9 (docs/migration.md), an unknown option and `-C` without a file

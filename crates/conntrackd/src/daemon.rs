@@ -1,4 +1,4 @@
-//! The daemon shell: start-up sequence (sync-modes.md §1.1), the main loop
+//! The daemon shell: start-up sequence (docs/sync-modes.md §1.1), the main loop
 //! and orderly shutdown. Everything protocol-related lives in the core; this
 //! module only owns sockets, signals, files and time.
 

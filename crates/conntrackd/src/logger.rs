@@ -1,6 +1,6 @@
 //! Log lines in conntrackd 1.4.7's format:
 //! `[Www Mmm dd hh:mm:ss yyyy] (pid=N) [level] message`, to the console,
-//! the log file and syslog (control-and-cli.md §6.1).
+//! the log file and syslog (docs/control-and-cli.md §6.1).
 //!
 //! The daemon is single-threaded; a global behind a mutex keeps call sites
 //! as short as the C daemon's `dlog()`.

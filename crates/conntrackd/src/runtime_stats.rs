@@ -55,7 +55,7 @@ impl RuntimeStats {
         }
     }
 
-    /// The `runtime stats:` block (control-and-cli.md §4.4). We fork no
+    /// The `runtime stats:` block (docs/control-and-cli.md §4.4). We fork no
     /// children and use no select(), so those counters stay 0. Our own
     /// control-socket counters follow in a block of their own, shown once
     /// one of them is not 0, so that the report keeps 1.4.7's layout until

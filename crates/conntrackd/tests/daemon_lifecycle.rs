@@ -173,22 +173,18 @@ fn sigterm_is_an_orderly_shutdown() {
 fn check_accepts_the_seed_and_reports_errors_with_positions() {
     let seed = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../../shared/configs/seed-alarm.conf"
+        "/../conntrackd-config/tests/data/seed-alarm.conf"
     );
-    if std::path::Path::new(seed).exists() {
-        let out = Command::new(conntrackd_bin())
-            .args(["-C", seed, "--check"])
-            .output()
-            .expect("run");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(String::from_utf8_lossy(&out.stdout).contains("mode: sync ALARM"));
-    } else {
-        eprintln!("seed config not found at {seed}; skipping that half");
-    }
+    let out = Command::new(conntrackd_bin())
+        .args(["-C", seed, "--check"])
+        .output()
+        .expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("mode: sync ALARM"));
     let s = Scratch::new();
     let bad = s.write(
         "bad.conf",

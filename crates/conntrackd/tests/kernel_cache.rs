@@ -36,7 +36,7 @@ fn ctl(ns: &Netns, conf: &std::path::Path, args: &[&str]) -> String {
     ns.exec_ok(conntrackd_bin().to_str().expect("utf8 path"), &all)
 }
 
-/// The flow of the spec's captures (wire-protocol.md §12.3).
+/// The flow of the spec's captures (docs/wire-protocol.md §12.3).
 const SPEC_FLOW: &str = "-I -s 192.168.10.1 -d 192.168.20.2 -p tcp --sport 40000 --dport 80 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 120 --mark 7";
 
 fn words(args: &str) -> Vec<&str> {

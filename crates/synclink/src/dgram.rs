@@ -1,4 +1,4 @@
-//! Multicast and UDP channels (wire-protocol.md §10.1, §10.2).
+//! Multicast and UDP channels (docs/wire-protocol.md §10.1, §10.2).
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};

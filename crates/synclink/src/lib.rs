@@ -1,6 +1,6 @@
 //! The sockets of conntrackd's sync channels ("dedicated links"):
-//! Multicast, UDP and TCP over IPv4 or IPv6 (wire-protocol.md §1, §8–§10;
-//! sync-modes.md §13, §14).
+//! Multicast, UDP and TCP over IPv4 or IPv6 (docs/wire-protocol.md §1, §8–§10;
+//! docs/sync-modes.md §13, §14).
 //!
 //! A [`Link`] is one open channel.  It sends already built batches of sync
 //! messages and receives datagrams (or, for TCP, runs of whole messages cut
@@ -13,7 +13,7 @@
 //!
 //! Not implemented: filtering received datagrams by the interface they
 //! arrived on (`IP_PKTINFO`).  conntrackd 1.4.7 does not filter either — any
-//! datagram reaching the bound port is parsed (wire-protocol.md §1).
+//! datagram reaching the bound port is parsed (docs/wire-protocol.md §1).
 
 mod dgram;
 mod netdev;
@@ -167,7 +167,7 @@ pub(crate) fn destination(spec: &LinkSpec) -> Result<IpAddr, LinkError> {
     Ok(dest)
 }
 
-/// Bytes of IP + transport header subtracted from the MTU (wire-protocol.md
+/// Bytes of IP + transport header subtracted from the MTU (docs/wire-protocol.md
 /// §8): 28 for Multicast and UDP (also over IPv6, as 1.4.7), 40 for TCP.
 pub fn header_overhead(transport: Transport) -> usize {
     match transport {

@@ -1,5 +1,5 @@
-//! The TCP channel's error queue (`ErrorQueueLength`, wire-protocol.md §8,
-//! sync-modes.md §14): batches that could not be written yet, sent in order
+//! The TCP channel's error queue (`ErrorQueueLength`, docs/wire-protocol.md §8,
+//! docs/sync-modes.md §14): batches that could not be written yet, sent in order
 //! before any new data; when full, the oldest batch is discarded.
 
 use std::collections::VecDeque;

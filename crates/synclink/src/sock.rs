@@ -1,4 +1,4 @@
-//! Socket construction shared by the three transports (wire-protocol.md §9,
+//! Socket construction shared by the three transports (docs/wire-protocol.md §9,
 //! §10).
 
 use std::io;

@@ -1,4 +1,4 @@
-//! TCP channel (wire-protocol.md §8, §10.3; sync-modes.md §14).
+//! TCP channel (docs/wire-protocol.md §8, §10.3; docs/sync-modes.md §14).
 //!
 //! Each node has two connections with its peer: its own client connection
 //! to the peer's server (used only to send) and the peer's client

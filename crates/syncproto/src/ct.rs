@@ -1,5 +1,5 @@
 //! Conntrack state messages (types 0–2): `NTA_*` attributes to and from
-//! the flat model (wire-protocol.md §5.1–§5.6).
+//! the flat model (docs/wire-protocol.md §5.1–§5.6).
 
 use std::net::IpAddr;
 

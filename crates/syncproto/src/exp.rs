@@ -1,4 +1,4 @@
-//! Expectation state messages (types 3–5), wire-protocol.md §5.7.
+//! Expectation state messages (types 3–5), docs/wire-protocol.md §5.7.
 
 use std::net::IpAddr;
 

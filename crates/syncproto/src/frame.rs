@@ -1,5 +1,5 @@
 //! Splitting a received datagram into messages with the receiver's checks
-//! (wire-protocol.md §7).
+//! (docs/wire-protocol.md §7).
 
 use crate::header::{HEADER_LEN, Header, LONG_CONTROL_LEN, VERSION};
 

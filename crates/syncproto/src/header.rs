@@ -1,4 +1,5 @@
-//! The 8-byte message header and the control messages (§2, §3).
+//! The 8-byte message header and the control messages (docs/wire-protocol.md §2,
+//! §3).
 
 /// Protocol version carried in the high nibble of byte 0.
 pub const VERSION: u8 = 1;
@@ -92,7 +93,8 @@ impl Header {
         out.extend_from_slice(&self.seq.to_be_bytes());
     }
 
-    /// Data message: type 0..5 and no flag but HELLO/HELLO_BACK (§2.3).
+    /// Data message: type 0..5 and no flag but HELLO/HELLO_BACK
+    /// (docs/wire-protocol.md §2.3).
     pub fn is_data(&self) -> bool {
         self.kind.nibble() <= 5 && self.flags & !(flags::HELLO | flags::HELLO_BACK) == 0
     }

@@ -1,4 +1,4 @@
-//! The conntrackd 1.4.x sync wire format (wire-protocol.md): the 8-byte
+//! The conntrackd 1.4.x sync wire format (docs/wire-protocol.md): the 8-byte
 //! header, control messages, sequence arithmetic and datagram framing with
 //! the receiver's validation counters. Pure code, no I/O.
 //!

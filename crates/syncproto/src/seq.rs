@@ -1,4 +1,4 @@
-//! Serial-number arithmetic on 32-bit sequence numbers (wire-protocol.md §4).
+//! Serial-number arithmetic on 32-bit sequence numbers (docs/wire-protocol.md §4).
 
 /// `a` comes before `b`, modulo 2^32.
 pub fn before(a: u32, b: u32) -> bool {

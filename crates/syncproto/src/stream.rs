@@ -1,4 +1,4 @@
-//! Reassembly of sync messages from a TCP byte stream (wire-protocol.md §1,
+//! Reassembly of sync messages from a TCP byte stream (docs/wire-protocol.md §1,
 //! §7, §10.3).
 //!
 //! A TCP channel carries sync messages laid end to end; a message may be

@@ -1,5 +1,5 @@
 //! The control messages captured from (or constructed for and accepted by)
-//! conntrackd 1.4.7, wire-protocol.md §3 and §7.
+//! conntrackd 1.4.7, docs/wire-protocol.md §3 and §7.
 
 use proptest::prelude::*;
 use syncproto::{Control, FrameError, frames};

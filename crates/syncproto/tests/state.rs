@@ -1,5 +1,5 @@
 //! Conntrack state messages against the spec's worked examples and
-//! captures of conntrackd 1.4.7 (wire-protocol.md §12).
+//! captures of conntrackd 1.4.7 (docs/wire-protocol.md §12).
 
 use conntrack_model::{Conntrack, NatRange, Synproxy, TcpInfo, Tuple, consts};
 use proptest::prelude::*;

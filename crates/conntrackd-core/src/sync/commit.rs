@@ -1,4 +1,4 @@
-//! The commit (`-c`, sync-modes.md §8.2) and the kernel requests built
+//! The commit (`-c`, docs/sync-modes.md §8.2) and the kernel requests built
 //! from replicated objects (§8.3). Pure: the shell sends the requests.
 
 use std::time::{Duration, Instant};

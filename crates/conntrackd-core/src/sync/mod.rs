@@ -1,4 +1,4 @@
-//! Replication (sync-modes.md §2–§8, wire-protocol.md §7–§8): the internal
+//! Replication (docs/sync-modes.md §2–§8, docs/wire-protocol.md §7–§8): the internal
 //! and external caches, the transmit and resend queues, and the FTFW, ALARM
 //! and NOTRACK state machines. Sans-IO like the rest of the core: datagrams
 //! come in through [`SyncCore::handle_datagram`], go out through
@@ -158,7 +158,7 @@ pub enum Inject {
     ExpDelete(Box<Expect>),
 }
 
-/// Receiver counters of `-s network` (wire-protocol.md §7).
+/// Receiver counters of `-s network` (docs/wire-protocol.md §7).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct NetworkCounters {
     pub malformed: u64,
@@ -213,7 +213,7 @@ enum Hello {
     Done,
 }
 
-/// What the mode decided about a received message (wire-protocol.md §7).
+/// What the mode decided about a received message (docs/wire-protocol.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
     Data,
@@ -741,7 +741,7 @@ impl SyncCore {
         }
     }
 
-    /// An expectation event (sync-modes.md §11): synced only if its helper
+    /// An expectation event (docs/sync-modes.md §11): synced only if its helper
     /// is selected and its master flow is in the internal cache.
     pub fn handle_kernel_expect(
         &mut self,
@@ -1020,7 +1020,7 @@ impl SyncCore {
 
     // ---- channels --------------------------------------------------------
 
-    /// The link watcher's view of a channel (sync-modes.md §13): if the
+    /// The link watcher's view of a channel (docs/sync-modes.md §13): if the
     /// active one is unusable, the first usable other one takes over.
     pub fn handle_link_state(&mut self, now: Instant, usable: &[bool]) {
         if usable.get(self.active).copied().unwrap_or(false) {

@@ -1,5 +1,5 @@
 //! The transmit and resend queues: FIFOs in which an object appears at
-//! most once and can be unlinked from the middle (sync-modes.md §5.2–§5.4).
+//! most once and can be unlinked from the middle (docs/sync-modes.md §5.2–§5.4).
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;

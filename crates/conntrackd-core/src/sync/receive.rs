@@ -1,4 +1,4 @@
-//! The receive path (wire-protocol.md §7; sync-modes.md §5.7, §6, §7, §8.1).
+//! The receive path (docs/wire-protocol.md §7; docs/sync-modes.md §5.7, §6, §7, §8.1).
 
 use crate::FastMap;
 use std::net::IpAddr;
@@ -510,7 +510,7 @@ impl SyncCore {
         }
     }
 
-    /// sync-modes.md §8.1.
+    /// docs/sync-modes.md §8.1.
     fn apply_flow(&mut self, now: Instant, kind: MsgType, mut ct: Conntrack, origin: u8) {
         if !self.settings.replicate_labels {
             ct.labels = None;

@@ -1,4 +1,4 @@
-//! The sync-mode parts of `-s` (control-and-cli.md §4.1, §4.2, §4.6, §4.8).
+//! The sync-mode parts of `-s` (docs/control-and-cli.md §4.1, §4.2, §4.6, §4.8).
 
 use std::fmt::Write;
 

@@ -1,4 +1,4 @@
-//! The transmit path (sync-modes.md §5.3; wire-protocol.md §8).
+//! The transmit path (docs/sync-modes.md §5.3; docs/wire-protocol.md §8).
 
 use std::time::Instant;
 
@@ -14,7 +14,7 @@ use crate::cache::ObjectState;
 impl SyncCore {
     // ---- transmit ------------------------------------------------------------
 
-    /// Next datagram to send. Runs a transmit round (§5.3) when something
+    /// Next datagram to send. Runs a transmit round (docs/sync-modes.md §5.3) when something
     /// is queued. Batches are built one at a time, as they are asked for:
     /// a channel that cannot take more (a TCP peer that reads slowly) is
     /// simply not asked, and what waits stays in the transmit queue, one
@@ -175,7 +175,7 @@ impl SyncCore {
         }
     }
 
-    /// Builds the message of an object from its current state (§2.3) and
+    /// Builds the message of an object from its current state (docs/sync-modes.md §2.3) and
     /// returns its sequence number.
     fn build_object(
         &mut self,
@@ -208,7 +208,7 @@ impl SyncCore {
         ok.then_some(seq)
     }
 
-    /// Adds a message to the active channel's batch (wire-protocol.md §8).
+    /// Adds a message to the active channel's batch (docs/wire-protocol.md §8).
     fn emit(&mut self, now: Instant, msg: &[u8]) {
         let size = self
             .settings

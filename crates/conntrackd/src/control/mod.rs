@@ -1,6 +1,6 @@
 //! The UNIX control socket: one 4-byte native-endian request code per
 //! connection, a plain-text reply streamed until the daemon closes the
-//! connection (control-and-cli.md §3).
+//! connection (docs/control-and-cli.md §3).
 //!
 //! No client can hold up the daemon: requests are read by one task per
 //! client ([`accept`]), at most `UNIX { MaxClients }` clients are served

@@ -128,7 +128,7 @@ pub struct Chunk {
     pub flows: Vec<Conntrack>,
 }
 
-/// A commit of the external flow cache, chunk by chunk (sync-modes.md
+/// A commit of the external flow cache, chunk by chunk (docs/sync-modes.md
 /// §8.2): plain flows first, then related ones (their master must exist).
 ///
 /// Quiet: when the internal cache wants the committed flows and events are
