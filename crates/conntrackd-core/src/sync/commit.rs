@@ -120,6 +120,23 @@ pub fn prepare_update(ct: &Conntrack, timeout: u32, tcp_window_tracking: bool) -
     c
 }
 
+/// The create and update requests for a flow a peer sent, written at once
+/// (`DisableExternalCache`, docs/sync-modes.md §8.1). A sender with
+/// `CommitTimeout` leaves the timeout out: the create then gets 60 s (as a
+/// commit would; 1.4.7 sends none and the kernel refuses the entry), and
+/// the update leaves the kernel's timeout alone (a timeout of 0 would end
+/// the flow at once).
+pub fn inject_requests(ct: &Conntrack, tcp_window_tracking: bool) -> (Conntrack, Conntrack) {
+    let create = prepare_create(
+        ct,
+        commit_timeout(0, ct.timeout, Duration::ZERO),
+        tcp_window_tracking,
+    );
+    let mut update = prepare_update(ct, 0, tcp_window_tracking);
+    update.timeout = ct.timeout;
+    (create, update)
+}
+
 #[cfg(test)]
 mod nat_tests {
     use super::*;
@@ -204,5 +221,25 @@ mod tests {
         assert!(prepare_create(&ct, 30, true).tcp.is_none());
         let u = prepare_update(&ct, 30, false);
         assert_eq!(u.helper, None);
+    }
+
+    #[test]
+    fn injected_flows_without_a_timeout_keep_one() {
+        let orig = Tuple::new(
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+            17,
+        )
+        .with_ports(1000, 53);
+        let mut ct = Conntrack {
+            orig: Some(orig),
+            ..Conntrack::default()
+        };
+        let (create, update) = inject_requests(&ct, false);
+        assert_eq!(create.timeout, Some(60));
+        assert_eq!(update.timeout, None, "the kernel's timeout stays");
+        ct.timeout = Some(25);
+        let (create, update) = inject_requests(&ct, false);
+        assert_eq!((create.timeout, update.timeout), (Some(25), Some(25)));
     }
 }

@@ -28,7 +28,7 @@ use crate::expect_cache::{ExpectCache, ExpectFilter};
 use crate::filter::Filter;
 use crate::local::{EventKind, LocalCache, Origin};
 
-pub use commit::{prepare_create, prepare_update};
+pub use commit::{inject_requests, prepare_create, prepare_update};
 use queue::{Fifo, Item};
 use timers::Timers;
 

@@ -11,7 +11,7 @@ use conntrack_text::PlainOptions;
 use conntrackd_core::sync::kernel_write::{
     Chunk, FlowCommit, Intent, Next, Op, Outcome, Stage, Write,
 };
-use conntrackd_core::sync::{Inject, SyncCore, prepare_create, prepare_update};
+use conntrackd_core::sync::{Inject, SyncCore, inject_requests};
 use ctnl::{CtSocket, groups, request};
 
 use crate::logger;
@@ -126,7 +126,7 @@ impl KernelWriter {
         let c = &mut self.inject;
         match op {
             Inject::CtNew(ct) => {
-                let create = prepare_create(&ct, ct.timeout.unwrap_or(0), tcp_window_tracking);
+                let (create, _) = inject_requests(&ct, tcp_window_tracking);
                 match run(Intent::Create, |op| apply_one(socket, op, &create)) {
                     Outcome::Done => c.created += 1,
                     Outcome::Failed(stage, e) => {
@@ -144,9 +144,7 @@ impl KernelWriter {
                 }
             }
             Inject::CtUpdate(ct) => {
-                let timeout = ct.timeout.unwrap_or(0);
-                let update = prepare_update(&ct, timeout, tcp_window_tracking);
-                let create = prepare_create(&ct, timeout, tcp_window_tracking);
+                let (create, update) = inject_requests(&ct, tcp_window_tracking);
                 let request = |op| if op == Op::Update { &update } else { &create };
                 match run(Intent::Update, |op| apply_one(socket, op, request(op))) {
                     Outcome::Done => c.updated += 1,
