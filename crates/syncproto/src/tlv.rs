@@ -90,7 +90,10 @@ pub(crate) fn attributes(
 ) -> impl Iterator<Item = Result<(u16, usize, &[u8]), PayloadError>> {
     let mut rest = body;
     std::iter::from_fn(move || {
-        if rest.len() < 4 {
+        // As 1.4.7's receiver: an attribute needs more than 4 bytes left;
+        // up to 4 bytes at the end of the message are ignored
+        // (docs/wire-protocol.md §6).
+        if rest.len() <= 4 {
             return None;
         }
         let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));

@@ -190,6 +190,22 @@ fn receiver_rejects_what_1_4_7_rejects() {
         "00 11 00 1b 61 62 63 64 65 66 67 68 69 6a 6b 6c 00 00 00 00",
     ));
     assert_eq!(decode_state(&helper), Err(PayloadError::BadLength(27)));
+    // Up to 4 bytes at the end inside `len` are ignored, as by 1.4.7's
+    // `while left > 4` (docs/wire-protocol.md §6); 5 are an attribute.
+    for tail in ["00 00 00 00", "00 02 00 05", "ff"] {
+        let mut padded = base.clone();
+        padded.extend_from_slice(&hex(tail));
+        let len = u16::try_from(padded.len()).expect("short");
+        padded[2..4].copy_from_slice(&len.to_be_bytes());
+        assert!(decode_state(&padded).is_ok(), "{tail} inside len");
+    }
+    let mut five = base.clone();
+    five.extend_from_slice(&hex("00 02 00 05 00"));
+    five[3] = 25;
+    assert!(
+        decode_state(&five).is_err(),
+        "5 bytes are read as an attribute"
+    );
     // No address at all (1.4.7 accepts it and crashes later).
     assert_eq!(
         decode_state(&hex("10 00 00 08 00 00 00 01")),
