@@ -177,9 +177,10 @@ fn receiver_rejects_what_1_4_7_rejects() {
         decode_state(&unknown),
         Err(PayloadError::UnknownAttribute(33))
     );
-    // nta_len 2, and nta_len past the end.
+    // nta_len 2 (with more than 4 bytes left, so it is read), and nta_len
+    // past the end.
     let mut short = base.clone();
-    short.extend_from_slice(&hex("00 02 00 05"));
+    short.extend_from_slice(&hex("00 02 00 05 00 00 00 00"));
     assert!(decode_state(&short).is_err());
     let mut long = base.clone();
     long.extend_from_slice(&hex("00 40 00 05 00 00 00 00"));
