@@ -60,6 +60,8 @@ C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
 POLL = 0.01
 NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
+# Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
+BINARIES = {"ours": OURS, "c": C_DAEMON}
 
 
 def sh(*args, check=True, capture=True):
@@ -98,7 +100,7 @@ class Pair:
 
     def __init__(self, daemon, n, tag, loss=0):
         self.daemon = daemon
-        self.bin = OURS if daemon == "ours" else C_DAEMON
+        self.bin = BINARIES[daemon]
         self.ns = [f"bn{os.getpid()}{tag}a", f"bn{os.getpid()}{tag}b"]
         self.dir = tempfile.mkdtemp(prefix="ctd-bench-")
         for ns in self.ns:
@@ -161,7 +163,7 @@ General {{
         for p in sh("ip", "netns", "pids", self.ns[i]).split():
             try:
                 with open(f"/proc/{p}/comm") as f:
-                    if f.read().strip() == "conntrackd":
+                    if f.read().strip() == os.path.basename(self.bin)[:15]:
                         return int(p)
             except OSError:
                 pass
@@ -607,7 +609,7 @@ def run_perf(daemon, rate, n, tag):
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                  for i, p in enumerate(pair.pids)]
         record = None
-        if daemon == "ours":
+        if daemon != "c":
             record = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-p", str(pair.pids[0]),
                                        "-o", f"{out}.data"],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -894,7 +896,7 @@ def suite_loss(a):
     results = header(a)
     results.update({"runs": [], "timeout": a.loss_timeout})
     for daemon in a.daemons.split(","):
-        runs = a.loss_runs if daemon == "ours" else a.loss_runs_c
+        runs = a.loss_runs_c if daemon == "c" else a.loss_runs
         if runs:
             results["runs"].append(run_loss(daemon, runs, a.burst, a.loss, f"l{daemon[0]}", a.loss_timeout))
     save(results, a, "latest-loss", loss_markdown, loss_plot)
@@ -918,6 +920,14 @@ def main():
     ap.add_argument("--loss-runs-c", type=int, default=5)
     ap.add_argument("--loss-timeout", type=float, default=30.0)
     a = ap.parse_args()
+    names = []
+    for spec in a.daemons.split(","):
+        name, _, path = spec.partition("=")
+        if path:
+            BINARIES[name] = os.path.abspath(path)
+            NAMES[name] = f"{name} ({path})"
+        names.append(name)
+    a.daemons = ",".join(names)
     if a.family == "6":
         FAMILY.append("ipv6")
     elif a.family == "mix":
