@@ -896,7 +896,10 @@ fn burst_recovery(loss: u64, seed: u64, n: u32) -> (f64, f64) {
 fn a_burst_at_30_percent_loss_completes_within_two_seconds() {
     for seed in 0..8u64 {
         let (create, delete) = burst_recovery(300, 0x9e37_79b9_7f4a_7c15 ^ seed, 5000);
-        assert!(create < 2.0 && delete < 2.0, "seed {seed}: {create} s, {delete} s");
+        assert!(
+            create < 2.0 && delete < 2.0,
+            "seed {seed}: {create} s, {delete} s"
+        );
     }
 }
 
