@@ -2,17 +2,40 @@
 """Benchmark: our conntrackd against the C conntrackd 1.4.7, same workload,
 same machine, one run.
 
-For each N and each daemon: two fresh firewall namespaces joined by a veth
-sync link, FTFW over multicast, the daemon on both. `ctload` (our batched
-ctnetlink load generator) creates N flows in the primary's kernel, then
-updates and deletes them. Measured over these three waves: CPU seconds of
-both daemons (/proc/PID/stat), bytes and datagrams on the sync link, the
-lag from the end of each wave to the backup holding its result, and the
-load generator's rate (also with no daemon, the kernel's own limit, and
-with only a bare event listener, the best any daemon can leave it). Then
-a failover: N flows again, the primary's daemon stops, and the backup's
-commit is timed. Peak RSS (VmHWM) covers everything. Writes results/<stamp>.json, results/latest.json,
-results/latest.md and results/latest.png (if matplotlib is installed).
+Suites (--suite, several separated by commas):
+
+waves (default): for each N and each daemon, two fresh firewall namespaces
+  joined by a veth sync link, FTFW over multicast, the daemon on both.
+  `ctload` creates N flows in the primary's kernel as fast as it can, then
+  updates and deletes them. Measured over these three waves: CPU seconds
+  of both daemons (/proc/PID/stat), wake-ups (context switches), bytes and
+  datagrams on the sync link, the lag from the end of each wave to the
+  backup holding its result, and the load generator's rate (also with no
+  daemon, the kernel's own limit, and with only a bare event listener).
+  Then a failover: N flows again, the primary's daemon stops, and the
+  backup's commit is timed against the kernel's own create rate. Peak RSS
+  (VmHWM) covers everything. `--suite scale` is the same over 10k to 2M
+  flows (results/latest-scale.*).
+
+sweep: the same waves paced at 1k, 10k, 50k events/s and full speed
+  (`ctload --rate`), with a bare listener at each rate (the floor: reading
+  the events and nothing else), plus the realistic churn stream (`ctload
+  churn`: TCP, UDP, ICMP, NAT, IPv6, short- and long-lived flows) at 10k
+  and 50k events/s. CPU per event of each daemon and of the listener,
+  wake-ups per event, datagrams each way (data from the primary, ACKs from
+  the backup) and the lag after every wave. With perf installed, a second
+  short pass counts system calls per event of each daemon at 1k and 10k/s
+  (perf stat on raw_syscalls; not in the CPU figures, since tracing slows
+  every call) and records where our primary spends its time.
+
+loss: FTFW over a sync link that drops a share of the datagrams both ways
+  (nftables `numgen random`), a burst of flows (20,000) created at full
+  speed, and the time from its end until the backup holds every flow; then
+  the same for deleting them. Repeated (20 runs for ours), median and max.
+
+Writes results/<suite>-<stamp>.json, results/latest[-suite].json, .md
+and .png (if matplotlib is installed). `bench/report.py` puts the tables
+into the README.
 
 Run through bench/run (as root).
 """
@@ -24,6 +47,7 @@ import os
 import platform
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +59,9 @@ CTLOAD = os.path.join(ROOT, "target/release/ctload")
 C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
 POLL = 0.01
+NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
+# Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
+BINARIES = {"ours": OURS, "c": C_DAEMON}
 
 
 def sh(*args, check=True, capture=True):
@@ -44,12 +71,36 @@ def sh(*args, check=True, capture=True):
     return r.stdout
 
 
+def proc_cpu(pid):
+    """(user, system) seconds of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) / TICK, int(fields[12]) / TICK
+
+
+def proc_switches(pid):
+    """Context switches of a process (voluntary: its wake-ups)."""
+    with open(f"/proc/{pid}/status") as f:
+        text = f.read()
+    v = re.search(r"^voluntary_ctxt_switches:\s+(\d+)", text, re.M)
+    n = re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", text, re.M)
+    return (int(v.group(1)) if v else 0) + (int(n.group(1)) if n else 0)
+
+
+def ns_link(ns):
+    """(tx bytes, tx datagrams) of a namespace's sync0."""
+    stats = sh("ip", "netns", "exec", ns, "cat",
+               "/sys/class/net/sync0/statistics/tx_bytes",
+               "/sys/class/net/sync0/statistics/tx_packets").split()
+    return int(stats[0]), int(stats[1])
+
+
 class Pair:
     """Primary and backup namespaces with a sync link and a daemon each."""
 
-    def __init__(self, daemon, n, tag):
+    def __init__(self, daemon, n, tag, loss=0):
         self.daemon = daemon
-        self.bin = OURS if daemon == "ours" else C_DAEMON
+        self.bin = BINARIES[daemon]
         self.ns = [f"bn{os.getpid()}{tag}a", f"bn{os.getpid()}{tag}b"]
         self.dir = tempfile.mkdtemp(prefix="ctd-bench-")
         for ns in self.ns:
@@ -63,6 +114,12 @@ class Pair:
             sh("ip", "-n", ns, "addr", "add", f"10.77.0.{i + 1}/24", "dev", "sync0")
             sh("ip", "-n", ns, "link", "set", "sync0", "up")
             self.write_conf(i, n)
+            if loss:
+                rules = os.path.join(self.dir, f"loss{i}.nft")
+                with open(rules, "w") as f:
+                    f.write("table inet loss {\n chain input { type filter hook input priority 0; "
+                            f"udp dport 3780 numgen random mod 100 < {loss} drop; }}\n}}\n")
+                sh("ip", "netns", "exec", ns, "nft", "-f", rules)
 
     def write_conf(self, i, n):
         limit = max(4 * n, 131072)
@@ -106,7 +163,7 @@ General {{
         for p in sh("ip", "netns", "pids", self.ns[i]).split():
             try:
                 with open(f"/proc/{p}/comm") as f:
-                    if f.read().strip() == "conntrackd":
+                    if f.read().strip() == os.path.basename(self.bin)[:15]:
                         return int(p)
             except OSError:
                 pass
@@ -122,12 +179,11 @@ General {{
 
     def cpu_nodes(self):
         """(user, system) seconds of each daemon, primary first."""
-        out = []
-        for p in self.pids:
-            with open(f"/proc/{p}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out.append((int(fields[11]) / TICK, int(fields[12]) / TICK))
-        return out
+        return [proc_cpu(p) for p in self.pids]
+
+    def switches(self):
+        """Context switches of each daemon, primary first."""
+        return [proc_switches(p) for p in self.pids]
 
     def rss_now_kib(self):
         """Current RSS (VmRSS) of each daemon."""
@@ -152,14 +208,12 @@ General {{
 
     def link(self):
         """(bytes, datagrams) sent on the sync link by both nodes."""
-        b = d = 0
-        for ns in self.ns:
-            stats = sh("ip", "netns", "exec", ns, "cat",
-                       "/sys/class/net/sync0/statistics/tx_bytes",
-                       "/sys/class/net/sync0/statistics/tx_packets").split()
-            b += int(stats[0])
-            d += int(stats[1])
-        return b, d
+        a, b = self.link_nodes()
+        return a[0] + b[0], a[1] + b[1]
+
+    def link_nodes(self):
+        """(bytes, datagrams) sent by each node, primary first."""
+        return [ns_link(ns) for ns in self.ns]
 
     def external(self):
         """(active, updated) of the backup's external cache."""
@@ -185,11 +239,17 @@ General {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-FAMILY = []  # ["ipv6"] with --family 6: ctload's flows are IPv6
+FAMILY = []  # ctload's flow options: ["ipv6"] with --family 6, ["--mix"] with --family mix
 
 
-def load(ns, op, n):
-    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n), *FAMILY)
+def load(ns, op, n, rate=None):
+    extra = ["--rate", str(rate)] if rate else []
+    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n), *FAMILY, *extra)
+    return json.loads(out)
+
+
+def churn(ns, events, rate):
+    out = sh("ip", "netns", "exec", ns, CTLOAD, "churn", str(events), "--rate", str(rate))
     return json.loads(out)
 
 
@@ -213,22 +273,40 @@ def baseline(n, tag):
         sh("ip", "netns", "del", ns, check=False)
 
 
+class Listener:
+    """`ctload listen` in a namespace of its own: reads and discards events,
+    nothing else."""
+
+    def __init__(self, tag):
+        self.ns = f"bn{os.getpid()}{tag}l"
+        sh("ip", "netns", "add", self.ns)
+        # `ip netns exec` execs ctload: the child's pid is the listener's.
+        self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, CTLOAD, "listen", "3600"],
+                                     stdout=subprocess.DEVNULL)
+        time.sleep(0.3)
+
+    def cpu(self):
+        return sum(proc_cpu(self.proc.pid))
+
+    def switches(self):
+        return proc_switches(self.proc.pid)
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+        sh("ip", "netns", "del", self.ns, check=False)
+
+
 def bare_listener(n, tag):
     """The load generator with the cheapest possible event listener
     (`ctload listen`: reads and discards events, nothing else): the best
     rate any event-driven daemon can leave it, since the kernel builds and
     queues each event in the context of the process that changed the table."""
-    ns = f"bn{os.getpid()}{tag}l"
-    sh("ip", "netns", "add", ns)
-    listener = subprocess.Popen(["ip", "netns", "exec", ns, CTLOAD, "listen", "3600"],
-                                stdout=subprocess.DEVNULL)
+    listener = Listener(tag)
     try:
-        time.sleep(0.3)
-        return {op: load(ns, op, n)["rate"] for op in ("create", "update", "delete")}
+        return {op: load(listener.ns, op, n)["rate"] for op in ("create", "update", "delete")}
     finally:
-        listener.kill()
-        listener.wait()
-        sh("ip", "netns", "del", ns, check=False)
+        listener.close()
 
 
 def run_one(daemon, n, tag):
@@ -237,6 +315,7 @@ def run_one(daemon, n, tag):
         pair.start()
         cpu0, split0, link0 = pair.cpu(), pair.cpu_split(), pair.link()
         nodes0 = pair.cpu_nodes()
+        sw0 = pair.switches()
         idle = pair.rss_now_kib()
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
@@ -248,7 +327,7 @@ def run_one(daemon, n, tag):
         def created():
             seen[0] = max(seen[0], pair.external()[0])
             return seen[0] >= n
-        t = wait_for(created, 60)
+        t = wait_for(created, 120)
         r["lag_ms"]["create"] = None if t is None else round((t - end) * 1000, 1)
         r["lost"] = n - seen[0]
         # Update wave (a new mark on every flow).
@@ -256,13 +335,13 @@ def run_one(daemon, n, tag):
         res = load(pair.ns[0], "update", n)
         end = time.time()
         r["rate"]["update"] = res["rate"]
-        t = wait_for(lambda: pair.external()[1] - upd0 >= n, 60)
+        t = wait_for(lambda: pair.external()[1] - upd0 >= n, 120)
         r["lag_ms"]["update"] = None if t is None else round((t - end) * 1000, 1)
         # Destroy wave.
         res = load(pair.ns[0], "delete", n)
         end = time.time()
         r["rate"]["delete"] = res["rate"]
-        t = wait_for(lambda: pair.external()[0] == 0, 60)
+        t = wait_for(lambda: pair.external()[0] == 0, 120)
         r["lag_ms"]["delete"] = None if t is None else round((t - end) * 1000, 1)
         r["cpu_s"] = round(pair.cpu() - cpu0, 3)
         split = pair.cpu_split()
@@ -273,6 +352,9 @@ def run_one(daemon, n, tag):
         r["cpu_nodes_s"] = {
             role: [round(now - before, 3) for now, before in zip(end_, start_)]
             for role, end_, start_ in zip(("primary", "backup"), pair.cpu_nodes(), nodes0)}
+        r["wakeups_per_event"] = {
+            role: round((now - before) / (3 * n), 4)
+            for role, now, before in zip(("primary", "backup"), pair.switches(), sw0)}
         b, d = pair.link()
         r["link_bytes"] = b - link0[0]
         r["link_datagrams"] = d - link0[1]
@@ -282,7 +364,7 @@ def run_one(daemon, n, tag):
         # are global, so the kernel would build events for the backup's
         # commit that only a separate host spares it.)
         load(pair.ns[0], "create", n)
-        wait_for(lambda: pair.external()[0] >= n, 60)
+        wait_for(lambda: pair.external()[0] >= n, 120)
         rss_primary = pair.rss_kib()[0]
         pair.ctl(0, "-k")
         # The primary's host is gone, and with it its conntrack entries
@@ -296,7 +378,7 @@ def run_one(daemon, n, tag):
         r["committed"] = int(committed) if committed.isdigit() else -1
         # The new primary is complete once its internal cache holds the
         # committed flows too (from events, or straight from a quiet commit).
-        wait_for(lambda: pair.internal(1) >= n, 30)
+        wait_for(lambda: pair.internal(1) >= n, 60)
         rss = [rss_primary, pair.rss_kib()[1]]
         r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
         r["idle_rss_kib"] = {"primary": idle[0], "backup": idle[1]}
@@ -313,39 +395,58 @@ def fmt(v, unit=""):
     return "—" if v is None else f"{v}{unit}"
 
 
-def markdown(results, machine):
+def ratio(a, b):
+    return None if not a or not b else a / b
+
+
+def fx(v, digits=2):
+    return "—" if v is None else f"{v:.{digits}f}x"
+
+
+def machine_line(results):
+    return f"Machine: {results['machine']}; load average before the run: {results.get('load', '?')}"
+
+
+def markdown(results, machine=None):
+    family = results.get("family", "IPv4")
+    family = "the realistic mix of flows (TCP/UDP/ICMP, 10 % IPv6, 20 % NAT)" if family == "mix" else f"{family} TCP flows"
     lines = [
-        f"Machine: {machine}; {results.get('family', 'IPv4')} TCP flows",
+        f"{machine_line(results)}; {family}; commit {results.get('commit')}",
         "",
-        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | lost | loadgen create/s (kernel alone; bare listener) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | wake-ups/event primary/backup | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | commit / kernel's create rate | lost | loadgen create/s (kernel alone; bare listener) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         base = results["baseline"][str(r["n"])]["create"]
         bare = results.get("bare_listener", {}).get(str(r["n"]), {}).get("create")
         lag = r["lag_ms"]
+        wk = r.get("wakeups_per_event", {})
+        limit = r["n"] / base
         lines.append(
             f"| {r['n']} | {r['daemon']} | {r['cpu_s']} ({r['cpu_user_s']}+{r['cpu_sys_s']}) | {r['cpu_us_per_event']} | "
+            f"{fmt(wk.get('primary'))}/{fmt(wk.get('backup'))} | "
             f"{r['rss_kib']['primary']}/{r['rss_kib']['backup']} | {r['rss_bytes_per_flow']} | "
             f"{r['link_bytes']} | {r['link_datagrams']} | "
             f"{fmt(lag['create'])}/{fmt(lag['update'])}/{fmt(lag['delete'])} | {r['commit_s']} | "
+            f"{100 * limit / r['commit_s']:.0f} % ({limit:.3f} s) | "
             f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}; {fmt(bare)}) |"
         )
     lines.append("")
-    lines.append("Ratios, C / ours (higher is better for ours):")
+    lines.append("Ratios, ours / C (lower is better for ours):")
     lines.append("")
-    lines.append("| N | CPU per event | RSS per flow | commit time |")
-    lines.append("|---|---|---|---|")
+    lines.append("| N | CPU per event | RSS per flow | peak RSS | commit time |")
+    lines.append("|---|---|---|---|---|")
     by = {(r["n"], r["daemon"]): r for r in results["runs"]}
     for n in sorted({r["n"] for r in results["runs"]}):
         c, o = by.get((n, "c")), by.get((n, "ours"))
         if c and o:
-            ratio = lambda a, b: "—" if not b else f"{a / b:.2f}x"
-            lines.append(f"| {n} | {ratio(c['cpu_us_per_event'], o['cpu_us_per_event'])} | "
-                         f"{ratio(c['rss_bytes_per_flow'], o['rss_bytes_per_flow'])} | "
-                         f"{ratio(c['commit_s'], o['commit_s'])} |")
+            peak = lambda r: max(r["rss_kib"].values())
+            lines.append(f"| {n} | {fx(ratio(o['cpu_us_per_event'], c['cpu_us_per_event']))} | "
+                         f"{fx(ratio(o['rss_bytes_per_flow'], c['rss_bytes_per_flow']))} | "
+                         f"{fx(ratio(peak(o), peak(c)))} | "
+                         f"{fx(ratio(o['commit_s'], c['commit_s']))} |")
     lines.append("")
-    lines.append("Load generator's create rate as a share of its rate alone (target: within 5 %):")
+    lines.append("Load generator's create rate as a share of its rate alone:")
     lines.append("")
     lines.append("| N | bare listener | c | ours |")
     lines.append("|---|---|---|---|")
@@ -359,81 +460,497 @@ def markdown(results, machine):
     return "\n".join(lines) + "\n"
 
 
-def plot(results, path):
+def pyplot():
     try:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        return plt
     except ImportError:
         print("matplotlib missing: no PNG (apt-get install python3-matplotlib)")
+        return None
+
+
+def plot(results, path):
+    plt = pyplot()
+    if plt is None:
         return
     sizes = sorted({r["n"] for r in results["runs"]})
     by = {(r["n"], r["daemon"]): r for r in results["runs"]}
     metrics = [("cpu_us_per_event", "CPU µs per event"), ("rss_bytes_per_flow", "RSS bytes per flow (peak - idle)"),
                ("commit_s", "commit time (s)"), ("lag", "max lag after a wave (ms)")]
     fig, axes = plt.subplots(1, len(metrics), figsize=(16, 4))
+    curve = len(sizes) > 3
     for ax, (key, title) in zip(axes, metrics):
         for k, daemon in enumerate(("c", "ours")):
             vals = []
             for n in sizes:
                 r = by.get((n, daemon))
                 if r is None:
-                    vals.append(0)
+                    vals.append(None)
                 elif key == "lag":
                     vals.append(max((v or 0) for v in r["lag_ms"].values()))
                 else:
                     vals.append(r[key])
-            xs = [i + (k - 0.5) * 0.38 for i in range(len(sizes))]
-            ax.bar(xs, vals, width=0.38, label="conntrackd 1.4.7 (C)" if daemon == "c" else "ours (Rust)")
-        ax.set_xticks(range(len(sizes)))
-        ax.set_xticklabels([f"{n // 1000}k" for n in sizes])
+            label = NAMES[daemon]
+            if curve:
+                pts = [(n, v) for n, v in zip(sizes, vals) if v is not None]
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=label)
+            else:
+                xs = [i + (k - 0.5) * 0.38 for i in range(len(sizes))]
+                ax.bar(xs, [v or 0 for v in vals], width=0.38, label=label)
+        if curve:
+            ax.set_xscale("log")
+            ax.set_xlabel("flows")
+            if key == "commit_s":
+                lim = [n / results["baseline"][str(n)]["create"] for n in sizes]
+                ax.plot(sizes, lim, linestyle="--", color="gray", label="kernel alone (ctload create)")
+                ax.set_yscale("log")
+        else:
+            ax.set_xticks(range(len(sizes)))
+            ax.set_xticklabels([f"{n // 1000}k" for n in sizes])
         ax.set_title(title)
     axes[0].legend()
+    axes[2].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
-def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", default="10000,100000,250000")
-    ap.add_argument("--daemons", default="c,ours")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--family", choices=("4", "6"), default="4",
-                    help="the flows' address family (6 writes latest-ipv6.*)")
-    a = ap.parse_args()
-    if a.family == "6":
-        FAMILY.append("ipv6")
-    latest = "latest" if a.family == "4" else "latest-ipv6"
-    sizes = [int(s) for s in a.sizes.split(",")]
-    daemons = a.daemons.split(",")
-    os.makedirs(a.out, exist_ok=True)
-    sh("sysctl", "-qw", f"net.netfilter.nf_conntrack_max={4 * max(sizes) + 65536}")
+# ---- sweep --------------------------------------------------------------
+
+def sweep_n(rate, cap):
+    """Flows per wave at a rate: about 10 s of events, at most `cap`."""
+    return cap if rate is None else min(cap, max(2000, rate * 10))
+
+
+def run_paced(daemon, rate, n, tag, workload):
+    """The three waves (or the churn stream) at `rate` through a pair, or
+    through a bare listener (`daemon` "bare")."""
+    r = {"daemon": daemon, "rate": rate, "n": n, "workload": workload, "lag_ms": {}, "loadgen": {}}
+    pair = listener = None
+    if daemon == "bare":
+        listener = Listener(tag)
+        ns = listener.ns
+        cpu = lambda: [listener.cpu()]
+        switches = lambda: [listener.switches()]
+    else:
+        pair = Pair(daemon, n, tag)
+        pair.start()
+        ns = pair.ns[0]
+        cpu = lambda: [sum(c) for c in pair.cpu_nodes()]
+        switches = pair.switches
+    try:
+        cpu0, sw0 = cpu(), switches()
+        link0 = pair.link_nodes() if pair else None
+        events = 0
+        if workload == "churn":
+            res = churn(ns, n, rate)
+            end = time.time()
+            events = n
+            r["loadgen"]["churn"] = res["rate"]
+            r["live"] = res["live"]
+            r["churn"] = {k: res[k] for k in ("creates", "updates", "deletes")}
+            if pair:
+                t = wait_for(lambda: pair.external()[0] == res["live"], 60)
+                r["lag_ms"]["churn"] = None if t is None else round((t - end) * 1000, 1)
+        else:
+            for op in ("create", "update", "delete"):
+                upd0 = pair.external()[1] if pair and op == "update" else 0
+                res = load(ns, op, n, rate)
+                end = time.time()
+                events += n
+                r["loadgen"][op] = res["rate"]
+                if not pair:
+                    continue
+                done = {"create": lambda: pair.external()[0] >= n,
+                        "update": lambda: pair.external()[1] - upd0 >= n,
+                        "delete": lambda: pair.external()[0] == 0}[op]
+                t = wait_for(done, 60)
+                r["lag_ms"][op] = None if t is None else round((t - end) * 1000, 1)
+        r["events"] = events
+        used = [now - before for now, before in zip(cpu(), cpu0)]
+        woke = [now - before for now, before in zip(switches(), sw0)]
+        roles = ("primary", "backup") if pair else ("listener",)
+        r["cpu_s"] = {role: round(u, 3) for role, u in zip(roles, used)}
+        r["cpu_us_per_event"] = {role: round(u / events * 1e6, 3) for role, u in zip(roles, used)}
+        r["cpu_us_per_event"]["total"] = round(sum(used) / events * 1e6, 3)
+        r["wakeups_per_event"] = {role: round(w / events, 4) for role, w in zip(roles, woke)}
+        if pair:
+            now = pair.link_nodes()
+            r["datagrams_per_event"] = {role: round((a[1] - b[1]) / events, 4)
+                                        for role, a, b in zip(roles, now, link0)}
+            r["bytes_per_event"] = {role: round((a[0] - b[0]) / events, 1)
+                                    for role, a, b in zip(roles, now, link0)}
+        return r
+    finally:
+        if pair:
+            pair.close()
+        if listener:
+            listener.close()
+
+
+def perf_available():
+    return shutil.which("perf") is not None and subprocess.run(
+        ["perf", "stat", "-e", "raw_syscalls:sys_enter", "true"],
+        capture_output=True).returncode == 0
+
+
+def run_perf(daemon, rate, n, tag):
+    """System calls and wake-ups of each daemon over a paced create wave,
+    counted by perf (a pass of its own: tracing slows every call); for
+    ours, also where the primary's time goes (perf record)."""
+    pair = Pair(daemon, n, tag)
+    pair.start()
+    out = os.path.join(pair.dir, "perf")
+    try:
+        stats = [subprocess.Popen(["perf", "stat", "-x", ",", "-e",
+                                   "raw_syscalls:sys_enter,context-switches,task-clock",
+                                   "-p", str(p), "-o", f"{out}.stat{i}"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for i, p in enumerate(pair.pids)]
+        record = None
+        if daemon != "c":
+            record = subprocess.Popen(["perf", "record", "-F", "2000", "-g", "-p", str(pair.pids[0]),
+                                       "-o", f"{out}.data"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(0.5)
+        link0 = pair.link_nodes()
+        load(pair.ns[0], "create", n, rate)
+        wait_for(lambda: pair.external()[0] >= n, 60)
+        time.sleep(0.2)
+        now = pair.link_nodes()
+        for p in stats + ([record] if record else []):
+            p.send_signal(2)
+            p.wait()
+        r = {"daemon": daemon, "rate": rate, "n": n}
+        for i, role in enumerate(("primary", "backup")):
+            counts = {}
+            with open(f"{out}.stat{i}") as f:
+                for line in f:
+                    parts = line.strip().split(",")
+                    if len(parts) > 2 and parts[0].replace(".", "").isdigit():
+                        counts[parts[2]] = float(parts[0])
+            sent = now[i][1] - link0[i][1]
+            r[role] = {
+                "syscalls_per_event": round(counts.get("raw_syscalls:sys_enter", 0) / n, 3),
+                "switches_per_event": round(counts.get("context-switches", 0) / n, 3),
+                "datagrams_sent_per_event": round(sent / n, 4),
+                "syscalls_per_datagram_sent": round(counts.get("raw_syscalls:sys_enter", 0) / sent, 1) if sent else None,
+            }
+        if record:
+            report = sh("perf", "report", "-i", f"{out}.data", "--no-children", "--sort", "symbol",
+                        "--stdio", "-g", "none", "--percent-limit", "2", check=False)
+            top = []
+            for line in report.splitlines():
+                m = re.match(r"\s+([\d.]+)%\s+\[([.k])\]\s+(.*)", line)
+                if m:
+                    symbol = " ".join(m.group(3).split())[:90]
+                    top.append([float(m.group(1)), ("kernel " if m.group(2) == "k" else "") + symbol])
+            r["primary"]["profile"] = top[:15]
+        return r
+    finally:
+        pair.close()
+
+
+def sweep_markdown(results):
+    lines = [f"{machine_line(results)}; commit {results.get('commit')}", ""]
+    lines.append("CPU per kernel event (µs) at each rate; the bare listener reads the events and nothing else. "
+                 "Goals: both daemons together ≤ 0.4× C's, our primary ≤ 1.5× the bare listener.")
+    lines.append("")
+    lines.append("| workload | rate/s | N | bare listener | C primary+backup | ours primary+backup | ours/C | ours primary | ours primary / bare | "
+                 "wake-ups/event C (pri/bak) | wake-ups/event ours (pri/bak) | datagrams/event C (data/ACK) | datagrams/event ours (data/ACK) | "
+                 "lag C (ms) | lag ours (ms) |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    by = {(r["workload"], r["rate"], r["daemon"]): r for r in results["runs"]}
+    keys = []
+    for r in results["runs"]:
+        k = (r["workload"], r["rate"])
+        if k not in keys:
+            keys.append(k)
+    for workload, rate in keys:
+        b, c, o = (by.get((workload, rate, d)) for d in ("bare", "c", "ours"))
+        cpu = lambda r, role="total": None if r is None else r["cpu_us_per_event"].get(role)
+        wk = lambda r: "—" if r is None else f"{r['wakeups_per_event']['primary']}/{r['wakeups_per_event']['backup']}"
+        dg = lambda r: "—" if r is None else f"{r['datagrams_per_event']['primary']}/{r['datagrams_per_event']['backup']}"
+        lag = lambda r: "—" if r is None else "/".join(fmt(v) for v in r["lag_ms"].values())
+        n = (c or o or b)["n"]
+        lines.append(
+            f"| {workload} | {rate or 'full'} | {n} | {fmt(cpu(b))} | {fmt(cpu(c))} | {fmt(cpu(o))} | "
+            f"{fx(ratio(cpu(o), cpu(c)))} | {fmt(cpu(o, 'primary'))} | {fx(ratio(cpu(o, 'primary'), cpu(b)))} | "
+            f"{wk(c)} | {wk(o)} | {dg(c)} | {dg(o)} | {lag(c)} | {lag(o)} |")
+    lines.append("")
+    lines.append("Lag is from the end of each wave (create/update/delete, or the churn stream) to the backup's "
+                 "`-s` showing its result.")
+    if results.get("perf"):
+        lines.append("")
+        lines.append("Counted by perf over a paced create wave (a pass of its own):")
+        lines.append("")
+        lines.append("| daemon | rate/s | node | syscalls/event | context switches/event | datagrams sent/event | syscalls per datagram sent |")
+        lines.append("|---|---|---|---|---|---|---|")
+        for r in results["perf"]:
+            for role in ("primary", "backup"):
+                p = r[role]
+                lines.append(f"| {r['daemon']} | {r['rate']} | {role} | {p['syscalls_per_event']} | "
+                             f"{p['switches_per_event']} | {p['datagrams_sent_per_event']} | {fmt(p['syscalls_per_datagram_sent'])} |")
+        for r in results["perf"]:
+            top = r["primary"].get("profile")
+            if top:
+                lines.append("")
+                lines.append(f"Where our primary's time goes at {r['rate']}/s (perf record, self time, ≥ 2 %): " +
+                             "; ".join(f"{sym} {pct:.0f} %" for pct, sym in top[:10]))
+    return "\n".join(lines) + "\n"
+
+
+def sweep_plot(results, path):
+    plt = pyplot()
+    if plt is None:
+        return
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    for workload, ax in zip(("waves", "churn"), axes[:2]):
+        runs = [r for r in results["runs"] if r["workload"] == workload]
+        rates = []
+        for r in runs:
+            if r["rate"] not in rates:
+                rates.append(r["rate"])
+        for k, (daemon, key) in enumerate((("bare", "total"), ("c", "total"), ("ours", "total"), ("ours", "primary"))):
+            vals = []
+            for rate in rates:
+                r = next((x for x in runs if x["rate"] == rate and x["daemon"] == daemon), None)
+                vals.append(r["cpu_us_per_event"].get(key, 0) if r else 0)
+            xs = [i + (k - 1.5) * 0.2 for i in range(len(rates))]
+            label = NAMES[daemon] + (" primary only" if key == "primary" else (" both daemons" if daemon != "bare" else ""))
+            ax.bar(xs, vals, width=0.2, label=label)
+        ax.set_xticks(range(len(rates)))
+        ax.set_xticklabels([f"{r // 1000}k/s" if r else "full" for r in rates])
+        ax.set_title(f"CPU µs per event ({'create/update/delete waves' if workload == 'waves' else 'realistic churn'})")
+    axes[0].legend(fontsize=7)
+    ax = axes[2]
+    runs = [r for r in results["runs"] if r["daemon"] != "bare"]
+    for k, daemon in enumerate(("c", "ours")):
+        labels, vals = [], []
+        for r in runs:
+            if r["daemon"] != daemon:
+                continue
+            for wave, v in r["lag_ms"].items():
+                labels.append(f"{(r['rate'] or 0) // 1000 or 'full'}{'k' if r['rate'] else ''} {wave[:2]}")
+                vals.append(v or 0)
+        ax.bar([i + (k - 0.5) * 0.4 for i in range(len(vals))], vals, width=0.4, label=NAMES[daemon])
+        ax.set_xticks(range(len(vals)))
+        ax.set_xticklabels(labels, rotation=90, fontsize=6)
+    ax.set_title("lag after each wave (ms)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+# ---- loss ----------------------------------------------------------------
+
+def run_loss(daemon, runs, burst, loss, tag, timeout):
+    pair = Pair(daemon, burst, tag, loss=loss)
+    pair.start()
+    out = {"daemon": daemon, "burst": burst, "loss_percent": loss, "create_s": [], "delete_s": []}
+    try:
+        for i in range(runs):
+            load(pair.ns[0], "create", burst)
+            end = time.time()
+            t = wait_for(lambda: pair.external()[0] >= burst, timeout)
+            out["create_s"].append(None if t is None else round(t - end, 3))
+            if t is None:
+                # Start the next run from a clean state.
+                pair.ctl(1, "-f", "external")
+            load(pair.ns[0], "delete", burst)
+            end = time.time()
+            t = wait_for(lambda: pair.external()[0] == 0, timeout)
+            out["delete_s"].append(None if t is None else round(t - end, 3))
+            if t is None:
+                pair.ctl(1, "-f", "external")
+            print(f"  {daemon} run {i + 1}: create {out['create_s'][-1]} s, delete {out['delete_s'][-1]} s", flush=True)
+            time.sleep(0.5)
+        return out
+    finally:
+        pair.close()
+
+
+def summary(values):
+    """Median and max of recovery times; a run that never completed counts
+    as infinitely long (so the max is then None)."""
+    done = [v for v in values if v is not None]
+    ordered = sorted(float("inf") if v is None else v for v in values)
+    median = statistics.median(ordered) if ordered else None
+    return {"median": None if median is None or median == float("inf") else round(median, 3),
+            "max": max(done) if done and len(done) == len(values) else None,
+            "incomplete": len(values) - len(done)}
+
+
+def loss_markdown(results):
+    lines = [f"{machine_line(results)}; commit {results.get('commit')}", ""]
+    lines.append("| daemon | loss (each way) | burst | runs | create: median / max (s) | delete: median / max (s) | incomplete after the timeout |")
+    lines.append("|---|---|---|---|---|---|---|")
+    for r in results["runs"]:
+        c, d = summary(r["create_s"]), summary(r["delete_s"])
+        lines.append(f"| {r['daemon']} | {r['loss_percent']} % | {r['burst']} | {len(r['create_s'])} | "
+                     f"{fmt(c['median'])} / {fmt(c['max'])} | {fmt(d['median'])} / {fmt(d['max'])} | "
+                     f"{c['incomplete']} + {d['incomplete']} (timeout {results['timeout']} s) |")
+    lines.append("")
+    lines.append("Each run: from the end of the burst to the backup's `-s` holding all of it; a run that did not "
+                 "complete within the timeout counts as incomplete (its max is then —).")
+    for r in results["runs"]:
+        lines.append(f"- {r['daemon']} create: {', '.join(fmt(v) for v in r['create_s'])}")
+        lines.append(f"- {r['daemon']} delete: {', '.join(fmt(v) for v in r['delete_s'])}")
+    return "\n".join(lines) + "\n"
+
+
+def loss_plot(results, path):
+    plt = pyplot()
+    if plt is None:
+        return
+    fig, ax = plt.subplots(1, 1, figsize=(8, 4))
+    labels, data = [], []
+    for r in results["runs"]:
+        for what in ("create_s", "delete_s"):
+            vals = [v if v is not None else results["timeout"] for v in r[what]]
+            labels.append(f"{r['daemon']} {what[:-2]}")
+            data.append(vals)
+    for i, vals in enumerate(data):
+        ax.scatter([i] * len(vals), vals, alpha=0.6)
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels(labels)
+    ax.axhline(2.0, linestyle="--", color="gray")
+    ax.set_ylabel("s from the end of the burst (timeout plotted at the timeout)")
+    ax.set_yscale("log")
+    ax.set_title(f"Recovery of a {results['runs'][0]['burst']}-flow burst at {results['runs'][0]['loss_percent']} % loss each way")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+# ---- main ----------------------------------------------------------------
+
+def header(a):
     cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
     machine = (f"{cpu.group(1) if cpu else platform.processor()}, {os.cpu_count()} CPUs, "
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, "
                f"Linux {platform.release()}")
     commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
-    results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "commit": commit, "machine": machine, "family": f"IPv{a.family}",
-               "baseline": {}, "bare_listener": {}, "runs": []}
+    dirty = sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", check=False).strip()
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": commit + ("+dirty" if dirty else ""), "machine": machine,
+            "load": " ".join(open("/proc/loadavg").read().split()[:3])}
+
+
+def save(results, a, name, md, plotter):
+    results["load_after"] = " ".join(open("/proc/loadavg").read().split()[:3])
+    stamp = results["date"].replace(":", "").replace("+0000", "Z")
+    for file in (f"{name}-{stamp}.json", f"{name}.json"):
+        with open(os.path.join(a.out, file), "w") as f:
+            json.dump(results, f, indent=1)
+    text = md(results)
+    with open(os.path.join(a.out, f"{name}.md"), "w") as f:
+        f.write(text)
+    plotter(results, os.path.join(a.out, f"{name}.png"))
+    print(text, flush=True)
+
+
+def suite_waves(a, sizes, name):
+    results = header(a)
+    results.update({"family": {"4": "IPv4", "6": "IPv6", "mix": "mix"}[a.family],
+                    "baseline": {}, "bare_listener": {}, "runs": []})
     for i, n in enumerate(sizes):
         results["baseline"][str(n)] = baseline(n, f"{i}")
         print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
         results["bare_listener"][str(n)] = bare_listener(n, f"{i}")
         print(f"N={n} with a bare listener: {results['bare_listener'][str(n)]}", flush=True)
-        for daemon in daemons:
+        for daemon in a.daemons.split(","):
             r = run_one(daemon, n, f"{i}{daemon[0]}")
             results["runs"].append(r)
             print(json.dumps(r), flush=True)
-    stamp = results["date"].replace(":", "").replace("+0000", "Z")
-    for name in (f"{stamp}.json", f"{latest}.json"):
-        with open(os.path.join(a.out, name), "w") as f:
-            json.dump(results, f, indent=1)
-    md = markdown(results, machine)
-    with open(os.path.join(a.out, f"{latest}.md"), "w") as f:
-        f.write(md)
-    plot(results, os.path.join(a.out, f"{latest}.png"))
-    print(md)
+    save(results, a, name, markdown, plot)
+
+
+def suite_sweep(a):
+    results = header(a)
+    results.update({"runs": [], "perf": []})
+    rates = [None if r == "full" else int(r) for r in a.rates.split(",")]
+    daemons = ["bare"] + a.daemons.split(",")
+    for i, rate in enumerate(rates):
+        n = sweep_n(rate, a.sweep_cap)
+        for daemon in daemons:
+            r = run_paced(daemon, rate, n, f"s{i}{daemon[0]}", "waves")
+            results["runs"].append(r)
+            print(json.dumps(r), flush=True)
+    for i, rate in enumerate(int(r) for r in a.churn_rates.split(",") if r):
+        events = min(rate * 10, 300_000)
+        for daemon in daemons:
+            r = run_paced(daemon, rate, events, f"c{i}{daemon[0]}", "churn")
+            results["runs"].append(r)
+            print(json.dumps(r), flush=True)
+    if a.perf and perf_available():
+        for i, rate in enumerate((1000, 10000)):
+            for daemon in a.daemons.split(","):
+                r = run_perf(daemon, rate, min(rate * 5, 50_000), f"p{i}{daemon[0]}")
+                results["perf"].append(r)
+                print(json.dumps(r), flush=True)
+    save(results, a, "latest-sweep", sweep_markdown, sweep_plot)
+
+
+def suite_loss(a):
+    results = header(a)
+    results.update({"runs": [], "timeout": a.loss_timeout})
+    for daemon in a.daemons.split(","):
+        runs = a.loss_runs_c if daemon == "c" else a.loss_runs
+        if runs:
+            results["runs"].append(run_loss(daemon, runs, a.burst, a.loss, f"l{daemon[0]}", a.loss_timeout))
+    save(results, a, "latest-loss", loss_markdown, loss_plot)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--suite", default="waves", help="waves, scale, sweep, loss (comma-separated)")
+    ap.add_argument("--sizes", default=None, help="flows per run (waves: 10000,100000,250000; scale: 10000,100000,1000000,2000000)")
+    ap.add_argument("--daemons", default="c,ours")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
+    ap.add_argument("--family", choices=("4", "6", "mix"), default="4",
+                    help="the flows: IPv4 or IPv6 TCP, or the realistic mix (writes latest-ipv6.*, latest-mix.*)")
+    ap.add_argument("--rates", default="1000,10000,50000,full", help="sweep: events per second")
+    ap.add_argument("--churn-rates", default="10000,50000", help="sweep: rates of the churn stream")
+    ap.add_argument("--sweep-cap", type=int, default=100_000, help="sweep: flows per wave at most")
+    ap.add_argument("--no-perf", dest="perf", action="store_false", help="sweep: no perf pass")
+    ap.add_argument("--loss", type=int, default=30, help="loss: percent dropped each way")
+    ap.add_argument("--burst", type=int, default=20_000)
+    ap.add_argument("--loss-runs", type=int, default=20)
+    ap.add_argument("--loss-runs-c", type=int, default=5)
+    ap.add_argument("--loss-timeout", type=float, default=30.0)
+    a = ap.parse_args()
+    names = []
+    for spec in a.daemons.split(","):
+        name, _, path = spec.partition("=")
+        if path:
+            BINARIES[name] = os.path.abspath(path)
+            NAMES[name] = f"{name} ({path})"
+        names.append(name)
+    a.daemons = ",".join(names)
+    if a.family == "6":
+        FAMILY.append("ipv6")
+    elif a.family == "mix":
+        FAMILY.append("--mix")
+    os.makedirs(a.out, exist_ok=True)
+    suites = a.suite.split(",")
+    biggest = [int(s) for s in (a.sizes or "2000000").split(",")]
+    sh("sysctl", "-qw", f"net.netfilter.nf_conntrack_max={4 * max(biggest + [250000]) + 65536}")
+    for suite in suites:
+        if suite == "waves":
+            sizes = [int(s) for s in (a.sizes or "10000,100000,250000").split(",")]
+            suffix = {"4": "", "6": "-ipv6", "mix": "-mix"}[a.family]
+            suite_waves(a, sizes, f"latest{suffix}")
+        elif suite == "scale":
+            sizes = [int(s) for s in (a.sizes or "10000,100000,1000000,2000000").split(",")]
+            suffix = {"4": "", "6": "-ipv6", "mix": "-mix"}[a.family]
+            suite_waves(a, sizes, f"latest-scale{suffix}")
+        elif suite == "sweep":
+            suite_sweep(a)
+        elif suite == "loss":
+            suite_loss(a)
+        else:
+            sys.exit(f"unknown suite {suite}")
 
 
 if __name__ == "__main__":

@@ -160,8 +160,7 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
             _ => ct.unknown.push(raw(&nla)),
         }
     }
-    let mut path = Vec::new();
-    unknown_in_nests(buf, &mut path, &mut ct.unknown_nested, known_children)?;
+    unknown_in_nests(buf, &mut ct.unknown_nested, known_children)?;
     Ok(ct)
 }
 
@@ -267,12 +266,28 @@ fn known_children(path: &[u16]) -> Option<&'static [u16]> {
 /// the kernel sent is lost on a round trip.
 pub(crate) fn unknown_in_nests(
     buf: &[u8],
-    path: &mut Vec<u16>,
     out: &mut Vec<NestedAttr>,
     known_children: fn(&[u16]) -> Option<&'static [u16]>,
 ) -> Result<(), DecodeError> {
     // At the top level, unknown attributes are the decoder's business.
-    unknown_in(buf, None, path, out, known_children)
+    unknown_in(buf, None, &mut NestPath::default(), out, known_children)
+}
+
+/// Where [`unknown_in`] is, on the stack: it runs for every kernel event,
+/// and a Vec cost an allocation each time.
+#[derive(Default)]
+struct NestPath {
+    kinds: [u16; NestPath::DEPTH],
+    len: usize,
+}
+
+impl NestPath {
+    /// Deeper than any nest we know (three levels).
+    const DEPTH: usize = 6;
+
+    fn get(&self) -> &[u16] {
+        self.kinds.get(..self.len).unwrap_or_default()
+    }
 }
 
 /// One level of [`unknown_in_nests`]; `known` lists what the decoder
@@ -280,23 +295,28 @@ pub(crate) fn unknown_in_nests(
 fn unknown_in(
     buf: &[u8],
     known: Option<&[u16]>,
-    path: &mut Vec<u16>,
+    path: &mut NestPath,
     out: &mut Vec<NestedAttr>,
     known_children: fn(&[u16]) -> Option<&'static [u16]>,
 ) -> Result<(), DecodeError> {
     for nla in attributes(buf) {
         let nla = nla?;
-        path.push(nla.kind);
-        if let Some(children) = known_children(path) {
+        let Some(slot) = path.kinds.get_mut(path.len) else {
+            // No nest we know is this deep.
+            break;
+        };
+        *slot = nla.kind;
+        path.len += 1;
+        if let Some(children) = known_children(path.get()) {
             // A nest we know: look inside.
             unknown_in(nla.payload, Some(children), path, out, known_children)?;
         } else if known.is_some_and(|known| !known.contains(&nla.kind)) {
             out.push(NestedAttr {
-                path: path[..path.len() - 1].to_vec(),
+                path: path.get()[..path.len - 1].to_vec(),
                 attr: raw(&nla),
             });
         }
-        path.pop();
+        path.len -= 1;
     }
     Ok(())
 }

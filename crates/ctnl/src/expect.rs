@@ -58,10 +58,8 @@ pub fn decode_expect(buf: &[u8]) -> Result<Expect, DecodeError> {
             }),
         }
     }
-    let mut path = Vec::new();
     crate::conntrack::unknown_in_nests(
         buf,
-        &mut path,
         &mut exp.unknown_nested,
         crate::conntrack::expect_known_children,
     )?;

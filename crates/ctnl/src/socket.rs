@@ -273,11 +273,12 @@ impl CtSocket {
 
     /// Sends a batch of requests (each built with its own seq and the ACK
     /// flag) and returns the result of each in order, sending as many per
-    /// datagram as fit in `max_datagram` bytes.
-    pub fn apply_batch(
+    /// datagram as fit in `max_datagram` bytes. `T` is whatever `build`
+    /// makes a request from (a flow, or an operation on one).
+    pub fn apply_batch<T>(
         &mut self,
-        requests: &[Conntrack],
-        build: impl Fn(&mut Vec<u8>, u32, &Conntrack),
+        requests: &[T],
+        build: impl Fn(&mut Vec<u8>, u32, &T),
     ) -> io::Result<Vec<Result<(), i32>>> {
         const MAX_DATAGRAM: usize = 32 * 1024;
         let mut results: Vec<Result<(), i32>> = vec![Err(libc_etimedout()); requests.len()];
@@ -395,8 +396,7 @@ impl CtSocket {
         &mut self,
         build: impl Fn(&mut Vec<u8>, u32),
     ) -> io::Result<Result<(), i32>> {
-        let placeholder = [Conntrack::default()];
-        let mut results = self.apply_batch(&placeholder, |buf, seq, _| build(buf, seq))?;
+        let mut results = self.apply_batch(&[()], |buf, seq, _| build(buf, seq))?;
         Ok(results.pop().unwrap_or(Err(libc_etimedout())))
     }
 }

@@ -258,8 +258,11 @@ struct Peer {
     /// A far jump ahead not yet believed: its last number and how many
     /// consecutive messages followed it.
     suspect: Option<(u32, u8)>,
-    /// Likewise for messages behind the mark.
-    behind: Option<(u32, u8)>,
+    /// Likewise for messages behind the mark, with when the run began.
+    behind: Option<(u32, u8, Instant)>,
+    /// Data (or a gap) arrived since our last ACK to it: one is due
+    /// [`ACK_DELAY`] later, not at the next ALIVE tick.
+    ack_due: bool,
 }
 
 impl Peer {
@@ -305,6 +308,12 @@ impl AckLedger {
 pub(crate) const MAX_GAP: u32 = 1 << 16;
 /// Messages in a row that make a far jump believed.
 pub(crate) const JUMP_RUN: u8 = 3;
+/// How long messages behind the mark must keep coming, in sequence, before
+/// they are taken for the peer's real numbers. Datagrams that are only
+/// late (reordered, duplicated) are over within milliseconds, and each
+/// holds a run of consecutive numbers: adopting such a run applied old
+/// states over newer ones (a flow's UPDATE after its DEL brought it back).
+pub(crate) const BEHIND_TIME: Duration = Duration::from_millis(200);
 
 /// A resend-queue entry: its sequence number and which peers acked it.
 #[derive(Debug, Clone, Copy)]
@@ -354,6 +363,18 @@ pub const MAX_PEERS: usize = 64;
 
 const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
 
+/// FTFW loss recovery. 1.4.7 learns of a loss only from the next message
+/// after it and ACKs once a second when idle, so a lost tail of a burst,
+/// a lost NACK or a lost resend each cost a second, and at 30 % loss a
+/// burst took up to 10 s to complete (a second per round, half of the
+/// rounds failing). Here a receiver ACKs what data it got [`ACK_DELAY`]
+/// after it arrived (an ACK also tells the sender what was skipped, see
+/// `ftfw_digest`), and a sender holding unacknowledged objects sends an
+/// ALIVE [`PROBE_MIN`] after it fell silent (its number reveals a lost
+/// tail), backing off to once a second while no ACK comes back.
+pub(crate) const ACK_DELAY: Duration = Duration::from_millis(20);
+pub(crate) const PROBE_MIN: Duration = Duration::from_millis(50);
+
 /// The replication engine of one node.
 #[derive(Debug)]
 pub struct SyncCore {
@@ -382,6 +403,12 @@ pub struct SyncCore {
     /// The bits of `peers`.
     peer_bits: u64,
     alive_at: Option<Instant>,
+    /// When the ACKs due to peers that sent data go out (FTFW).
+    ack_at: Option<Instant>,
+    /// When to probe for a lost tail (FTFW, while objects are unacked),
+    /// and the pause before the next probe.
+    probe_at: Option<Instant>,
+    probe_every: Duration,
     /// When the partly filled batch goes out.
     flush_at: Option<Instant>,
     /// Restarted peers whose stale external entries are to be dropped.
@@ -461,6 +488,9 @@ impl SyncCore {
             peers: FastMap::default(),
             peer_bits: 0,
             alive_at: None,
+            ack_at: None,
+            probe_at: None,
+            probe_every: PROBE_MIN,
             flush_at: None,
             sweeps: Vec::new(),
             refresh: Timers::default(),
@@ -1074,6 +1104,8 @@ impl SyncCore {
     pub fn poll_timeout(&self) -> Option<Instant> {
         [
             self.alive_at,
+            self.ack_at,
+            self.probe_at,
             self.flush_at,
             self.sweeps.iter().map(|sweep| sweep.at).min(),
             self.refresh.next(),
@@ -1100,11 +1132,29 @@ impl SyncCore {
                 self.sweep_stale(now, sweep);
             }
         }
+        if self.ack_at.is_some_and(|at| at <= now) {
+            self.ack_at = None;
+            for peer in self.peers.values_mut().filter(|p| p.ack_due) {
+                peer.ack_due = false;
+                if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
+                    self.txq
+                        .push_back(Item::Control(Control::Ack { from, to }), ());
+                }
+            }
+        }
+        if self.probe_at.is_some_and(|at| at <= now) {
+            self.probe_at = None;
+            if self.rsq.objects() > 0 {
+                self.txq.push_back(Item::Control(Control::Alive), ());
+                self.probe_every = (self.probe_every * 2).min(ALIVE_INTERVAL);
+            }
+        }
         if self.alive_at.is_some_and(|at| at <= now) {
             self.alive_at = Some(now + ALIVE_INTERVAL);
             let mut acked = false;
             if self.is_ftfw() {
                 for peer in self.peers.values_mut() {
+                    peer.ack_due = false;
                     if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
                         self.acks.queue(&mut self.txq, peer, from, to);
                         acked = true;

@@ -254,6 +254,11 @@ impl<V> Fifo<V> {
     pub(crate) fn controls(&self) -> usize {
         self.live - self.objects.len()
     }
+
+    /// Objects currently queued.
+    pub(crate) fn objects(&self) -> usize {
+        self.objects.len()
+    }
 }
 
 #[cfg(test)]

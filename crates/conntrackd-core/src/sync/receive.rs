@@ -228,6 +228,7 @@ impl SyncCore {
             in_hello: false,
             suspect: None,
             behind: None,
+            ack_due: false,
         });
         *bits |= peer.bit;
         peer.heard = now;
@@ -334,14 +335,17 @@ impl SyncCore {
                 peer.suspect = None;
                 gap = Some(expected);
             } else if seq::before(h.seq, expected) {
-                // Consecutive messages behind our mark: a lying number moved
-                // the mark ahead, and this is the peer's real sequence.
-                let run = match peer.behind {
-                    Some((prev, run)) if prev.wrapping_add(1) == h.seq => run + 1,
-                    _ => 1,
+                // Consecutive messages behind our mark for a while: a lying
+                // number moved the mark ahead, and this is the peer's real
+                // sequence.
+                let (run, since) = match peer.behind {
+                    Some((prev, run, since)) if prev.wrapping_add(1) == h.seq => {
+                        (run.saturating_add(1), since)
+                    }
+                    _ => (1, now),
                 };
-                if run < JUMP_RUN {
-                    peer.behind = Some((h.seq, run));
+                if run < JUMP_RUN || now.saturating_duration_since(since) < super::BEHIND_TIME {
+                    peer.behind = Some((h.seq, run, since));
                     self.counters.before += 1;
                     return Verdict::Drop;
                 }
@@ -372,6 +376,8 @@ impl SyncCore {
                 );
                 peer.window = w - 1;
                 peer.ack_from = Some(h.seq);
+                // Again soon, in case this one is lost.
+                peer.ack_due = true;
             }
             None => {
                 let from_seq = *peer.ack_from.get_or_insert(h.seq);
@@ -380,10 +386,19 @@ impl SyncCore {
                     self.acks.queue(&mut self.txq, peer, from_seq, h.seq);
                     peer.window = w;
                     peer.ack_from = None;
+                    peer.ack_due = false;
+                } else if h.is_alive() {
+                    // Maybe a sender's probe for a lost tail: what it holds
+                    // unacknowledged is what we skipped. (Data alone waits
+                    // for the window: a stream needs no more ACKs.)
+                    peer.ack_due = true;
                 }
             }
         }
         peer.last = Some(h.seq);
+        if peer.ack_due && self.ack_at.is_none() {
+            self.ack_at = Some(now + super::ACK_DELAY);
+        }
         verdict
     }
 
@@ -432,6 +447,9 @@ impl SyncCore {
                         Some(sent.acked & required == required)
                     }
                 });
+                if !taken.is_empty() {
+                    self.probe_every = super::PROBE_MIN;
+                }
                 for (item, sent) in taken {
                     let skipped = seq::before(sent.seq, from);
                     match item {
@@ -449,7 +467,11 @@ impl SyncCore {
                 if seq::before(to, from) {
                     return Verdict::Bad;
                 }
-                for (item, _) in self.rsq_range(from, to) {
+                let range = self.rsq_range(from, to);
+                if !range.is_empty() {
+                    self.probe_every = super::PROBE_MIN;
+                }
+                for (item, _) in range {
                     match item {
                         Item::Object(key) => self.txq.push_back(Item::Object(key), ()),
                         control => {

@@ -129,6 +129,10 @@ impl SyncCore {
         if !self.is_alarm() {
             self.alive_at = Some(now + ALIVE_INTERVAL);
         }
+        // The probe follows the last datagram: a stream needs none.
+        if self.is_ftfw() && self.rsq.objects() > 0 {
+            self.probe_at = Some(now + self.probe_every);
+        }
     }
 
     /// An ACK went out as `seq`: the peer whose first ACK it is learns it.
@@ -225,6 +229,14 @@ impl SyncCore {
             self.flush_batch(now);
         }
         self.batch.extend_from_slice(msg);
+    }
+
+    /// Sends the partly filled batch now instead of at its deadline (the
+    /// shell is about to pause).
+    pub fn flush_pending(&mut self, now: Instant) {
+        if self.flush_at.is_some() {
+            self.flush_batch(now);
+        }
     }
 
     pub(super) fn flush_batch(&mut self, now: Instant) {

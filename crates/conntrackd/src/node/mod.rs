@@ -312,11 +312,23 @@ impl Node {
         self.engine.drain_outputs();
     }
 
-    /// After a burst of kernel events, a short pause (see `Kernel`).
+    /// After a burst of kernel events, a short pause (see `Kernel`). What
+    /// the read produced goes out before it: the pause already gathered
+    /// the events a batch's delay waits for. Call once the output of the
+    /// burst has been sent.
     pub fn pause_after_burst(&mut self) {
-        if let Some(kernel) = self.kernel.as_mut() {
-            kernel.pause_after_burst();
+        let Some(kernel) = self.kernel.as_mut() else {
+            return;
+        };
+        if !kernel.take_burst() {
+            return;
         }
+        if let Engine::Sync(r) = &mut self.engine {
+            let now = Instant::now();
+            r.core_mut().flush_pending(now);
+            r.flush(now, kernel.requests());
+        }
+        Kernel::pause();
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {

@@ -1,0 +1,169 @@
+#!/usr/bin/env python3
+"""Writes the README's benchmark figures from bench/results: the goals of
+issue 17 checked against the latest result files, then each suite's
+table as bench.py wrote it. Everything between the README's
+`<!-- bench:begin -->` and `<!-- bench:end -->` markers is replaced; no
+figure in that part is written by hand.
+
+    python3 bench/report.py          # rewrite the README
+    python3 bench/report.py --check  # exit 1 if the README is stale
+"""
+
+import json
+import os
+import statistics
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULTS = os.path.join(ROOT, "bench/results")
+README = os.path.join(ROOT, "README.md")
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+SUITES = [
+    ("latest-sweep", "Rate sweep (`sudo bench/run --suite sweep`)"),
+    ("latest", "Full speed, IPv4 (`sudo bench/run`)"),
+    ("latest-ipv6", "Full speed, IPv6 (`sudo bench/run --family 6`)"),
+    ("latest-mix", "Full speed, the realistic mix of flows (`sudo bench/run --family mix`)"),
+    ("latest-scale", "Scale, 10k to 2M flows (`sudo bench/run --suite scale`)"),
+    ("latest-loss", "Loss recovery (`sudo bench/run --suite loss`)"),
+]
+
+
+def load(name):
+    path = os.path.join(RESULTS, f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def verdict(ok):
+    return "met" if ok else "**not met**"
+
+
+def source(name, data):
+    return f"`bench/results/{name}.json` ({data['date'][:16]}, commit {data['commit']}, load {data.get('load', '?')})"
+
+
+def goals():
+    """One row per goal: what it asks, what was measured, where."""
+    rows = []
+    sweep = load("latest-sweep")
+    if sweep:
+        by = {(r["workload"], r["rate"], r["daemon"]): r for r in sweep["runs"]}
+        both, primary, lags = [], [], []
+        for (workload, rate, daemon), r in by.items():
+            if daemon != "ours":
+                continue
+            c, b = by.get((workload, rate, "c")), by.get((workload, rate, "bare"))
+            label = f"{workload} {rate or 'full'}"
+            if c:
+                both.append((r["cpu_us_per_event"]["total"] / c["cpu_us_per_event"]["total"], label))
+            if b and b["cpu_us_per_event"]["total"]:
+                primary.append((r["cpu_us_per_event"]["primary"] / b["cpu_us_per_event"]["total"], label))
+            for wave, lag in r["lag_ms"].items():
+                theirs = c["lag_ms"].get(wave) if c else None
+                lags.append((lag, theirs, f"{label} {wave}"))
+        if both:
+            worst = max(both)
+            rows.append(("CPU of both daemons ≤ 0.4× C's at every rate",
+                         f"{min(both)[0]:.2f}×–{worst[0]:.2f}× (worst: {worst[1]})", verdict(worst[0] <= 0.4),
+                         source("latest-sweep", sweep)))
+        if primary:
+            worst = max(primary)
+            rows.append(("our primary ≤ 1.5× the bare listener's CPU at every rate",
+                         f"{min(primary)[0]:.2f}×–{worst[0]:.2f}× (worst: {worst[1]})", verdict(worst[0] <= 1.5),
+                         source("latest-sweep", sweep)))
+        if lags:
+            done = [lag for lag, _, _ in lags if lag is not None]
+            med = statistics.median(done) if done else None
+            worst = max(lags, key=lambda x: float("inf") if x[0] is None else x[0])
+            above_c = [w for lag, theirs, w in lags if lag is not None and theirs is not None and lag > theirs]
+            ok = med is not None and med <= 10 and worst[0] is not None and worst[0] <= 50
+            rows.append(("lag after every wave ≤ 10 ms median, ≤ 50 ms max",
+                         f"median {med} ms, max {worst[0]} ms ({worst[2]})", verdict(ok), source("latest-sweep", sweep)))
+            rows.append(("lag after every wave ≤ C's",
+                         f"above C's in {len(above_c)} of {len(lags)} waves" +
+                         (f" ({', '.join(above_c[:6])})" if above_c else ""), verdict(not above_c),
+                         source("latest-sweep", sweep)))
+    for name in ("latest", "latest-scale"):
+        data = load(name)
+        if not data:
+            continue
+        for r in data["runs"]:
+            if r["daemon"] != "ours" or r["n"] < 100_000:
+                continue
+            limit = r["n"] / data["baseline"][str(r["n"])]["create"]
+            share = limit / r["commit_s"]
+            rows.append((f"commit ≥ 90 % of the kernel's create rate ({r['n']} flows)",
+                         f"{100 * share:.0f} % ({r['commit_s']} s; kernel alone {limit:.3f} s)", verdict(share >= 0.9),
+                         source(name, data)))
+    for name, family, limit in (("latest", "IPv4", 0.3), ("latest-ipv6", "IPv6", 0.5), ("latest-mix", "mixed (NAT, IPv6)", 0.5),
+                                ("latest-scale", "IPv4, up to 2M", 0.3)):
+        data = load(name)
+        if not data:
+            continue
+        by = {(r["n"], r["daemon"]): r for r in data["runs"]}
+        ratios = []
+        for (n, daemon), r in by.items():
+            c = by.get((n, "c"))
+            if daemon == "ours" and c and c["rss_bytes_per_flow"]:
+                ratios.append((r["rss_bytes_per_flow"] / c["rss_bytes_per_flow"], n))
+        if ratios:
+            worst = max(ratios)
+            rows.append((f"RSS per flow ≤ {limit}× C's, {family} flows",
+                         f"{min(ratios)[0]:.2f}×–{worst[0]:.2f}× (worst at {worst[1]})", verdict(worst[0] <= limit),
+                         source(name, data)))
+    loss = load("latest-loss")
+    if loss:
+        for r in loss["runs"]:
+            if r["daemon"] != "ours":
+                continue
+            times = [t for t in r["create_s"] + r["delete_s"]]
+            done = [t for t in times if t is not None]
+            worst = None if len(done) < len(times) else max(done)
+            med = statistics.median(sorted(float("inf") if t is None else t for t in times))
+            rows.append((f"a {r['burst']}-flow burst complete on the backup within 2 s at {r['loss_percent']} % loss, every time",
+                         f"{len(r['create_s'])} runs of create and delete: median {med:.2f} s, max {worst if worst is not None else 'never'} s",
+                         verdict(worst is not None and worst <= 2.0), source("latest-loss", loss)))
+    return rows
+
+
+def block():
+    lines = [BEGIN, "",
+             "Generated by `bench/report.py` from `bench/results/` (do not edit by hand).", "",
+             "Against the goals of issue 17:", "",
+             "| goal | measured | | from |", "|---|---|---|---|"]
+    for goal, measured, ok, src in goals():
+        lines.append(f"| {goal} | {measured} | {ok} | {src} |")
+    for name, title in SUITES:
+        md = os.path.join(RESULTS, f"{name}.md")
+        if not os.path.exists(md):
+            continue
+        lines += ["", f"#### {title}", ""]
+        with open(md) as f:
+            lines += f.read().rstrip("\n").split("\n")
+        if os.path.exists(os.path.join(RESULTS, f"{name}.png")):
+            lines += ["", f"![{title}](bench/results/{name}.png)"]
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main():
+    with open(README) as f:
+        text = f.read()
+    if BEGIN not in text or END not in text:
+        sys.exit(f"README.md has no {BEGIN} … {END} section")
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    new = head + block() + tail
+    if "--check" in sys.argv:
+        if new != text:
+            sys.exit("README.md's benchmark section is stale: run python3 bench/report.py")
+        return
+    with open(README, "w") as f:
+        f.write(new)
+
+
+if __name__ == "__main__":
+    main()
