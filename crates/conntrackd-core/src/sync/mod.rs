@@ -3,34 +3,52 @@
 //! and NOTRACK state machines. Sans-IO like the rest of the core: datagrams
 //! come in through [`SyncCore::handle_datagram`], go out through
 //! [`SyncCore::poll_transmit`], and time is always passed in.
+//!
+//! What every mode shares lives here and in `internal` (kernel events),
+//! `receive`, `transmit` and `commands`; each mode's own state and
+//! behaviour in `ftfw`, `alarm` and `notrack` ([`Mode`]); every deadline
+//! in one [`timer::TimerTable`].
 
+mod alarm;
 pub mod auth;
+mod commands;
 mod commit;
+mod ftfw;
+mod internal;
 pub mod kernel_write;
+mod notrack;
+mod object_timers;
+mod peers;
 mod queue;
+mod readiness;
 mod receive;
 pub mod report;
-mod timers;
+mod timer;
 mod transmit;
 
 use std::collections::VecDeque;
 
 use crate::FastMap;
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, Expect, ExpectKey, FlowKey};
-use syncproto::{Control, MsgType, seq};
+use syncproto::{Control, MsgType};
 
 use crate::cache::Cache;
 use crate::compact::Key;
 use crate::expect_cache::{ExpectCache, ExpectFilter};
 use crate::filter::Filter;
-use crate::local::{EventKind, LocalCache, Origin};
+use crate::local::LocalCache;
 
 pub use commit::{inject_requests, prepare_create, prepare_update};
+pub use peers::MAX_PEERS;
+pub use readiness::Readiness;
+
+use alarm::Alarm;
+use ftfw::Ftfw;
+use peers::{Peer, PeerId, PeerTable};
 use queue::{Fifo, Item};
-use timers::Timers;
+use timer::{Timer, TimerTable};
 
 /// The identity of a replicated object. Flows by their compact key, and
 /// the rarer expectations boxed: queues, timers and pending deletes store
@@ -206,13 +224,6 @@ pub struct Expectations {
     pub external: ExpectCache,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hello {
-    Init,
-    Say,
-    Done,
-}
-
 /// What the mode decided about a received message (docs/wire-protocol.md §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Verdict {
@@ -220,106 +231,6 @@ enum Verdict {
     Ctl,
     Bad,
     Drop,
-}
-
-/// Who a peer is. Without authentication, the address its datagrams come
-/// from; with it, its session, which the envelope authenticates (an
-/// address can be spoofed, and envelopes reflected from another one).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum PeerId {
-    Address(IpAddr),
-    Session(u64),
-}
-
-/// Sequence tracking of one peer. 1.4.7 keeps a single one for all peers,
-/// which breaks with three nodes; we keep one per [`PeerId`].
-#[derive(Debug, Clone)]
-struct Peer {
-    last: Option<u32>,
-    window: u32,
-    ack_from: Option<u32>,
-    /// Bit of this peer in the resend queue's acknowledgement masks.
-    bit: u64,
-    heard: Instant,
-    /// Where it was heard from last.
-    addr: IpAddr,
-    /// When it was first heard (ALARM readiness: one refresh period later
-    /// it has announced everything).
-    first_heard: Instant,
-    /// FTFW: the end of the last ACK range of ours it sent.
-    acked_to: Option<u32>,
-    /// FTFW: our first ACK of its messages. It makes the peer resend what
-    /// it sent before we first heard it, ahead of any later ACK of its.
-    first_ack: FirstAck,
-    /// NOTRACK: when its last ALIVE came (it is idle after a bulk send).
-    alive_at: Option<Instant>,
-    /// The peer's messages carry HELLO (it has not heard our HELLO_BACK).
-    in_hello: bool,
-    /// A far jump ahead not yet believed: its last number and how many
-    /// consecutive messages followed it.
-    suspect: Option<(u32, u8)>,
-    /// Likewise for messages behind the mark, with when the run began.
-    behind: Option<(u32, u8, Instant)>,
-    /// Data (or a gap) arrived since our last ACK to it: one is due
-    /// [`ACK_DELAY`] later, not at the next ALIVE tick.
-    ack_due: bool,
-}
-
-impl Peer {
-    /// The peer's index, 0 to 63: its bit's position. External entries
-    /// record it as their origin.
-    fn index(&self) -> u8 {
-        self.bit.trailing_zeros() as u8
-    }
-}
-
-/// Where our first ACK to a peer is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum FirstAck {
-    NotYet,
-    /// Queued as the n-th ACK (counting from the core's start).
-    Queued(u64),
-    /// Sent with this sequence number.
-    Sent(u32),
-}
-
-/// Counts ACKs through the transmit queue (a FIFO), so that the ACK
-/// built n-th is the one queued n-th.
-#[derive(Debug, Clone, Copy, Default)]
-struct AckLedger {
-    queued: u64,
-    built: u64,
-}
-
-impl AckLedger {
-    /// Queues an ACK of `peer`'s messages `from..=to`.
-    fn queue(&mut self, txq: &mut Fifo<()>, peer: &mut Peer, from: u32, to: u32) {
-        if peer.first_ack == FirstAck::NotYet {
-            peer.first_ack = FirstAck::Queued(self.queued);
-        }
-        self.queued += 1;
-        txq.push_back(Item::Control(Control::Ack { from, to }), ());
-    }
-}
-
-/// A jump ahead larger than this is not believed at once: it takes
-/// consecutive messages continuing it (so one forged or garbled number
-/// cannot make every later message look old).
-pub(crate) const MAX_GAP: u32 = 1 << 16;
-/// Messages in a row that make a far jump believed.
-pub(crate) const JUMP_RUN: u8 = 3;
-/// How long messages behind the mark must keep coming, in sequence, before
-/// they are taken for the peer's real numbers. Datagrams that are only
-/// late (reordered, duplicated) are over within milliseconds, and each
-/// holds a run of consecutive numbers: adopting such a run applied old
-/// states over newer ones (a flow's UPDATE after its DEL brought it back).
-pub(crate) const BEHIND_TIME: Duration = Duration::from_millis(200);
-
-/// A resend-queue entry: its sequence number and which peers acked it.
-#[derive(Debug, Clone, Copy)]
-struct Sent {
-    seq: u32,
-    acked: u64,
 }
 
 /// How long a restarted peer has to re-announce its flows before the
@@ -337,43 +248,31 @@ struct Sweep {
     origin: u8,
 }
 
-/// A peer silent this long no longer holds back the resend queue, and is
-/// not waited for to call this node synced.
-const PEER_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// Readiness waits this long after start for peers to be heard (FTFW and
-/// NOTRACK peers send at least every second).
-const SYNC_GRACE: Duration = Duration::from_secs(2);
-
-/// Whether this node holds its peers' state (docs/readiness.md): what
-/// `conntrackd --synced` answers and the `sync_synced` metric shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Readiness {
-    pub synced: bool,
-    /// Peers heard within the last 5 s.
-    pub live_peers: usize,
-    /// Live peers whose state has not all arrived yet.
-    pub waiting: usize,
+/// The running mode's own state and behaviour.
+#[derive(Debug)]
+pub(crate) enum Mode {
+    Ftfw(Ftfw),
+    Alarm(Alarm),
+    Notrack,
 }
 
-/// Senders tracked at once (one bit each in the resend queue's ack masks).
-/// A new sender beyond them takes the place of the one heard longest ago:
-/// forged source addresses can neither grow the table nor lock a peer out.
-pub const MAX_PEERS: usize = 64;
+impl Mode {
+    fn new(protocol: Protocol, seed: u64) -> Mode {
+        match protocol {
+            Protocol::Ftfw {
+                ack_window,
+                resend_queue_size,
+            } => Mode::Ftfw(Ftfw::new(ack_window, resend_queue_size)),
+            Protocol::Alarm {
+                refresh,
+                cache_timeout,
+            } => Mode::Alarm(Alarm::new(refresh, cache_timeout, seed)),
+            Protocol::Notrack => Mode::Notrack,
+        }
+    }
+}
 
 const ALIVE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// FTFW loss recovery. 1.4.7 learns of a loss only from the next message
-/// after it and ACKs once a second when idle, so a lost tail of a burst,
-/// a lost NACK or a lost resend each cost a second, and at 30 % loss a
-/// burst took up to 10 s to complete (a second per round, half of the
-/// rounds failing). Here a receiver ACKs what data it got [`ACK_DELAY`]
-/// after it arrived (an ACK also tells the sender what was skipped, see
-/// `ftfw_digest`), and a sender holding unacknowledged objects sends an
-/// ALIVE [`PROBE_MIN`] after it fell silent (its number reveals a lost
-/// tail), backing off to once a second while no ACK comes back.
-pub(crate) const ACK_DELAY: Duration = Duration::from_millis(20);
-pub(crate) const PROBE_MIN: Duration = Duration::from_millis(50);
 
 /// The replication engine of one node.
 #[derive(Debug)]
@@ -384,54 +283,33 @@ pub struct SyncCore {
     pub(crate) counters: NetworkCounters,
     pub(crate) bypass: BypassCounters,
     settings: SyncSettings,
+    mode: Mode,
     next_seq: u32,
     txq: Fifo<()>,
-    /// FTFW: sent objects and ACK/NACK/RESYNC with their sequence numbers.
-    /// On a multicast group with several peers an entry stays until every
-    /// live peer acknowledged it (1.4.7 drops it at the first ACK).
-    rsq: Fifo<Sent>,
-    rsq_dropped: u64,
     /// When the last well-formed message arrived from a peer.
     last_received: Option<Instant>,
     /// Deleted objects whose DEL is still queued or unacknowledged.
     dead: FastMap<ObjKey, Dead>,
     /// Messages built straight from kernel events (internal cache disabled).
     direct: VecDeque<Direct>,
-    hello: Hello,
-    say_hello_back: bool,
-    peers: FastMap<PeerId, Peer>,
-    /// The bits of `peers`.
-    peer_bits: u64,
-    alive_at: Option<Instant>,
-    /// When the ACKs due to peers that sent data go out (FTFW).
-    ack_at: Option<Instant>,
-    /// When to probe for a lost tail (FTFW, while objects are unacked),
-    /// and the pause before the next probe.
-    probe_at: Option<Instant>,
-    probe_every: Duration,
-    /// When the partly filled batch goes out.
-    flush_at: Option<Instant>,
-    /// Restarted peers whose stale external entries are to be dropped.
+    peers: PeerTable,
+    timers: TimerTable,
+    /// Restarted peers whose stale external entries are to be dropped
+    /// (the earliest is [`Timer::Sweep`]).
     sweeps: Vec<Sweep>,
-    refresh: Timers<ObjKey>,
-    expiry: Timers<ObjKey>,
     active: usize,
     batch: Vec<u8>,
     scratch: Vec<u8>,
     transmits: VecDeque<Transmit>,
     events: VecDeque<SyncEvent>,
-    rng: u64,
     /// When this core started (readiness grace).
     started: Instant,
     /// The sequence number of the last RESYNC or NACK we sent, and when:
     /// a peer that acknowledged it has sent us everything it queued in
     /// answer (its transmit queue is FIFO).
     repair: Option<(u32, Instant)>,
-    /// The start-up resync completed once: synced from then on (a peer
-    /// that restarts later must not make the node that holds the
-    /// addresses look unready and give them away).
+    /// The start-up resync completed once: synced from then on.
     synced_once: bool,
-    acks: AckLedger,
     auth: Option<auth::Auth>,
     /// What the last datagram's envelopes delivered (kept for its buffer).
     opened: Vec<auth::Delivery>,
@@ -473,37 +351,25 @@ impl SyncCore {
             expect,
             counters: NetworkCounters::default(),
             bypass: BypassCounters::default(),
+            mode: Mode::new(settings.protocol, settings.seed),
             next_seq: settings.initial_seq,
             active: settings
                 .default_channel
                 .min(settings.batch_sizes.len().saturating_sub(1)),
             txq: Fifo::default(),
-            rsq: Fifo::default(),
-            rsq_dropped: 0,
             last_received: None,
             dead: FastMap::default(),
             direct: VecDeque::new(),
-            hello: Hello::Init,
-            say_hello_back: false,
-            peers: FastMap::default(),
-            peer_bits: 0,
-            alive_at: None,
-            ack_at: None,
-            probe_at: None,
-            probe_every: PROBE_MIN,
-            flush_at: None,
+            peers: PeerTable::default(),
+            timers: TimerTable::default(),
             sweeps: Vec::new(),
-            refresh: Timers::default(),
-            expiry: Timers::default(),
             batch: Vec::new(),
             scratch: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
-            rng: settings.seed | 1,
             started: now,
             repair: None,
             synced_once: false,
-            acks: AckLedger::default(),
             auth: settings
                 .auth
                 .take()
@@ -512,8 +378,8 @@ impl SyncCore {
             settings,
         };
         core.send_handshakes();
-        if !matches!(core.settings.protocol, Protocol::Alarm { .. }) {
-            core.alive_at = Some(now + ALIVE_INTERVAL);
+        if !core.is_alarm() {
+            core.timers.set(Timer::Alive, now + ALIVE_INTERVAL);
             if core.settings.startup_resync {
                 core.txq.push_back(Item::Control(Control::Resync), ());
             }
@@ -556,11 +422,11 @@ impl SyncCore {
     }
 
     pub fn is_ftfw(&self) -> bool {
-        matches!(self.settings.protocol, Protocol::Ftfw { .. })
+        matches!(self.mode, Mode::Ftfw(_))
     }
 
     fn is_alarm(&self) -> bool {
-        matches!(self.settings.protocol, Protocol::Alarm { .. })
+        matches!(self.mode, Mode::Alarm(_))
     }
 
     /// `Authentication` is on.
@@ -592,74 +458,13 @@ impl SyncCore {
 
     /// Lengths of the transmit and resend queues (what `-s queue` shows).
     pub fn queue_stats(&self) -> QueueStats {
-        let resend_queue_max = match self.settings.protocol {
-            Protocol::Ftfw {
-                resend_queue_size, ..
-            } => Some(resend_queue_size as u64),
-            _ => None,
-        };
+        let ftfw = self.ftfw();
         QueueStats {
             transmit: self.txq.len(),
-            resend: self.rsq.len(),
-            resend_max: resend_queue_max,
-            resend_dropped: self.rsq_dropped,
-            control_nodes: self.txq.controls() + self.rsq.controls(),
-        }
-    }
-
-    /// Does this node hold its live peers' state (docs/readiness.md)? Once
-    /// it did (checked on every timer), it stays synced.
-    pub fn readiness(&self, now: Instant) -> Readiness {
-        let mut r = self.readiness_now(now);
-        r.synced |= self.synced_once;
-        r
-    }
-
-    /// Readiness as things stand now (see [`SyncCore::readiness`]).
-    /// FTFW: each live peer acknowledged our last RESYNC (or NACK), so
-    /// whatever it queued in answer came before that ACK, and no repair is
-    /// queued unsent. NOTRACK (best effort: a lost RESYNC is not seen):
-    /// each live peer was idle (an ALIVE) a second after our RESYNC went.
-    /// ALARM: each live peer was heard for a whole refresh period. Before
-    /// the grace period, no; after it, with no live peer, yes.
-    fn readiness_now(&self, now: Instant) -> Readiness {
-        let live: Vec<&Peer> = self
-            .peers
-            .values()
-            .filter(|p| now.saturating_duration_since(p.heard) < PEER_TIMEOUT)
-            .collect();
-        let repair_queued = || {
-            self.txq.iter().any(|(item, ())| {
-                matches!(item, Item::Control(Control::Resync | Control::Nack { .. }))
-            })
-        };
-        let acked = |p: &Peer, mark: u32| p.acked_to.is_some_and(|to| !seq::before(to, mark));
-        let settled = |p: &Peer| match self.settings.protocol {
-            // Both our RESYNC (and NACKs) and our first ACK of its messages
-            // (after which it resends what we never heard) were answered.
-            Protocol::Ftfw { .. } => {
-                self.repair.is_some_and(|(mark, _)| acked(p, mark))
-                    && matches!(p.first_ack, FirstAck::Sent(mark) if acked(p, mark))
-            }
-            Protocol::Notrack => self
-                .repair
-                .is_some_and(|(_, sent)| p.alive_at.is_some_and(|at| at >= sent + ALIVE_INTERVAL)),
-            Protocol::Alarm { refresh, .. } => {
-                now >= p.first_heard + refresh + Duration::from_secs(1)
-            }
-        };
-        let resyncs = !self.is_alarm() && self.settings.startup_resync;
-        let waiting = if resyncs && repair_queued() {
-            live.len().max(1)
-        } else if self.is_alarm() || resyncs {
-            live.iter().filter(|p| !settled(p)).count()
-        } else {
-            0
-        };
-        Readiness {
-            synced: now >= self.started + SYNC_GRACE && waiting == 0,
-            live_peers: live.len(),
-            waiting,
+            resend: ftfw.map_or(0, |f| f.rsq.len()),
+            resend_max: ftfw.map(|f| f.resend_queue_size() as u64),
+            resend_dropped: ftfw.map_or(0, |f| f.rsq_dropped),
+            control_nodes: self.txq.controls() + ftfw.map_or(0, |f| f.rsq.controls()),
         }
     }
 
@@ -669,194 +474,25 @@ impl SyncCore {
             .map(|at| now.saturating_duration_since(at))
     }
 
-    // ---- local side -------------------------------------------------
-
-    /// A ctnetlink conntrack event.
-    pub fn handle_kernel_event(
-        &mut self,
-        now: Instant,
-        kind: EventKind,
-        ct: Conntrack,
-        origin: Origin,
-    ) {
-        if self.settings.disable_internal_cache {
-            self.bypass_event(kind, ct, origin);
-            return;
-        }
-        self.local.handle_kernel_event(now, kind, ct, origin);
-        self.apply_changes(now);
-    }
-
-    /// NOTRACK `DisableInternalCache`: one message per event, no cache.
-    fn bypass_event(&mut self, kind: EventKind, ct: Conntrack, origin: Origin) {
-        self.local.netlink.events_received += 1;
-        if origin != Origin::NotMe {
-            return;
-        }
-        if let Some(filter) = &self.local.event_filter
-            && filter.verdict(&ct) != crate::filter::Verdict::Accept
-        {
-            self.local.netlink.events_filtered += 1;
-            return;
-        }
-        let kind = match kind {
-            EventKind::New => {
-                self.bypass.new += 1;
-                MsgType::CtNew
-            }
-            EventKind::Update => {
-                self.bypass.updated += 1;
-                MsgType::CtUpdate
-            }
-            EventKind::Destroy => {
-                self.bypass.destroyed += 1;
-                MsgType::CtDelete
-            }
-        };
-        self.direct.push_back(Direct::Flow(kind, Box::new(ct)));
-    }
-
-    /// A flow of a kernel dump made for a bulk send with the internal cache
-    /// disabled: sent as CT_NEW.
-    pub fn send_direct(&mut self, ct: Conntrack) {
-        if self
-            .local
-            .dump_filter
-            .as_ref()
-            .is_none_or(|f| f.verdict(&ct) == crate::filter::Verdict::Accept)
-        {
-            self.direct
-                .push_back(Direct::Flow(MsgType::CtNew, Box::new(ct)));
-        }
-    }
-
-    /// One entry of a kernel dump; `announce` for overrun/polling resyncs.
-    pub fn handle_dump_entry(&mut self, now: Instant, ct: Conntrack, announce: bool) {
-        self.local.handle_dump_entry(now, ct, announce);
-        self.apply_changes(now);
-    }
-
-    /// A resync found this flow gone from the kernel.
-    pub fn handle_vanished(&mut self, now: Instant, key: &FlowKey) {
-        self.local.handle_vanished(key);
-        self.apply_changes(now);
-    }
-
-    fn apply_changes(&mut self, now: Instant) {
-        for change in self.local.take_changes() {
-            let key = ObjKey::Flow(Key::new(&change.key));
-            match change.gone {
-                None => {
-                    // A fresh object replaces a dead one awaiting its DEL.
-                    if !self.dead.is_empty() {
-                        self.dead.remove(&key);
-                    }
-                    self.arm_refresh(now, &key);
-                    if change.announce {
-                        self.queue_object(key);
-                    }
-                }
-                Some(last) => {
-                    self.refresh.cancel(&key);
-                    let queued = self.txq.contains(&key) || self.rsq.contains(&key);
-                    if change.announce || queued {
-                        self.dead
-                            .insert(key.clone(), Dead::Flow(crate::compact::Stored::new(*last)));
-                    }
-                    if change.announce {
-                        self.queue_object(key);
-                    }
-                }
-            }
-        }
-    }
-
-    /// An expectation event (docs/sync-modes.md §11): synced only if its helper
-    /// is selected and its master flow is in the internal cache.
-    pub fn handle_kernel_expect(
-        &mut self,
-        now: Instant,
-        kind: EventKind,
-        exp: Expect,
-        origin: Origin,
-    ) {
-        self.local.netlink.events_received += 1;
-        let Some(state) = self.expect.as_mut() else {
-            return;
-        };
-        if origin == Origin::Inject {
-            return;
-        }
-        if self.settings.disable_internal_cache {
-            // No cache to check the master against; it exists in the
-            // kernel as long as the expectation does (1.4.7 inverts this
-            // check in bypass mode and drops them).
-            if origin == Origin::NotMe && state.filter.accepts(&exp) {
-                let kind = match kind {
-                    EventKind::New => MsgType::ExpNew,
-                    EventKind::Update => MsgType::ExpUpdate,
-                    EventKind::Destroy => MsgType::ExpDelete,
-                };
-                self.direct.push_back(Direct::Expect(kind, Box::new(exp)));
-            }
-            return;
-        }
-        let announce = origin == Origin::NotMe;
-        let Some(key) = exp.key() else { return };
-        let key = ObjKey::Expect(Box::new(key));
-        if kind == EventKind::Destroy {
-            if let Some(entry) = state.internal.remove(&exp) {
-                self.refresh.cancel(&key);
-                let queued = self.txq.contains(&key) || self.rsq.contains(&key);
-                if announce || queued {
-                    let mut last = entry.exp;
-                    last.merge(&exp);
-                    self.dead.insert(key.clone(), Dead::Expect(Box::new(last)));
-                }
-                if announce {
-                    self.queue_object(key);
-                }
-            }
-            return;
-        }
-        if !state.filter.accepts(&exp) || !master_cached(&self.local.cache, &exp) {
-            self.local.netlink.events_filtered += 1;
-            return;
-        }
-        let inserted = if kind == EventKind::New {
-            state.internal.insert_new(now, exp)
-        } else {
-            state.internal.upsert(now, exp)
-        };
-        if inserted.is_ok() {
-            self.dead.remove(&key);
-            self.arm_refresh(now, &key);
-            if announce {
-                self.queue_object(key);
-            }
-        }
-    }
-
-    /// One entry of an expectation dump (start-up, `-R expect`).
-    pub fn handle_expect_dump_entry(&mut self, now: Instant, exp: Expect) {
-        let Some(state) = self.expect.as_mut() else {
-            return;
-        };
-        if state.filter.accepts(&exp)
-            && master_cached(&self.local.cache, &exp)
-            && let Some(key) = exp.key()
-            && state.internal.upsert(now, exp).is_ok()
-        {
-            self.arm_refresh(now, &ObjKey::Expect(Box::new(key)));
-        }
-    }
-
     // ---- queues ------------------------------------------------------
+
+    /// Whether the resend queue (FTFW) holds the object.
+    fn resend_holds(&self, key: &ObjKey) -> bool {
+        self.ftfw().is_some_and(|ftfw| ftfw.rsq.contains(key))
+    }
+
+    /// Whether a queue holds the object (its message is still to be sent,
+    /// or to be acknowledged).
+    fn queued(&self, key: &ObjKey) -> bool {
+        self.txq.contains(key) || self.resend_holds(key)
+    }
 
     /// §5.4: an object in the resend queue moves to the transmit queue; an
     /// object already waiting to be sent stays where it is.
     fn queue_object(&mut self, key: ObjKey) {
-        self.rsq.remove_object(&key);
+        if let Mode::Ftfw(ftfw) = &mut self.mode {
+            ftfw.rsq.remove_object(&key);
+        }
         // A no-op for an object already in the transmit queue.
         self.txq.push_back(Item::Object(key), ());
     }
@@ -864,188 +500,9 @@ impl SyncCore {
     /// The object is no longer referenced by a queue: a dead one is freed.
     fn release(&mut self, key: &ObjKey) {
         // Most of the time nothing is dead: no lookups then.
-        if !self.dead.is_empty() && !self.txq.contains(key) && !self.rsq.contains(key) {
+        if !self.dead.is_empty() && !self.queued(key) {
             self.dead.remove(key);
         }
-    }
-
-    fn push_resend(&mut self, item: Item, seq: u32) {
-        let seq = Sent { seq, acked: 0 };
-        let Protocol::Ftfw {
-            resend_queue_size, ..
-        } = self.settings.protocol
-        else {
-            return;
-        };
-        while self.rsq.len() >= resend_queue_size.max(1) {
-            if let Some((Item::Object(key), _)) = self.rsq.pop_front() {
-                self.release(&key);
-            }
-            self.rsq_dropped += 1;
-        }
-        self.rsq.push_back(item, seq);
-    }
-
-    // ---- commands ------------------------------------------------------
-
-    /// `-B` or a peer's RESYNC: queue every internal object (§5.8).
-    pub fn bulk_send(&mut self) {
-        if self.is_alarm() {
-            return;
-        }
-        if self.settings.disable_internal_cache {
-            self.events.push_back(SyncEvent::DumpKernelForBulk);
-            return;
-        }
-        self.events
-            .push_back(SyncEvent::Notice("sending bulk update".into()));
-        let mut keys = self.internal_keys();
-        // DEAD objects still awaiting acknowledgement go out again as DEL.
-        keys.extend(self.dead.keys().cloned());
-        for key in keys {
-            self.queue_object(key);
-        }
-    }
-
-    /// `-n`: ask the peers for a bulk send.
-    pub fn request_resync(&mut self) {
-        if self.is_alarm() {
-            return;
-        }
-        self.events
-            .push_back(SyncEvent::Notice("resync requested".into()));
-        self.txq.push_back(Item::Control(Control::Resync), ());
-    }
-
-    /// `-f internal`: objects go at once, queued ones included (no DEL).
-    pub fn flush_internal(&mut self) {
-        self.local.cache.flush();
-        self.forget_queued(|k| matches!(k, ObjKey::Flow(_)));
-    }
-
-    pub fn flush_internal_expect(&mut self) {
-        if let Some(state) = self.expect.as_mut() {
-            state.internal.flush();
-        }
-        self.forget_queued(|k| matches!(k, ObjKey::Expect(_)));
-    }
-
-    fn forget_queued(&mut self, which: impl Fn(&ObjKey) -> bool) {
-        for key in self.refresh_keys(&which) {
-            self.refresh.cancel(&key);
-        }
-        let keys: Vec<ObjKey> = self
-            .txq
-            .iter()
-            .map(|(item, _)| item)
-            .chain(self.rsq.iter().map(|(item, _)| item))
-            .filter_map(|item| match item {
-                Item::Object(k) if which(k) => Some(k.clone()),
-                _ => None,
-            })
-            .collect();
-        for key in keys {
-            self.txq.remove_object(&key);
-            self.rsq.remove_object(&key);
-            self.dead.remove(&key);
-        }
-        self.dead.retain(|k, _| !which(k));
-    }
-
-    /// Every live internal object, flows first.
-    fn internal_keys(&self) -> Vec<ObjKey> {
-        let mut keys: Vec<ObjKey> = self
-            .local
-            .cache
-            .iter_live()
-            .filter_map(|e| e.key())
-            .map(|k| ObjKey::Flow(Key::new(&k)))
-            .collect();
-        if let Some(state) = &self.expect {
-            keys.extend(
-                state
-                    .internal
-                    .iter()
-                    .filter_map(|e| e.exp.key())
-                    .map(|k| ObjKey::Expect(Box::new(k))),
-            );
-        }
-        keys
-    }
-
-    fn refresh_keys(&self, which: &impl Fn(&ObjKey) -> bool) -> Vec<ObjKey> {
-        let mut keys = self.internal_keys();
-        keys.retain(|k| which(k));
-        keys
-    }
-
-    pub fn flush_external(&mut self) {
-        self.external.flush();
-        self.expiry.clear();
-    }
-
-    pub fn flush_external_expect(&mut self) {
-        if let Some(state) = self.expect.as_mut() {
-            state.external.flush();
-        }
-    }
-
-    /// The kernel create requests of a commit (`-c`), in commit order.
-    pub fn commit_flows(&self, now: Instant) -> impl Iterator<Item = Conntrack> + '_ {
-        commit::flows(self, now)
-    }
-
-    /// Positions of the external cache a commit walks, twice: plain flows
-    /// (`related` false), then flows with a master.
-    pub fn commit_positions(&self) -> usize {
-        self.external.positions()
-    }
-
-    /// The create request for the external flow at `at` in the given pass.
-    pub fn commit_request_at(&self, at: usize, related: bool, now: Instant) -> Option<Conntrack> {
-        commit::request_at(self, at, related, now)
-    }
-
-    /// Makes room in the internal cache for a quiet commit's flows.
-    pub fn prepare_adoption(&mut self) {
-        if !self.settings.disable_internal_cache {
-            let incoming = self.external.len();
-            self.local.cache.reserve(incoming);
-        }
-    }
-
-    /// The external flow at `at` was committed while NEW events were not
-    /// listened to: it enters the internal cache as its event would have
-    /// made it (unannounced: commits are not echoed to peers).
-    pub fn adopt_committed_at(&mut self, at: usize, now: Instant) {
-        if self.settings.disable_internal_cache {
-            return;
-        }
-        let Some(mut ct) = self.external.entry_at(at).map(|e| e.ct().into_owned()) else {
-            return;
-        };
-        if ct.reply.is_none() {
-            ct.reply = commit::reply_after_nat(&ct);
-        }
-        self.local.adopt(now, ct);
-        self.apply_changes(now);
-    }
-
-    /// The external expectations a commit creates.
-    pub fn commit_expects(&self) -> Vec<Expect> {
-        match &self.expect {
-            Some(state) if !self.settings.disable_external_cache => {
-                state.external.iter().map(|e| e.exp.clone()).collect()
-            }
-            _ => Vec::new(),
-        }
-    }
-
-    /// Remaining ALARM lifetime of an external flow (`-e` shows it).
-    pub fn expires_in(&self, key: &FlowKey, now: Instant) -> Option<Duration> {
-        self.expiry
-            .deadline(&ObjKey::Flow(Key::new(key)))
-            .map(|at| at.saturating_duration_since(now))
     }
 
     // ---- channels --------------------------------------------------------
@@ -1078,111 +535,58 @@ impl SyncCore {
 
     // ---- timers ------------------------------------------------------------
 
-    /// ALARM: `1 + random() % R` seconds plus 0.2–1.0 s (§6).
-    fn arm_refresh(&mut self, now: Instant, key: &ObjKey) {
-        let Protocol::Alarm { refresh, .. } = self.settings.protocol else {
-            return;
-        };
-        let r = refresh.as_secs().max(1);
-        let secs = 1 + self.random() % r;
-        let micros = (1 + self.random() % 5) * 200_000 - 1;
-        let at = now + Duration::from_secs(secs) + Duration::from_micros(micros);
-        self.refresh.arm(key.clone(), at);
-    }
-
-    fn random(&mut self) -> u64 {
-        // xorshift64*: jitter only, not security.
-        let mut x = self.rng;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.rng = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11
-    }
-
     /// When [`SyncCore::handle_timeout`] is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.alive_at,
-            self.ack_at,
-            self.probe_at,
-            self.flush_at,
-            self.sweeps.iter().map(|sweep| sweep.at).min(),
-            self.refresh.next(),
-            self.expiry.next(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        self.timers.next()
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        if !self.synced_once && self.readiness_now(now).synced {
-            self.synced_once = true;
-        }
-        if self.flush_at.is_some_and(|at| at <= now) {
-            self.flush_batch(now);
-        }
-        if self.sweeps.iter().any(|sweep| sweep.at <= now) {
-            let (due, later) = std::mem::take(&mut self.sweeps)
-                .into_iter()
-                .partition(|sweep| sweep.at <= now);
-            self.sweeps = later;
-            for sweep in due {
-                self.sweep_stale(now, sweep);
+        self.note_readiness(now);
+        for timer in Timer::ORDER {
+            if self.timers.expire(timer, now) {
+                self.on_timer(now, timer);
             }
         }
-        if self.ack_at.is_some_and(|at| at <= now) {
-            self.ack_at = None;
-            for peer in self.peers.values_mut().filter(|p| p.ack_due) {
-                peer.ack_due = false;
-                if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
-                    self.txq
-                        .push_back(Item::Control(Control::Ack { from, to }), ());
-                }
-            }
+        self.on_object_timers(now);
+    }
+
+    /// One function per timer.
+    fn on_timer(&mut self, now: Instant, timer: Timer) {
+        match timer {
+            Timer::Flush => self.flush_batch(now),
+            Timer::Sweep => self.on_sweep_timer(now),
+            Timer::Ack => self.on_ack_timer(),
+            Timer::Probe => self.on_probe_timer(),
+            Timer::Alive => self.on_alive_timer(now),
         }
-        if self.probe_at.is_some_and(|at| at <= now) {
-            self.probe_at = None;
-            if self.rsq.objects() > 0 {
-                self.txq.push_back(Item::Control(Control::Alive), ());
-                self.probe_every = (self.probe_every * 2).min(ALIVE_INTERVAL);
-            }
+    }
+
+    /// [`Timer::Alive`]: FTFW acknowledges what it received since its last
+    /// ACK; without anything to acknowledge (and in NOTRACK) an ALIVE goes.
+    fn on_alive_timer(&mut self, now: Instant) {
+        self.timers.set(Timer::Alive, now + ALIVE_INTERVAL);
+        if !self.ftfw_periodic_acks() {
+            self.txq.push_back(Item::Control(Control::Alive), ());
         }
-        if self.alive_at.is_some_and(|at| at <= now) {
-            self.alive_at = Some(now + ALIVE_INTERVAL);
-            let mut acked = false;
-            if self.is_ftfw() {
-                for peer in self.peers.values_mut() {
-                    peer.ack_due = false;
-                    if let (Some(from), Some(to)) = (peer.ack_from.take(), peer.last) {
-                        self.acks.queue(&mut self.txq, peer, from, to);
-                        acked = true;
-                    }
-                }
-            }
-            if !acked {
-                self.txq.push_back(Item::Control(Control::Alive), ());
-            }
+    }
+
+    /// [`Timer::Sweep`] follows the earliest pending sweep.
+    fn arm_sweep_timer(&mut self) {
+        match self.sweeps.iter().map(|sweep| sweep.at).min() {
+            Some(at) => self.timers.set(Timer::Sweep, at),
+            None => self.timers.stop(Timer::Sweep),
         }
-        while let Some(key) = self.refresh.pop_expired(now) {
-            if self.is_live(&key) {
-                self.arm_refresh(now, &key);
-                self.queue_object(key);
-            }
+    }
+
+    fn on_sweep_timer(&mut self, now: Instant) {
+        let (due, later) = std::mem::take(&mut self.sweeps)
+            .into_iter()
+            .partition(|sweep| sweep.at <= now);
+        self.sweeps = later;
+        for sweep in due {
+            self.sweep_stale(now, sweep);
         }
-        while let Some(key) = self.expiry.pop_expired(now) {
-            match key {
-                ObjKey::Flow(k) => {
-                    self.external.remove_key(&k);
-                }
-                ObjKey::Expect(k) => {
-                    if let Some(state) = self.expect.as_mut() {
-                        state.external.remove_key(&k);
-                    }
-                }
-            }
-        }
+        self.arm_sweep_timer();
     }
 
     /// Drops the external flows a restarted peer announced before and not
@@ -1200,7 +604,7 @@ impl SyncCore {
             .collect();
         for key in stale {
             self.external.remove(&key);
-            self.expiry.cancel(&ObjKey::Flow(Key::new(&key)));
+            self.timers.expiry.cancel(&ObjKey::Flow(Key::new(&key)));
         }
     }
 
@@ -1221,7 +625,7 @@ impl SyncCore {
     }
 
     pub fn rsq_len(&self) -> usize {
-        self.rsq.len()
+        self.ftfw().map_or(0, |ftfw| ftfw.rsq.len())
     }
 
     /// Objects that have been deleted but whose DEL is not yet acknowledged.

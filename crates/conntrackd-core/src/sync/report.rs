@@ -90,11 +90,11 @@ pub fn queues(out: &mut String, core: &SyncCore, errorq: (usize, usize, u64)) {
 
 /// `-s rsqueue`: the resend queue, oldest first.
 pub fn resend_queue(out: &mut String, core: &SyncCore) {
-    if !core.is_ftfw() {
+    let Some(ftfw) = core.ftfw() else {
         return;
-    }
-    let _ = writeln!(out, "resent queue (len={})", core.rsq.len());
-    for (item, sent) in core.rsq.iter() {
+    };
+    let _ = writeln!(out, "resent queue (len={})", ftfw.rsq.len());
+    for (item, sent) in ftfw.rsq.iter() {
         let seq = sent.seq;
         match item {
             Item::Control(c) => {

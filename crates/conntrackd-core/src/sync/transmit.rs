@@ -6,9 +6,8 @@ use syncproto::ct::EncodeOptions;
 use syncproto::{Control, MsgType};
 
 use super::queue::Item;
-use super::{
-    ALIVE_INTERVAL, Dead, Direct, FirstAck, Hello, ObjKey, SyncCore, SyncEvent, Transmit, auth,
-};
+use super::timer::Timer;
+use super::{ALIVE_INTERVAL, Dead, Direct, Mode, ObjKey, SyncCore, SyncEvent, Transmit, auth};
 use crate::cache::ObjectState;
 
 impl SyncCore {
@@ -37,21 +36,13 @@ impl SyncCore {
         s
     }
 
-    /// FTFW: HELLO until the peer answered, HELLO_BACK once after a HELLO.
+    /// FTFW's HELLO flags (see [`super::ftfw::Ftfw::hello_flags`]); none
+    /// in the other modes.
     fn hello_flags(&mut self) -> u8 {
-        if !self.is_ftfw() {
-            return 0;
+        match &mut self.mode {
+            Mode::Ftfw(ftfw) => ftfw.hello_flags(),
+            _ => 0,
         }
-        let mut flags = 0;
-        if self.hello != Hello::Done {
-            self.hello = Hello::Say;
-            flags |= syncproto::flags::HELLO;
-        }
-        if self.say_hello_back {
-            self.say_hello_back = false;
-            flags |= syncproto::flags::HELLO_BACK;
-        }
-        flags
     }
 
     fn encode_options(&self) -> EncodeOptions {
@@ -123,29 +114,15 @@ impl SyncCore {
         let drained = self.txq.is_empty() && self.direct.is_empty();
         if drained && self.settings.flush_delay.is_zero() {
             self.flush_batch(now);
-        } else if drained && !self.batch.is_empty() && self.flush_at.is_none() {
-            self.flush_at = Some(now + self.settings.flush_delay);
+        } else if drained && !self.batch.is_empty() {
+            self.timers
+                .set_if_stopped(Timer::Flush, now + self.settings.flush_delay);
         }
+        // Something went: the next ALIVE is a second away.
         if !self.is_alarm() {
-            self.alive_at = Some(now + ALIVE_INTERVAL);
+            self.timers.set(Timer::Alive, now + ALIVE_INTERVAL);
         }
-        // The probe follows the last datagram: a stream needs none.
-        if self.is_ftfw() && self.rsq.objects() > 0 {
-            self.probe_at = Some(now + self.probe_every);
-        }
-    }
-
-    /// An ACK went out as `seq`: the peer whose first ACK it is learns it.
-    fn ack_built(&mut self, seq: u32) {
-        let index = self.acks.built;
-        self.acks.built += 1;
-        for peer in self.peers.values_mut() {
-            if let FirstAck::Queued(n) = peer.first_ack
-                && n <= index
-            {
-                peer.first_ack = FirstAck::Sent(seq);
-            }
-        }
+        self.ftfw_sent(now);
     }
 
     /// The pending DEL of an object (no lookup while nothing is dead).
@@ -234,13 +211,13 @@ impl SyncCore {
     /// Sends the partly filled batch now instead of at its deadline (the
     /// shell is about to pause).
     pub fn flush_pending(&mut self, now: Instant) {
-        if self.flush_at.is_some() {
+        if self.timers.is_set(Timer::Flush) {
             self.flush_batch(now);
         }
     }
 
     pub(super) fn flush_batch(&mut self, now: Instant) {
-        self.flush_at = None;
+        self.timers.stop(Timer::Flush);
         if !self.batch.is_empty() {
             let mut bytes = std::mem::take(&mut self.batch);
             if let Some(auth) = self.auth.as_mut() {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use conntrack_model::consts::{IPPROTO_TCP, status, tcp_state};
 use conntrack_model::{Conntrack, FlowKey, TcpInfo, Tuple};
 
+use super::peers::PEER_TIMEOUT;
 use super::*;
 use crate::local::{EventKind, Origin};
 use syncproto::ct::EncodeOptions;
@@ -797,7 +798,7 @@ fn a_new_sender_beyond_the_peer_limit_replaces_the_one_heard_longest_ago() {
             core.handle_datagram(t, 0, sender(i), &alive);
         }
         assert_eq!(core.peers.len(), MAX_PEERS);
-        assert_eq!(core.peer_bits, u64::MAX, "each peer has its own bit");
+        assert_eq!(core.peers.bits(), u64::MAX, "each peer has its own bit");
         // Sender 0 speaks again: now sender 1 was heard longest ago.
         t += Duration::from_millis(10);
         core.handle_datagram(t, 0, sender(0), &alive);
@@ -808,7 +809,7 @@ fn a_new_sender_beyond_the_peer_limit_replaces_the_one_heard_longest_ago() {
         assert!(known(&core, 0), "the one heard lately stays");
         assert_eq!(core.counters.peers_evicted, 1);
         assert_eq!(core.peers.len(), MAX_PEERS);
-        assert_eq!(core.peer_bits, u64::MAX);
+        assert_eq!(core.peers.bits(), u64::MAX);
         let bits: u64 = core.peers.values().map(|p| p.bit).fold(0, |m, b| {
             assert_eq!(m & b, 0, "no bit is shared");
             m | b
@@ -845,7 +846,7 @@ fn idle_nodes_of_a_three_node_group_stay_quiet() {
     let sent = sim.datagrams - datagrams;
     assert!(sent <= 60, "{sent} datagrams in 10 idle seconds");
     for node in &sim.nodes {
-        assert!(node.rsq.len() <= 3, "resend queue of {}", node.rsq.len());
+        assert!(node.rsq_len() <= 3, "resend queue of {}", node.rsq_len());
     }
 }
 

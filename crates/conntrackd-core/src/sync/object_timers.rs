@@ -1,4 +1,5 @@
-//! Per-object deadlines (ALARM refresh and external expiry timers).
+//! Per-object deadlines (ALARM refresh and external expiry timers), kept
+//! in the core's [`super::timer::TimerTable`].
 
 use std::collections::BTreeSet;
 
@@ -8,16 +9,16 @@ use std::time::Instant;
 
 /// A set of deadlines, at most one per key.
 #[derive(Debug)]
-pub(crate) struct Timers<K> {
+pub(crate) struct ObjectTimers<K> {
     next_ticket: u64,
     due: BTreeSet<(Instant, u64)>,
     keys: FastMap<u64, K>,
     armed: FastMap<K, (Instant, u64)>,
 }
 
-impl<K> Default for Timers<K> {
+impl<K> Default for ObjectTimers<K> {
     fn default() -> Self {
-        Timers {
+        ObjectTimers {
             next_ticket: 0,
             due: BTreeSet::new(),
             keys: FastMap::default(),
@@ -26,7 +27,7 @@ impl<K> Default for Timers<K> {
     }
 }
 
-impl<K: Clone + Eq + Hash> Timers<K> {
+impl<K: Clone + Eq + Hash> ObjectTimers<K> {
     /// Arms (or re-arms) the timer of `key`.
     pub(crate) fn arm(&mut self, key: K, at: Instant) {
         self.cancel(&key);
@@ -79,7 +80,7 @@ mod tests {
     #[test]
     fn rearming_replaces_the_deadline() {
         let t0 = Instant::now();
-        let mut t = Timers::default();
+        let mut t = ObjectTimers::default();
         t.arm("a", t0 + Duration::from_secs(5));
         t.arm("b", t0 + Duration::from_secs(2));
         t.arm("a", t0 + Duration::from_secs(1));
