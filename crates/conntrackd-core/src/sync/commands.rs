@@ -7,6 +7,7 @@ use conntrack_model::{Conntrack, Expect, FlowKey};
 use syncproto::Control;
 
 use super::queue::Item;
+use super::timer::Timer;
 use super::{Mode, ObjKey, SyncCore, SyncEvent, commit};
 use crate::compact::Key;
 
@@ -38,6 +39,30 @@ impl SyncCore {
         self.events
             .push_back(SyncEvent::Notice("resync requested".into()));
         self.txq.push_back(Item::Control(Control::Resync), ());
+    }
+
+    /// `-t`: the kernel table is flushed `PurgeTimeout` from now (once;
+    /// asking again while one is scheduled changes nothing).
+    pub fn schedule_purge(&mut self, now: Instant) {
+        if !self.timers.is_set(Timer::Purge) {
+            self.events.push_back(SyncEvent::Notice(format!(
+                "flushing conntrack table in {} secs",
+                self.settings.purge_timeout.as_secs()
+            )));
+            self.timers
+                .set(Timer::Purge, now + self.settings.purge_timeout);
+        }
+    }
+
+    /// A flush of the internal cache or a commit cancels a scheduled purge.
+    pub fn cancel_purge(&mut self) {
+        self.timers.stop(Timer::Purge);
+    }
+
+    /// The scheduled purge is due: true once, then the shell flushes the
+    /// kernel table and the internal cache.
+    pub fn poll_purge(&mut self) -> bool {
+        std::mem::take(&mut self.purge_due)
     }
 
     /// `-f internal`: objects go at once, queued ones included (no DEL).

@@ -112,6 +112,8 @@ pub struct SyncSettings {
     /// `ReplicateLabels off`: connlabels are left out of what is sent and
     /// dropped from what is received (so never committed or injected).
     pub replicate_labels: bool,
+    /// `PurgeTimeout`: how long after `-t` the kernel table is flushed.
+    pub purge_timeout: Duration,
 }
 
 impl SyncSettings {
@@ -139,6 +141,7 @@ impl SyncSettings {
             flush_delay: Duration::ZERO,
             auth: None,
             replicate_labels: true,
+            purge_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -310,6 +313,8 @@ pub struct SyncCore {
     repair: Option<(u32, Instant)>,
     /// The start-up resync completed once: synced from then on.
     synced_once: bool,
+    /// [`Timer::Purge`] passed: the shell flushes the kernel table.
+    purge_due: bool,
     auth: Option<auth::Auth>,
     /// What the last datagram's envelopes delivered (kept for its buffer).
     opened: Vec<auth::Delivery>,
@@ -370,6 +375,7 @@ impl SyncCore {
             started: now,
             repair: None,
             synced_once: false,
+            purge_due: false,
             auth: settings
                 .auth
                 .take()
@@ -558,6 +564,7 @@ impl SyncCore {
             Timer::Ack => self.on_ack_timer(),
             Timer::Probe => self.on_probe_timer(),
             Timer::Alive => self.on_alive_timer(now),
+            Timer::Purge => self.purge_due = true,
         }
     }
 

@@ -24,17 +24,20 @@ pub(crate) enum Timer {
     Probe,
     /// The once-a-second ALIVE, or FTFW's periodic ACKs (FTFW, NOTRACK).
     Alive,
+    /// `PurgeTimeout` after `-t`: the kernel table is flushed.
+    Purge,
 }
 
 impl Timer {
     /// The order in which timers due together run: a batch goes out
     /// before anything else is queued, due ACKs before the periodic ones.
-    pub(crate) const ORDER: [Timer; 5] = [
+    pub(crate) const ORDER: [Timer; 6] = [
         Timer::Flush,
         Timer::Sweep,
         Timer::Ack,
         Timer::Probe,
         Timer::Alive,
+        Timer::Purge,
     ];
 
     fn slot(self) -> usize {

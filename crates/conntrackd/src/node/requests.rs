@@ -123,7 +123,7 @@ impl Node {
             Request::AllCommit => self.commit_request(now, Scope::Both),
             Request::SendBulk => self.with_sync_mut(|r| r.core_mut().bulk_send()),
             Request::RequestDump => self.with_sync_mut(|r| r.core_mut().request_resync()),
-            Request::ResetTimers => self.with_sync_mut(|r| r.schedule_purge(now)),
+            Request::ResetTimers => self.with_sync_mut(|r| r.core_mut().schedule_purge(now)),
         }
         Reply::Text(out)
     }
@@ -271,7 +271,7 @@ impl Node {
             }
             Engine::Sync(r) => {
                 logger::notice("flushing internal cache");
-                r.cancel_purge();
+                r.core_mut().cancel_purge();
                 r.core_mut().flush_internal();
             }
         }
@@ -289,7 +289,7 @@ impl Node {
             Engine::Stats(_) => {}
             Engine::Sync(r) => {
                 logger::notice("flushing caches");
-                r.cancel_purge();
+                r.core_mut().cancel_purge();
                 let core = r.core_mut();
                 core.flush_internal();
                 core.flush_external();

@@ -27,19 +27,11 @@ const LINK_CHECK: Duration = Duration::from_secs(1);
 /// A partly filled batch waits this long for more messages.
 const FLUSH_DELAY: Duration = Duration::from_millis(2);
 
-/// `-t`: the selective kernel flush, `PurgeTimeout` after the request.
-#[derive(Debug)]
-struct Purge {
-    at: Option<Instant>,
-    timeout: Duration,
-}
-
 #[derive(Debug)]
 pub struct Replication {
     core: SyncCore,
     links: Vec<Link>,
     writer: KernelWriter,
-    purge: Purge,
     link_check_at: Instant,
     usable: Vec<bool>,
     rx: Vec<Received>,
@@ -117,6 +109,7 @@ impl Replication {
             flush_delay: FLUSH_DELAY,
             auth,
             replicate_labels: sync.replicate_labels,
+            purge_timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
         };
         if startup_resync {
             logger::notice("resync requested");
@@ -126,10 +119,6 @@ impl Replication {
             usable: vec![true; links.len()],
             links,
             writer: KernelWriter::open()?,
-            purge: Purge {
-                at: None,
-                timeout: Duration::from_secs(u64::from(sync.purge_timeout)),
-            },
             link_check_at: now + LINK_CHECK,
             rx: Vec::new(),
         })
@@ -231,14 +220,10 @@ impl Replication {
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        [
-            self.core.poll_timeout(),
-            self.purge.at,
-            Some(self.link_check_at),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.core.poll_timeout(), Some(self.link_check_at)]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Timers; returns true if the scheduled kernel flush is due.
@@ -256,27 +241,7 @@ impl Replication {
                 self.core.handle_link_state(now, &usable);
             }
         }
-        if self.purge.at.is_some_and(|at| at <= now) {
-            self.purge.at = None;
-            return true;
-        }
-        false
-    }
-
-    /// `-t`: schedules the selective kernel flush.
-    pub fn schedule_purge(&mut self, now: Instant) {
-        if self.purge.at.is_none() {
-            logger::notice(&format!(
-                "flushing conntrack table in {} secs",
-                self.purge.timeout.as_secs()
-            ));
-            self.purge.at = Some(now + self.purge.timeout);
-        }
-    }
-
-    /// A flush of the internal cache or a commit cancels a scheduled one.
-    pub fn cancel_purge(&mut self) {
-        self.purge.at = None;
+        self.core.poll_purge()
     }
 
     /// Sends what the core produced and carries out its requests.
@@ -327,7 +292,7 @@ impl Replication {
     /// `-c`: writes the external cache into the kernel (see
     /// `KernelWriter::commit`); returns when done.
     pub fn commit(&mut self, now: Instant, flows: bool, expects: bool, events: Option<&CtSocket>) {
-        self.purge.at = None;
+        self.core.cancel_purge();
         self.writer
             .commit(&mut self.core, now, flows, expects, events);
     }

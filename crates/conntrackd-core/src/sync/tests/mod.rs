@@ -1024,3 +1024,34 @@ fn late_datagrams_never_bring_back_deleted_flows() {
         );
     }
 }
+
+/// `-t`: the kernel flush comes `PurgeTimeout` after the first request
+/// (a second one does not postpone it), once; a cancel (a commit, `-f`)
+/// drops it.
+#[test]
+fn a_scheduled_purge_comes_once_after_its_timeout_unless_cancelled() {
+    let t0 = Instant::now();
+    let mut core = SyncCore::new(
+        t0,
+        SyncSettings {
+            purge_timeout: Duration::from_secs(30),
+            ..SyncSettings::basic(Protocol::Notrack)
+        },
+    );
+    core.schedule_purge(t0);
+    assert!(
+        matches!(core.poll_event(), Some(SyncEvent::Notice(n)) if n == "flushing conntrack table in 30 secs")
+    );
+    core.schedule_purge(t0 + Duration::from_secs(20));
+    assert!(core.poll_event().is_none(), "asked again: nothing new");
+    core.handle_timeout(t0 + Duration::from_secs(29));
+    assert!(!core.poll_purge());
+    assert!(core.poll_timeout() <= Some(t0 + Duration::from_secs(30)));
+    core.handle_timeout(t0 + Duration::from_secs(30));
+    assert!(core.poll_purge());
+    assert!(!core.poll_purge(), "once");
+    core.schedule_purge(t0 + Duration::from_secs(40));
+    core.cancel_purge();
+    core.handle_timeout(t0 + Duration::from_secs(100));
+    assert!(!core.poll_purge(), "cancelled");
+}
