@@ -239,7 +239,7 @@ async fn main_loop(
                 node.handle_timeout(Instant::now());
             }
             Some(scrape) = scrape_rx.recv() => {
-                let _ = scrape.send(metrics::render(&node.snapshot(&stats, Instant::now())));
+                let _ = scrape.send(crate::counters::exposition::render(&node.snapshot(&stats, Instant::now())));
             }
             _ = tick(&mut watchdog_tick) => {
                 if let Some(n) = &notifier {

@@ -9,6 +9,7 @@ mod cli;
 mod cli_reference;
 mod client_slots;
 mod control;
+mod counters;
 mod daemon;
 mod daemonize;
 mod dump_feed;

@@ -5,6 +5,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
+use crate::counters::model::Control;
+
 #[derive(Debug)]
 pub struct RuntimeStats {
     pub started: Instant,
@@ -35,16 +37,37 @@ impl ControlCounters {
         counter.set(counter.get() + 1);
     }
 
-    fn any_beyond_1_4_7(&self) -> bool {
-        [
-            &self.replies_abandoned,
-            &self.refused_busy,
-            &self.silent_dropped,
-            &self.accept_errors,
-        ]
-        .iter()
-        .any(|c| c.get() > 0)
+    /// The reading of these counters (`-s runtime`, `--json`, metrics).
+    pub fn reading(&self) -> Control {
+        Control {
+            read_failed: self.read_failed.get(),
+            unknown_requests: self.unknown_request.get(),
+            replies_abandoned: self.replies_abandoned.get(),
+            clients_refused: self.refused_busy.get(),
+            silent_clients_dropped: self.silent_dropped.get(),
+            accept_errors: self.accept_errors.get(),
+        }
     }
+}
+
+/// Where a field of ours is shown: the `control socket:` block.
+const CONTROL_BLOCK: &str = "-s runtime: control socket: ... ";
+
+/// A line of a block of ours, laid out as 1.4.7 lays out `-s runtime`:
+/// the label, tabs up to column 40, the value in 12 columns.
+fn stats_line(out: &mut String, label: &str, value: u64) {
+    out.push('\t');
+    out.push_str(label);
+    out.push(':');
+    let mut column = 8 + label.len() + 1;
+    loop {
+        out.push('\t');
+        column = (column / 8 + 1) * 8;
+        if column >= 40 {
+            break;
+        }
+    }
+    out.push_str(&format!("{value:>12}\n"));
 }
 
 impl RuntimeStats {
@@ -61,25 +84,25 @@ impl RuntimeStats {
     /// one of them is not 0, so that the report keeps 1.4.7's layout until
     /// something happened (docs/troubleshooting.md).
     pub fn render_runtime_block(&self) -> String {
-        let c = &self.control;
+        let c = self.control.reading();
         let mut text = format!(
             "runtime stats:\n\tchild process failed:\t\t{:>12}\n\t\tchild process segfault:\t{:>12}\n\t\tchild process termsig:\t{:>12}\n\tselect failed:\t\t\t{:>12}\n\twait failed:\t\t\t{:>12}\n\tlocal read failed:\t\t{:>12}\n\tlocal unknown request:\t\t{:>12}\n\n",
-            0,
-            0,
-            0,
-            0,
-            0,
-            c.read_failed.get(),
-            c.unknown_request.get()
+            0, 0, 0, 0, 0, c.read_failed, c.unknown_requests
         );
-        if c.any_beyond_1_4_7() {
-            text.push_str(&format!(
-                "control socket:\n\treplies abandoned:\t\t{:>12}\n\tclients refused (busy):\t\t{:>12}\n\tsilent clients dropped:\t\t{:>12}\n\taccept errors:\t\t\t{:>12}\n\n",
-                c.replies_abandoned.get(),
-                c.refused_busy.get(),
-                c.silent_dropped.get(),
-                c.accept_errors.get()
-            ));
+        // Ours: the fields described as shown in `control socket:`.
+        let ours: Vec<(&str, u64)> = Control::FIELDS
+            .iter()
+            .filter_map(|f| {
+                let label = f.shown.strip_prefix(CONTROL_BLOCK)?;
+                Some((label, c.number(f.json).unwrap_or(0.0) as u64))
+            })
+            .collect();
+        if ours.iter().any(|&(_, n)| n > 0) {
+            text.push_str("control socket:\n");
+            for (label, n) in ours {
+                stats_line(&mut text, label, n);
+            }
+            text.push('\n');
         }
         text
     }

@@ -250,6 +250,49 @@ fn metrics_json_and_stats_agree() {
         assert!(json_doc.contains(&key), "{key} is not in docs/json.md");
     }
 
+    // Every `-s` line a counter's description names (docs/json.md lists
+    // them all, generated from the descriptions) is in that report: its
+    // parts, in order. Blocks this configuration does not show (no
+    // authentication, bypass or inject; nothing refused) are skipped.
+    let conditional = [
+        "authentication:",
+        "Auth failures",
+        "Held envelopes",
+        "Verified",
+        "Handshakes sent",
+        "internal bypass",
+        "external inject",
+        "control socket:",
+        "TCP connections refused",
+    ];
+    let mut reports: HashMap<String, String> = HashMap::new();
+    let mut checked = 0;
+    let generated = json_doc
+        .split_once("do not edit below")
+        .expect("generated part")
+        .1;
+    for shown in generated
+        .split('`')
+        .filter(|t| t.starts_with("-s") && t.contains(": "))
+    {
+        let (report, line) = shown.split_once(": ").expect("-s REPORT: line");
+        if conditional.iter().any(|c| line.contains(c)) {
+            continue;
+        }
+        let text = reports
+            .entry(report.to_string())
+            .or_insert_with(|| ctl(&ns, &conf, &report.split(' ').collect::<Vec<_>>()));
+        let mut rest = text.as_str();
+        for part in line.split(" ... ") {
+            let at = rest
+                .find(part)
+                .unwrap_or_else(|| panic!("`{shown}`: {part:?} not in `{report}`:\n{text}"));
+            rest = &rest[at + part.len()..];
+        }
+        checked += 1;
+    }
+    assert!(checked > 40, "only {checked} lines checked");
+
     // -i --json: the same three flows, each with its text line.
     let flows: serde_json::Value =
         serde_json::from_str(&ctl(&ns, &conf, &["-i", "--json"])).expect("-i --json is JSON");

@@ -1,7 +1,9 @@
 //! Renders the manual pages and shell completions of conntrackd from the
 //! code's own reference tables: `conntrackd_config::reference` (the
 //! configuration keys) and `crates/conntrackd/src/cli_reference.rs` (the
-//! command line), which is included here as a module.
+//! command line), which is included here as a module; and the tables of
+//! docs/metrics.md and docs/json.md from the counters' descriptions
+//! (`crates/conntrackd/src/counters/`, included likewise).
 //!
 //! `cargo run -p docgen` writes the files; `cargo run -p docgen -- --check`
 //! and the test `tests/up_to_date.rs` fail when the committed ones are stale.
@@ -14,6 +16,10 @@ use conntrackd_config::reference::{
 
 #[path = "../../conntrackd/src/cli_reference.rs"]
 pub mod cli_reference;
+
+pub mod counters;
+
+pub mod counter_docs;
 
 use cli_reference::{Arg, EXIT_STATUS, FLAGS, Flag, Group, SIGNALS};
 
@@ -33,6 +39,20 @@ pub fn outputs() -> Vec<(&'static str, String)> {
         ("completions/conntrackd.bash", bash()),
         ("completions/_conntrackd", zsh()),
         ("completions/conntrackd.fish", fish()),
+        (
+            "docs/metrics.md",
+            counter_docs::splice(
+                include_str!("../../../docs/metrics.md"),
+                &counter_docs::metrics_table(),
+            ),
+        ),
+        (
+            "docs/json.md",
+            counter_docs::splice(
+                include_str!("../../../docs/json.md"),
+                &counter_docs::json_table(),
+            ),
+        ),
     ]
 }
 
@@ -618,6 +638,9 @@ mod tests {
     #[test]
     fn roff_output_is_ascii_and_has_no_stray_requests() {
         for (path, text) in outputs() {
+            if path.starts_with("docs/") {
+                continue;
+            }
             assert!(text.is_ascii(), "{path} has non-ASCII text");
             if path.starts_with("man/") {
                 for line in text.lines() {

@@ -1,188 +1,21 @@
-//! One reading of every counter the daemon keeps: the source of `--json`
-//! and of the Prometheus metrics. It reads the same fields the `-s` text
-//! reports read, so the three always agree (tests/metrics.rs checks it).
+//! One reading of every counter the daemon keeps (declared and described
+//! in `crate::counters::model`): the source of `--json` and of the
+//! Prometheus metrics. It reads the same fields the `-s` text reports
+//! read, so they always agree (tests/metrics.rs checks it).
 
-use conntrackd_core::sync::auth::Refusal;
 use std::time::Instant;
 
 use conntrackd_core::cache::CacheCounters;
+use conntrackd_core::local::LocalCache;
 use conntrackd_core::sync::Protocol;
-use serde::Serialize;
+use conntrackd_core::sync::auth::Refusal;
 use synclink::{LinkState, Transport};
 
-use conntrackd_core::local::LocalCache;
-
 use super::{Engine, Node};
+use crate::counters::model::{
+    AuthStats, Bypass, CacheStats, Channel, Netlink, Queues, Received, Snapshot, SyncStats, Traffic,
+};
 use crate::runtime_stats::RuntimeStats;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Snapshot {
-    /// `sync`, `stats` or `idle`.
-    pub mode: &'static str,
-    pub version: &'static str,
-    pub uptime_seconds: u64,
-    pub caches: Vec<CacheStats>,
-    pub traffic: Traffic,
-    pub netlink: Netlink,
-    pub control: Control,
-    /// Present in Sync mode.
-    pub sync: Option<SyncStats>,
-}
-
-/// One cache (`-s` `cache NAME:` block).
-#[derive(Debug, Clone, Serialize)]
-pub struct CacheStats {
-    /// `internal`, `external` or `stats`.
-    pub name: &'static str,
-    /// `conntrack` or `expect`.
-    pub kind: &'static str,
-    pub active: u64,
-    pub created: u64,
-    pub create_failed: u64,
-    pub updated: u64,
-    pub update_failed: u64,
-    pub destroyed: u64,
-    pub destroy_failed: u64,
-    /// Refused because `HashLimit` was reached.
-    pub no_space: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Traffic {
-    pub bytes: u64,
-    pub packets: u64,
-}
-
-/// `-s runtime` `netlink stats:`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Netlink {
-    pub events_received: u64,
-    pub events_filtered: u64,
-    pub events_unknown_type: u64,
-    pub catch_event_failed: u64,
-    pub dump_unknown_type: u64,
-    pub overruns: u64,
-    pub kernel_flushes: u64,
-    pub kernel_resyncs: u64,
-    pub buffer_bytes: u64,
-}
-
-/// `-s runtime` counters of the control socket.
-#[derive(Debug, Clone, Serialize)]
-pub struct Control {
-    pub read_failed: u64,
-    pub unknown_requests: u64,
-    /// Not read for `ReplyTimeout` seconds.
-    pub replies_abandoned: u64,
-    /// Closed at once: every `MaxClients` slot was busy with a reply.
-    pub clients_refused: u64,
-    /// Closed before sending a request, to make room for a newcomer.
-    pub silent_clients_dropped: u64,
-    pub accept_errors: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct SyncStats {
-    /// `ftfw`, `alarm` or `notrack`.
-    pub protocol: &'static str,
-    pub authentication: bool,
-    pub received: Received,
-    /// `Authentication` on: what it refused and what its handshakes did.
-    pub auth: Option<AuthStats>,
-    pub queues: Queues,
-    pub channels: Vec<Channel>,
-    /// NOTRACK with `DisableInternalCache`.
-    pub bypass: Option<Bypass>,
-    /// `DisableExternalCache`.
-    pub inject: Option<crate::replication::InjectCounters>,
-    /// The last `-c`, if one ran.
-    pub last_commit: Option<crate::replication::CommitReport>,
-    /// Since the last well-formed message from a peer; None before the first.
-    pub seconds_since_last_message: Option<f64>,
-    /// `--synced`: the node holds its live peers' state (docs/readiness.md).
-    pub synced: bool,
-    /// Peers heard within the last 5 s, and those whose state has not all
-    /// arrived.
-    pub live_peers: u64,
-    pub peers_waiting: u64,
-}
-
-/// `-s network`: what arrived on the sync link.
-#[derive(Debug, Clone, Serialize)]
-pub struct Received {
-    /// `Malformed messages` (all reasons below together).
-    pub malformed: u64,
-    pub wrong_version: u64,
-    pub malformed_header: u64,
-    pub malformed_payload: u64,
-    pub bad_type: u64,
-    pub truncated: u64,
-    pub bad_size: u64,
-    /// `Packets lost` (sequence gaps).
-    pub lost: u64,
-    /// `Packets before` (sequence numbers already seen).
-    pub before: u64,
-    pub applied: u64,
-    /// Refused by `Authentication`, every reason (`Auth failures`).
-    pub auth_failures: u64,
-    /// Peers forgotten to make room for a new sender (64 tracked).
-    pub peers_evicted: u64,
-}
-
-/// The `authentication:` block of `-s network`.
-#[derive(Debug, Clone, Serialize)]
-pub struct AuthStats {
-    /// Refusals by reason (`not_envelope`, `bad_tag`, `replayed`, ...).
-    pub refused: std::collections::BTreeMap<&'static str, u64>,
-    /// Envelopes held for a handshake, in all and now.
-    pub held: u64,
-    pub held_now: u64,
-    /// Sessions verified by a handshake, in all and now.
-    pub verified: u64,
-    pub verified_now: u64,
-    pub handshakes_sent: u64,
-}
-
-/// `-s queue`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Queues {
-    pub transmit: u64,
-    pub resend: u64,
-    pub resend_max: Option<u64>,
-    pub resend_dropped: u64,
-    pub control_nodes: u64,
-    pub error_queue: u64,
-    pub error_queue_max: u64,
-    pub error_queue_dropped: u64,
-}
-
-/// One `Multicast`/`UDP`/`TCP` channel (`-s link`).
-#[derive(Debug, Clone, Serialize)]
-pub struct Channel {
-    pub index: usize,
-    /// `multicast`, `udp` or `tcp`.
-    pub transport: &'static str,
-    pub device: String,
-    /// `RUNNING`, `NO-CARRIER` or `DOWN`.
-    pub status: &'static str,
-    /// The channel that sends (`ACTIVE`); the others are `BACKUP`.
-    pub active: bool,
-    pub bytes_sent: u64,
-    pub bytes_received: u64,
-    pub packets_sent: u64,
-    pub packets_received: u64,
-    pub send_errors: u64,
-    pub receive_errors: u64,
-    /// TCP: connections refused because they did not come from the peer.
-    pub foreign_connections: u64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Bypass {
-    pub new: u64,
-    pub updated: u64,
-    pub destroyed: u64,
-}
 
 fn cache(name: &'static str, kind: &'static str, active: usize, c: &CacheCounters) -> CacheStats {
     CacheStats {
@@ -260,6 +93,7 @@ impl Node {
                             LinkState::NoCarrier => "NO-CARRIER",
                             LinkState::Running => "RUNNING",
                         },
+                        up: link.link_state() == LinkState::Running,
                         active: index == core.active_channel(),
                         bytes_sent: l.bytes_sent,
                         bytes_received: l.bytes_recv,
@@ -308,9 +142,9 @@ impl Node {
                 }),
                 queues: Queues {
                     transmit: q.transmit as u64,
-                    resend: q.resend as u64,
+                    resend: q.resend_max.map(|_| q.resend as u64),
                     resend_max: q.resend_max,
-                    resend_dropped: q.resend_dropped,
+                    resend_dropped: q.resend_max.map(|_| q.resend_dropped),
                     control_nodes: q.control_nodes as u64,
                     error_queue: errorq.0 as u64,
                     error_queue_max: errorq.1 as u64,
@@ -341,7 +175,7 @@ impl Node {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: now.saturating_duration_since(stats.started).as_secs(),
             caches,
-            traffic: Traffic { bytes, packets },
+            traffic: (!matches!(self.engine, Engine::Idle)).then_some(Traffic { bytes, packets }),
             netlink: Netlink {
                 events_received: n.events_received,
                 events_filtered: n.events_filtered,
@@ -353,14 +187,7 @@ impl Node {
                 kernel_resyncs: n.resync_kernel,
                 buffer_bytes: n.buffer_size,
             },
-            control: Control {
-                read_failed: stats.control.read_failed.get(),
-                unknown_requests: stats.control.unknown_request.get(),
-                replies_abandoned: stats.control.replies_abandoned.get(),
-                clients_refused: stats.control.refused_busy.get(),
-                silent_clients_dropped: stats.control.silent_dropped.get(),
-                accept_errors: stats.control.accept_errors.get(),
-            },
+            control: stats.control.reading(),
             sync,
         }
     }

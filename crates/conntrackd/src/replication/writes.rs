@@ -16,24 +16,7 @@ use ctnl::{CtSocket, groups, request};
 
 use crate::logger;
 
-/// `external inject:` counters (DisableExternalCache).
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub struct InjectCounters {
-    pub created: u64,
-    pub create_failed: u64,
-    pub updated: u64,
-    pub update_failed: u64,
-    pub destroyed: u64,
-    pub destroy_failed: u64,
-}
-
-/// What the last commit did.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
-pub struct CommitReport {
-    pub seconds: f64,
-    pub committed: u64,
-    pub failed: u64,
-}
+pub use crate::counters::model::{CommitReport, InjectCounters};
 
 /// The kernel writes of sync mode, with their own sockets: events caused
 /// by them come back with their port id, so that the core neither echoes
