@@ -2,7 +2,14 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+use crate::defaults::{
+    DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_ERROR_QUEUE_LENGTH,
+    DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE,
+    DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME,
+    DEFAULT_REPLICATE_LABELS, DEFAULT_RESEND_QUEUE_SIZE,
+};
 use crate::diag::Severity;
+use crate::limits::MIN_KEY_FILE_LEN;
 use crate::model::{Channel, ChannelKind, ExpectSync, Family, SyncMode, SyncSection};
 use crate::parser::Parser;
 
@@ -14,10 +21,14 @@ fn or_default(value: u32, default: u32) -> u32 {
 /// Applies defaults and runs every whole-file check.
 pub(crate) fn apply(p: &mut Parser<'_>) {
     let g = &mut p.config.general;
-    g.hash_size = or_default(g.hash_size, 65536);
-    g.hash_limit = or_default(g.hash_limit, 262_144);
-    g.event_iteration_limit = g.event_iteration_limit.map(|n| or_default(n, 100));
-    g.netlink_overrun_resync = p.overrun_resync_raw.map(|n| or_default(n, 30));
+    g.hash_size = or_default(g.hash_size, DEFAULT_HASH_SIZE);
+    g.hash_limit = or_default(g.hash_limit, DEFAULT_HASH_LIMIT);
+    g.event_iteration_limit = g
+        .event_iteration_limit
+        .map(|n| or_default(n, DEFAULT_EVENT_ITERATION_LIMIT));
+    g.netlink_overrun_resync = p
+        .overrun_resync_raw
+        .map(|n| or_default(n, DEFAULT_NETLINK_OVERRUN_RESYNC));
     let filter = std::mem::take(&mut p.filter);
     g.filter.protocol = filter.protocol;
     g.filter.address = filter.address;
@@ -132,8 +143,8 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
     }
     let mode = if b.ftfw || !mode_specified {
         SyncMode::Ftfw {
-            resend_queue_size: or_default(b.resend_queue_size, 131_072),
-            ack_window_size: or_default(b.ack_window_size, 300),
+            resend_queue_size: or_default(b.resend_queue_size, DEFAULT_RESEND_QUEUE_SIZE),
+            ack_window_size: or_default(b.ack_window_size, DEFAULT_ACK_WINDOW_SIZE),
             disable_external_cache: b.disable_external_cache,
             startup_resync: b.startup_resync,
         }
@@ -187,14 +198,14 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
     SyncSection {
         mode,
         mode_specified,
-        refresh_time: or_default(b.refresh_time, 60),
-        cache_timeout: or_default(b.cache_timeout, 180),
+        refresh_time: or_default(b.refresh_time, DEFAULT_REFRESH_TIME),
+        cache_timeout: or_default(b.cache_timeout, DEFAULT_CACHE_TIMEOUT),
         commit_timeout: b.commit_timeout,
-        purge_timeout: or_default(b.purge_timeout, 60),
+        purge_timeout: or_default(b.purge_timeout, DEFAULT_PURGE_TIMEOUT),
         channels,
-        error_queue_length: or_default(b.error_queue_length, 128),
+        error_queue_length: or_default(b.error_queue_length, DEFAULT_ERROR_QUEUE_LENGTH),
         tcp_window_tracking: b.tcp_window_tracking,
-        replicate_labels: b.replicate_labels.unwrap_or(true),
+        replicate_labels: b.replicate_labels.unwrap_or(DEFAULT_REPLICATE_LABELS),
         expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
         encrypt: b.encrypt,
         require_encryption: b.require_encryption.unwrap_or(b.encrypt),
@@ -222,9 +233,9 @@ fn check_key_file(p: &mut Parser<'_>, path: &str, span: crate::diag::Span) {
             ),
             Some(format!("chmod 600 {path}")),
         )),
-        Ok(m) if m.len() < 16 => Some((
+        Ok(m) if m.len() < MIN_KEY_FILE_LEN => Some((
             format!(
-                "KeyFile `{path}' holds {} bytes; at least 16 are needed",
+                "KeyFile `{path}' holds {} bytes; at least {MIN_KEY_FILE_LEN} are needed",
                 m.len()
             ),
             Some("head -c 32 /dev/urandom > KEYFILE".to_owned()),

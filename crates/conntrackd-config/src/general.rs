@@ -3,7 +3,9 @@
 
 use conntrack_model::consts::tcp_state;
 
+use crate::defaults::DEFAULT_METRICS_PORT;
 use crate::lexer::{Token, TokenKind};
+use crate::limits::{MAX_FILE_PATH_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN};
 use crate::model::{Policy, SchedulerType};
 use crate::parser::{PResult, Parser, parse_net};
 use crate::protocols::protocol_number;
@@ -61,9 +63,10 @@ impl<'a> Parser<'a> {
             "HashSize" => self.config.general.hash_size = self.number(&t)?.0,
             "HashLimit" => self.config.general.hash_limit = self.number(&t)?.0,
             "LogFile" => {
-                if let Some(target) =
-                    self.log_target(&t, "LogFile path is longer than 256 characters")?
-                {
+                if let Some(target) = self.log_target(
+                    &t,
+                    &format!("LogFile path is longer than {MAX_FILE_PATH_LEN} characters"),
+                )? {
                     self.config.general.log_file = target;
                 }
             }
@@ -73,7 +76,9 @@ impl<'a> Parser<'a> {
                 }
             }
             "LockFile" => {
-                let path = self.path(&t, 256, "LockFile path is longer than 256 characters")?;
+                let too_long =
+                    format!("LockFile path is longer than {MAX_FILE_PATH_LEN} characters");
+                let path = self.path(&t, MAX_FILE_PATH_LEN, &too_long)?;
                 self.config.general.lock_file = path.into();
             }
             "UNIX" => self.unix(&t)?,
@@ -140,7 +145,8 @@ impl<'a> Parser<'a> {
         const VALID: &[&str] = UNIX;
         self.block(opener, VALID, |p, t| match t.text {
             "Path" if t.kind == TokenKind::Keyword => {
-                let path = p.path(&t, 107, "Path is longer than 107 characters")?;
+                let too_long = format!("Path is longer than {MAX_SOCKET_PATH_LEN} characters");
+                let path = p.path(&t, MAX_SOCKET_PATH_LEN, &too_long)?;
                 p.config.general.unix_path = Some(path.into());
                 Ok(())
             }
@@ -179,7 +185,7 @@ impl<'a> Parser<'a> {
             .metrics
             .get_or_insert_with(|| crate::model::Metrics {
                 addresses: Vec::new(),
-                port: crate::model::DEFAULT_METRICS_PORT,
+                port: DEFAULT_METRICS_PORT,
             })
             .clone();
         let mut metrics = metrics;
@@ -242,11 +248,11 @@ impl<'a> Parser<'a> {
             "Priority" if t.kind == TokenKind::Keyword => {
                 let (n, span) = p.number(&t)?;
                 match u8::try_from(n) {
-                    Ok(n) if n <= 99 => {
+                    Ok(n) if n <= MAX_PRIORITY => {
                         p.config.general.scheduler.priority = Some(n);
                         Ok(())
                     }
-                    _ => Err(p.error(span, "`Priority' must be [0, 99]")),
+                    _ => Err(p.error(span, format!("`Priority' must be [0, {MAX_PRIORITY}]"))),
                 }
             }
             _ => Err(p.unknown_item(&t, "Scheduler", VALID)),

@@ -4,11 +4,14 @@
 //! rejects (mapped with warnings), collects every diagnostic instead of
 //! stopping at the first, and renders them with source excerpts.
 
+mod const_text;
+pub mod defaults;
 mod diag;
 mod finish;
 mod general;
 mod helper;
 mod lexer;
+pub mod limits;
 mod model;
 mod parser;
 mod protocols;
@@ -19,7 +22,9 @@ mod sync;
 
 use std::path::Path;
 
+pub use defaults::*;
 pub use diag::{Diagnostic, Severity, Span};
+pub use limits::*;
 pub use model::*;
 pub use parser::ParseOptions;
 pub use protocols::protocol_number;

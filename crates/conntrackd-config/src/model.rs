@@ -3,14 +3,12 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use crate::defaults::{
+    DEFAULT_CHECKSUM, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_LOCK_FILE,
+    DEFAULT_MAX_CLIENTS, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY, DEFAULT_REPLY_TIMEOUT,
+    DEFAULT_STARTUP_RESYNC, DEFAULT_SYSTEMD,
+};
 use crate::diag::Span;
-
-/// Default lock file path.
-pub const DEFAULT_LOCK_FILE: &str = "/var/lock/conntrackd.lock";
-/// Log file used by `LogFile on` in `General`.
-pub const DEFAULT_LOG_FILE: &str = "/var/log/conntrackd.log";
-/// Log file used by `LogFile on` in `Stats`.
-pub const DEFAULT_STATS_LOG_FILE: &str = "/var/log/conntrackd-stats.log";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -87,11 +85,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Policy and priority the 1.4.7 daemon actually uses: RR/99 without
-    /// `Type`; with `Type`, the configured priority or 0 (docs/config.md §4.1).
+    /// Policy and priority the 1.4.7 daemon actually uses: RR at
+    /// [`DEFAULT_PRIORITY`] without `Type`; with `Type`, the configured
+    /// priority or 0 (docs/config.md §4.1).
     pub fn effective(&self) -> (SchedulerType, u8) {
         match self.kind {
-            None => (SchedulerType::Rr, 99),
+            None => (SchedulerType::Rr, DEFAULT_PRIORITY),
             Some(kind) => (kind, self.priority.unwrap_or(0)),
         }
     }
@@ -153,9 +152,9 @@ impl Filter {
 /// `General { … }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct General {
-    /// Buckets per cache hash table (default 65536).
+    /// Buckets per cache hash table ([`DEFAULT_HASH_SIZE`]).
     pub hash_size: u32,
-    /// Max objects per cache (default 262144).
+    /// Max objects per cache ([`DEFAULT_HASH_LIMIT`]).
     pub hash_limit: u32,
     /// Daemon log file.
     pub log_file: LogTarget,
@@ -178,9 +177,11 @@ pub struct General {
     pub netlink_overrun_resync: Option<u32>,
     /// Reliable event delivery.
     pub netlink_events_reliable: bool,
-    /// `EventIterationLimit` as written (0 = 100, as 1.4.7): kernel events
-    /// and datagrams of each Multicast or UDP channel handled per wake-up.
-    /// Unwritten, the daemon's own caps apply (docs/migration.md).
+    /// `EventIterationLimit` as written (0 means
+    /// [`DEFAULT_EVENT_ITERATION_LIMIT`](crate::DEFAULT_EVENT_ITERATION_LIMIT),
+    /// as 1.4.7): kernel events and datagrams of each Multicast or UDP
+    /// channel handled per wake-up. Unwritten, the daemon's own caps apply
+    /// (docs/migration.md).
     pub event_iteration_limit: Option<u32>,
     /// Polling mode interval in seconds (None = event mode).
     pub poll_secs: Option<u32>,
@@ -194,18 +195,6 @@ pub struct General {
     /// the block is present).
     pub metrics: Option<Metrics>,
 }
-
-/// Default port of the metrics endpoint.
-pub const DEFAULT_METRICS_PORT: u16 = 9465;
-
-/// Default of `UNIX { MaxClients }`: far more than operators and scripts
-/// run at once, few enough descriptors and reply buffers to be harmless.
-pub const DEFAULT_MAX_CLIENTS: u32 = 32;
-
-/// Default of `UNIX { ReplyTimeout }`, in seconds: a reader paused this
-/// long (a pager, `| (sleep 8; wc -l)`) still gets its whole dump, and a
-/// stopped one gives its slot back within a minute.
-pub const DEFAULT_REPLY_TIMEOUT: u32 = 60;
 
 /// `General { Metrics { IPv4_address … IPv6_address … Port … } }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,8 +222,8 @@ impl Metrics {
 impl Default for General {
     fn default() -> Self {
         General {
-            hash_size: 65536,
-            hash_limit: 262_144,
+            hash_size: DEFAULT_HASH_SIZE,
+            hash_limit: DEFAULT_HASH_LIMIT,
             log_file: LogTarget::Off,
             syslog: None,
             lock_file: PathBuf::from(DEFAULT_LOCK_FILE),
@@ -243,12 +232,12 @@ impl Default for General {
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             netlink_buffer_size: 0,
             netlink_buffer_size_max_growth: 0,
-            netlink_overrun_resync: Some(30),
+            netlink_overrun_resync: Some(DEFAULT_NETLINK_OVERRUN_RESYNC),
             netlink_events_reliable: false,
             event_iteration_limit: None,
             poll_secs: None,
             scheduler: Scheduler::default(),
-            systemd: true,
+            systemd: DEFAULT_SYSTEMD,
             filter: Filter::default(),
             metrics: None,
         }
@@ -260,9 +249,11 @@ impl Default for General {
 pub enum SyncMode {
     /// FT-FW reliable protocol.
     Ftfw {
-        /// Objects kept for retransmission (default 131072).
+        /// Objects kept for retransmission
+        /// ([`DEFAULT_RESEND_QUEUE_SIZE`](crate::DEFAULT_RESEND_QUEUE_SIZE)).
         resend_queue_size: u32,
-        /// Messages per ACK window (default 300).
+        /// Messages per ACK window
+        /// ([`DEFAULT_ACK_WINDOW_SIZE`](crate::DEFAULT_ACK_WINDOW_SIZE)).
         ack_window_size: u32,
         /// Inject received states directly.
         disable_external_cache: bool,
@@ -299,7 +290,7 @@ impl SyncMode {
     pub fn startup_resync(&self) -> bool {
         match self {
             SyncMode::Ftfw { startup_resync, .. } | SyncMode::Notrack { startup_resync, .. } => {
-                startup_resync.unwrap_or(true)
+                startup_resync.unwrap_or(DEFAULT_STARTUP_RESYNC)
             }
             SyncMode::Alarm => false,
         }
@@ -376,12 +367,34 @@ pub struct Channel {
     pub snd_buf: Option<u32>,
     /// `RcvSocketBuffer` in bytes.
     pub rcv_buf: Option<u32>,
-    /// Message checksums (default on).
+    /// Message checksums ([`DEFAULT_CHECKSUM`]).
     pub checksum: bool,
     /// Span of the channel keyword.
     pub span: Span,
     /// Line of the channel keyword.
     pub line: usize,
+}
+
+impl Channel {
+    /// A channel of `kind` whose keyword is at `span` on `line`, before its
+    /// items are read: nothing set, checksums [`DEFAULT_CHECKSUM`].
+    pub fn new(kind: ChannelKind, span: Span, line: usize) -> Channel {
+        Channel {
+            kind,
+            default: false,
+            family: None,
+            address: None,
+            destination: None,
+            ipv4_interface: None,
+            interface: None,
+            port: 0,
+            snd_buf: None,
+            rcv_buf: None,
+            checksum: DEFAULT_CHECKSUM,
+            span,
+            line,
+        }
+    }
 }
 
 /// `Options { ExpectationSync … }`.
@@ -404,21 +417,27 @@ pub struct SyncSection {
     pub mode: SyncMode,
     /// False if no `Mode` block was given.
     pub mode_specified: bool,
-    /// ALARM refresh interval (s, default 60).
+    /// ALARM refresh interval (s,
+    /// [`DEFAULT_REFRESH_TIME`](crate::DEFAULT_REFRESH_TIME)).
     pub refresh_time: u32,
-    /// ALARM external-entry lifetime (s, default 180).
+    /// ALARM external-entry lifetime (s,
+    /// [`DEFAULT_CACHE_TIMEOUT`](crate::DEFAULT_CACHE_TIMEOUT)).
     pub cache_timeout: u32,
     /// Timeout of committed entries (s, 0 = not set).
     pub commit_timeout: u32,
-    /// Delay of the scheduled kernel flush (s, default 60).
+    /// Delay of the scheduled kernel flush (s,
+    /// [`DEFAULT_PURGE_TIMEOUT`](crate::DEFAULT_PURGE_TIMEOUT)).
     pub purge_timeout: u32,
-    /// Dedicated links, in file order (the default one has `default`).
+    /// Dedicated links, in file order (the default one has `default`);
+    /// at most [`MAX_CHANNELS`](crate::MAX_CHANNELS).
     pub channels: Vec<Channel>,
-    /// TCP error queue length (default 128).
+    /// TCP error queue length
+    /// ([`DEFAULT_ERROR_QUEUE_LENGTH`](crate::DEFAULT_ERROR_QUEUE_LENGTH)).
     pub error_queue_length: u32,
     /// `TCPWindowTracking`.
     pub tcp_window_tracking: bool,
-    /// `ReplicateLabels` (our extension, on by default): off leaves
+    /// `ReplicateLabels` (our extension,
+    /// [`DEFAULT_REPLICATE_LABELS`](crate::DEFAULT_REPLICATE_LABELS)): off leaves
     /// connlabels out of what is sent, committed and injected.
     pub replicate_labels: bool,
     /// `ExpectationSync`.

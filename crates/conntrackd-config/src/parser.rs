@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::diag::{Diagnostic, Severity, Span, line_col};
 use crate::lexer::{KEYWORDS, Token, TokenKind, tokenize};
+use crate::limits::{MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN};
 use crate::model::{Channel, Config, ExpectSync, IpNet, Policy};
 use crate::suggest::closest;
 
@@ -494,13 +495,16 @@ impl<'a> Parser<'a> {
         Ok(t.text.to_owned())
     }
 
-    /// Interface name: a STRING of at most 15 characters.
+    /// Interface name: a STRING of at most [`MAX_INTERFACE_NAME_LEN`] characters.
     pub(crate) fn interface(&mut self, key: &Token<'a>) -> PResult<String> {
         let t = self.string(key, "an interface name")?;
-        if t.text.len() > 15 {
+        if t.text.len() > MAX_INTERFACE_NAME_LEN {
             return Err(self.error(
                 t.span,
-                format!("interface name `{}' is longer than 15 characters", t.text),
+                format!(
+                    "interface name `{}' is longer than {MAX_INTERFACE_NAME_LEN} characters",
+                    t.text
+                ),
             ));
         }
         if self.options.check_interfaces
@@ -604,9 +608,9 @@ impl<'a> Parser<'a> {
         let mut stats = self.config.stats.take().unwrap_or_default();
         let result = self.block(token, VALID, |p, t| match t.text {
             "LogFile" if t.kind == TokenKind::Keyword => {
-                if let Some(target) =
-                    p.log_target(&t, "stats LogFile path is longer than 256 characters")?
-                {
+                let too_long =
+                    format!("stats LogFile path is longer than {MAX_FILE_PATH_LEN} characters");
+                if let Some(target) = p.log_target(&t, &too_long)? {
                     stats.log_file = target;
                 }
                 Ok(())
@@ -638,7 +642,7 @@ impl<'a> Parser<'a> {
             TokenKind::Bool(true) => Some(crate::model::LogTarget::Default),
             TokenKind::Bool(_) => None,
             _ => Some(crate::model::LogTarget::Path(
-                self.path_checks(&t, 256, too_long)?.into(),
+                self.path_checks(&t, MAX_FILE_PATH_LEN, too_long)?.into(),
             )),
         })
     }

@@ -6,6 +6,20 @@
 //! compare it with the parser's own key tables and with what the parser
 //! actually accepts, so neither can drift from the other.
 
+use crate::const_text::{const_str, in_words, on_off};
+use crate::defaults::{
+    DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_CHECKSUM, DEFAULT_DATAGRAM_RCVBUF,
+    DEFAULT_ERROR_QUEUE_LENGTH, DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT,
+    DEFAULT_HASH_SIZE, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOCK_FILE, DEFAULT_LOG_FILE,
+    DEFAULT_MAX_CLIENTS, DEFAULT_METRICS_PORT, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY,
+    DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_REPLICATE_LABELS, DEFAULT_REPLY_TIMEOUT,
+    DEFAULT_RESEND_QUEUE_SIZE, DEFAULT_STARTUP_RESYNC, DEFAULT_STATS_LOG_FILE, DEFAULT_SYSTEMD,
+};
+use crate::limits::{
+    MAX_CHANNELS, MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN,
+    MIN_KEY_FILE_LEN,
+};
+
 /// What a key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
@@ -112,8 +126,12 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("General"),
         syntax: "Scheduler { … }",
         sample: "Scheduler",
-        description: "Real-time CPU scheduling of the daemon. Without this block the daemon asks for SCHED_RR at priority 99. \
-            When Type is given, Priority is used (0 if absent, which the kernel refuses for real-time policies: the default scheduler is then kept, with a warning).",
+        description: const_str!(
+            "Real-time CPU scheduling of the daemon. Without this block the daemon asks for SCHED_RR at priority ",
+            DEFAULT_PRIORITY,
+            ". \
+            When Type is given, Priority is used (0 if absent, which the kernel refuses for real-time policies: the default scheduler is then kept, with a warning)."
+        ),
         extension: false,
     },
     Section {
@@ -183,8 +201,12 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("Sync"),
         syntax: "Multicast [Default] { … }",
         sample: "Multicast",
-        description: "A channel over IP multicast. Up to four channels of one kind (Multicast, UDP or TCP) may be given; \
-            Default marks the one used first, the others take over when its link goes down.",
+        description: const_str!(
+            "A channel over IP multicast. Up to ",
+            in_words(MAX_CHANNELS),
+            " channels of one kind (Multicast, UDP or TCP) may be given; \
+            Default marks the one used first, the others take over when its link goes down."
+        ),
         extension: false,
     },
     Section {
@@ -316,7 +338,11 @@ const PURGE_TIMEOUT: &str =
 const DISABLE_EXTERNAL: &str = "Write received flows straight into the kernel table instead of keeping them in the external cache until a commit.";
 const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up, so that a restarted node gets back the flows it lost. \
     On unless StartupResync off is written (conntrackd 1.4.7 asks only with StartupResync on).";
-const INTERFACE: &str = "Network interface of the channel (at most 15 characters); its MTU sizes the messages and its link state selects the channel.";
+const INTERFACE: &str = const_str!(
+    "Network interface of the channel (at most ",
+    MAX_INTERFACE_NAME_LEN,
+    " characters); its MTU sizes the messages and its link state selects the channel."
+);
 const SND_BUFFER: &str =
     "Send buffer size of the channel's socket, set even above the system limit.";
 const RCV_BUFFER: &str =
@@ -363,7 +389,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "HashSize",
         "NUMBER",
-        Some("65536"),
+        Some(const_str!(DEFAULT_HASH_SIZE)),
         "Number of buckets of each cache's hash table (0 means the default).",
         "8192",
     ),
@@ -371,7 +397,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "HashLimit",
         "NUMBER",
-        Some("262144"),
+        Some(const_str!(DEFAULT_HASH_LIMIT)),
         "Maximum number of flows per cache (0 means the default); flows beyond it are refused and counted.",
         "65535",
     ),
@@ -380,7 +406,13 @@ pub const KEYS: &[Key] = &[
         "LogFile",
         "on|off|PATH",
         Some("off"),
-        "Log to PATH (at most 256 characters), or with on to /var/log/conntrackd.log. off does not undo an earlier LogFile.",
+        const_str!(
+            "Log to PATH (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters), or with on to ",
+            DEFAULT_LOG_FILE,
+            ". off does not undo an earlier LogFile."
+        ),
         "/var/log/conntrackd.log",
     ),
     key(
@@ -395,8 +427,12 @@ pub const KEYS: &[Key] = &[
         "General",
         "LockFile",
         "PATH",
-        Some("/var/lock/conntrackd.lock"),
-        "Lock file preventing a second daemon from starting (at most 256 characters).",
+        Some(DEFAULT_LOCK_FILE),
+        const_str!(
+            "Lock file preventing a second daemon from starting (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters)."
+        ),
         "/var/lock/conntrackd.lock",
     ),
     block(
@@ -453,8 +489,16 @@ pub const KEYS: &[Key] = &[
         "General",
         "NetlinkOverrunResync",
         "on|off|SECONDS",
-        Some("on (30 seconds)"),
-        "After an event socket overrun, resynchronise the internal cache with the kernel table after SECONDS (on means 30); off never does.",
+        Some(const_str!(
+            "on (",
+            DEFAULT_NETLINK_OVERRUN_RESYNC,
+            " seconds)"
+        )),
+        const_str!(
+            "After an event socket overrun, resynchronise the internal cache with the kernel table after SECONDS (on means ",
+            DEFAULT_NETLINK_OVERRUN_RESYNC,
+            "); off never does."
+        ),
         "on",
     ),
     key(
@@ -469,9 +513,23 @@ pub const KEYS: &[Key] = &[
         "General",
         "EventIterationLimit",
         "NUMBER",
-        Some("unset: 2048 kernel events, 100 datagrams per channel (1.4.7: 100 for both)"),
-        "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means 100). \
-        TCP channels read up to 100 chunks of their stream in one go whatever is set.",
+        Some(const_str!(
+            "unset: ",
+            DEFAULT_KERNEL_EVENTS_PER_WAKEUP,
+            " kernel events, ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " datagrams per channel (1.4.7: ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " for both)"
+        )),
+        const_str!(
+            "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            "). \
+        TCP channels read up to ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " chunks of their stream in one go whatever is set."
+        ),
         "200",
     ),
     key(
@@ -505,7 +563,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "Systemd",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_SYSTEMD)),
         "Notify systemd of start-up, shutdown and liveness (READY, STOPPING, WATCHDOG), for a unit of Type=notify.",
         "on",
     ),
@@ -531,14 +589,18 @@ pub const KEYS: &[Key] = &[
         "Path",
         "PATH",
         Some("none"),
-        "Path of the control socket (at most 107 characters). Without it no client can reach the daemon. The socket is created with mode 0600, and only root may send requests.",
+        const_str!(
+            "Path of the control socket (at most ",
+            MAX_SOCKET_PATH_LEN,
+            " characters). Without it no client can reach the daemon. The socket is created with mode 0600, and only root may send requests."
+        ),
         "/var/run/conntrackd.ctl",
     ),
     extension(key(
         "General.UNIX",
         "MaxClients",
         "NUMBER",
-        Some("32"),
+        Some(const_str!(DEFAULT_MAX_CLIENTS)),
         "Clients served at once (greater than 0). When all are taken, a newcomer closes the oldest connection that has not sent its request yet; if every client is being answered, the newcomer is closed at once. Both are counted (-s runtime, --json, metrics).",
         "8",
     )),
@@ -546,7 +608,7 @@ pub const KEYS: &[Key] = &[
         "General.UNIX",
         "ReplyTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REPLY_TIMEOUT)),
         "A reply is abandoned, and counted, when its client has read nothing of it for this long (greater than 0). Other clients, replication and timers never wait for a client.",
         "10",
     )),
@@ -573,8 +635,8 @@ pub const KEYS: &[Key] = &[
     key(
         "General.Scheduler",
         "Priority",
-        "0-99",
-        Some("99 without Type, 0 with Type"),
+        const_str!("0-", MAX_PRIORITY),
+        Some(const_str!(DEFAULT_PRIORITY, " without Type, 0 with Type")),
         "Real-time priority.",
         "50",
     ),
@@ -641,7 +703,7 @@ pub const KEYS: &[Key] = &[
         "General.Metrics",
         "Port",
         "NUMBER",
-        Some("9465"),
+        Some(const_str!(DEFAULT_METRICS_PORT)),
         "TCP port of the endpoint.",
         "9465",
     )),
@@ -690,7 +752,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "RefreshTime",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REFRESH_TIME)),
         REFRESH_TIME,
         "15",
     ),
@@ -698,7 +760,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "CacheTimeout",
         "SECONDS",
-        Some("180"),
+        Some(const_str!(DEFAULT_CACHE_TIMEOUT)),
         CACHE_TIMEOUT,
         "180",
     ),
@@ -714,7 +776,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "5",
     ),
@@ -768,7 +830,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "ResendQueueSize",
         "NUMBER",
-        Some("131072"),
+        Some(const_str!(DEFAULT_RESEND_QUEUE_SIZE)),
         "Number of sent messages kept for retransmission until acknowledged (0 means the default).",
         "131072",
     ),
@@ -784,7 +846,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -792,7 +854,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "ACKWindowSize",
         "NUMBER",
-        Some("300"),
+        Some(const_str!(DEFAULT_ACK_WINDOW_SIZE)),
         "Number of messages received before an acknowledgement is sent (0 means the default).",
         "300",
     ),
@@ -808,7 +870,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "StartupResync",
         "on|off",
-        Some("on (1.4.7: off)"),
+        Some(const_str!(on_off(DEFAULT_STARTUP_RESYNC), " (1.4.7: off)")),
         STARTUP_RESYNC,
         "on",
     ),
@@ -839,7 +901,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "RefreshTime",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REFRESH_TIME)),
         REFRESH_TIME,
         "15",
     ),
@@ -847,7 +909,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "CacheTimeout",
         "SECONDS",
-        Some("180"),
+        Some(const_str!(DEFAULT_CACHE_TIMEOUT)),
         CACHE_TIMEOUT,
         "180",
     ),
@@ -863,7 +925,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -880,7 +942,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -904,7 +966,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "StartupResync",
         "on|off",
-        Some("on (1.4.7: off)"),
+        Some(const_str!(on_off(DEFAULT_STARTUP_RESYNC), " (1.4.7: off)")),
         STARTUP_RESYNC,
         "on",
     ),
@@ -983,7 +1045,11 @@ pub const KEYS: &[Key] = &[
         "Sync.Multicast",
         "RcvSocketBuffer",
         "BYTES",
-        Some("the system default, raised to 4 MiB"),
+        Some(const_str!(
+            "the system default, raised to ",
+            DEFAULT_DATAGRAM_RCVBUF >> 20,
+            " MiB"
+        )),
         RCV_BUFFER,
         "1249280",
     ),
@@ -991,7 +1057,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Multicast",
         "Checksum",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_CHECKSUM)),
         CHECKSUM,
         "on",
     ),
@@ -1082,11 +1148,22 @@ pub const KEYS: &[Key] = &[
         "Sync.UDP",
         "RcvSocketBuffer",
         "BYTES",
-        Some("the system default, raised to 4 MiB"),
+        Some(const_str!(
+            "the system default, raised to ",
+            DEFAULT_DATAGRAM_RCVBUF >> 20,
+            " MiB"
+        )),
         RCV_BUFFER,
         "1249280",
     ),
-    key("Sync.UDP", "Checksum", "on|off", Some("on"), CHECKSUM, "on"),
+    key(
+        "Sync.UDP",
+        "Checksum",
+        "on|off",
+        Some(on_off(DEFAULT_CHECKSUM)),
+        CHECKSUM,
+        "on",
+    ),
     with_kind(
         key(
             "Sync.UDP",
@@ -1167,12 +1244,19 @@ pub const KEYS: &[Key] = &[
         RCV_BUFFER,
         "1249280",
     ),
-    key("Sync.TCP", "Checksum", "on|off", Some("on"), CHECKSUM, "on"),
+    key(
+        "Sync.TCP",
+        "Checksum",
+        "on|off",
+        Some(on_off(DEFAULT_CHECKSUM)),
+        CHECKSUM,
+        "on",
+    ),
     key(
         "Sync.TCP",
         "ErrorQueueLength",
         "NUMBER",
-        Some("128"),
+        Some(const_str!(DEFAULT_ERROR_QUEUE_LENGTH)),
         "Number of message batches kept for retransmission after send errors (one setting for all TCP channels).",
         "128",
     ),
@@ -1219,7 +1303,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Options",
         "ReplicateLabels",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_REPLICATE_LABELS)),
         "Replicate connection labels (connlabels). off leaves them out of the messages sent, and drops them from the messages received, so that they are never committed or injected into the kernel: \
         replicated labels crash kernels running the nDPI module (vel21ripn/nDPI#176). The peers need not agree: off on the receiving side is enough to keep labels out of its kernel.",
         "off",
@@ -1230,7 +1314,11 @@ pub const KEYS: &[Key] = &[
         "KeyFile",
         "PATH",
         None,
-        "File holding the shared key (at least 16 bytes, not accessible to other users); what we send is sealed with it. Read at start-up and again on SIGHUP.",
+        const_str!(
+            "File holding the shared key (at least ",
+            MIN_KEY_FILE_LEN,
+            " bytes, not accessible to other users); what we send is sealed with it. Read at start-up and again on SIGHUP."
+        ),
         "/etc/conntrackd/sync.key",
     )),
     extension(key(
@@ -1263,7 +1351,13 @@ pub const KEYS: &[Key] = &[
         "LogFile",
         "on|off|PATH",
         Some("off"),
-        "Write each destroyed flow to PATH (at most 256 characters), or with on to /var/log/conntrackd-stats.log.",
+        const_str!(
+            "Write each destroyed flow to PATH (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters), or with on to ",
+            DEFAULT_STATS_LOG_FILE,
+            "."
+        ),
         "/var/log/conntrackd-stats.log",
     ),
     key(
@@ -1516,7 +1610,7 @@ mod tests {
             (
                 "General.Metrics",
                 "Port",
-                crate::model::DEFAULT_METRICS_PORT.to_string(),
+                DEFAULT_METRICS_PORT.to_string(),
             ),
         ] {
             assert_eq!(

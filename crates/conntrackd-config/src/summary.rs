@@ -2,6 +2,10 @@
 
 use std::fmt::Write as _;
 
+use crate::defaults::{
+    DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOG_FILE,
+    DEFAULT_STATS_LOG_FILE,
+};
 use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
 
 /// Configuration spellings of the TCP states, indexed by state number.
@@ -90,7 +94,7 @@ pub fn check_summary(config: &Config) -> String {
             let _ = writeln!(
                 s,
                 "mode: stats, log {}",
-                log_target(&stats.log_file, crate::model::DEFAULT_STATS_LOG_FILE)
+                log_target(&stats.log_file, DEFAULT_STATS_LOG_FILE)
             );
         }
         (None, None) => s.push_str("mode: idle (no Sync or Stats section)\n"),
@@ -137,11 +141,7 @@ pub fn check_summary(config: &Config) -> String {
             )
         )
     );
-    let _ = writeln!(
-        s,
-        "log file: {}",
-        log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
-    );
+    let _ = writeln!(s, "log file: {}", log_target(&g.log_file, DEFAULT_LOG_FILE));
     let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
     let _ = match g.event_iteration_limit {
         Some(n) => writeln!(
@@ -150,7 +150,7 @@ pub fn check_summary(config: &Config) -> String {
         ),
         None => writeln!(
             s,
-            "per wake-up: 2048 kernel events, 100 datagrams per channel (EventIterationLimit not written)"
+            "per wake-up: {DEFAULT_KERNEL_EVENTS_PER_WAKEUP} kernel events, {DEFAULT_EVENT_ITERATION_LIMIT} datagrams per channel (EventIterationLimit not written)"
         ),
     };
     if let Some(m) = &g.metrics {

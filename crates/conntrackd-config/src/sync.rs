@@ -2,7 +2,9 @@
 
 use std::net::IpAddr;
 
+use crate::defaults::DEFAULT_RESEND_QUEUE_SIZE;
 use crate::lexer::{ModeName, Token, TokenKind};
+use crate::limits::{MAX_CHANNELS, MAX_KEY_FILE_PATH_LEN};
 use crate::model::{Channel, ChannelKind, ExpectSync, Family};
 use crate::parser::{ChannelBuilder, PResult, Parser, SyncBuilder};
 
@@ -92,9 +94,6 @@ pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync", "R
 pub(crate) const AUTHENTICATION: &[&str] =
     &["KeyFile", "AcceptKeyFile", "Encrypt", "RequireEncryption"];
 
-/// Maximum number of dedicated links.
-pub(crate) const MAX_CHANNELS: usize = 4;
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ModeKind {
     Ftfw,
@@ -182,7 +181,7 @@ impl<'a> Parser<'a> {
         self.warn_help(
             t.span.clone(),
             "`ResendBufferSize' is a legacy option rejected by conntrackd 1.4.7: it counted bytes (conntrackd 0.9.x) and has been ignored since 0.9.10; ignoring it",
-            "delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default 131072)",
+            format!("delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default {DEFAULT_RESEND_QUEUE_SIZE})"),
         );
         Ok(())
     }
@@ -305,21 +304,7 @@ impl<'a> Parser<'a> {
             accepted = false;
         }
         let mut builder = ChannelBuilder {
-            channel: Channel {
-                kind,
-                default: false,
-                family: None,
-                address: None,
-                destination: None,
-                ipv4_interface: None,
-                interface: None,
-                port: 0,
-                snd_buf: None,
-                rcv_buf: None,
-                checksum: true,
-                span: key.span.clone(),
-                line: key.line,
-            },
+            channel: Channel::new(kind, key.span.clone(), key.line),
             checksum_set: false,
             marked_default,
         };
@@ -433,12 +418,12 @@ impl<'a> Parser<'a> {
     fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, AUTHENTICATION, |p, t| match (t.kind, t.text) {
             (TokenKind::Str, "KeyFile") => {
-                let path = p.path(&t, 4096, "KeyFile path is too long")?;
+                let path = p.path(&t, MAX_KEY_FILE_PATH_LEN, "KeyFile path is too long")?;
                 p.sync_mut().key_file = Some((path, t.span.clone()));
                 Ok(())
             }
             (TokenKind::Str, "AcceptKeyFile") => {
-                let path = p.path(&t, 4096, "AcceptKeyFile path is too long")?;
+                let path = p.path(&t, MAX_KEY_FILE_PATH_LEN, "AcceptKeyFile path is too long")?;
                 p.sync_mut().accept_key_file = Some((path, t.span.clone()));
                 Ok(())
             }
