@@ -1,48 +1,26 @@
 //! `General { … }` including `UNIX`, `Scheduler` and `Filter`, plus the
 //! legacy top-level `IgnoreTrafficFor` / `IgnoreProtocol` blocks.
 
-use conntrack_model::consts::tcp_state;
-
 use crate::defaults::DEFAULT_METRICS_PORT;
 use crate::lexer::{Token, TokenKind};
 use crate::limits::{MAX_FILE_PATH_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN};
 use crate::model::{Policy, SchedulerType};
-use crate::parser::{PResult, Parser, parse_net};
+use crate::parser::{KeyBlock, PResult, Parser, key_block, parse_net};
 use crate::protocols::protocol_number;
+use crate::tcp_states::state_number;
 
-pub(crate) const GENERAL: &[&str] = &[
-    "HashSize",
-    "HashLimit",
-    "LogFile",
-    "Syslog",
-    "LockFile",
-    "UNIX",
-    "NetlinkBufferSize",
-    "SocketBufferSize",
-    "NetlinkBufferSizeMaxGrowth",
-    "SocketBufferSizeMaxGrown",
-    "SocketBufferSizeMaxGrowth",
-    "NetlinkOverrunResync",
-    "NetlinkEventsReliable",
-    "EventIterationLimit",
-    "PollSecs",
-    "Nice",
-    "Scheduler",
-    "Systemd",
-    "Filter",
-    "Metrics",
-];
-/// Keys of `UNIX { … }`.
-pub(crate) const UNIX: &[&str] = &["Path", "Backlog", "MaxClients", "ReplyTimeout"];
-/// Keys of `Scheduler { … }`.
-pub(crate) const SCHEDULER: &[&str] = &["Type", "Priority"];
-/// Keys of `Filter { … }`.
-pub(crate) const FILTER: &[&str] = &["Protocol", "Address", "State"];
-/// Keys of an address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
-pub(crate) const ADDRESS_LIST: &[&str] = &["IPv4_address", "IPv6_address"];
-
-/// Keys of `General { Metrics { … } }` (our extension).
-pub(crate) const METRICS: &[&str] = &["IPv4_address", "IPv6_address", "Port"];
+/// `General { … }`.
+pub(crate) const GENERAL: KeyBlock = key_block!("General");
+/// `UNIX { … }`.
+pub(crate) const UNIX: KeyBlock = key_block!("General.UNIX");
+/// `Scheduler { … }`.
+pub(crate) const SCHEDULER: KeyBlock = key_block!("General.Scheduler");
+/// `Filter { … }`.
+pub(crate) const FILTER: KeyBlock = key_block!("General.Filter");
+/// An address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
+pub(crate) const ADDRESS_LIST: KeyBlock = key_block!("General.Filter.Address");
+/// `General { Metrics { … } }` (our extension).
+pub(crate) const METRICS: KeyBlock = key_block!("General.Metrics");
 
 impl<'a> Parser<'a> {
     pub(crate) fn general(&mut self, opener: &Token<'a>) -> PResult<()> {
@@ -57,7 +35,7 @@ impl<'a> Parser<'a> {
             if self.legacy_ignored(&t)? {
                 return Ok(());
             }
-            return Err(self.unknown_item(&t, "General", GENERAL));
+            return Err(self.unknown_item(&t, GENERAL));
         }
         match t.text {
             "HashSize" => self.config.general.hash_size = self.number(&t)?.0,
@@ -136,13 +114,13 @@ impl<'a> Parser<'a> {
             "Scheduler" => self.scheduler(&t)?,
             "Systemd" => self.config.general.systemd = self.boolean(&t)?,
             "Filter" => self.filter(&t)?,
-            _ => return Err(self.unknown_item(&t, "General", GENERAL)),
+            _ => return Err(self.unknown_item(&t, GENERAL)),
         }
         Ok(())
     }
 
     fn unix(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = UNIX;
+        const VALID: KeyBlock = UNIX;
         self.block(opener, VALID, |p, t| match t.text {
             "Path" if t.kind == TokenKind::Keyword => {
                 let too_long = format!("Path is longer than {MAX_SOCKET_PATH_LEN} characters");
@@ -170,7 +148,7 @@ impl<'a> Parser<'a> {
                 );
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "UNIX", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         })
     }
 
@@ -178,7 +156,7 @@ impl<'a> Parser<'a> {
     /// Unlike the 1.4.7 clauses, a bad address is an error: a metrics
     /// endpoint silently not where it was asked for helps nobody.
     fn metrics(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = METRICS;
+        const VALID: KeyBlock = METRICS;
         let metrics = self
             .config
             .general
@@ -220,14 +198,14 @@ impl<'a> Parser<'a> {
                 metrics.port = p.port(&t)?;
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Metrics", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         });
         self.config.general.metrics = Some(metrics);
         result
     }
 
     fn scheduler(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = SCHEDULER;
+        const VALID: KeyBlock = SCHEDULER;
         self.block(opener, VALID, |p, t| match t.text {
             "Type" if t.kind == TokenKind::Keyword => {
                 let v = p.string(&t, "a scheduler type (RR or FIFO)")?;
@@ -255,12 +233,12 @@ impl<'a> Parser<'a> {
                     _ => Err(p.error(span, format!("`Priority' must be [0, {MAX_PRIORITY}]"))),
                 }
             }
-            _ => Err(p.unknown_item(&t, "Scheduler", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         })
     }
 
     fn filter(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = FILTER;
+        const VALID: KeyBlock = FILTER;
         let mut kernel = false;
         if self.peek().is_some_and(|t| t.is_kw("From")) {
             self.bump();
@@ -280,7 +258,7 @@ impl<'a> Parser<'a> {
         self.config.general.filter.span = Some(opener.span.clone());
         self.block(opener, VALID, |p, t| {
             if t.kind != TokenKind::Keyword {
-                return Err(p.unknown_item(&t, "Filter", VALID));
+                return Err(p.unknown_item(&t, VALID));
             }
             match t.text {
                 "Protocol" => {
@@ -295,7 +273,7 @@ impl<'a> Parser<'a> {
                     let policy = p.policy(&t)?;
                     p.state_list(&t, policy)
                 }
-                _ => Err(p.unknown_item(&t, "Filter", VALID)),
+                _ => Err(p.unknown_item(&t, VALID)),
             }
         })
     }
@@ -325,7 +303,7 @@ impl<'a> Parser<'a> {
             .take()
             .map(|(_, v)| v)
             .unwrap_or_default();
-        let result = self.block(opener, &[], |p, t| {
+        let result = self.list(opener, |p, t| {
             let number = match (t.kind, t.text) {
                 (TokenKind::Keyword, "TCP") => Some(6),
                 (TokenKind::Keyword, "UDP") => Some(17),
@@ -360,7 +338,7 @@ impl<'a> Parser<'a> {
 
     /// `{ IPv4_address A … IPv6_address B … }` appended to the address filter.
     pub(crate) fn address_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
-        const VALID: &[&str] = ADDRESS_LIST;
+        const VALID: KeyBlock = ADDRESS_LIST;
         let mut nets = self
             .filter
             .address
@@ -371,7 +349,7 @@ impl<'a> Parser<'a> {
             let v6 = match (t.kind, t.text) {
                 (TokenKind::Keyword, "IPv4_address") => false,
                 (TokenKind::Keyword, "IPv6_address") => true,
-                _ => return Err(p.unknown_item(&t, "Address", VALID)),
+                _ => return Err(p.unknown_item(&t, VALID)),
             };
             let v = p.ip_token(&t)?;
             match parse_net(v.text, v6) {
@@ -428,7 +406,7 @@ impl<'a> Parser<'a> {
                         break Err(self.syntax(other.as_ref(), "`TCP' after `for'", help));
                     }
                 },
-                (TokenKind::Keyword, name) => match tcp_state_number(name) {
+                (TokenKind::Keyword, name) => match state_number(name) {
                     Some(s) => pending.push(s),
                     None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
                 },
@@ -453,8 +431,8 @@ impl<'a> Parser<'a> {
         loop {
             let t = self.bump();
             match t {
-                Some(t) if t.kind == TokenKind::Keyword && tcp_state_number(t.text).is_some() => {
-                    if let Some(s) = tcp_state_number(t.text)
+                Some(t) if t.kind == TokenKind::Keyword && state_number(t.text).is_some() => {
+                    if let Some(s) = state_number(t.text)
                         && !states.contains(&s)
                     {
                         states.push(s);
@@ -485,19 +463,4 @@ impl<'a> Parser<'a> {
         self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }'");
         self.protocol_list(key, Policy::Ignore)
     }
-}
-
-fn tcp_state_number(name: &str) -> Option<u8> {
-    Some(match name {
-        "SYN_SENT" => tcp_state::SYN_SENT,
-        "SYN_RECV" => tcp_state::SYN_RECV,
-        "ESTABLISHED" => tcp_state::ESTABLISHED,
-        "FIN_WAIT" => tcp_state::FIN_WAIT,
-        "CLOSE_WAIT" => tcp_state::CLOSE_WAIT,
-        "LAST_ACK" => tcp_state::LAST_ACK,
-        "TIME_WAIT" => tcp_state::TIME_WAIT,
-        "CLOSE" | "CLOSED" => tcp_state::CLOSE,
-        "LISTEN" => tcp_state::LISTEN,
-        _ => return None,
-    })
 }

@@ -19,6 +19,7 @@ pub mod reference;
 mod suggest;
 mod summary;
 mod sync;
+mod tcp_states;
 
 use std::path::Path;
 

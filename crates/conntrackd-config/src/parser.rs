@@ -7,32 +7,61 @@ use crate::diag::{Diagnostic, Severity, Span, line_col};
 use crate::lexer::{KEYWORDS, Token, TokenKind, tokenize};
 use crate::limits::{MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN};
 use crate::model::{Channel, Config, ExpectSync, IpNet, Policy};
+use crate::reference;
 use crate::suggest::closest;
 
 /// Block name used for items outside any section.
 const TOP_LEVEL: &str = "top level";
 
-/// Keys valid at the top level (sections and legacy top-level blocks).
-pub(crate) const TOP_SECTIONS: &[&str] = &[
-    "General",
-    "Sync",
-    "Stats",
-    "Helper",
-    "IgnoreTrafficFor",
-    "IgnoreProtocol",
-];
-/// Keys of `Stats { … }`.
-pub(crate) const STATS: &[&str] = &["LogFile", "Syslog", "LogFileBufferSize"];
-/// Keys removed in conntrackd 1.4.5 that are skipped with a warning
-/// (see [`Parser::legacy_ignored`]).
-pub(crate) const REMOVED_KEYS: &[&str] = &[
-    "StripNAT",
-    "RelaxTransitions",
-    "DelayDestroyMessages",
-    "DestroyTimeout",
-    "LogFileBufferSize",
-    "Family",
-];
+/// The items a block of keys accepts: the keys the reference documents for
+/// its section (see [`key_block!`]), and where the reference says so the
+/// keys removed in conntrackd 1.4.5. [`Parser::block`] reports anything
+/// else, so the parser accepts no key that is not documented.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyBlock {
+    /// [`reference::Section::id`] of the block.
+    pub(crate) section: &'static str,
+    /// Its keys, in documentation order (of equally close keys, "did you
+    /// mean" suggests the first).
+    pub(crate) keys: &'static [&'static str],
+}
+
+impl KeyBlock {
+    /// How diagnostics name the block: its opener (`Mode FTFW`, `Address`),
+    /// or `top level`.
+    pub(crate) fn name(self) -> &'static str {
+        if self.section == reference::TOP {
+            return TOP_LEVEL;
+        }
+        self.section.rsplit('.').next().unwrap_or(self.section)
+    }
+
+    /// Whether an item starting with the word `text` belongs to this block.
+    pub(crate) fn accepts(self, text: &str) -> bool {
+        self.keys.contains(&text)
+            || (reference::REMOVED_IN.contains(&self.section)
+                && reference::REMOVED.iter().any(|r| r.name == text))
+    }
+}
+
+/// The [`KeyBlock`] of a section of the reference, built at compile time
+/// from its documented keys.
+macro_rules! key_block {
+    ($section:expr) => {
+        $crate::parser::KeyBlock {
+            section: $section,
+            keys: &$crate::reference::key_names::<{ $crate::reference::key_count($section) }>(
+                $section,
+            ),
+        }
+    };
+}
+pub(crate) use key_block;
+
+/// The top level: sections and legacy top-level blocks.
+pub(crate) const TOP_SECTIONS: KeyBlock = key_block!(reference::TOP);
+/// `Stats { … }`.
+pub(crate) const STATS: KeyBlock = key_block!("Stats");
 
 /// Marker: an error was reported, the caller must resynchronise.
 #[derive(Debug)]
@@ -267,16 +296,14 @@ impl<'a> Parser<'a> {
 
     /// Reports an item keyword that is not valid in `block`, suggesting the
     /// closest valid key.
-    pub(crate) fn unknown_item(
-        &mut self,
-        token: &Token<'a>,
-        block: &str,
-        valid: &[&str],
-    ) -> Reported {
+    pub(crate) fn unknown_item(&mut self, token: &Token<'a>, block: KeyBlock) -> Reported {
+        let top = block.section == reference::TOP;
+        let keys = block.keys;
+        let block = block.name();
         let help = if matches!(token.kind, TokenKind::Keyword | TokenKind::Str) {
-            if let Some(best) = closest(token.text, valid) {
+            if let Some(best) = closest(token.text, keys) {
                 Some(format!("did you mean `{best}'?"))
-            } else if KEYWORDS.contains(&token.text) && block == TOP_LEVEL {
+            } else if KEYWORDS.contains(&token.text) && top {
                 Some(format!(
                     "`{}' must be inside a section such as `General {{ … }}'",
                     token.text
@@ -289,7 +316,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let expected = if block == TOP_LEVEL {
+        let expected = if top {
             "a section (`General', `Sync', `Stats' or `Helper')".to_owned()
         } else {
             format!("an item of `{block}' or `}}'")
@@ -333,8 +360,36 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Parses `{ items }`, calling `item` for each item's first token.
+    /// Parses a block of keys, `{ items }`, calling `item` with the first
+    /// token of each item that `keys` accepts; others are reported here.
     pub(crate) fn block(
+        &mut self,
+        opener: &Token<'a>,
+        keys: KeyBlock,
+        mut item: impl FnMut(&mut Self, Token<'a>) -> PResult<()>,
+    ) -> PResult<()> {
+        self.items(opener, keys.keys, |p, token| {
+            if keys.accepts(token.text) {
+                item(p, token)
+            } else {
+                Err(p.unknown_item(&token, keys))
+            }
+        })
+    }
+
+    /// Parses a list of values, `{ values }` (protocol or helper names),
+    /// calling `item` for each token.
+    pub(crate) fn list(
+        &mut self,
+        opener: &Token<'a>,
+        item: impl FnMut(&mut Self, Token<'a>) -> PResult<()>,
+    ) -> PResult<()> {
+        self.items(opener, &[], item)
+    }
+
+    /// Parses `{ items }`, calling `item` for each item's first token; after
+    /// an error, resumes at the next of `valid`.
+    fn items(
         &mut self,
         opener: &Token<'a>,
         valid: &[&str],
@@ -529,7 +584,7 @@ impl<'a> Parser<'a> {
     /// Legacy keywords that are ignored wherever they appear; returns
     /// `Ok(true)` if `token` was one of them.
     pub(crate) fn legacy_ignored(&mut self, token: &Token<'a>) -> PResult<bool> {
-        if !REMOVED_KEYS.contains(&token.text) {
+        if !reference::REMOVED.iter().any(|r| r.name == token.text) {
             return Ok(false);
         }
         match token.text {
@@ -579,20 +634,21 @@ impl<'a> Parser<'a> {
     // ---- top level -----------------------------------------------------
 
     pub(crate) fn parse_file(&mut self) {
-        const TOP: &[&str] = TOP_SECTIONS;
+        const TOP: KeyBlock = TOP_SECTIONS;
         while let Some(token) = self.bump() {
             let result = match (token.kind, token.text) {
+                _ if !TOP.accepts(token.text) => Err(self.unknown_item(&token, TOP)),
                 (TokenKind::Keyword, "General") => self.general(&token),
                 (TokenKind::Keyword, "Sync") => self.sync_section(&token),
                 (TokenKind::Keyword, "Stats") => self.stats_section(&token),
                 (TokenKind::Keyword, "Helper") => self.helper_section(&token),
                 (TokenKind::Str, "IgnoreTrafficFor") => self.legacy_ignore_traffic(&token),
                 (TokenKind::Str, "IgnoreProtocol") => self.legacy_ignore_protocol(&token),
-                _ => Err(self.unknown_item(&token, TOP_LEVEL, TOP)),
+                _ => Err(self.unknown_item(&token, TOP)),
             };
             if result.is_err() {
                 // At top level a stray `}` must be consumed to make progress.
-                self.recover(TOP);
+                self.recover(TOP.keys);
                 if self.peek_kind() == Some(TokenKind::CloseBrace) {
                     self.bump();
                 }
@@ -601,7 +657,7 @@ impl<'a> Parser<'a> {
     }
 
     fn stats_section(&mut self, token: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = STATS;
+        const VALID: KeyBlock = STATS;
         if self.stats_span.is_none() {
             self.stats_span = Some((token.span.clone(), token.line));
         }
@@ -623,7 +679,7 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             _ if p.legacy_ignored(&t)? => Ok(()),
-            _ => Err(p.unknown_item(&t, "Stats", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         });
         self.config.stats = Some(stats);
         result

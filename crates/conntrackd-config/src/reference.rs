@@ -1,10 +1,27 @@
 //! The documented configuration reference: every section and every key the
 //! parser accepts, with its value syntax, default and a short description.
 //!
-//! This table is the single source of the configuration documentation: the
-//! `docgen` crate renders `conntrackd.conf(5)` from it, and the tests below
-//! compare it with the parser's own key tables and with what the parser
-//! actually accepts, so neither can drift from the other.
+//! This table is where a key is declared. From it come:
+//!
+//! - the parser's key list of each block (`parser::key_block!`, evaluated at
+//!   compile time): what the block accepts, where it resumes after an
+//!   error and what "did you mean" suggests. An item that is not a key
+//!   documented for its block is refused before the block's match arms
+//!   see it, so the parser accepts nothing undocumented;
+//! - the scanner's keywords (`lexer::KEYWORDS`): the keys of 1.4.7's
+//!   grammar ([`Key::in_147_grammar`]) plus a few grammar words;
+//! - `conntrackd.conf(5)`, rendered by the `docgen` crate.
+//!
+//! Values are not repeated here: a default or a limit the code applies is a
+//! constant of [`crate::defaults`] or [`crate::limits`], and the text states
+//! it with `const_str!`. What the parser does with a key stays in its match
+//! arm (general.rs, sync.rs, …), under the key's name.
+//!
+//! Adding a key: its entry below; its arm in the parser; its field in the
+//! model (and, if the code applies a default, a constant in `defaults.rs`
+//! used by finish.rs and by the entry); then `cargo run -p docgen`. The
+//! tests here and in `tests/reference.rs` fail if the entry and the parser
+//! disagree, or if the documented default is not the one parsed.
 
 use crate::const_text::{const_str, in_words, on_off};
 use crate::defaults::{
@@ -33,8 +50,11 @@ pub enum KeyKind {
     /// A spelling conntrackd 1.4.7 rejects; accepted here with a warning
     /// and treated as the named replacement.
     Legacy(&'static str),
-    /// Accepted and ignored, with a warning.
+    /// Accepted and ignored, with a warning, as conntrackd 1.4.7 does.
     Ignored,
+    /// A key of an older conntrackd that 1.4.7 rejects; accepted and
+    /// ignored here, with a warning.
+    Obsolete,
 }
 
 /// A block of the configuration file.
@@ -73,6 +93,16 @@ pub struct Key {
     pub example: &'static str,
     /// Not part of conntrackd 1.4.7.
     pub extension: bool,
+}
+
+impl Key {
+    /// Whether conntrackd 1.4.7's grammar has this key: then its name is
+    /// one of the scanner's keywords (see `lexer::KEYWORDS`), which also
+    /// means it cannot be used as a name (of an interface, a helper …).
+    /// Keys added since, and spellings 1.4.7 rejects, are plain words.
+    pub const fn in_147_grammar(&self) -> bool {
+        !self.extension && !matches!(self.kind, KeyKind::Legacy(_) | KeyKind::Obsolete)
+    }
 }
 
 /// A key removed in conntrackd 1.4.5: accepted in any of [`REMOVED_IN`]
@@ -815,7 +845,7 @@ pub const KEYS: &[Key] = &[
             RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Ignored,
+        KeyKind::Obsolete,
     ),
     extension(block(
         "Sync",
@@ -883,7 +913,7 @@ pub const KEYS: &[Key] = &[
             RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Ignored,
+        KeyKind::Obsolete,
     ),
     with_kind(
         key(
@@ -1491,6 +1521,102 @@ pub fn keys_of(id: &str) -> impl Iterator<Item = &'static Key> + '_ {
     KEYS.iter().filter(move |k| k.section == id)
 }
 
+/// Whether two strings are equal, in constants.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Number of keys documented in `section` (see [`key_names`]).
+pub(crate) const fn key_count(section: &str) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if same(KEYS[i].section, section) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The names of the keys documented in `section`, in documentation order,
+/// at compile time: the parser's key list of that block. `N` is
+/// [`key_count`]`(section)`.
+pub(crate) const fn key_names<const N: usize>(section: &str) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if same(KEYS[i].section, section) {
+            names[at] = KEYS[i].name;
+            at += 1;
+        }
+        i += 1;
+    }
+    assert!(at == N, "key_names: N is not key_count(section)");
+    names
+}
+
+/// Whether `KEYS[index]` is the first key of 1.4.7's grammar with its name.
+const fn first_of_147_grammar(index: usize) -> bool {
+    if !KEYS[index].in_147_grammar() {
+        return false;
+    }
+    let mut i = 0;
+    while i < index {
+        if KEYS[i].in_147_grammar() && same(KEYS[i].name, KEYS[index].name) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Number of distinct names of keys of 1.4.7's grammar (see
+/// [`names_in_147_grammar`]).
+pub(crate) const fn count_in_147_grammar() -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if first_of_147_grammar(i) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The distinct names of the keys of 1.4.7's grammar ([`Key::in_147_grammar`]),
+/// at compile time. `N` is [`count_in_147_grammar`]`()`.
+pub(crate) const fn names_in_147_grammar<const N: usize>() -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if first_of_147_grammar(i) {
+            names[at] = KEYS[i].name;
+            at += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        at == N,
+        "names_in_147_grammar: N is not count_in_147_grammar()"
+    );
+    names
+}
+
 /// The openers from the top level down to `id`, e.g. `["Sync", "Mode FTFW"]`.
 pub fn sample_path(id: &str) -> Vec<&'static str> {
     let mut path = Vec::new();
@@ -1516,8 +1642,8 @@ mod tests {
     /// then delete its entry.
     const PENDING: &[&str] = &[];
 
-    /// The parser's key table of each section.
-    fn parser_tables() -> Vec<(&'static str, &'static [&'static str])> {
+    /// The parser's key block of each section.
+    fn parser_tables() -> Vec<(&'static str, crate::parser::KeyBlock)> {
         vec![
             (TOP, crate::parser::TOP_SECTIONS),
             ("General", crate::general::GENERAL),
@@ -1556,11 +1682,12 @@ mod tests {
                 problems.push(format!("section `{}` has no parser table", s.id));
             }
         }
-        for (id, table) in &tables {
-            if section(id).is_none() {
+        for (id, block) in &tables {
+            if section(id).is_none() || block.section != *id {
                 problems.push(format!("parser table of `{id}` has no documented section"));
             }
-            for name in *table {
+            let table = block.keys;
+            for name in table {
                 let documented = keys_of(id).any(|k| k.name == *name)
                     || (REMOVED_IN.contains(id) && REMOVED.iter().any(|r| r.name == *name));
                 if !documented {
@@ -1575,13 +1702,6 @@ mod tests {
                     ));
                 }
             }
-        }
-        let removed: Vec<&str> = REMOVED.iter().map(|r| r.name).collect();
-        if removed != crate::parser::REMOVED_KEYS {
-            problems.push(format!(
-                "removed keys: documented {removed:?}, parser {:?}",
-                crate::parser::REMOVED_KEYS
-            ));
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
@@ -1607,11 +1727,7 @@ mod tests {
                 "ReplyTimeout",
                 general.reply_timeout.to_string(),
             ),
-            (
-                "General.Metrics",
-                "Port",
-                DEFAULT_METRICS_PORT.to_string(),
-            ),
+            ("General.Metrics", "Port", DEFAULT_METRICS_PORT.to_string()),
         ] {
             assert_eq!(
                 documented(section, name),
@@ -1652,7 +1768,7 @@ mod tests {
                 KeyKind::Setting => {
                     assert!(!k.description.is_empty(), "{}: no description", k.name)
                 }
-                KeyKind::Legacy(_) | KeyKind::Ignored => {}
+                KeyKind::Legacy(_) | KeyKind::Ignored | KeyKind::Obsolete => {}
             }
             let same = keys_of(k.section).filter(|m| m.name == k.name).count();
             assert_eq!(same, 1, "{} listed {same} times in {}", k.name, k.section);

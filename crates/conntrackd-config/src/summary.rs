@@ -7,20 +7,7 @@ use crate::defaults::{
     DEFAULT_STATS_LOG_FILE,
 };
 use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
-
-/// Configuration spellings of the TCP states, indexed by state number.
-const TCP_STATE_NAMES: [&str; 10] = [
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "LISTEN",
-];
+use crate::tcp_states::state_name;
 
 fn log_target(t: &LogTarget, default: &str) -> String {
     match t {
@@ -120,10 +107,7 @@ pub fn check_summary(config: &Config) -> String {
             let _ = writeln!(s, "  address {}: {}", policy(*p), nets.join(" "));
         }
         if let Some((p, v)) = &f.state {
-            let names: Vec<&str> = v
-                .iter()
-                .map(|n| TCP_STATE_NAMES.get(usize::from(*n)).copied().unwrap_or("?"))
-                .collect();
+            let names: Vec<&str> = v.iter().map(|n| state_name(*n)).collect();
             let _ = writeln!(s, "  state {} for TCP: {}", policy(*p), names.join(" "));
         }
     }

@@ -6,93 +6,26 @@ use crate::defaults::DEFAULT_RESEND_QUEUE_SIZE;
 use crate::lexer::{ModeName, Token, TokenKind};
 use crate::limits::{MAX_CHANNELS, MAX_KEY_FILE_PATH_LEN};
 use crate::model::{Channel, ChannelKind, ExpectSync, Family};
-use crate::parser::{ChannelBuilder, PResult, Parser, SyncBuilder};
+use crate::parser::{ChannelBuilder, KeyBlock, PResult, Parser, SyncBuilder, key_block};
 
-pub(crate) const SYNC: &[&str] = &[
-    "Mode",
-    "Multicast",
-    "UDP",
-    "TCP",
-    "Options",
-    "RefreshTime",
-    "CacheTimeout",
-    "CommitTimeout",
-    "PurgeTimeout",
-    "Checksum",
-    "Replicate",
-    "CacheWriteThrough",
-    "ResendBufferSize",
-    "Authentication",
-];
-pub(crate) const FTFW: &[&str] = &[
-    "ResendQueueSize",
-    "CommitTimeout",
-    "PurgeTimeout",
-    "ACKWindowSize",
-    "DisableExternalCache",
-    "StartupResync",
-    "ResendBufferSize",
-    "CacheWriteThrough",
-];
-pub(crate) const ALARM: &[&str] = &[
-    "RefreshTime",
-    "CacheTimeout",
-    "CommitTimeout",
-    "PurgeTimeout",
-];
-pub(crate) const NOTRACK: &[&str] = &[
-    "CommitTimeout",
-    "PurgeTimeout",
-    "DisableInternalCache",
-    "DisableExternalCache",
-    "StartupResync",
-    "CacheWriteThrough",
-];
-pub(crate) const MCAST: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_interface",
-    "IPv6_interface",
-    "Interface",
-    "Group",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-    "ListenTo",
-];
-pub(crate) const UDP: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_Destination_Address",
-    "IPv6_Destination_Address",
-    "Interface",
-    "Port",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-];
-pub(crate) const TCP: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_Destination_Address",
-    "IPv6_Destination_Address",
-    "Interface",
-    "Port",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "ErrorQueueLength",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-];
-pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync", "ReplicateLabels"];
-/// Keys of `Authentication { … }` (our extension).
-pub(crate) const AUTHENTICATION: &[&str] =
-    &["KeyFile", "AcceptKeyFile", "Encrypt", "RequireEncryption"];
+/// `Sync { … }`.
+pub(crate) const SYNC: KeyBlock = key_block!("Sync");
+/// `Mode FTFW { … }`.
+pub(crate) const FTFW: KeyBlock = key_block!("Sync.Mode FTFW");
+/// `Mode ALARM { … }`.
+pub(crate) const ALARM: KeyBlock = key_block!("Sync.Mode ALARM");
+/// `Mode NOTRACK { … }`.
+pub(crate) const NOTRACK: KeyBlock = key_block!("Sync.Mode NOTRACK");
+/// `Multicast { … }`.
+pub(crate) const MCAST: KeyBlock = key_block!("Sync.Multicast");
+/// `UDP { … }`.
+pub(crate) const UDP: KeyBlock = key_block!("Sync.UDP");
+/// `TCP { … }`.
+pub(crate) const TCP: KeyBlock = key_block!("Sync.TCP");
+/// `Options { … }`.
+pub(crate) const OPTIONS: KeyBlock = key_block!("Sync.Options");
+/// `Authentication { … }` (our extension).
+pub(crate) const AUTHENTICATION: KeyBlock = key_block!("Sync.Authentication");
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ModeKind {
@@ -162,7 +95,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Str, "ResendBufferSize") => self.resend_buffer_size(&t),
             (TokenKind::Str, "Authentication") => self.authentication(&t),
             _ if self.legacy_ignored(&t)? => Ok(()),
-            _ => Err(self.unknown_item(&t, "Sync", SYNC)),
+            _ => Err(self.unknown_item(&t, SYNC)),
         }
     }
 
@@ -234,14 +167,14 @@ impl<'a> Parser<'a> {
             ModeKind::Alarm => s.alarm = true,
             ModeKind::Notrack => s.notrack = true,
         }
-        let (valid, block) = match kind {
-            ModeKind::Ftfw => (FTFW, "Mode FTFW"),
-            ModeKind::Alarm => (ALARM, "Mode ALARM"),
-            ModeKind::Notrack => (NOTRACK, "Mode NOTRACK"),
+        let valid = match kind {
+            ModeKind::Ftfw => FTFW,
+            ModeKind::Alarm => ALARM,
+            ModeKind::Notrack => NOTRACK,
         };
         let _ = key;
         self.block(&name.1, valid, |p, t| {
-            if t.kind == TokenKind::Keyword && valid.contains(&t.text) {
+            if t.kind == TokenKind::Keyword && valid.keys.contains(&t.text) {
                 if p.timer_item(&t)? {
                     return Ok(());
                 }
@@ -255,7 +188,7 @@ impl<'a> Parser<'a> {
                         p.sync_mut().disable_internal_cache = p.boolean(&t)?
                     }
                     "StartupResync" => p.sync_mut().startup_resync = Some(p.boolean(&t)?),
-                    _ => return Err(p.unknown_item(&t, block, valid)),
+                    _ => return Err(p.unknown_item(&t, valid)),
                 }
                 return Ok(());
             }
@@ -263,7 +196,7 @@ impl<'a> Parser<'a> {
                 "ResendBufferSize" if kind == ModeKind::Ftfw => p.resend_buffer_size(&t),
                 "CacheWriteThrough" if kind != ModeKind::Alarm => p.cache_write_through(&t),
                 _ if t.kind == TokenKind::Str && p.legacy_ignored(&t)? => Ok(()),
-                _ => Err(p.unknown_item(&t, block, valid)),
+                _ => Err(p.unknown_item(&t, valid)),
             }
         })
     }
@@ -324,10 +257,9 @@ impl<'a> Parser<'a> {
         &mut self,
         b: &mut ChannelBuilder,
         t: Token<'a>,
-        valid: &[&str],
+        valid: KeyBlock,
     ) -> PResult<()> {
         let kind = b.channel.kind;
-        let block = kind.keyword();
         let mcast = kind == ChannelKind::Multicast;
         let ch = &mut b.channel;
         match (t.kind, t.text) {
@@ -409,7 +341,7 @@ impl<'a> Parser<'a> {
                 self.legacy_mapped(&t, "`IPv4_interface'");
             }
             _ if t.kind == TokenKind::Str && self.legacy_ignored(&t)? => {}
-            _ => return Err(self.unknown_item(&t, block, valid)),
+            _ => return Err(self.unknown_item(&t, valid)),
         }
         Ok(())
     }
@@ -435,7 +367,7 @@ impl<'a> Parser<'a> {
                 p.sync_mut().require_encryption = Some(p.boolean(&t)?);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Authentication", AUTHENTICATION)),
+            _ => Err(p.unknown_item(&t, AUTHENTICATION)),
         })
     }
 
@@ -450,7 +382,7 @@ impl<'a> Parser<'a> {
                 p.sync_mut().replicate_labels = Some(p.boolean(&t)?);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Options", OPTIONS)),
+            _ => Err(p.unknown_item(&t, OPTIONS)),
         })
     }
 
@@ -474,7 +406,7 @@ impl<'a> Parser<'a> {
                     ExpectSync::Helpers(v) => v,
                     _ => Vec::new(),
                 };
-                let result = self.block(key, &[], |p, t| {
+                let result = self.list(key, |p, t| {
                     if t.kind == TokenKind::Str {
                         names.push(t.text.to_owned());
                         Ok(())
