@@ -323,11 +323,31 @@ pub enum ChannelKind {
     Tcp,
 }
 
+/// The spellings of each transport, one per place it is named.
 impl ChannelKind {
-    /// Keyword spelling.
+    /// As written in the configuration (`UDP { … }`).
     pub fn keyword(self) -> &'static str {
         match self {
             ChannelKind::Multicast => "Multicast",
+            ChannelKind::Udp => "UDP",
+            ChannelKind::Tcp => "TCP",
+        }
+    }
+
+    /// In lower case, as logs, `--json` and metrics name it (`udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Multicast => "multicast",
+            ChannelKind::Udp => "udp",
+            ChannelKind::Tcp => "tcp",
+        }
+    }
+
+    /// As conntrackd 1.4.7's statistics name its traffic (`UDP traffic`,
+    /// `multicast traffic`).
+    pub fn stats_name(self) -> &'static str {
+        match self {
+            ChannelKind::Multicast => "multicast",
             ChannelKind::Udp => "UDP",
             ChannelKind::Tcp => "TCP",
         }

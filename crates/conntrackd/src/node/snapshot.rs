@@ -8,7 +8,7 @@ use std::time::Instant;
 use conntrackd_core::cache::CacheCounters;
 use conntrackd_core::sync::Protocol;
 use serde::Serialize;
-use synclink::{LinkState, Transport};
+use synclink::LinkState;
 
 use conntrackd_core::local::LocalCache;
 
@@ -249,12 +249,8 @@ impl Node {
                     let l = link.counters();
                     Channel {
                         index,
-                        transport: match link.spec().transport {
-                            Transport::Multicast => "multicast",
-                            Transport::Udp => "udp",
-                            Transport::Tcp => "tcp",
-                        },
-                        device: link.spec().interface.clone().unwrap_or_default(),
+                        transport: link.channel().kind.name(),
+                        device: link.channel().interface.clone().unwrap_or_default(),
                         status: match link.link_state() {
                             LinkState::Down => "DOWN",
                             LinkState::NoCarrier => "NO-CARRIER",
