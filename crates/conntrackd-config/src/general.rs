@@ -1,9 +1,12 @@
 //! `General { … }` including `UNIX`, `Scheduler` and `Filter`, plus the
 //! legacy top-level `IgnoreTrafficFor` / `IgnoreProtocol` blocks.
 
-use crate::defaults::DEFAULT_METRICS_PORT;
 use crate::lexer::{Token, TokenKind};
 use crate::limits::{MAX_FILE_PATH_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN};
+use crate::model::{
+    DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_METRICS_PORT,
+    DEFAULT_NETLINK_OVERRUN_RESYNC,
+};
 use crate::model::{Policy, SchedulerType};
 use crate::parser::{KeyBlock, PResult, Parser, key_block, parse_net};
 use crate::protocols::protocol_number;
@@ -38,8 +41,12 @@ impl<'a> Parser<'a> {
             return Err(self.unknown_item(&t, GENERAL));
         }
         match t.text {
-            "HashSize" => self.config.general.hash_size = self.number(&t)?.0,
-            "HashLimit" => self.config.general.hash_limit = self.number(&t)?.0,
+            "HashSize" => {
+                self.config.general.hash_size = self.number_or_default(&t, DEFAULT_HASH_SIZE)?
+            }
+            "HashLimit" => {
+                self.config.general.hash_limit = self.number_or_default(&t, DEFAULT_HASH_LIMIT)?
+            }
             "LogFile" => {
                 if let Some(target) = self.log_target(
                     &t,
@@ -74,16 +81,21 @@ impl<'a> Parser<'a> {
                 match v.as_ref().map(|v| v.kind) {
                     Some(TokenKind::Bool(on)) => {
                         self.bump();
-                        self.overrun_resync_raw = on.then_some(0);
+                        self.config.general.netlink_overrun_resync =
+                            on.then_some(DEFAULT_NETLINK_OVERRUN_RESYNC);
                     }
-                    _ => self.overrun_resync_raw = Some(self.number(&t)?.0),
+                    _ => {
+                        let seconds = self.number_or_default(&t, DEFAULT_NETLINK_OVERRUN_RESYNC)?;
+                        self.config.general.netlink_overrun_resync = Some(seconds);
+                    }
                 }
             }
             "NetlinkEventsReliable" => {
                 self.config.general.netlink_events_reliable = self.boolean(&t)?
             }
             "EventIterationLimit" => {
-                self.config.general.event_iteration_limit = Some(self.number(&t)?.0)
+                let limit = self.number_or_default(&t, DEFAULT_EVENT_ITERATION_LIMIT)?;
+                self.config.general.event_iteration_limit = Some(limit);
             }
             "PollSecs" => {
                 let (n, span) = self.number(&t)?;

@@ -5,7 +5,6 @@
 //! stopping at the first, and renders them with source excerpts.
 
 mod const_text;
-pub mod defaults;
 mod diag;
 mod finish;
 mod general;
@@ -23,7 +22,6 @@ mod tcp_states;
 
 use std::path::Path;
 
-pub use defaults::*;
 pub use diag::{Diagnostic, Severity, Span};
 pub use limits::*;
 pub use model::*;

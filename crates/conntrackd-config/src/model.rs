@@ -1,13 +1,14 @@
-//! Typed configuration produced by the parser (defaults already applied).
+//! Typed configuration produced by the parser (defaults already applied),
+//! and the default of every key whose default the code applies, defined
+//! once next to the field it fills: the parser and the model's `Default`
+//! apply them, the reference states them (and from it the manual page),
+//! and the daemon and the sync channels read them from here. A test
+//! (tests/reference.rs) parses each section with and without each
+//! documented default written out and compares.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
-use crate::defaults::{
-    DEFAULT_CHECKSUM, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_LOCK_FILE,
-    DEFAULT_MAX_CLIENTS, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY, DEFAULT_REPLY_TIMEOUT,
-    DEFAULT_STARTUP_RESYNC, DEFAULT_SYSTEMD,
-};
 use crate::diag::Span;
 
 /// The whole configuration file.
@@ -149,6 +150,44 @@ impl Filter {
     }
 }
 
+// ---- Defaults of General ---------------------------------------------------
+
+/// `LockFile`.
+pub const DEFAULT_LOCK_FILE: &str = "/var/lock/conntrackd.lock";
+/// `LogFile on` in `General`.
+pub const DEFAULT_LOG_FILE: &str = "/var/log/conntrackd.log";
+/// `HashSize`: buckets of each cache's hash table (also what 0 means).
+pub const DEFAULT_HASH_SIZE: u32 = 65_536;
+/// `HashLimit`: flows per cache (also what 0 means).
+pub const DEFAULT_HASH_LIMIT: u32 = 262_144;
+/// `NetlinkOverrunResync`: seconds before the resync that follows an
+/// overrun (also what `on` and 0 mean).
+pub const DEFAULT_NETLINK_OVERRUN_RESYNC: u32 = 30;
+/// `EventIterationLimit` as 1.4.7 sets it, and what 0 means: kernel events
+/// and datagrams of each Multicast or UDP channel handled per wake-up.
+/// Unwritten, the daemon reads [`DEFAULT_KERNEL_EVENTS_PER_WAKEUP`] kernel
+/// events and this many datagrams; a TCP channel reads this many chunks of
+/// its stream whatever is written.
+pub const DEFAULT_EVENT_ITERATION_LIMIT: u32 = 100;
+/// Kernel events read per wake-up when `EventIterationLimit` is not
+/// written (ours; 1.4.7 reads [`DEFAULT_EVENT_ITERATION_LIMIT`]): a flood
+/// of events still leaves turns to `-c`, the sync link and the timers.
+pub const DEFAULT_KERNEL_EVENTS_PER_WAKEUP: u32 = 2048;
+/// `Systemd` (on, like the Debian build of 1.4.7).
+pub const DEFAULT_SYSTEMD: bool = true;
+/// Real-time priority without `Scheduler { Type }` (with `Type` and no
+/// `Priority`, 1.4.7 uses 0).
+pub const DEFAULT_PRIORITY: u8 = 99;
+/// `UNIX { MaxClients }`: far more than operators and scripts run at once,
+/// few enough descriptors and reply buffers to be harmless.
+pub const DEFAULT_MAX_CLIENTS: u32 = 32;
+/// `UNIX { ReplyTimeout }`, in seconds: a reader paused this long (a pager,
+/// `| (sleep 8; wc -l)`) still gets its whole dump, and a stopped one
+/// gives its slot back within a minute.
+pub const DEFAULT_REPLY_TIMEOUT: u32 = 60;
+/// `Metrics { Port }`.
+pub const DEFAULT_METRICS_PORT: u16 = 9465;
+
 /// `General { … }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct General {
@@ -178,7 +217,7 @@ pub struct General {
     /// Reliable event delivery.
     pub netlink_events_reliable: bool,
     /// `EventIterationLimit` as written (0 means
-    /// [`DEFAULT_EVENT_ITERATION_LIMIT`](crate::DEFAULT_EVENT_ITERATION_LIMIT),
+    /// [`DEFAULT_EVENT_ITERATION_LIMIT`],
     /// as 1.4.7): kernel events and datagrams of each Multicast or UDP
     /// channel handled per wake-up. Unwritten, the daemon's own caps apply
     /// (docs/migration.md).
@@ -250,10 +289,10 @@ pub enum SyncMode {
     /// FT-FW reliable protocol.
     Ftfw {
         /// Objects kept for retransmission
-        /// ([`DEFAULT_RESEND_QUEUE_SIZE`](crate::DEFAULT_RESEND_QUEUE_SIZE)).
+        /// ([`DEFAULT_RESEND_QUEUE_SIZE`]).
         resend_queue_size: u32,
         /// Messages per ACK window
-        /// ([`DEFAULT_ACK_WINDOW_SIZE`](crate::DEFAULT_ACK_WINDOW_SIZE)).
+        /// ([`DEFAULT_ACK_WINDOW_SIZE`]).
         ack_window_size: u32,
         /// Inject received states directly.
         disable_external_cache: bool,
@@ -363,6 +402,18 @@ pub enum Family {
     Ipv6,
 }
 
+// ---- Defaults of a channel -------------------------------------------------
+
+/// `Checksum` of a channel.
+pub const DEFAULT_CHECKSUM: bool = true;
+/// `RcvSocketBuffer` of a Multicast or UDP channel when not written, in
+/// bytes, unless the system default is larger already: the system default
+/// (about 208 KiB) overflows when a peer sends a burst of full datagrams
+/// while this node is busy, and each lost datagram costs a NACK and a
+/// resend (or, in ALARM and NOTRACK, the flows until the next refresh).
+/// Memory is only taken while datagrams wait.
+pub const DEFAULT_DATAGRAM_RCVBUF: u32 = 4 << 20;
+
 /// One dedicated link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Channel {
@@ -430,6 +481,25 @@ pub enum ExpectSync {
     Helpers(Vec<String>),
 }
 
+// ---- Defaults of Sync ------------------------------------------------------
+
+/// `RefreshTime` (ALARM), seconds (also what 0 means).
+pub const DEFAULT_REFRESH_TIME: u32 = 60;
+/// `CacheTimeout` (ALARM), seconds (also what 0 means).
+pub const DEFAULT_CACHE_TIMEOUT: u32 = 180;
+/// `PurgeTimeout`, seconds (also what 0 means).
+pub const DEFAULT_PURGE_TIMEOUT: u32 = 60;
+/// `ResendQueueSize` (FTFW), objects (also what 0 means).
+pub const DEFAULT_RESEND_QUEUE_SIZE: u32 = 131_072;
+/// `ACKWindowSize` (FTFW), messages (also what 0 means).
+pub const DEFAULT_ACK_WINDOW_SIZE: u32 = 300;
+/// `StartupResync` when not written (1.4.7: off; docs/migration.md).
+pub const DEFAULT_STARTUP_RESYNC: bool = true;
+/// `ErrorQueueLength` of the TCP channels, batches (also what 0 means).
+pub const DEFAULT_ERROR_QUEUE_LENGTH: u32 = 128;
+/// `Options { ReplicateLabels }` (our extension).
+pub const DEFAULT_REPLICATE_LABELS: bool = true;
+
 /// `Sync { … }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSection {
@@ -438,26 +508,26 @@ pub struct SyncSection {
     /// False if no `Mode` block was given.
     pub mode_specified: bool,
     /// ALARM refresh interval (s,
-    /// [`DEFAULT_REFRESH_TIME`](crate::DEFAULT_REFRESH_TIME)).
+    /// [`DEFAULT_REFRESH_TIME`]).
     pub refresh_time: u32,
     /// ALARM external-entry lifetime (s,
-    /// [`DEFAULT_CACHE_TIMEOUT`](crate::DEFAULT_CACHE_TIMEOUT)).
+    /// [`DEFAULT_CACHE_TIMEOUT`]).
     pub cache_timeout: u32,
     /// Timeout of committed entries (s, 0 = not set).
     pub commit_timeout: u32,
     /// Delay of the scheduled kernel flush (s,
-    /// [`DEFAULT_PURGE_TIMEOUT`](crate::DEFAULT_PURGE_TIMEOUT)).
+    /// [`DEFAULT_PURGE_TIMEOUT`]).
     pub purge_timeout: u32,
     /// Dedicated links, in file order (the default one has `default`);
     /// at most [`MAX_CHANNELS`](crate::MAX_CHANNELS).
     pub channels: Vec<Channel>,
     /// TCP error queue length
-    /// ([`DEFAULT_ERROR_QUEUE_LENGTH`](crate::DEFAULT_ERROR_QUEUE_LENGTH)).
+    /// ([`DEFAULT_ERROR_QUEUE_LENGTH`]).
     pub error_queue_length: u32,
     /// `TCPWindowTracking`.
     pub tcp_window_tracking: bool,
     /// `ReplicateLabels` (our extension,
-    /// [`DEFAULT_REPLICATE_LABELS`](crate::DEFAULT_REPLICATE_LABELS)): off leaves
+    /// [`DEFAULT_REPLICATE_LABELS`]): off leaves
     /// connlabels out of what is sent, committed and injected.
     pub replicate_labels: bool,
     /// `ExpectationSync`.
@@ -474,12 +544,46 @@ pub struct SyncSection {
     pub require_encryption: bool,
 }
 
+impl Default for SyncSection {
+    /// A `Sync` section that writes no setting: FTFW (as without a `Mode`
+    /// block), no channel yet, every default.
+    fn default() -> Self {
+        SyncSection {
+            mode: SyncMode::Ftfw {
+                resend_queue_size: DEFAULT_RESEND_QUEUE_SIZE,
+                ack_window_size: DEFAULT_ACK_WINDOW_SIZE,
+                disable_external_cache: false,
+                startup_resync: None,
+            },
+            mode_specified: false,
+            refresh_time: DEFAULT_REFRESH_TIME,
+            cache_timeout: DEFAULT_CACHE_TIMEOUT,
+            commit_timeout: 0,
+            purge_timeout: DEFAULT_PURGE_TIMEOUT,
+            channels: Vec::new(),
+            error_queue_length: DEFAULT_ERROR_QUEUE_LENGTH,
+            tcp_window_tracking: false,
+            replicate_labels: DEFAULT_REPLICATE_LABELS,
+            expectation_sync: ExpectSync::Off,
+            key_file: None,
+            accept_key_file: None,
+            encrypt: false,
+            require_encryption: false,
+        }
+    }
+}
+
 impl SyncSection {
     /// Index of the default channel.
     pub fn default_channel(&self) -> usize {
         self.channels.iter().position(|c| c.default).unwrap_or(0)
     }
 }
+
+// ---- Defaults of Stats -----------------------------------------------------
+
+/// `LogFile on` in `Stats`.
+pub const DEFAULT_STATS_LOG_FILE: &str = "/var/log/conntrackd-stats.log";
 
 /// `Stats { … }`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use crate::diag::{Diagnostic, Severity, Span, line_col};
 use crate::lexer::{KEYWORDS, Token, TokenKind, tokenize};
 use crate::limits::{MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN};
-use crate::model::{Channel, Config, ExpectSync, IpNet, Policy};
+use crate::model::{
+    Channel, Config, DEFAULT_ACK_WINDOW_SIZE, DEFAULT_RESEND_QUEUE_SIZE, IpNet, Policy, SyncSection,
+};
 use crate::reference;
 use crate::suggest::closest;
 
@@ -93,17 +95,16 @@ pub(crate) struct ChannelBuilder {
 }
 
 /// `Sync` settings accumulated across blocks (all timers are global).
-#[derive(Default)]
 pub(crate) struct SyncBuilder {
+    /// The settings that do not depend on others, as parsed so far (the
+    /// defaults where nothing is written). The mode, the channels and the
+    /// settings below are filled in when parsing finishes.
+    pub(crate) settings: SyncSection,
     pub(crate) span: Span,
     pub(crate) ftfw: bool,
     pub(crate) alarm: bool,
     pub(crate) notrack: bool,
-    pub(crate) refresh_time: u32,
-    pub(crate) cache_timeout: u32,
-    pub(crate) commit_timeout: u32,
     pub(crate) commit_timeout_span: Option<Span>,
-    pub(crate) purge_timeout: u32,
     pub(crate) resend_queue_size: u32,
     pub(crate) ack_window_size: u32,
     pub(crate) disable_external_cache: bool,
@@ -112,19 +113,35 @@ pub(crate) struct SyncBuilder {
     pub(crate) startup_resync: Option<bool>,
     pub(crate) channels: Vec<ChannelBuilder>,
     pub(crate) legacy_checksum: Option<bool>,
-    pub(crate) error_queue_length: u32,
-    pub(crate) tcp_window_tracking: bool,
-    pub(crate) expectation_sync: ExpectSync,
-    /// `Options { ReplicateLabels … }`, if written.
-    pub(crate) replicate_labels: Option<bool>,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
     /// `Authentication { AcceptKeyFile … }`: a second key, accepted only.
     pub(crate) accept_key_file: Option<(String, Span)>,
-    /// `Encrypt on` inside `Authentication`.
-    pub(crate) encrypt: bool,
     /// `RequireEncryption`; follows `Encrypt` when not given.
     pub(crate) require_encryption: Option<bool>,
+}
+
+impl Default for SyncBuilder {
+    fn default() -> Self {
+        SyncBuilder {
+            settings: SyncSection::default(),
+            span: Span::default(),
+            ftfw: false,
+            alarm: false,
+            notrack: false,
+            commit_timeout_span: None,
+            resend_queue_size: DEFAULT_RESEND_QUEUE_SIZE,
+            ack_window_size: DEFAULT_ACK_WINDOW_SIZE,
+            disable_external_cache: false,
+            disable_internal_cache: false,
+            startup_resync: None,
+            channels: Vec::new(),
+            legacy_checksum: None,
+            key_file: None,
+            accept_key_file: None,
+            require_encryption: None,
+        }
+    }
 }
 
 /// Filter accumulators with their policies.
@@ -145,7 +162,6 @@ pub(crate) struct Parser<'a> {
     pub(crate) config: Config,
     pub(crate) sync: Option<SyncBuilder>,
     pub(crate) filter: FilterBuilder,
-    pub(crate) overrun_resync_raw: Option<u32>,
     pub(crate) stats_span: Option<(Span, usize)>,
     pub(crate) stats_syslog_span: Option<Span>,
     /// Where `NetlinkBufferSize` was last written.
@@ -162,17 +178,9 @@ impl<'a> Parser<'a> {
             pos: 0,
             diagnostics: Vec::new(),
             options,
-            config: Config {
-                general: crate::model::General {
-                    hash_size: 0,
-                    hash_limit: 0,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            config: Config::default(),
             sync: None,
             filter: FilterBuilder::default(),
-            overrun_resync_raw: Some(0),
             stats_span: None,
             stats_syslog_span: None,
             netlink_buffer_size_span: None,
@@ -462,6 +470,13 @@ impl<'a> Parser<'a> {
                 format!("number {} is too large (maximum {})", t.text, u32::MAX),
             )),
         }
+    }
+
+    /// Unsigned number where 0 stands for `default`, as 1.4.7 reads its
+    /// sizes and timers.
+    pub(crate) fn number_or_default(&mut self, key: &Token<'a>, default: u32) -> PResult<u32> {
+        let (n, _) = self.number(key)?;
+        Ok(if n == 0 { default } else { n })
     }
 
     /// Port number (0..=65535).

@@ -12,29 +12,32 @@
 //!   grammar ([`Key::in_147_grammar`]) plus a few grammar words;
 //! - `conntrackd.conf(5)`, rendered by the `docgen` crate.
 //!
-//! Values are not repeated here: a default or a limit the code applies is a
-//! constant of [`crate::defaults`] or [`crate::limits`], and the text states
-//! it with `const_str!`. What the parser does with a key stays in its match
-//! arm (general.rs, sync.rs, …), under the key's name.
+//! Values are not repeated here: a default the code applies is a constant
+//! next to the model field it fills (`DEFAULT_*` in model.rs), a limit one
+//! of [`crate::limits`], and the text states it with `const_str!`. What the
+//! parser does with a key stays in its match arm (general.rs, sync.rs, …),
+//! under the key's name.
 //!
-//! Adding a key: its entry below; its arm in the parser; its field in the
-//! model (and, if the code applies a default, a constant in `defaults.rs`
-//! used by finish.rs and by the entry); then `cargo run -p docgen`. The
-//! tests here and in `tests/reference.rs` fail if the entry and the parser
-//! disagree, or if the documented default is not the one parsed.
+//! Adding a key: its entry below; its arm in the parser, which stores the
+//! value in the model (`p.config.general.…`, or `settings` of the `Sync`
+//! being parsed); its field in the model, with its `DEFAULT_*` constant
+//! used by the model's `Default` and by the entry; then `cargo run -p
+//! docgen`. The tests here and in `tests/reference.rs` fail if the entry
+//! and the parser disagree, or if the documented default is not the one
+//! parsed.
 
 use crate::const_text::{const_str, in_words, on_off};
-use crate::defaults::{
+use crate::limits::{
+    MAX_CHANNELS, MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN,
+    MIN_KEY_FILE_LEN,
+};
+use crate::model::{
     DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_CHECKSUM, DEFAULT_DATAGRAM_RCVBUF,
     DEFAULT_ERROR_QUEUE_LENGTH, DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT,
     DEFAULT_HASH_SIZE, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOCK_FILE, DEFAULT_LOG_FILE,
     DEFAULT_MAX_CLIENTS, DEFAULT_METRICS_PORT, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY,
     DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_REPLICATE_LABELS, DEFAULT_REPLY_TIMEOUT,
     DEFAULT_RESEND_QUEUE_SIZE, DEFAULT_STARTUP_RESYNC, DEFAULT_STATS_LOG_FILE, DEFAULT_SYSTEMD,
-};
-use crate::limits::{
-    MAX_CHANNELS, MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN,
-    MIN_KEY_FILE_LEN,
 };
 
 /// What a key is.

@@ -2,11 +2,11 @@
 
 use std::fmt::Write as _;
 
-use crate::defaults::{
+use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
+use crate::model::{
     DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOG_FILE,
     DEFAULT_STATS_LOG_FILE,
 };
-use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
 use crate::tcp_states::state_name;
 
 fn log_target(t: &LogTarget, default: &str) -> String {

@@ -2,10 +2,13 @@
 
 use std::net::IpAddr;
 
-use crate::defaults::DEFAULT_RESEND_QUEUE_SIZE;
 use crate::lexer::{ModeName, Token, TokenKind};
 use crate::limits::{MAX_CHANNELS, MAX_KEY_FILE_PATH_LEN};
 use crate::model::{Channel, ChannelKind, ExpectSync, Family};
+use crate::model::{
+    DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_ERROR_QUEUE_LENGTH,
+    DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_RESEND_QUEUE_SIZE,
+};
 use crate::parser::{ChannelBuilder, KeyBlock, PResult, Parser, SyncBuilder, key_block};
 
 /// `Sync { … }`.
@@ -56,15 +59,24 @@ impl<'a> Parser<'a> {
             return Ok(false);
         }
         match t.text {
-            "RefreshTime" => self.sync_mut().refresh_time = self.number(t)?.0,
-            "CacheTimeout" => self.sync_mut().cache_timeout = self.number(t)?.0,
+            "RefreshTime" => {
+                let seconds = self.number_or_default(t, DEFAULT_REFRESH_TIME)?;
+                self.sync_mut().settings.refresh_time = seconds;
+            }
+            "CacheTimeout" => {
+                let seconds = self.number_or_default(t, DEFAULT_CACHE_TIMEOUT)?;
+                self.sync_mut().settings.cache_timeout = seconds;
+            }
             "CommitTimeout" => {
                 let n = self.number(t)?.0;
                 let s = self.sync_mut();
-                s.commit_timeout = n;
+                s.settings.commit_timeout = n;
                 s.commit_timeout_span = Some(t.span.clone());
             }
-            "PurgeTimeout" => self.sync_mut().purge_timeout = self.number(t)?.0,
+            "PurgeTimeout" => {
+                let seconds = self.number_or_default(t, DEFAULT_PURGE_TIMEOUT)?;
+                self.sync_mut().settings.purge_timeout = seconds;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -179,8 +191,14 @@ impl<'a> Parser<'a> {
                     return Ok(());
                 }
                 match t.text {
-                    "ResendQueueSize" => p.sync_mut().resend_queue_size = p.number(&t)?.0,
-                    "ACKWindowSize" => p.sync_mut().ack_window_size = p.number(&t)?.0,
+                    "ResendQueueSize" => {
+                        let size = p.number_or_default(&t, DEFAULT_RESEND_QUEUE_SIZE)?;
+                        p.sync_mut().resend_queue_size = size;
+                    }
+                    "ACKWindowSize" => {
+                        let size = p.number_or_default(&t, DEFAULT_ACK_WINDOW_SIZE)?;
+                        p.sync_mut().ack_window_size = size;
+                    }
                     "DisableExternalCache" => {
                         p.sync_mut().disable_external_cache = p.boolean(&t)?
                     }
@@ -324,7 +342,8 @@ impl<'a> Parser<'a> {
                 b.checksum_set = true;
             }
             (TokenKind::Keyword, "ErrorQueueLength") if kind == ChannelKind::Tcp => {
-                self.sync_mut().error_queue_length = self.number(&t)?.0;
+                let length = self.number_or_default(&t, DEFAULT_ERROR_QUEUE_LENGTH)?;
+                self.sync_mut().settings.error_queue_length = length;
             }
             (TokenKind::Str, "McastSndSocketBuffer") => {
                 ch.snd_buf = Some(self.number(&t)?.0);
@@ -360,7 +379,7 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             (TokenKind::Str, "Encrypt") => {
-                p.sync_mut().encrypt = p.boolean(&t)?;
+                p.sync_mut().settings.encrypt = p.boolean(&t)?;
                 Ok(())
             }
             (TokenKind::Str, "RequireEncryption") => {
@@ -374,12 +393,12 @@ impl<'a> Parser<'a> {
     fn options(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, OPTIONS, |p, t| match (t.kind, t.text) {
             (TokenKind::Keyword, "TCPWindowTracking") => {
-                p.sync_mut().tcp_window_tracking = p.boolean(&t)?;
+                p.sync_mut().settings.tcp_window_tracking = p.boolean(&t)?;
                 Ok(())
             }
             (TokenKind::Keyword, "ExpectationSync") => p.expectation_sync(&t),
             (TokenKind::Str, "ReplicateLabels") => {
-                p.sync_mut().replicate_labels = Some(p.boolean(&t)?);
+                p.sync_mut().settings.replicate_labels = p.boolean(&t)?;
                 Ok(())
             }
             _ => Err(p.unknown_item(&t, OPTIONS)),
@@ -390,7 +409,7 @@ impl<'a> Parser<'a> {
         match self.peek_kind() {
             Some(TokenKind::Bool(on)) => {
                 self.bump();
-                let current = &mut self.sync_mut().expectation_sync;
+                let current = &mut self.sync_mut().settings.expectation_sync;
                 if on {
                     *current = ExpectSync::All;
                 } else if *current != ExpectSync::Off {
@@ -402,7 +421,8 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             Some(TokenKind::OpenBrace) => {
-                let mut names = match std::mem::take(&mut self.sync_mut().expectation_sync) {
+                let mut names = match std::mem::take(&mut self.sync_mut().settings.expectation_sync)
+                {
                     ExpectSync::Helpers(v) => v,
                     _ => Vec::new(),
                 };
@@ -415,7 +435,7 @@ impl<'a> Parser<'a> {
                         Err(p.syntax(Some(&t), "a helper name or `}'", help))
                     }
                 });
-                self.sync_mut().expectation_sync = ExpectSync::Helpers(names);
+                self.sync_mut().settings.expectation_sync = ExpectSync::Helpers(names);
                 result
             }
             _ => {
