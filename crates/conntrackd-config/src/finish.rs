@@ -1,23 +1,18 @@
-//! Post-parse defaults and consistency checks (docs/config.md §5).
+//! Post-parse checks (docs/config.md §5) and the `Sync` settings that depend on
+//! one another (the mode, the channels, the keys). Defaults are not applied
+//! here: a key left out keeps the model's default, and a 0 that stands for
+//! the default is read as such where the key is parsed.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::diag::Severity;
-use crate::model::{Channel, ChannelKind, ExpectSync, Family, SyncMode, SyncSection};
+use crate::limits::MIN_KEY_FILE_LEN;
+use crate::model::{Channel, ChannelKind, Family, SyncMode, SyncSection};
 use crate::parser::Parser;
 
-/// `value`, or `default` if it is 0 ("0 = default").
-fn or_default(value: u32, default: u32) -> u32 {
-    if value == 0 { default } else { value }
-}
-
-/// Applies defaults and runs every whole-file check.
+/// Completes the configuration and runs every whole-file check.
 pub(crate) fn apply(p: &mut Parser<'_>) {
     let g = &mut p.config.general;
-    g.hash_size = or_default(g.hash_size, 65536);
-    g.hash_limit = or_default(g.hash_limit, 262_144);
-    g.event_iteration_limit = g.event_iteration_limit.map(|n| or_default(n, 100));
-    g.netlink_overrun_resync = p.overrun_resync_raw.map(|n| or_default(n, 30));
     let filter = std::mem::take(&mut p.filter);
     g.filter.protocol = filter.protocol;
     g.filter.address = filter.address;
@@ -117,7 +112,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
     }
     // ALARM (when selected) always uses the external cache.
     let selected_uses_flag = b.ftfw || !b.alarm;
-    if selected_uses_flag && b.disable_external_cache && b.commit_timeout != 0 {
+    if selected_uses_flag && b.disable_external_cache && b.settings.commit_timeout != 0 {
         let span = b
             .commit_timeout_span
             .clone()
@@ -128,12 +123,12 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             "`CommitTimeout' can't be combined with `DisableExternalCache', ignoring this option. Fix your configuration file.".to_owned(),
             None,
         );
-        b.commit_timeout = 0;
+        b.settings.commit_timeout = 0;
     }
     let mode = if b.ftfw || !mode_specified {
         SyncMode::Ftfw {
-            resend_queue_size: or_default(b.resend_queue_size, 131_072),
-            ack_window_size: or_default(b.ack_window_size, 300),
+            resend_queue_size: b.resend_queue_size,
+            ack_window_size: b.ack_window_size,
             disable_external_cache: b.disable_external_cache,
             startup_resync: b.startup_resync,
         }
@@ -184,20 +179,12 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
         check_channel(p, &mut ch);
         channels.push(ch);
     }
+    let encrypt = b.settings.encrypt;
     SyncSection {
         mode,
         mode_specified,
-        refresh_time: or_default(b.refresh_time, 60),
-        cache_timeout: or_default(b.cache_timeout, 180),
-        commit_timeout: b.commit_timeout,
-        purge_timeout: or_default(b.purge_timeout, 60),
         channels,
-        error_queue_length: or_default(b.error_queue_length, 128),
-        tcp_window_tracking: b.tcp_window_tracking,
-        replicate_labels: b.replicate_labels.unwrap_or(true),
-        expectation_sync: std::mem::replace(&mut b.expectation_sync, ExpectSync::Off),
-        encrypt: b.encrypt,
-        require_encryption: b.require_encryption.unwrap_or(b.encrypt),
+        require_encryption: b.require_encryption.unwrap_or(encrypt),
         key_file: b.key_file.take().map(|(path, span)| {
             check_key_file(p, &path, span);
             std::path::PathBuf::from(path)
@@ -206,6 +193,7 @@ fn build_sync(p: &mut Parser<'_>, mut b: crate::parser::SyncBuilder) -> SyncSect
             check_key_file(p, &path, span);
             std::path::PathBuf::from(path)
         }),
+        ..b.settings
     }
 }
 
@@ -222,9 +210,9 @@ fn check_key_file(p: &mut Parser<'_>, path: &str, span: crate::diag::Span) {
             ),
             Some(format!("chmod 600 {path}")),
         )),
-        Ok(m) if m.len() < 16 => Some((
+        Ok(m) if m.len() < MIN_KEY_FILE_LEN => Some((
             format!(
-                "KeyFile `{path}' holds {} bytes; at least 16 are needed",
+                "KeyFile `{path}' holds {} bytes; at least {MIN_KEY_FILE_LEN} are needed",
                 m.len()
             ),
             Some("head -c 32 /dev/urandom > KEYFILE".to_owned()),

@@ -1,46 +1,29 @@
 //! `General { … }` including `UNIX`, `Scheduler` and `Filter`, plus the
 //! legacy top-level `IgnoreTrafficFor` / `IgnoreProtocol` blocks.
 
-use conntrack_model::consts::tcp_state;
-
 use crate::lexer::{Token, TokenKind};
+use crate::limits::{MAX_FILE_PATH_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN};
+use crate::model::{
+    DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_METRICS_PORT,
+    DEFAULT_NETLINK_OVERRUN_RESYNC,
+};
 use crate::model::{Policy, SchedulerType};
-use crate::parser::{PResult, Parser, parse_net};
+use crate::parser::{KeyBlock, PResult, Parser, key_block, parse_net};
 use crate::protocols::protocol_number;
+use crate::tcp_states::state_number;
 
-pub(crate) const GENERAL: &[&str] = &[
-    "HashSize",
-    "HashLimit",
-    "LogFile",
-    "Syslog",
-    "LockFile",
-    "UNIX",
-    "NetlinkBufferSize",
-    "SocketBufferSize",
-    "NetlinkBufferSizeMaxGrowth",
-    "SocketBufferSizeMaxGrown",
-    "SocketBufferSizeMaxGrowth",
-    "NetlinkOverrunResync",
-    "NetlinkEventsReliable",
-    "EventIterationLimit",
-    "PollSecs",
-    "Nice",
-    "Scheduler",
-    "Systemd",
-    "Filter",
-    "Metrics",
-];
-/// Keys of `UNIX { … }`.
-pub(crate) const UNIX: &[&str] = &["Path", "Backlog", "MaxClients", "ReplyTimeout"];
-/// Keys of `Scheduler { … }`.
-pub(crate) const SCHEDULER: &[&str] = &["Type", "Priority"];
-/// Keys of `Filter { … }`.
-pub(crate) const FILTER: &[&str] = &["Protocol", "Address", "State"];
-/// Keys of an address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
-pub(crate) const ADDRESS_LIST: &[&str] = &["IPv4_address", "IPv6_address"];
-
-/// Keys of `General { Metrics { … } }` (our extension).
-pub(crate) const METRICS: &[&str] = &["IPv4_address", "IPv6_address", "Port"];
+/// `General { … }`.
+pub(crate) const GENERAL: KeyBlock = key_block!("General");
+/// `UNIX { … }`.
+pub(crate) const UNIX: KeyBlock = key_block!("General.UNIX");
+/// `Scheduler { … }`.
+pub(crate) const SCHEDULER: KeyBlock = key_block!("General.Scheduler");
+/// `Filter { … }`.
+pub(crate) const FILTER: KeyBlock = key_block!("General.Filter");
+/// An address list (`Address Accept|Ignore { … }`, `IgnoreTrafficFor`).
+pub(crate) const ADDRESS_LIST: KeyBlock = key_block!("General.Filter.Address");
+/// `General { Metrics { … } }` (our extension).
+pub(crate) const METRICS: KeyBlock = key_block!("General.Metrics");
 
 impl<'a> Parser<'a> {
     pub(crate) fn general(&mut self, opener: &Token<'a>) -> PResult<()> {
@@ -55,15 +38,20 @@ impl<'a> Parser<'a> {
             if self.legacy_ignored(&t)? {
                 return Ok(());
             }
-            return Err(self.unknown_item(&t, "General", GENERAL));
+            return Err(self.unknown_item(&t, GENERAL));
         }
         match t.text {
-            "HashSize" => self.config.general.hash_size = self.number(&t)?.0,
-            "HashLimit" => self.config.general.hash_limit = self.number(&t)?.0,
+            "HashSize" => {
+                self.config.general.hash_size = self.number_or_default(&t, DEFAULT_HASH_SIZE)?
+            }
+            "HashLimit" => {
+                self.config.general.hash_limit = self.number_or_default(&t, DEFAULT_HASH_LIMIT)?
+            }
             "LogFile" => {
-                if let Some(target) =
-                    self.log_target(&t, "LogFile path is longer than 256 characters")?
-                {
+                if let Some(target) = self.log_target(
+                    &t,
+                    &format!("LogFile path is longer than {MAX_FILE_PATH_LEN} characters"),
+                )? {
                     self.config.general.log_file = target;
                 }
             }
@@ -73,7 +61,9 @@ impl<'a> Parser<'a> {
                 }
             }
             "LockFile" => {
-                let path = self.path(&t, 256, "LockFile path is longer than 256 characters")?;
+                let too_long =
+                    format!("LockFile path is longer than {MAX_FILE_PATH_LEN} characters");
+                let path = self.path(&t, MAX_FILE_PATH_LEN, &too_long)?;
                 self.config.general.lock_file = path.into();
             }
             "UNIX" => self.unix(&t)?,
@@ -91,16 +81,21 @@ impl<'a> Parser<'a> {
                 match v.as_ref().map(|v| v.kind) {
                     Some(TokenKind::Bool(on)) => {
                         self.bump();
-                        self.overrun_resync_raw = on.then_some(0);
+                        self.config.general.netlink_overrun_resync =
+                            on.then_some(DEFAULT_NETLINK_OVERRUN_RESYNC);
                     }
-                    _ => self.overrun_resync_raw = Some(self.number(&t)?.0),
+                    _ => {
+                        let seconds = self.number_or_default(&t, DEFAULT_NETLINK_OVERRUN_RESYNC)?;
+                        self.config.general.netlink_overrun_resync = Some(seconds);
+                    }
                 }
             }
             "NetlinkEventsReliable" => {
                 self.config.general.netlink_events_reliable = self.boolean(&t)?
             }
             "EventIterationLimit" => {
-                self.config.general.event_iteration_limit = Some(self.number(&t)?.0)
+                let limit = self.number_or_default(&t, DEFAULT_EVENT_ITERATION_LIMIT)?;
+                self.config.general.event_iteration_limit = Some(limit);
             }
             "PollSecs" => {
                 let (n, span) = self.number(&t)?;
@@ -131,16 +126,17 @@ impl<'a> Parser<'a> {
             "Scheduler" => self.scheduler(&t)?,
             "Systemd" => self.config.general.systemd = self.boolean(&t)?,
             "Filter" => self.filter(&t)?,
-            _ => return Err(self.unknown_item(&t, "General", GENERAL)),
+            _ => return Err(self.unknown_item(&t, GENERAL)),
         }
         Ok(())
     }
 
     fn unix(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = UNIX;
+        const VALID: KeyBlock = UNIX;
         self.block(opener, VALID, |p, t| match t.text {
             "Path" if t.kind == TokenKind::Keyword => {
-                let path = p.path(&t, 107, "Path is longer than 107 characters")?;
+                let too_long = format!("Path is longer than {MAX_SOCKET_PATH_LEN} characters");
+                let path = p.path(&t, MAX_SOCKET_PATH_LEN, &too_long)?;
                 p.config.general.unix_path = Some(path.into());
                 Ok(())
             }
@@ -164,7 +160,7 @@ impl<'a> Parser<'a> {
                 );
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "UNIX", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         })
     }
 
@@ -172,14 +168,14 @@ impl<'a> Parser<'a> {
     /// Unlike the 1.4.7 clauses, a bad address is an error: a metrics
     /// endpoint silently not where it was asked for helps nobody.
     fn metrics(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = METRICS;
+        const VALID: KeyBlock = METRICS;
         let metrics = self
             .config
             .general
             .metrics
             .get_or_insert_with(|| crate::model::Metrics {
                 addresses: Vec::new(),
-                port: crate::model::DEFAULT_METRICS_PORT,
+                port: DEFAULT_METRICS_PORT,
             })
             .clone();
         let mut metrics = metrics;
@@ -214,14 +210,14 @@ impl<'a> Parser<'a> {
                 metrics.port = p.port(&t)?;
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Metrics", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         });
         self.config.general.metrics = Some(metrics);
         result
     }
 
     fn scheduler(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = SCHEDULER;
+        const VALID: KeyBlock = SCHEDULER;
         self.block(opener, VALID, |p, t| match t.text {
             "Type" if t.kind == TokenKind::Keyword => {
                 let v = p.string(&t, "a scheduler type (RR or FIFO)")?;
@@ -242,19 +238,19 @@ impl<'a> Parser<'a> {
             "Priority" if t.kind == TokenKind::Keyword => {
                 let (n, span) = p.number(&t)?;
                 match u8::try_from(n) {
-                    Ok(n) if n <= 99 => {
+                    Ok(n) if n <= MAX_PRIORITY => {
                         p.config.general.scheduler.priority = Some(n);
                         Ok(())
                     }
-                    _ => Err(p.error(span, "`Priority' must be [0, 99]")),
+                    _ => Err(p.error(span, format!("`Priority' must be [0, {MAX_PRIORITY}]"))),
                 }
             }
-            _ => Err(p.unknown_item(&t, "Scheduler", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         })
     }
 
     fn filter(&mut self, opener: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = FILTER;
+        const VALID: KeyBlock = FILTER;
         let mut kernel = false;
         if self.peek().is_some_and(|t| t.is_kw("From")) {
             self.bump();
@@ -274,7 +270,7 @@ impl<'a> Parser<'a> {
         self.config.general.filter.span = Some(opener.span.clone());
         self.block(opener, VALID, |p, t| {
             if t.kind != TokenKind::Keyword {
-                return Err(p.unknown_item(&t, "Filter", VALID));
+                return Err(p.unknown_item(&t, VALID));
             }
             match t.text {
                 "Protocol" => {
@@ -289,7 +285,7 @@ impl<'a> Parser<'a> {
                     let policy = p.policy(&t)?;
                     p.state_list(&t, policy)
                 }
-                _ => Err(p.unknown_item(&t, "Filter", VALID)),
+                _ => Err(p.unknown_item(&t, VALID)),
             }
         })
     }
@@ -319,7 +315,7 @@ impl<'a> Parser<'a> {
             .take()
             .map(|(_, v)| v)
             .unwrap_or_default();
-        let result = self.block(opener, &[], |p, t| {
+        let result = self.list(opener, |p, t| {
             let number = match (t.kind, t.text) {
                 (TokenKind::Keyword, "TCP") => Some(6),
                 (TokenKind::Keyword, "UDP") => Some(17),
@@ -354,7 +350,7 @@ impl<'a> Parser<'a> {
 
     /// `{ IPv4_address A … IPv6_address B … }` appended to the address filter.
     pub(crate) fn address_list(&mut self, opener: &Token<'a>, policy: Policy) -> PResult<()> {
-        const VALID: &[&str] = ADDRESS_LIST;
+        const VALID: KeyBlock = ADDRESS_LIST;
         let mut nets = self
             .filter
             .address
@@ -365,7 +361,7 @@ impl<'a> Parser<'a> {
             let v6 = match (t.kind, t.text) {
                 (TokenKind::Keyword, "IPv4_address") => false,
                 (TokenKind::Keyword, "IPv6_address") => true,
-                _ => return Err(p.unknown_item(&t, "Address", VALID)),
+                _ => return Err(p.unknown_item(&t, VALID)),
             };
             let v = p.ip_token(&t)?;
             match parse_net(v.text, v6) {
@@ -422,7 +418,7 @@ impl<'a> Parser<'a> {
                         break Err(self.syntax(other.as_ref(), "`TCP' after `for'", help));
                     }
                 },
-                (TokenKind::Keyword, name) => match tcp_state_number(name) {
+                (TokenKind::Keyword, name) => match state_number(name) {
                     Some(s) => pending.push(s),
                     None => break Err(self.syntax(Some(&t), "a TCP state or `for TCP'", None)),
                 },
@@ -447,8 +443,8 @@ impl<'a> Parser<'a> {
         loop {
             let t = self.bump();
             match t {
-                Some(t) if t.kind == TokenKind::Keyword && tcp_state_number(t.text).is_some() => {
-                    if let Some(s) = tcp_state_number(t.text)
+                Some(t) if t.kind == TokenKind::Keyword && state_number(t.text).is_some() => {
+                    if let Some(s) = state_number(t.text)
                         && !states.contains(&s)
                     {
                         states.push(s);
@@ -479,19 +475,4 @@ impl<'a> Parser<'a> {
         self.legacy_mapped(key, "`General { Filter { Protocol Ignore { … } } }'");
         self.protocol_list(key, Policy::Ignore)
     }
-}
-
-fn tcp_state_number(name: &str) -> Option<u8> {
-    Some(match name {
-        "SYN_SENT" => tcp_state::SYN_SENT,
-        "SYN_RECV" => tcp_state::SYN_RECV,
-        "ESTABLISHED" => tcp_state::ESTABLISHED,
-        "FIN_WAIT" => tcp_state::FIN_WAIT,
-        "CLOSE_WAIT" => tcp_state::CLOSE_WAIT,
-        "LAST_ACK" => tcp_state::LAST_ACK,
-        "TIME_WAIT" => tcp_state::TIME_WAIT,
-        "CLOSE" | "CLOSED" => tcp_state::CLOSE,
-        "LISTEN" => tcp_state::LISTEN,
-        _ => return None,
-    })
 }

@@ -4,9 +4,9 @@ use crate::lexer::{Token, TokenKind};
 use crate::model::{HelperL3, HelperL4, HelperPolicy, HelperType, KNOWN_HELPERS};
 use crate::parser::{PResult, Parser};
 
-pub(crate) const HELPER: &[&str] = &["Type", "Setup"];
-pub(crate) const TYPE: &[&str] = &["QueueNum", "QueueLen", "Policy"];
-pub(crate) const POLICY: &[&str] = &["ExpectMax", "ExpectTimeout"];
+pub(crate) const HELPER: crate::parser::KeyBlock = crate::parser::key_block!("Helper");
+pub(crate) const TYPE: crate::parser::KeyBlock = crate::parser::key_block!("Helper.Type");
+pub(crate) const POLICY: crate::parser::KeyBlock = crate::parser::key_block!("Helper.Type.Policy");
 /// Longest accepted policy name.
 const MAX_POLICY_NAME: usize = 16;
 
@@ -24,7 +24,7 @@ impl<'a> Parser<'a> {
                 section.types.push(helper);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Helper", HELPER)),
+            _ => Err(p.unknown_item(&t, HELPER)),
         });
         self.config.helper = Some(section);
         result
@@ -93,7 +93,7 @@ impl<'a> Parser<'a> {
                 helper.policies.push(policy);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Type", TYPE)),
+            _ => Err(p.unknown_item(&t, TYPE)),
         })?;
         Ok(helper)
     }
@@ -132,7 +132,7 @@ impl<'a> Parser<'a> {
                 policy.expect_timeout = Some(p.number(&t)?.0);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Policy", POLICY)),
+            _ => Err(p.unknown_item(&t, POLICY)),
         })?;
         if policy.expect_max.is_none() && policy.expect_timeout.is_none() {
             self.error(

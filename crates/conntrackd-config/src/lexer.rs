@@ -1,92 +1,58 @@
 //! Tokeniser following the flex scanner's longest-match rules (docs/config.md §2).
 
 use crate::diag::Span;
+use crate::reference;
+use crate::tcp_states::TCP_STATES;
 
-/// Keywords of conntrackd.conf 1.4.7 (case-sensitive).
-pub(crate) const KEYWORDS: &[&str] = &[
-    "UNIX",
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_Destination_Address",
-    "IPv6_Destination_Address",
-    "IPv4_interface",
-    "IPv6_interface",
-    "Interface",
-    "Multicast",
-    "UDP",
-    "TCP",
-    "HashSize",
-    "RefreshTime",
-    "CacheTimeout",
-    "CommitTimeout",
-    "HashLimit",
-    "Path",
-    "Backlog",
-    "Group",
-    "Port",
-    "LogFile",
-    "Syslog",
-    "LockFile",
-    "General",
-    "Sync",
-    "Stats",
-    "SocketBufferSize",
-    "SocketBufferSizeMaxGrown",
-    "SocketBufferSizeMaxGrowth",
-    "NetlinkBufferSize",
-    "NetlinkBufferSizeMaxGrowth",
-    "Mode",
-    "ResendQueueSize",
-    "Checksum",
-    "ACKWindowSize",
+/// Keywords of conntrackd.conf 1.4.7 (case-sensitive): the names of the
+/// keys of its grammar (from the reference, see [`Key::in_147_grammar`]),
+/// the TCP state names and the other words of its grammar. Everything else,
+/// our own keys among them, is lexed as a plain word.
+///
+/// [`Key::in_147_grammar`]: crate::reference::Key::in_147_grammar
+pub(crate) const KEYWORDS: &[&str] = &keywords::<{ keyword_count() }>();
+
+/// Words of the 1.4.7 grammar that are neither keys nor TCP states.
+const GRAMMAR_WORDS: &[&str] = &[
     "for",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "CLOSED",
-    "LISTEN",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Filter",
-    "Protocol",
-    "Address",
-    "State",
     "Accept",
     "Ignore",
-    "PurgeTimeout",
     "From",
     "Userspace",
     "Kernelspace",
-    "EventIterationLimit",
     "Default",
-    "PollSecs",
-    "NetlinkOverrunResync",
-    "Nice",
-    "Scheduler",
-    "Type",
-    "Priority",
-    "NetlinkEventsReliable",
-    "DisableInternalCache",
-    "DisableExternalCache",
-    "Options",
-    "TCPWindowTracking",
-    "ExpectationSync",
-    "ErrorQueueLength",
-    "Helper",
-    "QueueNum",
-    "QueueLen",
-    "Policy",
-    "ExpectMax",
-    "ExpectTimeout",
-    "Systemd",
-    "StartupResync",
-    "Setup",
 ];
+
+const fn keyword_count() -> usize {
+    reference::count_in_147_grammar() + TCP_STATES.len() + GRAMMAR_WORDS.len()
+}
+
+/// [`KEYWORDS`], assembled at compile time; `N` is [`keyword_count`]`()`.
+const fn keywords<const N: usize>() -> [&'static str; N] {
+    const KEYS: usize = reference::count_in_147_grammar();
+    let keys = reference::names_in_147_grammar::<KEYS>();
+    let mut words = [""; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < keys.len() {
+        words[at] = keys[i];
+        at += 1;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < TCP_STATES.len() {
+        words[at] = TCP_STATES[i].0;
+        at += 1;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < GRAMMAR_WORDS.len() {
+        words[at] = GRAMMAR_WORDS[i];
+        at += 1;
+        i += 1;
+    }
+    words
+}
 
 /// Synchronisation mode names as lexed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -331,6 +297,32 @@ mod tests {
 
     fn kinds(s: &str) -> Vec<(TokenKind, &str)> {
         tokenize(s).into_iter().map(|t| (t.kind, t.text)).collect()
+    }
+
+    /// The keyword list of 1.4.7's scanner (docs/config.md §2.1). A key added to
+    /// the reference must not change it: a new keyword would stop a file
+    /// from using that word as a name (an interface, a helper, a policy).
+    const KEYWORDS_OF_1_4_7: &str = "UNIX IPv4_address IPv6_address \
+        IPv4_Destination_Address IPv6_Destination_Address IPv4_interface \
+        IPv6_interface Interface Multicast UDP TCP HashSize RefreshTime CacheTimeout \
+        CommitTimeout HashLimit Path Backlog Group Port LogFile Syslog LockFile General \
+        Sync Stats SocketBufferSize SocketBufferSizeMaxGrown SocketBufferSizeMaxGrowth \
+        NetlinkBufferSize NetlinkBufferSizeMaxGrowth Mode ResendQueueSize Checksum \
+        ACKWindowSize for SYN_SENT SYN_RECV ESTABLISHED FIN_WAIT CLOSE_WAIT LAST_ACK \
+        TIME_WAIT CLOSE CLOSED LISTEN SndSocketBuffer RcvSocketBuffer Filter Protocol \
+        Address State Accept Ignore PurgeTimeout From Userspace Kernelspace \
+        EventIterationLimit Default PollSecs NetlinkOverrunResync Nice Scheduler Type \
+        Priority NetlinkEventsReliable DisableInternalCache DisableExternalCache Options \
+        TCPWindowTracking ExpectationSync ErrorQueueLength Helper QueueNum QueueLen \
+        Policy ExpectMax ExpectTimeout Systemd StartupResync Setup";
+
+    #[test]
+    fn the_keywords_are_those_of_1_4_7() {
+        let mut expected: Vec<&str> = KEYWORDS_OF_1_4_7.split_whitespace().collect();
+        let mut derived = KEYWORDS.to_vec();
+        expected.sort_unstable();
+        derived.sort_unstable();
+        assert_eq!(derived, expected);
     }
 
     #[test]

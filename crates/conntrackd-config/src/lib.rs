@@ -4,11 +4,13 @@
 //! rejects (mapped with warnings), collects every diagnostic instead of
 //! stopping at the first, and renders them with source excerpts.
 
+mod const_text;
 mod diag;
 mod finish;
 mod general;
 mod helper;
 mod lexer;
+pub mod limits;
 mod model;
 mod parser;
 mod protocols;
@@ -16,10 +18,12 @@ pub mod reference;
 mod suggest;
 mod summary;
 mod sync;
+mod tcp_states;
 
 use std::path::Path;
 
 pub use diag::{Diagnostic, Severity, Span};
+pub use limits::*;
 pub use model::*;
 pub use parser::ParseOptions;
 pub use protocols::protocol_number;

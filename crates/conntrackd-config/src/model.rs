@@ -1,16 +1,15 @@
-//! Typed configuration produced by the parser (defaults already applied).
+//! Typed configuration produced by the parser (defaults already applied),
+//! and the default of every key whose default the code applies, defined
+//! once next to the field it fills: the parser and the model's `Default`
+//! apply them, the reference states them (and from it the manual page),
+//! and the daemon and the sync channels read them from here. A test
+//! (tests/reference.rs) parses each section with and without each
+//! documented default written out and compares.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::diag::Span;
-
-/// Default lock file path.
-pub const DEFAULT_LOCK_FILE: &str = "/var/lock/conntrackd.lock";
-/// Log file used by `LogFile on` in `General`.
-pub const DEFAULT_LOG_FILE: &str = "/var/log/conntrackd.log";
-/// Log file used by `LogFile on` in `Stats`.
-pub const DEFAULT_STATS_LOG_FILE: &str = "/var/log/conntrackd-stats.log";
 
 /// The whole configuration file.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -87,11 +86,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Policy and priority the 1.4.7 daemon actually uses: RR/99 without
-    /// `Type`; with `Type`, the configured priority or 0 (docs/config.md §4.1).
+    /// Policy and priority the 1.4.7 daemon actually uses: RR at
+    /// [`DEFAULT_PRIORITY`] without `Type`; with `Type`, the configured
+    /// priority or 0 (docs/config.md §4.1).
     pub fn effective(&self) -> (SchedulerType, u8) {
         match self.kind {
-            None => (SchedulerType::Rr, 99),
+            None => (SchedulerType::Rr, DEFAULT_PRIORITY),
             Some(kind) => (kind, self.priority.unwrap_or(0)),
         }
     }
@@ -150,12 +150,50 @@ impl Filter {
     }
 }
 
+// ---- Defaults of General ---------------------------------------------------
+
+/// `LockFile`.
+pub const DEFAULT_LOCK_FILE: &str = "/var/lock/conntrackd.lock";
+/// `LogFile on` in `General`.
+pub const DEFAULT_LOG_FILE: &str = "/var/log/conntrackd.log";
+/// `HashSize`: buckets of each cache's hash table (also what 0 means).
+pub const DEFAULT_HASH_SIZE: u32 = 65_536;
+/// `HashLimit`: flows per cache (also what 0 means).
+pub const DEFAULT_HASH_LIMIT: u32 = 262_144;
+/// `NetlinkOverrunResync`: seconds before the resync that follows an
+/// overrun (also what `on` and 0 mean).
+pub const DEFAULT_NETLINK_OVERRUN_RESYNC: u32 = 30;
+/// `EventIterationLimit` as 1.4.7 sets it, and what 0 means: kernel events
+/// and datagrams of each Multicast or UDP channel handled per wake-up.
+/// Unwritten, the daemon reads [`DEFAULT_KERNEL_EVENTS_PER_WAKEUP`] kernel
+/// events and this many datagrams; a TCP channel reads this many chunks of
+/// its stream whatever is written.
+pub const DEFAULT_EVENT_ITERATION_LIMIT: u32 = 100;
+/// Kernel events read per wake-up when `EventIterationLimit` is not
+/// written (ours; 1.4.7 reads [`DEFAULT_EVENT_ITERATION_LIMIT`]): a flood
+/// of events still leaves turns to `-c`, the sync link and the timers.
+pub const DEFAULT_KERNEL_EVENTS_PER_WAKEUP: u32 = 2048;
+/// `Systemd` (on, like the Debian build of 1.4.7).
+pub const DEFAULT_SYSTEMD: bool = true;
+/// Real-time priority without `Scheduler { Type }` (with `Type` and no
+/// `Priority`, 1.4.7 uses 0).
+pub const DEFAULT_PRIORITY: u8 = 99;
+/// `UNIX { MaxClients }`: far more than operators and scripts run at once,
+/// few enough descriptors and reply buffers to be harmless.
+pub const DEFAULT_MAX_CLIENTS: u32 = 32;
+/// `UNIX { ReplyTimeout }`, in seconds: a reader paused this long (a pager,
+/// `| (sleep 8; wc -l)`) still gets its whole dump, and a stopped one
+/// gives its slot back within a minute.
+pub const DEFAULT_REPLY_TIMEOUT: u32 = 60;
+/// `Metrics { Port }`.
+pub const DEFAULT_METRICS_PORT: u16 = 9465;
+
 /// `General { … }`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct General {
-    /// Buckets per cache hash table (default 65536).
+    /// Buckets per cache hash table ([`DEFAULT_HASH_SIZE`]).
     pub hash_size: u32,
-    /// Max objects per cache (default 262144).
+    /// Max objects per cache ([`DEFAULT_HASH_LIMIT`]).
     pub hash_limit: u32,
     /// Daemon log file.
     pub log_file: LogTarget,
@@ -178,9 +216,11 @@ pub struct General {
     pub netlink_overrun_resync: Option<u32>,
     /// Reliable event delivery.
     pub netlink_events_reliable: bool,
-    /// `EventIterationLimit` as written (0 = 100, as 1.4.7): kernel events
-    /// and datagrams of each Multicast or UDP channel handled per wake-up.
-    /// Unwritten, the daemon's own caps apply (docs/migration.md).
+    /// `EventIterationLimit` as written (0 means
+    /// [`DEFAULT_EVENT_ITERATION_LIMIT`],
+    /// as 1.4.7): kernel events and datagrams of each Multicast or UDP
+    /// channel handled per wake-up. Unwritten, the daemon's own caps apply
+    /// (docs/migration.md).
     pub event_iteration_limit: Option<u32>,
     /// Polling mode interval in seconds (None = event mode).
     pub poll_secs: Option<u32>,
@@ -194,18 +234,6 @@ pub struct General {
     /// the block is present).
     pub metrics: Option<Metrics>,
 }
-
-/// Default port of the metrics endpoint.
-pub const DEFAULT_METRICS_PORT: u16 = 9465;
-
-/// Default of `UNIX { MaxClients }`: far more than operators and scripts
-/// run at once, few enough descriptors and reply buffers to be harmless.
-pub const DEFAULT_MAX_CLIENTS: u32 = 32;
-
-/// Default of `UNIX { ReplyTimeout }`, in seconds: a reader paused this
-/// long (a pager, `| (sleep 8; wc -l)`) still gets its whole dump, and a
-/// stopped one gives its slot back within a minute.
-pub const DEFAULT_REPLY_TIMEOUT: u32 = 60;
 
 /// `General { Metrics { IPv4_address … IPv6_address … Port … } }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,8 +261,8 @@ impl Metrics {
 impl Default for General {
     fn default() -> Self {
         General {
-            hash_size: 65536,
-            hash_limit: 262_144,
+            hash_size: DEFAULT_HASH_SIZE,
+            hash_limit: DEFAULT_HASH_LIMIT,
             log_file: LogTarget::Off,
             syslog: None,
             lock_file: PathBuf::from(DEFAULT_LOCK_FILE),
@@ -243,12 +271,12 @@ impl Default for General {
             reply_timeout: DEFAULT_REPLY_TIMEOUT,
             netlink_buffer_size: 0,
             netlink_buffer_size_max_growth: 0,
-            netlink_overrun_resync: Some(30),
+            netlink_overrun_resync: Some(DEFAULT_NETLINK_OVERRUN_RESYNC),
             netlink_events_reliable: false,
             event_iteration_limit: None,
             poll_secs: None,
             scheduler: Scheduler::default(),
-            systemd: true,
+            systemd: DEFAULT_SYSTEMD,
             filter: Filter::default(),
             metrics: None,
         }
@@ -260,9 +288,11 @@ impl Default for General {
 pub enum SyncMode {
     /// FT-FW reliable protocol.
     Ftfw {
-        /// Objects kept for retransmission (default 131072).
+        /// Objects kept for retransmission
+        /// ([`DEFAULT_RESEND_QUEUE_SIZE`]).
         resend_queue_size: u32,
-        /// Messages per ACK window (default 300).
+        /// Messages per ACK window
+        /// ([`DEFAULT_ACK_WINDOW_SIZE`]).
         ack_window_size: u32,
         /// Inject received states directly.
         disable_external_cache: bool,
@@ -299,7 +329,7 @@ impl SyncMode {
     pub fn startup_resync(&self) -> bool {
         match self {
             SyncMode::Ftfw { startup_resync, .. } | SyncMode::Notrack { startup_resync, .. } => {
-                startup_resync.unwrap_or(true)
+                startup_resync.unwrap_or(DEFAULT_STARTUP_RESYNC)
             }
             SyncMode::Alarm => false,
         }
@@ -332,11 +362,31 @@ pub enum ChannelKind {
     Tcp,
 }
 
+/// The spellings of each transport, one per place it is named.
 impl ChannelKind {
-    /// Keyword spelling.
+    /// As written in the configuration (`UDP { … }`).
     pub fn keyword(self) -> &'static str {
         match self {
             ChannelKind::Multicast => "Multicast",
+            ChannelKind::Udp => "UDP",
+            ChannelKind::Tcp => "TCP",
+        }
+    }
+
+    /// In lower case, as logs, `--json` and metrics name it (`udp`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ChannelKind::Multicast => "multicast",
+            ChannelKind::Udp => "udp",
+            ChannelKind::Tcp => "tcp",
+        }
+    }
+
+    /// As conntrackd 1.4.7's statistics name its traffic (`UDP traffic`,
+    /// `multicast traffic`).
+    pub fn stats_name(self) -> &'static str {
+        match self {
+            ChannelKind::Multicast => "multicast",
             ChannelKind::Udp => "UDP",
             ChannelKind::Tcp => "TCP",
         }
@@ -351,6 +401,18 @@ pub enum Family {
     /// AF_INET6.
     Ipv6,
 }
+
+// ---- Defaults of a channel -------------------------------------------------
+
+/// `Checksum` of a channel.
+pub const DEFAULT_CHECKSUM: bool = true;
+/// `RcvSocketBuffer` of a Multicast or UDP channel when not written, in
+/// bytes, unless the system default is larger already: the system default
+/// (about 208 KiB) overflows when a peer sends a burst of full datagrams
+/// while this node is busy, and each lost datagram costs a NACK and a
+/// resend (or, in ALARM and NOTRACK, the flows until the next refresh).
+/// Memory is only taken while datagrams wait.
+pub const DEFAULT_DATAGRAM_RCVBUF: u32 = 4 << 20;
 
 /// One dedicated link.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -376,12 +438,34 @@ pub struct Channel {
     pub snd_buf: Option<u32>,
     /// `RcvSocketBuffer` in bytes.
     pub rcv_buf: Option<u32>,
-    /// Message checksums (default on).
+    /// Message checksums ([`DEFAULT_CHECKSUM`]).
     pub checksum: bool,
     /// Span of the channel keyword.
     pub span: Span,
     /// Line of the channel keyword.
     pub line: usize,
+}
+
+impl Channel {
+    /// A channel of `kind` whose keyword is at `span` on `line`, before its
+    /// items are read: nothing set, checksums [`DEFAULT_CHECKSUM`].
+    pub fn new(kind: ChannelKind, span: Span, line: usize) -> Channel {
+        Channel {
+            kind,
+            default: false,
+            family: None,
+            address: None,
+            destination: None,
+            ipv4_interface: None,
+            interface: None,
+            port: 0,
+            snd_buf: None,
+            rcv_buf: None,
+            checksum: DEFAULT_CHECKSUM,
+            span,
+            line,
+        }
+    }
 }
 
 /// `Options { ExpectationSync … }`.
@@ -397,6 +481,25 @@ pub enum ExpectSync {
     Helpers(Vec<String>),
 }
 
+// ---- Defaults of Sync ------------------------------------------------------
+
+/// `RefreshTime` (ALARM), seconds (also what 0 means).
+pub const DEFAULT_REFRESH_TIME: u32 = 60;
+/// `CacheTimeout` (ALARM), seconds (also what 0 means).
+pub const DEFAULT_CACHE_TIMEOUT: u32 = 180;
+/// `PurgeTimeout`, seconds (also what 0 means).
+pub const DEFAULT_PURGE_TIMEOUT: u32 = 60;
+/// `ResendQueueSize` (FTFW), objects (also what 0 means).
+pub const DEFAULT_RESEND_QUEUE_SIZE: u32 = 131_072;
+/// `ACKWindowSize` (FTFW), messages (also what 0 means).
+pub const DEFAULT_ACK_WINDOW_SIZE: u32 = 300;
+/// `StartupResync` when not written (1.4.7: off; docs/migration.md).
+pub const DEFAULT_STARTUP_RESYNC: bool = true;
+/// `ErrorQueueLength` of the TCP channels, batches (also what 0 means).
+pub const DEFAULT_ERROR_QUEUE_LENGTH: u32 = 128;
+/// `Options { ReplicateLabels }` (our extension).
+pub const DEFAULT_REPLICATE_LABELS: bool = true;
+
 /// `Sync { … }`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyncSection {
@@ -404,21 +507,27 @@ pub struct SyncSection {
     pub mode: SyncMode,
     /// False if no `Mode` block was given.
     pub mode_specified: bool,
-    /// ALARM refresh interval (s, default 60).
+    /// ALARM refresh interval (s,
+    /// [`DEFAULT_REFRESH_TIME`]).
     pub refresh_time: u32,
-    /// ALARM external-entry lifetime (s, default 180).
+    /// ALARM external-entry lifetime (s,
+    /// [`DEFAULT_CACHE_TIMEOUT`]).
     pub cache_timeout: u32,
     /// Timeout of committed entries (s, 0 = not set).
     pub commit_timeout: u32,
-    /// Delay of the scheduled kernel flush (s, default 60).
+    /// Delay of the scheduled kernel flush (s,
+    /// [`DEFAULT_PURGE_TIMEOUT`]).
     pub purge_timeout: u32,
-    /// Dedicated links, in file order (the default one has `default`).
+    /// Dedicated links, in file order (the default one has `default`);
+    /// at most [`MAX_CHANNELS`](crate::MAX_CHANNELS).
     pub channels: Vec<Channel>,
-    /// TCP error queue length (default 128).
+    /// TCP error queue length
+    /// ([`DEFAULT_ERROR_QUEUE_LENGTH`]).
     pub error_queue_length: u32,
     /// `TCPWindowTracking`.
     pub tcp_window_tracking: bool,
-    /// `ReplicateLabels` (our extension, on by default): off leaves
+    /// `ReplicateLabels` (our extension,
+    /// [`DEFAULT_REPLICATE_LABELS`]): off leaves
     /// connlabels out of what is sent, committed and injected.
     pub replicate_labels: bool,
     /// `ExpectationSync`.
@@ -435,12 +544,46 @@ pub struct SyncSection {
     pub require_encryption: bool,
 }
 
+impl Default for SyncSection {
+    /// A `Sync` section that writes no setting: FTFW (as without a `Mode`
+    /// block), no channel yet, every default.
+    fn default() -> Self {
+        SyncSection {
+            mode: SyncMode::Ftfw {
+                resend_queue_size: DEFAULT_RESEND_QUEUE_SIZE,
+                ack_window_size: DEFAULT_ACK_WINDOW_SIZE,
+                disable_external_cache: false,
+                startup_resync: None,
+            },
+            mode_specified: false,
+            refresh_time: DEFAULT_REFRESH_TIME,
+            cache_timeout: DEFAULT_CACHE_TIMEOUT,
+            commit_timeout: 0,
+            purge_timeout: DEFAULT_PURGE_TIMEOUT,
+            channels: Vec::new(),
+            error_queue_length: DEFAULT_ERROR_QUEUE_LENGTH,
+            tcp_window_tracking: false,
+            replicate_labels: DEFAULT_REPLICATE_LABELS,
+            expectation_sync: ExpectSync::Off,
+            key_file: None,
+            accept_key_file: None,
+            encrypt: false,
+            require_encryption: false,
+        }
+    }
+}
+
 impl SyncSection {
     /// Index of the default channel.
     pub fn default_channel(&self) -> usize {
         self.channels.iter().position(|c| c.default).unwrap_or(0)
     }
 }
+
+// ---- Defaults of Stats -----------------------------------------------------
+
+/// `LogFile on` in `Stats`.
+pub const DEFAULT_STATS_LOG_FILE: &str = "/var/log/conntrackd-stats.log";
 
 /// `Stats { … }`.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]

@@ -5,33 +5,65 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::diag::{Diagnostic, Severity, Span, line_col};
 use crate::lexer::{KEYWORDS, Token, TokenKind, tokenize};
-use crate::model::{Channel, Config, ExpectSync, IpNet, Policy};
+use crate::limits::{MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN};
+use crate::model::{
+    Channel, Config, DEFAULT_ACK_WINDOW_SIZE, DEFAULT_RESEND_QUEUE_SIZE, IpNet, Policy, SyncSection,
+};
+use crate::reference;
 use crate::suggest::closest;
 
 /// Block name used for items outside any section.
 const TOP_LEVEL: &str = "top level";
 
-/// Keys valid at the top level (sections and legacy top-level blocks).
-pub(crate) const TOP_SECTIONS: &[&str] = &[
-    "General",
-    "Sync",
-    "Stats",
-    "Helper",
-    "IgnoreTrafficFor",
-    "IgnoreProtocol",
-];
-/// Keys of `Stats { … }`.
-pub(crate) const STATS: &[&str] = &["LogFile", "Syslog", "LogFileBufferSize"];
-/// Keys removed in conntrackd 1.4.5 that are skipped with a warning
-/// (see [`Parser::legacy_ignored`]).
-pub(crate) const REMOVED_KEYS: &[&str] = &[
-    "StripNAT",
-    "RelaxTransitions",
-    "DelayDestroyMessages",
-    "DestroyTimeout",
-    "LogFileBufferSize",
-    "Family",
-];
+/// The items a block of keys accepts: the keys the reference documents for
+/// its section (see [`key_block!`]), and where the reference says so the
+/// keys removed in conntrackd 1.4.5. [`Parser::block`] reports anything
+/// else, so the parser accepts no key that is not documented.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct KeyBlock {
+    /// [`reference::Section::id`] of the block.
+    pub(crate) section: &'static str,
+    /// Its keys, in documentation order (of equally close keys, "did you
+    /// mean" suggests the first).
+    pub(crate) keys: &'static [&'static str],
+}
+
+impl KeyBlock {
+    /// How diagnostics name the block: its opener (`Mode FTFW`, `Address`),
+    /// or `top level`.
+    pub(crate) fn name(self) -> &'static str {
+        if self.section == reference::TOP {
+            return TOP_LEVEL;
+        }
+        self.section.rsplit('.').next().unwrap_or(self.section)
+    }
+
+    /// Whether an item starting with the word `text` belongs to this block.
+    pub(crate) fn accepts(self, text: &str) -> bool {
+        self.keys.contains(&text)
+            || (reference::REMOVED_IN.contains(&self.section)
+                && reference::REMOVED.iter().any(|r| r.name == text))
+    }
+}
+
+/// The [`KeyBlock`] of a section of the reference, built at compile time
+/// from its documented keys.
+macro_rules! key_block {
+    ($section:expr) => {
+        $crate::parser::KeyBlock {
+            section: $section,
+            keys: &$crate::reference::key_names::<{ $crate::reference::key_count($section) }>(
+                $section,
+            ),
+        }
+    };
+}
+pub(crate) use key_block;
+
+/// The top level: sections and legacy top-level blocks.
+pub(crate) const TOP_SECTIONS: KeyBlock = key_block!(reference::TOP);
+/// `Stats { … }`.
+pub(crate) const STATS: KeyBlock = key_block!("Stats");
 
 /// Marker: an error was reported, the caller must resynchronise.
 #[derive(Debug)]
@@ -63,17 +95,16 @@ pub(crate) struct ChannelBuilder {
 }
 
 /// `Sync` settings accumulated across blocks (all timers are global).
-#[derive(Default)]
 pub(crate) struct SyncBuilder {
+    /// The settings that do not depend on others, as parsed so far (the
+    /// defaults where nothing is written). The mode, the channels and the
+    /// settings below are filled in when parsing finishes.
+    pub(crate) settings: SyncSection,
     pub(crate) span: Span,
     pub(crate) ftfw: bool,
     pub(crate) alarm: bool,
     pub(crate) notrack: bool,
-    pub(crate) refresh_time: u32,
-    pub(crate) cache_timeout: u32,
-    pub(crate) commit_timeout: u32,
     pub(crate) commit_timeout_span: Option<Span>,
-    pub(crate) purge_timeout: u32,
     pub(crate) resend_queue_size: u32,
     pub(crate) ack_window_size: u32,
     pub(crate) disable_external_cache: bool,
@@ -82,19 +113,35 @@ pub(crate) struct SyncBuilder {
     pub(crate) startup_resync: Option<bool>,
     pub(crate) channels: Vec<ChannelBuilder>,
     pub(crate) legacy_checksum: Option<bool>,
-    pub(crate) error_queue_length: u32,
-    pub(crate) tcp_window_tracking: bool,
-    pub(crate) expectation_sync: ExpectSync,
-    /// `Options { ReplicateLabels … }`, if written.
-    pub(crate) replicate_labels: Option<bool>,
     /// `Authentication { KeyFile … }`: the path and where it was given.
     pub(crate) key_file: Option<(String, Span)>,
     /// `Authentication { AcceptKeyFile … }`: a second key, accepted only.
     pub(crate) accept_key_file: Option<(String, Span)>,
-    /// `Encrypt on` inside `Authentication`.
-    pub(crate) encrypt: bool,
     /// `RequireEncryption`; follows `Encrypt` when not given.
     pub(crate) require_encryption: Option<bool>,
+}
+
+impl Default for SyncBuilder {
+    fn default() -> Self {
+        SyncBuilder {
+            settings: SyncSection::default(),
+            span: Span::default(),
+            ftfw: false,
+            alarm: false,
+            notrack: false,
+            commit_timeout_span: None,
+            resend_queue_size: DEFAULT_RESEND_QUEUE_SIZE,
+            ack_window_size: DEFAULT_ACK_WINDOW_SIZE,
+            disable_external_cache: false,
+            disable_internal_cache: false,
+            startup_resync: None,
+            channels: Vec::new(),
+            legacy_checksum: None,
+            key_file: None,
+            accept_key_file: None,
+            require_encryption: None,
+        }
+    }
 }
 
 /// Filter accumulators with their policies.
@@ -115,7 +162,6 @@ pub(crate) struct Parser<'a> {
     pub(crate) config: Config,
     pub(crate) sync: Option<SyncBuilder>,
     pub(crate) filter: FilterBuilder,
-    pub(crate) overrun_resync_raw: Option<u32>,
     pub(crate) stats_span: Option<(Span, usize)>,
     pub(crate) stats_syslog_span: Option<Span>,
     /// Where `NetlinkBufferSize` was last written.
@@ -132,17 +178,9 @@ impl<'a> Parser<'a> {
             pos: 0,
             diagnostics: Vec::new(),
             options,
-            config: Config {
-                general: crate::model::General {
-                    hash_size: 0,
-                    hash_limit: 0,
-                    ..Default::default()
-                },
-                ..Default::default()
-            },
+            config: Config::default(),
             sync: None,
             filter: FilterBuilder::default(),
-            overrun_resync_raw: Some(0),
             stats_span: None,
             stats_syslog_span: None,
             netlink_buffer_size_span: None,
@@ -266,16 +304,14 @@ impl<'a> Parser<'a> {
 
     /// Reports an item keyword that is not valid in `block`, suggesting the
     /// closest valid key.
-    pub(crate) fn unknown_item(
-        &mut self,
-        token: &Token<'a>,
-        block: &str,
-        valid: &[&str],
-    ) -> Reported {
+    pub(crate) fn unknown_item(&mut self, token: &Token<'a>, block: KeyBlock) -> Reported {
+        let top = block.section == reference::TOP;
+        let keys = block.keys;
+        let block = block.name();
         let help = if matches!(token.kind, TokenKind::Keyword | TokenKind::Str) {
-            if let Some(best) = closest(token.text, valid) {
+            if let Some(best) = closest(token.text, keys) {
                 Some(format!("did you mean `{best}'?"))
-            } else if KEYWORDS.contains(&token.text) && block == TOP_LEVEL {
+            } else if KEYWORDS.contains(&token.text) && top {
                 Some(format!(
                     "`{}' must be inside a section such as `General {{ … }}'",
                     token.text
@@ -288,7 +324,7 @@ impl<'a> Parser<'a> {
         } else {
             None
         };
-        let expected = if block == TOP_LEVEL {
+        let expected = if top {
             "a section (`General', `Sync', `Stats' or `Helper')".to_owned()
         } else {
             format!("an item of `{block}' or `}}'")
@@ -332,8 +368,36 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// Parses `{ items }`, calling `item` for each item's first token.
+    /// Parses a block of keys, `{ items }`, calling `item` with the first
+    /// token of each item that `keys` accepts; others are reported here.
     pub(crate) fn block(
+        &mut self,
+        opener: &Token<'a>,
+        keys: KeyBlock,
+        mut item: impl FnMut(&mut Self, Token<'a>) -> PResult<()>,
+    ) -> PResult<()> {
+        self.items(opener, keys.keys, |p, token| {
+            if keys.accepts(token.text) {
+                item(p, token)
+            } else {
+                Err(p.unknown_item(&token, keys))
+            }
+        })
+    }
+
+    /// Parses a list of values, `{ values }` (protocol or helper names),
+    /// calling `item` for each token.
+    pub(crate) fn list(
+        &mut self,
+        opener: &Token<'a>,
+        item: impl FnMut(&mut Self, Token<'a>) -> PResult<()>,
+    ) -> PResult<()> {
+        self.items(opener, &[], item)
+    }
+
+    /// Parses `{ items }`, calling `item` for each item's first token; after
+    /// an error, resumes at the next of `valid`.
+    fn items(
         &mut self,
         opener: &Token<'a>,
         valid: &[&str],
@@ -406,6 +470,13 @@ impl<'a> Parser<'a> {
                 format!("number {} is too large (maximum {})", t.text, u32::MAX),
             )),
         }
+    }
+
+    /// Unsigned number where 0 stands for `default`, as 1.4.7 reads its
+    /// sizes and timers.
+    pub(crate) fn number_or_default(&mut self, key: &Token<'a>, default: u32) -> PResult<u32> {
+        let (n, _) = self.number(key)?;
+        Ok(if n == 0 { default } else { n })
     }
 
     /// Port number (0..=65535).
@@ -494,13 +565,16 @@ impl<'a> Parser<'a> {
         Ok(t.text.to_owned())
     }
 
-    /// Interface name: a STRING of at most 15 characters.
+    /// Interface name: a STRING of at most [`MAX_INTERFACE_NAME_LEN`] characters.
     pub(crate) fn interface(&mut self, key: &Token<'a>) -> PResult<String> {
         let t = self.string(key, "an interface name")?;
-        if t.text.len() > 15 {
+        if t.text.len() > MAX_INTERFACE_NAME_LEN {
             return Err(self.error(
                 t.span,
-                format!("interface name `{}' is longer than 15 characters", t.text),
+                format!(
+                    "interface name `{}' is longer than {MAX_INTERFACE_NAME_LEN} characters",
+                    t.text
+                ),
             ));
         }
         if self.options.check_interfaces
@@ -525,7 +599,7 @@ impl<'a> Parser<'a> {
     /// Legacy keywords that are ignored wherever they appear; returns
     /// `Ok(true)` if `token` was one of them.
     pub(crate) fn legacy_ignored(&mut self, token: &Token<'a>) -> PResult<bool> {
-        if !REMOVED_KEYS.contains(&token.text) {
+        if !reference::REMOVED.iter().any(|r| r.name == token.text) {
             return Ok(false);
         }
         match token.text {
@@ -575,20 +649,21 @@ impl<'a> Parser<'a> {
     // ---- top level -----------------------------------------------------
 
     pub(crate) fn parse_file(&mut self) {
-        const TOP: &[&str] = TOP_SECTIONS;
+        const TOP: KeyBlock = TOP_SECTIONS;
         while let Some(token) = self.bump() {
             let result = match (token.kind, token.text) {
+                _ if !TOP.accepts(token.text) => Err(self.unknown_item(&token, TOP)),
                 (TokenKind::Keyword, "General") => self.general(&token),
                 (TokenKind::Keyword, "Sync") => self.sync_section(&token),
                 (TokenKind::Keyword, "Stats") => self.stats_section(&token),
                 (TokenKind::Keyword, "Helper") => self.helper_section(&token),
                 (TokenKind::Str, "IgnoreTrafficFor") => self.legacy_ignore_traffic(&token),
                 (TokenKind::Str, "IgnoreProtocol") => self.legacy_ignore_protocol(&token),
-                _ => Err(self.unknown_item(&token, TOP_LEVEL, TOP)),
+                _ => Err(self.unknown_item(&token, TOP)),
             };
             if result.is_err() {
                 // At top level a stray `}` must be consumed to make progress.
-                self.recover(TOP);
+                self.recover(TOP.keys);
                 if self.peek_kind() == Some(TokenKind::CloseBrace) {
                     self.bump();
                 }
@@ -597,16 +672,16 @@ impl<'a> Parser<'a> {
     }
 
     fn stats_section(&mut self, token: &Token<'a>) -> PResult<()> {
-        const VALID: &[&str] = STATS;
+        const VALID: KeyBlock = STATS;
         if self.stats_span.is_none() {
             self.stats_span = Some((token.span.clone(), token.line));
         }
         let mut stats = self.config.stats.take().unwrap_or_default();
         let result = self.block(token, VALID, |p, t| match t.text {
             "LogFile" if t.kind == TokenKind::Keyword => {
-                if let Some(target) =
-                    p.log_target(&t, "stats LogFile path is longer than 256 characters")?
-                {
+                let too_long =
+                    format!("stats LogFile path is longer than {MAX_FILE_PATH_LEN} characters");
+                if let Some(target) = p.log_target(&t, &too_long)? {
                     stats.log_file = target;
                 }
                 Ok(())
@@ -619,7 +694,7 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             _ if p.legacy_ignored(&t)? => Ok(()),
-            _ => Err(p.unknown_item(&t, "Stats", VALID)),
+            _ => Err(p.unknown_item(&t, VALID)),
         });
         self.config.stats = Some(stats);
         result
@@ -638,7 +713,7 @@ impl<'a> Parser<'a> {
             TokenKind::Bool(true) => Some(crate::model::LogTarget::Default),
             TokenKind::Bool(_) => None,
             _ => Some(crate::model::LogTarget::Path(
-                self.path_checks(&t, 256, too_long)?.into(),
+                self.path_checks(&t, MAX_FILE_PATH_LEN, too_long)?.into(),
             )),
         })
     }

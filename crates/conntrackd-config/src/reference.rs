@@ -1,10 +1,44 @@
 //! The documented configuration reference: every section and every key the
 //! parser accepts, with its value syntax, default and a short description.
 //!
-//! This table is the single source of the configuration documentation: the
-//! `docgen` crate renders `conntrackd.conf(5)` from it, and the tests below
-//! compare it with the parser's own key tables and with what the parser
-//! actually accepts, so neither can drift from the other.
+//! This table is where a key is declared. From it come:
+//!
+//! - the parser's key list of each block (`parser::key_block!`, evaluated at
+//!   compile time): what the block accepts, where it resumes after an
+//!   error and what "did you mean" suggests. An item that is not a key
+//!   documented for its block is refused before the block's match arms
+//!   see it, so the parser accepts nothing undocumented;
+//! - the scanner's keywords (`lexer::KEYWORDS`): the keys of 1.4.7's
+//!   grammar ([`Key::in_147_grammar`]) plus a few grammar words;
+//! - `conntrackd.conf(5)`, rendered by the `docgen` crate.
+//!
+//! Values are not repeated here: a default the code applies is a constant
+//! next to the model field it fills (`DEFAULT_*` in model.rs), a limit one
+//! of [`crate::limits`], and the text states it with `const_str!`. What the
+//! parser does with a key stays in its match arm (general.rs, sync.rs, …),
+//! under the key's name.
+//!
+//! Adding a key: its entry below; its arm in the parser, which stores the
+//! value in the model (`p.config.general.…`, or `settings` of the `Sync`
+//! being parsed); its field in the model, with its `DEFAULT_*` constant
+//! used by the model's `Default` and by the entry; then `cargo run -p
+//! docgen`. The tests here and in `tests/reference.rs` fail if the entry
+//! and the parser disagree, or if the documented default is not the one
+//! parsed.
+
+use crate::const_text::{const_str, in_words, on_off};
+use crate::limits::{
+    MAX_CHANNELS, MAX_FILE_PATH_LEN, MAX_INTERFACE_NAME_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN,
+    MIN_KEY_FILE_LEN,
+};
+use crate::model::{
+    DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_CHECKSUM, DEFAULT_DATAGRAM_RCVBUF,
+    DEFAULT_ERROR_QUEUE_LENGTH, DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT,
+    DEFAULT_HASH_SIZE, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOCK_FILE, DEFAULT_LOG_FILE,
+    DEFAULT_MAX_CLIENTS, DEFAULT_METRICS_PORT, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY,
+    DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_REPLICATE_LABELS, DEFAULT_REPLY_TIMEOUT,
+    DEFAULT_RESEND_QUEUE_SIZE, DEFAULT_STARTUP_RESYNC, DEFAULT_STATS_LOG_FILE, DEFAULT_SYSTEMD,
+};
 
 /// What a key is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,8 +53,11 @@ pub enum KeyKind {
     /// A spelling conntrackd 1.4.7 rejects; accepted here with a warning
     /// and treated as the named replacement.
     Legacy(&'static str),
-    /// Accepted and ignored, with a warning.
+    /// Accepted and ignored, with a warning, as conntrackd 1.4.7 does.
     Ignored,
+    /// A key of an older conntrackd that 1.4.7 rejects; accepted and
+    /// ignored here, with a warning.
+    Obsolete,
 }
 
 /// A block of the configuration file.
@@ -59,6 +96,16 @@ pub struct Key {
     pub example: &'static str,
     /// Not part of conntrackd 1.4.7.
     pub extension: bool,
+}
+
+impl Key {
+    /// Whether conntrackd 1.4.7's grammar has this key: then its name is
+    /// one of the scanner's keywords (see `lexer::KEYWORDS`), which also
+    /// means it cannot be used as a name (of an interface, a helper …).
+    /// Keys added since, and spellings 1.4.7 rejects, are plain words.
+    pub const fn in_147_grammar(&self) -> bool {
+        !self.extension && !matches!(self.kind, KeyKind::Legacy(_) | KeyKind::Obsolete)
+    }
 }
 
 /// A key removed in conntrackd 1.4.5: accepted in any of [`REMOVED_IN`]
@@ -112,8 +159,12 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("General"),
         syntax: "Scheduler { … }",
         sample: "Scheduler",
-        description: "Real-time CPU scheduling of the daemon. Without this block the daemon asks for SCHED_RR at priority 99. \
-            When Type is given, Priority is used (0 if absent, which the kernel refuses for real-time policies: the default scheduler is then kept, with a warning).",
+        description: const_str!(
+            "Real-time CPU scheduling of the daemon. Without this block the daemon asks for SCHED_RR at priority ",
+            DEFAULT_PRIORITY,
+            ". \
+            When Type is given, Priority is used (0 if absent, which the kernel refuses for real-time policies: the default scheduler is then kept, with a warning)."
+        ),
         extension: false,
     },
     Section {
@@ -183,8 +234,12 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("Sync"),
         syntax: "Multicast [Default] { … }",
         sample: "Multicast",
-        description: "A channel over IP multicast. Up to four channels of one kind (Multicast, UDP or TCP) may be given; \
-            Default marks the one used first, the others take over when its link goes down.",
+        description: const_str!(
+            "A channel over IP multicast. Up to ",
+            in_words(MAX_CHANNELS),
+            " channels of one kind (Multicast, UDP or TCP) may be given; \
+            Default marks the one used first, the others take over when its link goes down."
+        ),
         extension: false,
     },
     Section {
@@ -316,7 +371,11 @@ const PURGE_TIMEOUT: &str =
 const DISABLE_EXTERNAL: &str = "Write received flows straight into the kernel table instead of keeping them in the external cache until a commit.";
 const STARTUP_RESYNC: &str = "Ask the peers for a full resynchronisation at start-up, so that a restarted node gets back the flows it lost. \
     On unless StartupResync off is written (conntrackd 1.4.7 asks only with StartupResync on).";
-const INTERFACE: &str = "Network interface of the channel (at most 15 characters); its MTU sizes the messages and its link state selects the channel.";
+const INTERFACE: &str = const_str!(
+    "Network interface of the channel (at most ",
+    MAX_INTERFACE_NAME_LEN,
+    " characters); its MTU sizes the messages and its link state selects the channel."
+);
 const SND_BUFFER: &str =
     "Send buffer size of the channel's socket, set even above the system limit.";
 const RCV_BUFFER: &str =
@@ -363,7 +422,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "HashSize",
         "NUMBER",
-        Some("65536"),
+        Some(const_str!(DEFAULT_HASH_SIZE)),
         "Number of buckets of each cache's hash table (0 means the default).",
         "8192",
     ),
@@ -371,7 +430,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "HashLimit",
         "NUMBER",
-        Some("262144"),
+        Some(const_str!(DEFAULT_HASH_LIMIT)),
         "Maximum number of flows per cache (0 means the default); flows beyond it are refused and counted.",
         "65535",
     ),
@@ -380,7 +439,13 @@ pub const KEYS: &[Key] = &[
         "LogFile",
         "on|off|PATH",
         Some("off"),
-        "Log to PATH (at most 256 characters), or with on to /var/log/conntrackd.log. off does not undo an earlier LogFile.",
+        const_str!(
+            "Log to PATH (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters), or with on to ",
+            DEFAULT_LOG_FILE,
+            ". off does not undo an earlier LogFile."
+        ),
         "/var/log/conntrackd.log",
     ),
     key(
@@ -395,8 +460,12 @@ pub const KEYS: &[Key] = &[
         "General",
         "LockFile",
         "PATH",
-        Some("/var/lock/conntrackd.lock"),
-        "Lock file preventing a second daemon from starting (at most 256 characters).",
+        Some(DEFAULT_LOCK_FILE),
+        const_str!(
+            "Lock file preventing a second daemon from starting (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters)."
+        ),
         "/var/lock/conntrackd.lock",
     ),
     block(
@@ -453,8 +522,16 @@ pub const KEYS: &[Key] = &[
         "General",
         "NetlinkOverrunResync",
         "on|off|SECONDS",
-        Some("on (30 seconds)"),
-        "After an event socket overrun, resynchronise the internal cache with the kernel table after SECONDS (on means 30); off never does.",
+        Some(const_str!(
+            "on (",
+            DEFAULT_NETLINK_OVERRUN_RESYNC,
+            " seconds)"
+        )),
+        const_str!(
+            "After an event socket overrun, resynchronise the internal cache with the kernel table after SECONDS (on means ",
+            DEFAULT_NETLINK_OVERRUN_RESYNC,
+            "); off never does."
+        ),
         "on",
     ),
     key(
@@ -469,9 +546,23 @@ pub const KEYS: &[Key] = &[
         "General",
         "EventIterationLimit",
         "NUMBER",
-        Some("unset: 2048 kernel events, 100 datagrams per channel (1.4.7: 100 for both)"),
-        "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means 100). \
-        TCP channels read up to 100 chunks of their stream in one go whatever is set.",
+        Some(const_str!(
+            "unset: ",
+            DEFAULT_KERNEL_EVENTS_PER_WAKEUP,
+            " kernel events, ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " datagrams per channel (1.4.7: ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " for both)"
+        )),
+        const_str!(
+            "Maximum number of kernel events, and of datagrams of each Multicast or UDP channel, handled in one go before other work is served (0 means ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            "). \
+        TCP channels read up to ",
+            DEFAULT_EVENT_ITERATION_LIMIT,
+            " chunks of their stream in one go whatever is set."
+        ),
         "200",
     ),
     key(
@@ -505,7 +596,7 @@ pub const KEYS: &[Key] = &[
         "General",
         "Systemd",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_SYSTEMD)),
         "Notify systemd of start-up, shutdown and liveness (READY, STOPPING, WATCHDOG), for a unit of Type=notify.",
         "on",
     ),
@@ -531,14 +622,18 @@ pub const KEYS: &[Key] = &[
         "Path",
         "PATH",
         Some("none"),
-        "Path of the control socket (at most 107 characters). Without it no client can reach the daemon. The socket is created with mode 0600, and only root may send requests.",
+        const_str!(
+            "Path of the control socket (at most ",
+            MAX_SOCKET_PATH_LEN,
+            " characters). Without it no client can reach the daemon. The socket is created with mode 0600, and only root may send requests."
+        ),
         "/var/run/conntrackd.ctl",
     ),
     extension(key(
         "General.UNIX",
         "MaxClients",
         "NUMBER",
-        Some("32"),
+        Some(const_str!(DEFAULT_MAX_CLIENTS)),
         "Clients served at once (greater than 0). When all are taken, a newcomer closes the oldest connection that has not sent its request yet; if every client is being answered, the newcomer is closed at once. Both are counted (-s runtime, --json, metrics).",
         "8",
     )),
@@ -546,7 +641,7 @@ pub const KEYS: &[Key] = &[
         "General.UNIX",
         "ReplyTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REPLY_TIMEOUT)),
         "A reply is abandoned, and counted, when its client has read nothing of it for this long (greater than 0). Other clients, replication and timers never wait for a client.",
         "10",
     )),
@@ -573,8 +668,8 @@ pub const KEYS: &[Key] = &[
     key(
         "General.Scheduler",
         "Priority",
-        "0-99",
-        Some("99 without Type, 0 with Type"),
+        const_str!("0-", MAX_PRIORITY),
+        Some(const_str!(DEFAULT_PRIORITY, " without Type, 0 with Type")),
         "Real-time priority.",
         "50",
     ),
@@ -641,7 +736,7 @@ pub const KEYS: &[Key] = &[
         "General.Metrics",
         "Port",
         "NUMBER",
-        Some("9465"),
+        Some(const_str!(DEFAULT_METRICS_PORT)),
         "TCP port of the endpoint.",
         "9465",
     )),
@@ -690,7 +785,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "RefreshTime",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REFRESH_TIME)),
         REFRESH_TIME,
         "15",
     ),
@@ -698,7 +793,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "CacheTimeout",
         "SECONDS",
-        Some("180"),
+        Some(const_str!(DEFAULT_CACHE_TIMEOUT)),
         CACHE_TIMEOUT,
         "180",
     ),
@@ -714,7 +809,7 @@ pub const KEYS: &[Key] = &[
         "Sync",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "5",
     ),
@@ -753,7 +848,7 @@ pub const KEYS: &[Key] = &[
             RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Ignored,
+        KeyKind::Obsolete,
     ),
     extension(block(
         "Sync",
@@ -768,7 +863,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "ResendQueueSize",
         "NUMBER",
-        Some("131072"),
+        Some(const_str!(DEFAULT_RESEND_QUEUE_SIZE)),
         "Number of sent messages kept for retransmission until acknowledged (0 means the default).",
         "131072",
     ),
@@ -784,7 +879,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -792,7 +887,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "ACKWindowSize",
         "NUMBER",
-        Some("300"),
+        Some(const_str!(DEFAULT_ACK_WINDOW_SIZE)),
         "Number of messages received before an acknowledgement is sent (0 means the default).",
         "300",
     ),
@@ -808,7 +903,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode FTFW",
         "StartupResync",
         "on|off",
-        Some("on (1.4.7: off)"),
+        Some(const_str!(on_off(DEFAULT_STARTUP_RESYNC), " (1.4.7: off)")),
         STARTUP_RESYNC,
         "on",
     ),
@@ -821,7 +916,7 @@ pub const KEYS: &[Key] = &[
             RESEND_BUFFER_SIZE,
             "131072",
         ),
-        KeyKind::Ignored,
+        KeyKind::Obsolete,
     ),
     with_kind(
         key(
@@ -839,7 +934,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "RefreshTime",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_REFRESH_TIME)),
         REFRESH_TIME,
         "15",
     ),
@@ -847,7 +942,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "CacheTimeout",
         "SECONDS",
-        Some("180"),
+        Some(const_str!(DEFAULT_CACHE_TIMEOUT)),
         CACHE_TIMEOUT,
         "180",
     ),
@@ -863,7 +958,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode ALARM",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -880,7 +975,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "PurgeTimeout",
         "SECONDS",
-        Some("60"),
+        Some(const_str!(DEFAULT_PURGE_TIMEOUT)),
         PURGE_TIMEOUT,
         "60",
     ),
@@ -904,7 +999,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Mode NOTRACK",
         "StartupResync",
         "on|off",
-        Some("on (1.4.7: off)"),
+        Some(const_str!(on_off(DEFAULT_STARTUP_RESYNC), " (1.4.7: off)")),
         STARTUP_RESYNC,
         "on",
     ),
@@ -983,7 +1078,11 @@ pub const KEYS: &[Key] = &[
         "Sync.Multicast",
         "RcvSocketBuffer",
         "BYTES",
-        Some("the system default, raised to 4 MiB"),
+        Some(const_str!(
+            "the system default, raised to ",
+            DEFAULT_DATAGRAM_RCVBUF >> 20,
+            " MiB"
+        )),
         RCV_BUFFER,
         "1249280",
     ),
@@ -991,7 +1090,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Multicast",
         "Checksum",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_CHECKSUM)),
         CHECKSUM,
         "on",
     ),
@@ -1082,11 +1181,22 @@ pub const KEYS: &[Key] = &[
         "Sync.UDP",
         "RcvSocketBuffer",
         "BYTES",
-        Some("the system default, raised to 4 MiB"),
+        Some(const_str!(
+            "the system default, raised to ",
+            DEFAULT_DATAGRAM_RCVBUF >> 20,
+            " MiB"
+        )),
         RCV_BUFFER,
         "1249280",
     ),
-    key("Sync.UDP", "Checksum", "on|off", Some("on"), CHECKSUM, "on"),
+    key(
+        "Sync.UDP",
+        "Checksum",
+        "on|off",
+        Some(on_off(DEFAULT_CHECKSUM)),
+        CHECKSUM,
+        "on",
+    ),
     with_kind(
         key(
             "Sync.UDP",
@@ -1167,12 +1277,19 @@ pub const KEYS: &[Key] = &[
         RCV_BUFFER,
         "1249280",
     ),
-    key("Sync.TCP", "Checksum", "on|off", Some("on"), CHECKSUM, "on"),
+    key(
+        "Sync.TCP",
+        "Checksum",
+        "on|off",
+        Some(on_off(DEFAULT_CHECKSUM)),
+        CHECKSUM,
+        "on",
+    ),
     key(
         "Sync.TCP",
         "ErrorQueueLength",
         "NUMBER",
-        Some("128"),
+        Some(const_str!(DEFAULT_ERROR_QUEUE_LENGTH)),
         "Number of message batches kept for retransmission after send errors (one setting for all TCP channels).",
         "128",
     ),
@@ -1219,7 +1336,7 @@ pub const KEYS: &[Key] = &[
         "Sync.Options",
         "ReplicateLabels",
         "on|off",
-        Some("on"),
+        Some(on_off(DEFAULT_REPLICATE_LABELS)),
         "Replicate connection labels (connlabels). off leaves them out of the messages sent, and drops them from the messages received, so that they are never committed or injected into the kernel: \
         replicated labels crash kernels running the nDPI module (vel21ripn/nDPI#176). The peers need not agree: off on the receiving side is enough to keep labels out of its kernel.",
         "off",
@@ -1230,7 +1347,11 @@ pub const KEYS: &[Key] = &[
         "KeyFile",
         "PATH",
         None,
-        "File holding the shared key (at least 16 bytes, not accessible to other users); what we send is sealed with it. Read at start-up and again on SIGHUP.",
+        const_str!(
+            "File holding the shared key (at least ",
+            MIN_KEY_FILE_LEN,
+            " bytes, not accessible to other users); what we send is sealed with it. Read at start-up and again on SIGHUP."
+        ),
         "/etc/conntrackd/sync.key",
     )),
     extension(key(
@@ -1263,7 +1384,13 @@ pub const KEYS: &[Key] = &[
         "LogFile",
         "on|off|PATH",
         Some("off"),
-        "Write each destroyed flow to PATH (at most 256 characters), or with on to /var/log/conntrackd-stats.log.",
+        const_str!(
+            "Write each destroyed flow to PATH (at most ",
+            MAX_FILE_PATH_LEN,
+            " characters), or with on to ",
+            DEFAULT_STATS_LOG_FILE,
+            "."
+        ),
         "/var/log/conntrackd-stats.log",
     ),
     key(
@@ -1397,6 +1524,102 @@ pub fn keys_of(id: &str) -> impl Iterator<Item = &'static Key> + '_ {
     KEYS.iter().filter(move |k| k.section == id)
 }
 
+/// Whether two strings are equal, in constants.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Number of keys documented in `section` (see [`key_names`]).
+pub(crate) const fn key_count(section: &str) -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if same(KEYS[i].section, section) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The names of the keys documented in `section`, in documentation order,
+/// at compile time: the parser's key list of that block. `N` is
+/// [`key_count`]`(section)`.
+pub(crate) const fn key_names<const N: usize>(section: &str) -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if same(KEYS[i].section, section) {
+            names[at] = KEYS[i].name;
+            at += 1;
+        }
+        i += 1;
+    }
+    assert!(at == N, "key_names: N is not key_count(section)");
+    names
+}
+
+/// Whether `KEYS[index]` is the first key of 1.4.7's grammar with its name.
+const fn first_of_147_grammar(index: usize) -> bool {
+    if !KEYS[index].in_147_grammar() {
+        return false;
+    }
+    let mut i = 0;
+    while i < index {
+        if KEYS[i].in_147_grammar() && same(KEYS[i].name, KEYS[index].name) {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Number of distinct names of keys of 1.4.7's grammar (see
+/// [`names_in_147_grammar`]).
+pub(crate) const fn count_in_147_grammar() -> usize {
+    let mut count = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if first_of_147_grammar(i) {
+            count += 1;
+        }
+        i += 1;
+    }
+    count
+}
+
+/// The distinct names of the keys of 1.4.7's grammar ([`Key::in_147_grammar`]),
+/// at compile time. `N` is [`count_in_147_grammar`]`()`.
+pub(crate) const fn names_in_147_grammar<const N: usize>() -> [&'static str; N] {
+    let mut names = [""; N];
+    let mut at = 0;
+    let mut i = 0;
+    while i < KEYS.len() {
+        if first_of_147_grammar(i) {
+            names[at] = KEYS[i].name;
+            at += 1;
+        }
+        i += 1;
+    }
+    assert!(
+        at == N,
+        "names_in_147_grammar: N is not count_in_147_grammar()"
+    );
+    names
+}
+
 /// The openers from the top level down to `id`, e.g. `["Sync", "Mode FTFW"]`.
 pub fn sample_path(id: &str) -> Vec<&'static str> {
     let mut path = Vec::new();
@@ -1422,8 +1645,8 @@ mod tests {
     /// then delete its entry.
     const PENDING: &[&str] = &[];
 
-    /// The parser's key table of each section.
-    fn parser_tables() -> Vec<(&'static str, &'static [&'static str])> {
+    /// The parser's key block of each section.
+    fn parser_tables() -> Vec<(&'static str, crate::parser::KeyBlock)> {
         vec![
             (TOP, crate::parser::TOP_SECTIONS),
             ("General", crate::general::GENERAL),
@@ -1462,11 +1685,12 @@ mod tests {
                 problems.push(format!("section `{}` has no parser table", s.id));
             }
         }
-        for (id, table) in &tables {
-            if section(id).is_none() {
+        for (id, block) in &tables {
+            if section(id).is_none() || block.section != *id {
                 problems.push(format!("parser table of `{id}` has no documented section"));
             }
-            for name in *table {
+            let table = block.keys;
+            for name in table {
                 let documented = keys_of(id).any(|k| k.name == *name)
                     || (REMOVED_IN.contains(id) && REMOVED.iter().any(|r| r.name == *name));
                 if !documented {
@@ -1481,13 +1705,6 @@ mod tests {
                     ));
                 }
             }
-        }
-        let removed: Vec<&str> = REMOVED.iter().map(|r| r.name).collect();
-        if removed != crate::parser::REMOVED_KEYS {
-            problems.push(format!(
-                "removed keys: documented {removed:?}, parser {:?}",
-                crate::parser::REMOVED_KEYS
-            ));
         }
         assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
@@ -1513,11 +1730,7 @@ mod tests {
                 "ReplyTimeout",
                 general.reply_timeout.to_string(),
             ),
-            (
-                "General.Metrics",
-                "Port",
-                crate::model::DEFAULT_METRICS_PORT.to_string(),
-            ),
+            ("General.Metrics", "Port", DEFAULT_METRICS_PORT.to_string()),
         ] {
             assert_eq!(
                 documented(section, name),
@@ -1558,7 +1771,7 @@ mod tests {
                 KeyKind::Setting => {
                     assert!(!k.description.is_empty(), "{}: no description", k.name)
                 }
-                KeyKind::Legacy(_) | KeyKind::Ignored => {}
+                KeyKind::Legacy(_) | KeyKind::Ignored | KeyKind::Obsolete => {}
             }
             let same = keys_of(k.section).filter(|m| m.name == k.name).count();
             assert_eq!(same, 1, "{} listed {same} times in {}", k.name, k.section);

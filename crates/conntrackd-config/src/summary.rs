@@ -3,20 +3,11 @@
 use std::fmt::Write as _;
 
 use crate::model::{Config, ExpectSync, LogTarget, Policy, SyncMode};
-
-/// Configuration spellings of the TCP states, indexed by state number.
-const TCP_STATE_NAMES: [&str; 10] = [
-    "NONE",
-    "SYN_SENT",
-    "SYN_RECV",
-    "ESTABLISHED",
-    "FIN_WAIT",
-    "CLOSE_WAIT",
-    "LAST_ACK",
-    "TIME_WAIT",
-    "CLOSE",
-    "LISTEN",
-];
+use crate::model::{
+    DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOG_FILE,
+    DEFAULT_STATS_LOG_FILE,
+};
+use crate::tcp_states::state_name;
 
 fn log_target(t: &LogTarget, default: &str) -> String {
     match t {
@@ -90,7 +81,7 @@ pub fn check_summary(config: &Config) -> String {
             let _ = writeln!(
                 s,
                 "mode: stats, log {}",
-                log_target(&stats.log_file, crate::model::DEFAULT_STATS_LOG_FILE)
+                log_target(&stats.log_file, DEFAULT_STATS_LOG_FILE)
             );
         }
         (None, None) => s.push_str("mode: idle (no Sync or Stats section)\n"),
@@ -116,10 +107,7 @@ pub fn check_summary(config: &Config) -> String {
             let _ = writeln!(s, "  address {}: {}", policy(*p), nets.join(" "));
         }
         if let Some((p, v)) = &f.state {
-            let names: Vec<&str> = v
-                .iter()
-                .map(|n| TCP_STATE_NAMES.get(usize::from(*n)).copied().unwrap_or("?"))
-                .collect();
+            let names: Vec<&str> = v.iter().map(|n| state_name(*n)).collect();
             let _ = writeln!(s, "  state {} for TCP: {}", policy(*p), names.join(" "));
         }
     }
@@ -137,11 +125,7 @@ pub fn check_summary(config: &Config) -> String {
             )
         )
     );
-    let _ = writeln!(
-        s,
-        "log file: {}",
-        log_target(&g.log_file, crate::model::DEFAULT_LOG_FILE)
-    );
+    let _ = writeln!(s, "log file: {}", log_target(&g.log_file, DEFAULT_LOG_FILE));
     let _ = writeln!(s, "hash size {}, hash limit {}", g.hash_size, g.hash_limit);
     let _ = match g.event_iteration_limit {
         Some(n) => writeln!(
@@ -150,7 +134,7 @@ pub fn check_summary(config: &Config) -> String {
         ),
         None => writeln!(
             s,
-            "per wake-up: 2048 kernel events, 100 datagrams per channel (EventIterationLimit not written)"
+            "per wake-up: {DEFAULT_KERNEL_EVENTS_PER_WAKEUP} kernel events, {DEFAULT_EVENT_ITERATION_LIMIT} datagrams per channel (EventIterationLimit not written)"
         ),
     };
     if let Some(m) = &g.metrics {

@@ -3,97 +3,32 @@
 use std::net::IpAddr;
 
 use crate::lexer::{ModeName, Token, TokenKind};
+use crate::limits::{MAX_CHANNELS, MAX_KEY_FILE_PATH_LEN};
 use crate::model::{Channel, ChannelKind, ExpectSync, Family};
-use crate::parser::{ChannelBuilder, PResult, Parser, SyncBuilder};
+use crate::model::{
+    DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_ERROR_QUEUE_LENGTH,
+    DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_RESEND_QUEUE_SIZE,
+};
+use crate::parser::{ChannelBuilder, KeyBlock, PResult, Parser, SyncBuilder, key_block};
 
-pub(crate) const SYNC: &[&str] = &[
-    "Mode",
-    "Multicast",
-    "UDP",
-    "TCP",
-    "Options",
-    "RefreshTime",
-    "CacheTimeout",
-    "CommitTimeout",
-    "PurgeTimeout",
-    "Checksum",
-    "Replicate",
-    "CacheWriteThrough",
-    "ResendBufferSize",
-    "Authentication",
-];
-pub(crate) const FTFW: &[&str] = &[
-    "ResendQueueSize",
-    "CommitTimeout",
-    "PurgeTimeout",
-    "ACKWindowSize",
-    "DisableExternalCache",
-    "StartupResync",
-    "ResendBufferSize",
-    "CacheWriteThrough",
-];
-pub(crate) const ALARM: &[&str] = &[
-    "RefreshTime",
-    "CacheTimeout",
-    "CommitTimeout",
-    "PurgeTimeout",
-];
-pub(crate) const NOTRACK: &[&str] = &[
-    "CommitTimeout",
-    "PurgeTimeout",
-    "DisableInternalCache",
-    "DisableExternalCache",
-    "StartupResync",
-    "CacheWriteThrough",
-];
-pub(crate) const MCAST: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_interface",
-    "IPv6_interface",
-    "Interface",
-    "Group",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-    "ListenTo",
-];
-pub(crate) const UDP: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_Destination_Address",
-    "IPv6_Destination_Address",
-    "Interface",
-    "Port",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-];
-pub(crate) const TCP: &[&str] = &[
-    "IPv4_address",
-    "IPv6_address",
-    "IPv4_Destination_Address",
-    "IPv6_Destination_Address",
-    "Interface",
-    "Port",
-    "SndSocketBuffer",
-    "RcvSocketBuffer",
-    "Checksum",
-    "ErrorQueueLength",
-    "McastSndSocketBuffer",
-    "McastRcvSocketBuffer",
-];
-pub(crate) const OPTIONS: &[&str] = &["TCPWindowTracking", "ExpectationSync", "ReplicateLabels"];
-/// Keys of `Authentication { … }` (our extension).
-pub(crate) const AUTHENTICATION: &[&str] =
-    &["KeyFile", "AcceptKeyFile", "Encrypt", "RequireEncryption"];
-
-/// Maximum number of dedicated links.
-pub(crate) const MAX_CHANNELS: usize = 4;
+/// `Sync { … }`.
+pub(crate) const SYNC: KeyBlock = key_block!("Sync");
+/// `Mode FTFW { … }`.
+pub(crate) const FTFW: KeyBlock = key_block!("Sync.Mode FTFW");
+/// `Mode ALARM { … }`.
+pub(crate) const ALARM: KeyBlock = key_block!("Sync.Mode ALARM");
+/// `Mode NOTRACK { … }`.
+pub(crate) const NOTRACK: KeyBlock = key_block!("Sync.Mode NOTRACK");
+/// `Multicast { … }`.
+pub(crate) const MCAST: KeyBlock = key_block!("Sync.Multicast");
+/// `UDP { … }`.
+pub(crate) const UDP: KeyBlock = key_block!("Sync.UDP");
+/// `TCP { … }`.
+pub(crate) const TCP: KeyBlock = key_block!("Sync.TCP");
+/// `Options { … }`.
+pub(crate) const OPTIONS: KeyBlock = key_block!("Sync.Options");
+/// `Authentication { … }` (our extension).
+pub(crate) const AUTHENTICATION: KeyBlock = key_block!("Sync.Authentication");
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum ModeKind {
@@ -124,15 +59,24 @@ impl<'a> Parser<'a> {
             return Ok(false);
         }
         match t.text {
-            "RefreshTime" => self.sync_mut().refresh_time = self.number(t)?.0,
-            "CacheTimeout" => self.sync_mut().cache_timeout = self.number(t)?.0,
+            "RefreshTime" => {
+                let seconds = self.number_or_default(t, DEFAULT_REFRESH_TIME)?;
+                self.sync_mut().settings.refresh_time = seconds;
+            }
+            "CacheTimeout" => {
+                let seconds = self.number_or_default(t, DEFAULT_CACHE_TIMEOUT)?;
+                self.sync_mut().settings.cache_timeout = seconds;
+            }
             "CommitTimeout" => {
                 let n = self.number(t)?.0;
                 let s = self.sync_mut();
-                s.commit_timeout = n;
+                s.settings.commit_timeout = n;
                 s.commit_timeout_span = Some(t.span.clone());
             }
-            "PurgeTimeout" => self.sync_mut().purge_timeout = self.number(t)?.0,
+            "PurgeTimeout" => {
+                let seconds = self.number_or_default(t, DEFAULT_PURGE_TIMEOUT)?;
+                self.sync_mut().settings.purge_timeout = seconds;
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -163,7 +107,7 @@ impl<'a> Parser<'a> {
             (TokenKind::Str, "ResendBufferSize") => self.resend_buffer_size(&t),
             (TokenKind::Str, "Authentication") => self.authentication(&t),
             _ if self.legacy_ignored(&t)? => Ok(()),
-            _ => Err(self.unknown_item(&t, "Sync", SYNC)),
+            _ => Err(self.unknown_item(&t, SYNC)),
         }
     }
 
@@ -182,7 +126,7 @@ impl<'a> Parser<'a> {
         self.warn_help(
             t.span.clone(),
             "`ResendBufferSize' is a legacy option rejected by conntrackd 1.4.7: it counted bytes (conntrackd 0.9.x) and has been ignored since 0.9.10; ignoring it",
-            "delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default 131072)",
+            format!("delete it; `ResendQueueSize' in `Mode FTFW' sizes the resend queue, in objects (default {DEFAULT_RESEND_QUEUE_SIZE})"),
         );
         Ok(())
     }
@@ -235,20 +179,26 @@ impl<'a> Parser<'a> {
             ModeKind::Alarm => s.alarm = true,
             ModeKind::Notrack => s.notrack = true,
         }
-        let (valid, block) = match kind {
-            ModeKind::Ftfw => (FTFW, "Mode FTFW"),
-            ModeKind::Alarm => (ALARM, "Mode ALARM"),
-            ModeKind::Notrack => (NOTRACK, "Mode NOTRACK"),
+        let valid = match kind {
+            ModeKind::Ftfw => FTFW,
+            ModeKind::Alarm => ALARM,
+            ModeKind::Notrack => NOTRACK,
         };
         let _ = key;
         self.block(&name.1, valid, |p, t| {
-            if t.kind == TokenKind::Keyword && valid.contains(&t.text) {
+            if t.kind == TokenKind::Keyword && valid.keys.contains(&t.text) {
                 if p.timer_item(&t)? {
                     return Ok(());
                 }
                 match t.text {
-                    "ResendQueueSize" => p.sync_mut().resend_queue_size = p.number(&t)?.0,
-                    "ACKWindowSize" => p.sync_mut().ack_window_size = p.number(&t)?.0,
+                    "ResendQueueSize" => {
+                        let size = p.number_or_default(&t, DEFAULT_RESEND_QUEUE_SIZE)?;
+                        p.sync_mut().resend_queue_size = size;
+                    }
+                    "ACKWindowSize" => {
+                        let size = p.number_or_default(&t, DEFAULT_ACK_WINDOW_SIZE)?;
+                        p.sync_mut().ack_window_size = size;
+                    }
                     "DisableExternalCache" => {
                         p.sync_mut().disable_external_cache = p.boolean(&t)?
                     }
@@ -256,7 +206,7 @@ impl<'a> Parser<'a> {
                         p.sync_mut().disable_internal_cache = p.boolean(&t)?
                     }
                     "StartupResync" => p.sync_mut().startup_resync = Some(p.boolean(&t)?),
-                    _ => return Err(p.unknown_item(&t, block, valid)),
+                    _ => return Err(p.unknown_item(&t, valid)),
                 }
                 return Ok(());
             }
@@ -264,7 +214,7 @@ impl<'a> Parser<'a> {
                 "ResendBufferSize" if kind == ModeKind::Ftfw => p.resend_buffer_size(&t),
                 "CacheWriteThrough" if kind != ModeKind::Alarm => p.cache_write_through(&t),
                 _ if t.kind == TokenKind::Str && p.legacy_ignored(&t)? => Ok(()),
-                _ => Err(p.unknown_item(&t, block, valid)),
+                _ => Err(p.unknown_item(&t, valid)),
             }
         })
     }
@@ -305,21 +255,7 @@ impl<'a> Parser<'a> {
             accepted = false;
         }
         let mut builder = ChannelBuilder {
-            channel: Channel {
-                kind,
-                default: false,
-                family: None,
-                address: None,
-                destination: None,
-                ipv4_interface: None,
-                interface: None,
-                port: 0,
-                snd_buf: None,
-                rcv_buf: None,
-                checksum: true,
-                span: key.span.clone(),
-                line: key.line,
-            },
+            channel: Channel::new(kind, key.span.clone(), key.line),
             checksum_set: false,
             marked_default,
         };
@@ -339,10 +275,9 @@ impl<'a> Parser<'a> {
         &mut self,
         b: &mut ChannelBuilder,
         t: Token<'a>,
-        valid: &[&str],
+        valid: KeyBlock,
     ) -> PResult<()> {
         let kind = b.channel.kind;
-        let block = kind.keyword();
         let mcast = kind == ChannelKind::Multicast;
         let ch = &mut b.channel;
         match (t.kind, t.text) {
@@ -407,7 +342,8 @@ impl<'a> Parser<'a> {
                 b.checksum_set = true;
             }
             (TokenKind::Keyword, "ErrorQueueLength") if kind == ChannelKind::Tcp => {
-                self.sync_mut().error_queue_length = self.number(&t)?.0;
+                let length = self.number_or_default(&t, DEFAULT_ERROR_QUEUE_LENGTH)?;
+                self.sync_mut().settings.error_queue_length = length;
             }
             (TokenKind::Str, "McastSndSocketBuffer") => {
                 ch.snd_buf = Some(self.number(&t)?.0);
@@ -424,7 +360,7 @@ impl<'a> Parser<'a> {
                 self.legacy_mapped(&t, "`IPv4_interface'");
             }
             _ if t.kind == TokenKind::Str && self.legacy_ignored(&t)? => {}
-            _ => return Err(self.unknown_item(&t, block, valid)),
+            _ => return Err(self.unknown_item(&t, valid)),
         }
         Ok(())
     }
@@ -433,39 +369,39 @@ impl<'a> Parser<'a> {
     fn authentication(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, AUTHENTICATION, |p, t| match (t.kind, t.text) {
             (TokenKind::Str, "KeyFile") => {
-                let path = p.path(&t, 4096, "KeyFile path is too long")?;
+                let path = p.path(&t, MAX_KEY_FILE_PATH_LEN, "KeyFile path is too long")?;
                 p.sync_mut().key_file = Some((path, t.span.clone()));
                 Ok(())
             }
             (TokenKind::Str, "AcceptKeyFile") => {
-                let path = p.path(&t, 4096, "AcceptKeyFile path is too long")?;
+                let path = p.path(&t, MAX_KEY_FILE_PATH_LEN, "AcceptKeyFile path is too long")?;
                 p.sync_mut().accept_key_file = Some((path, t.span.clone()));
                 Ok(())
             }
             (TokenKind::Str, "Encrypt") => {
-                p.sync_mut().encrypt = p.boolean(&t)?;
+                p.sync_mut().settings.encrypt = p.boolean(&t)?;
                 Ok(())
             }
             (TokenKind::Str, "RequireEncryption") => {
                 p.sync_mut().require_encryption = Some(p.boolean(&t)?);
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Authentication", AUTHENTICATION)),
+            _ => Err(p.unknown_item(&t, AUTHENTICATION)),
         })
     }
 
     fn options(&mut self, opener: &Token<'a>) -> PResult<()> {
         self.block(opener, OPTIONS, |p, t| match (t.kind, t.text) {
             (TokenKind::Keyword, "TCPWindowTracking") => {
-                p.sync_mut().tcp_window_tracking = p.boolean(&t)?;
+                p.sync_mut().settings.tcp_window_tracking = p.boolean(&t)?;
                 Ok(())
             }
             (TokenKind::Keyword, "ExpectationSync") => p.expectation_sync(&t),
             (TokenKind::Str, "ReplicateLabels") => {
-                p.sync_mut().replicate_labels = Some(p.boolean(&t)?);
+                p.sync_mut().settings.replicate_labels = p.boolean(&t)?;
                 Ok(())
             }
-            _ => Err(p.unknown_item(&t, "Options", OPTIONS)),
+            _ => Err(p.unknown_item(&t, OPTIONS)),
         })
     }
 
@@ -473,7 +409,7 @@ impl<'a> Parser<'a> {
         match self.peek_kind() {
             Some(TokenKind::Bool(on)) => {
                 self.bump();
-                let current = &mut self.sync_mut().expectation_sync;
+                let current = &mut self.sync_mut().settings.expectation_sync;
                 if on {
                     *current = ExpectSync::All;
                 } else if *current != ExpectSync::Off {
@@ -485,11 +421,12 @@ impl<'a> Parser<'a> {
                 Ok(())
             }
             Some(TokenKind::OpenBrace) => {
-                let mut names = match std::mem::take(&mut self.sync_mut().expectation_sync) {
+                let mut names = match std::mem::take(&mut self.sync_mut().settings.expectation_sync)
+                {
                     ExpectSync::Helpers(v) => v,
                     _ => Vec::new(),
                 };
-                let result = self.block(key, &[], |p, t| {
+                let result = self.list(key, |p, t| {
                     if t.kind == TokenKind::Str {
                         names.push(t.text.to_owned());
                         Ok(())
@@ -498,7 +435,7 @@ impl<'a> Parser<'a> {
                         Err(p.syntax(Some(&t), "a helper name or `}'", help))
                     }
                 });
-                self.sync_mut().expectation_sync = ExpectSync::Helpers(names);
+                self.sync_mut().settings.expectation_sync = ExpectSync::Helpers(names);
                 result
             }
             _ => {

@@ -444,7 +444,9 @@ fn key_5(o: &mut String, k: &Key) {
             "Legacy spelling, rejected by conntrackd 1.4.7; accepted with a warning as {}.",
             bold(modern)
         )),
-        KeyKind::Ignored => text.push("Accepted and ignored, with a warning.".to_owned()),
+        KeyKind::Ignored | KeyKind::Obsolete => {
+            text.push("Accepted and ignored, with a warning.".to_owned())
+        }
         KeyKind::Setting | KeyKind::Block(_) => {}
     }
     if !k.description.is_empty() {

@@ -4,7 +4,9 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 
 use crate::sock::{self, err};
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, Received};
+use conntrackd_config::Channel;
+
+use crate::{LinkCounters, LinkError, RECV_BUFFER, Received};
 
 pub(crate) struct Dgram {
     rx: tokio::net::UdpSocket,
@@ -14,27 +16,30 @@ pub(crate) struct Dgram {
 }
 
 impl Dgram {
-    pub(crate) fn open_multicast(spec: &LinkSpec, ifindex: u32) -> Result<Dgram, LinkError> {
-        let group = spec.address;
+    pub(crate) fn open_multicast(
+        channel: &Channel,
+        group: IpAddr,
+        ifindex: u32,
+    ) -> Result<Dgram, LinkError> {
         if !group.is_multicast() {
             return Err(LinkError::InvalidSpec(
                 "multicast address is not a multicast group",
             ));
         }
-        if spec.destination.is_some() {
+        if channel.destination.is_some() {
             return Err(LinkError::InvalidSpec(
                 "a multicast channel has no destination",
             ));
         }
-        let iface4 = spec.ipv4_interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
+        let iface4 = channel.ipv4_interface.unwrap_or(Ipv4Addr::UNSPECIFIED);
 
         let rx = sock::udp(group)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
-        sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
+        sock::set_datagram_rcvbuf(&rx, channel.rcv_buf)?;
         // Bound to the group, as 1.4.9 does (netfilter bugzilla 1819): a
         // wildcard bind also took unicast datagrams to the port, and
         // datagrams of other groups joined on the host.
-        rx.bind(&sock::sockaddr(group, spec.port, ifindex).into())
+        rx.bind(&sock::sockaddr(group, channel.port, ifindex).into())
             .map_err(err("bind (multicast receive socket)"))?;
         match group {
             IpAddr::V4(g) => rx
@@ -44,12 +49,12 @@ impl Dgram {
                 .join_multicast_v6(&g, ifindex)
                 .map_err(err("IPV6_JOIN_GROUP"))?,
         }
-        sock::bind_to_interface(&rx, spec.interface.as_deref())?;
+        sock::bind_to_interface(&rx, channel.interface.as_deref())?;
         rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
 
         let tx = sock::udp(group)?;
-        sock::set_checksum(&tx, spec.checksum)?;
-        sock::set_sndbuf(&tx, spec.snd_buf)?;
+        sock::set_checksum(&tx, channel.checksum)?;
+        sock::set_sndbuf(&tx, channel.snd_buf)?;
         match group {
             IpAddr::V4(_) => {
                 tx.set_multicast_loop_v4(false)
@@ -68,28 +73,32 @@ impl Dgram {
         Dgram::finish(
             rx.into(),
             tx.into(),
-            sock::sockaddr(group, spec.port, ifindex),
+            sock::sockaddr(group, channel.port, ifindex),
         )
     }
 
-    pub(crate) fn open_udp(spec: &LinkSpec, ifindex: u32) -> Result<Dgram, LinkError> {
-        let dest = crate::destination(spec)?;
-        let rx = sock::udp(spec.address)?;
+    pub(crate) fn open_udp(
+        channel: &Channel,
+        address: IpAddr,
+        ifindex: u32,
+    ) -> Result<Dgram, LinkError> {
+        let dest = crate::destination(channel, address)?;
+        let rx = sock::udp(address)?;
         rx.set_reuse_address(true).map_err(err("SO_REUSEADDR"))?;
-        sock::set_datagram_rcvbuf(&rx, spec.rcv_buf)?;
-        rx.bind(&sock::sockaddr(spec.address, spec.port, ifindex).into())
+        sock::set_datagram_rcvbuf(&rx, channel.rcv_buf)?;
+        rx.bind(&sock::sockaddr(address, channel.port, ifindex).into())
             .map_err(err("bind (UDP receive socket)"))?;
-        sock::bind_to_interface(&rx, spec.interface.as_deref())?;
+        sock::bind_to_interface(&rx, channel.interface.as_deref())?;
         rx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
 
         let tx = sock::udp(dest)?;
-        sock::set_checksum(&tx, spec.checksum)?;
-        sock::set_sndbuf(&tx, spec.snd_buf)?;
+        sock::set_checksum(&tx, channel.checksum)?;
+        sock::set_sndbuf(&tx, channel.snd_buf)?;
         tx.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
         Dgram::finish(
             rx.into(),
             tx.into(),
-            sock::sockaddr(dest, spec.port, ifindex),
+            sock::sockaddr(dest, channel.port, ifindex),
         )
     }
 

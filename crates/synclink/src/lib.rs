@@ -2,7 +2,8 @@
 //! Multicast, UDP and TCP over IPv4 or IPv6 (docs/wire-protocol.md §1, §8–§10;
 //! docs/sync-modes.md §13, §14).
 //!
-//! A [`Link`] is one open channel.  It sends already built batches of sync
+//! A [`Link`] is one open channel, as the configuration describes it
+//! ([`conntrackd_config::Channel`]).  It sends already built batches of sync
 //! messages and receives datagrams (or, for TCP, runs of whole messages cut
 //! out of the byte stream).  It knows nothing about the message contents
 //! beyond the 8-byte header's length field used to split the TCP stream.
@@ -22,8 +23,10 @@ mod sock;
 mod tcp;
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::time::Instant;
+
+use conntrackd_config::{Channel, ChannelKind, DEFAULT_EVENT_ITERATION_LIMIT};
 
 pub use queue::ErrorQueue;
 pub use syncproto::stream::{self, Split, StreamSplitter};
@@ -31,48 +34,10 @@ pub use syncproto::stream::{self, Split, StreamSplitter};
 /// Largest datagram (or stream chunk) read at once.
 pub(crate) const RECV_BUFFER: usize = 65536;
 /// Datagrams (or stream chunks, or accepts) read per socket by one
-/// [`Link::recv`] call, like conntrackd's default `EventIterationLimit`
-/// (see [`Link::set_recv_limit`]). When more is waiting,
-/// [`Link::readable`] returns at once.
-pub(crate) const RECV_LIMIT: usize = 100;
-
-/// Default `ErrorQueueLength` of a TCP channel.
-pub const DEFAULT_ERROR_QUEUE_LENGTH: usize = 128;
-
-/// The kind of a channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Multicast,
-    Udp,
-    Tcp,
-}
-
-/// What is needed to open one channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkSpec {
-    pub transport: Transport,
-    /// Multicast: group address (IPv4 or IPv6). UDP/TCP: local bind address.
-    pub address: IpAddr,
-    /// UDP/TCP: peer address (`IPv4_Destination_Address` /
-    /// `IPv6_Destination_Address`). `None` for multicast.
-    pub destination: Option<IpAddr>,
-    /// Multicast IPv4: local interface address (`IPv4_interface`), used for
-    /// `IP_ADD_MEMBERSHIP` and `IP_MULTICAST_IF`.
-    pub ipv4_interface: Option<Ipv4Addr>,
-    /// `Interface`: IPv6 scope ids, `IPV6_MULTICAST_IF` and the IPv6 join,
-    /// the MTU (batch size) and the link state.
-    pub interface: Option<String>,
-    /// Multicast: `Group` (the UDP port). UDP/TCP: `Port`.
-    pub port: u16,
-    /// `SndSocketBuffer` (`SO_SNDBUFFORCE`).
-    pub snd_buf: Option<u32>,
-    /// `RcvSocketBuffer` (`SO_RCVBUFFORCE`).
-    pub rcv_buf: Option<u32>,
-    /// `Checksum on|off`; off sets `SO_NO_CHECK=1` on the sending socket.
-    pub checksum: bool,
-    /// TCP only: `ErrorQueueLength` in batches (default 128).
-    pub error_queue_length: usize,
-}
+/// [`Link::recv`] call: conntrackd's default `EventIterationLimit` (see
+/// [`Link::set_recv_limit`]). When more is waiting, [`Link::readable`]
+/// returns at once.
+pub(crate) const RECV_LIMIT: usize = DEFAULT_EVENT_ITERATION_LIMIT as usize;
 
 /// Why a channel could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -136,7 +101,7 @@ enum Kind {
 
 /// One open sync channel.
 pub struct Link {
-    spec: LinkSpec,
+    channel: Channel,
     batch_size: usize,
     /// Datagrams read per [`Link::recv`] (Multicast and UDP).
     recv_limit: usize,
@@ -147,7 +112,7 @@ pub struct Link {
 impl std::fmt::Debug for Link {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Link")
-            .field("spec", &self.spec)
+            .field("channel", &self.channel)
             .field("batch_size", &self.batch_size)
             .field("counters", &self.counters)
             .finish_non_exhaustive()
@@ -155,11 +120,11 @@ impl std::fmt::Debug for Link {
 }
 
 /// The peer address of a UDP/TCP channel, of the same family as `address`.
-pub(crate) fn destination(spec: &LinkSpec) -> Result<IpAddr, LinkError> {
-    let dest = spec.destination.ok_or(LinkError::InvalidSpec(
+pub(crate) fn destination(channel: &Channel, address: IpAddr) -> Result<IpAddr, LinkError> {
+    let dest = channel.destination.ok_or(LinkError::InvalidSpec(
         "UDP/TCP channel without destination address",
     ))?;
-    if dest.is_ipv4() != spec.address.is_ipv4() {
+    if dest.is_ipv4() != address.is_ipv4() {
         return Err(LinkError::InvalidSpec(
             "address and destination address of different families",
         ));
@@ -169,32 +134,47 @@ pub(crate) fn destination(spec: &LinkSpec) -> Result<IpAddr, LinkError> {
 
 /// Bytes of IP + transport header subtracted from the MTU (docs/wire-protocol.md
 /// §8): 28 for Multicast and UDP (also over IPv6, as 1.4.7), 40 for TCP.
-pub fn header_overhead(transport: Transport) -> usize {
-    match transport {
-        Transport::Multicast | Transport::Udp => 28,
-        Transport::Tcp => 40,
+pub fn header_overhead(kind: ChannelKind) -> usize {
+    match kind {
+        ChannelKind::Multicast | ChannelKind::Udp => 28,
+        ChannelKind::Tcp => 40,
     }
 }
 
 impl Link {
-    /// Opens the sockets.  Must be called inside a tokio runtime with IO and
-    /// time enabled.
-    pub fn open(spec: &LinkSpec) -> Result<Link, LinkError> {
+    /// Opens the sockets of `channel`; a TCP channel keeps up to
+    /// `error_queue_length` batches that could not be written
+    /// (`ErrorQueueLength`, one setting for all TCP channels).  Must be
+    /// called inside a tokio runtime with IO and time enabled.
+    pub fn open(channel: &Channel, error_queue_length: usize) -> Result<Link, LinkError> {
         tokio::runtime::Handle::try_current().map_err(|_| LinkError::NoRuntime)?;
-        let info = spec.interface.as_deref().and_then(netdev::lookup);
+        // Multicast: the group. UDP/TCP: the local address, which the
+        // configuration resolves to the wildcard address when not written.
+        let address = channel
+            .address
+            .ok_or(LinkError::InvalidSpec("channel without address"))?;
+        let info = channel.interface.as_deref().and_then(netdev::lookup);
         let ifindex = info.map_or(0, |i| i.index);
         let mtu = info
             .and_then(|i| i.mtu)
             .and_then(|m| usize::try_from(m).ok())
             .unwrap_or(1500);
-        let batch_size = mtu.saturating_sub(header_overhead(spec.transport));
-        let kind = match spec.transport {
-            Transport::Multicast => Kind::Dgram(dgram::Dgram::open_multicast(spec, ifindex)?),
-            Transport::Udp => Kind::Dgram(dgram::Dgram::open_udp(spec, ifindex)?),
-            Transport::Tcp => Kind::Tcp(Box::new(tcp::Tcp::open(spec, ifindex, Instant::now())?)),
+        let batch_size = mtu.saturating_sub(header_overhead(channel.kind));
+        let kind = match channel.kind {
+            ChannelKind::Multicast => {
+                Kind::Dgram(dgram::Dgram::open_multicast(channel, address, ifindex)?)
+            }
+            ChannelKind::Udp => Kind::Dgram(dgram::Dgram::open_udp(channel, address, ifindex)?),
+            ChannelKind::Tcp => Kind::Tcp(Box::new(tcp::Tcp::open(
+                channel,
+                address,
+                error_queue_length,
+                ifindex,
+                Instant::now(),
+            )?)),
         };
         Ok(Link {
-            spec: spec.clone(),
+            channel: channel.clone(),
             batch_size,
             recv_limit: RECV_LIMIT,
             counters: LinkCounters::default(),
@@ -209,9 +189,9 @@ impl Link {
         self.recv_limit = datagrams.max(1);
     }
 
-    /// The spec this channel was opened with.
-    pub fn spec(&self) -> &LinkSpec {
-        &self.spec
+    /// The configuration this channel was opened with.
+    pub fn channel(&self) -> &Channel {
+        &self.channel
     }
 
     /// Batch buffer size: MTU of the interface (1500 if unknown) minus 28
@@ -293,7 +273,7 @@ impl Link {
     /// State of the interface now; an unknown (or unset) interface counts
     /// as running.
     pub fn link_state(&self) -> LinkState {
-        let Some(info) = self.spec.interface.as_deref().and_then(netdev::lookup) else {
+        let Some(info) = self.channel.interface.as_deref().and_then(netdev::lookup) else {
             return LinkState::Running;
         };
         let up = libc::IFF_UP as u32;
@@ -322,25 +302,21 @@ impl Link {
 mod tests {
     use super::*;
 
-    fn spec(transport: Transport) -> LinkSpec {
-        LinkSpec {
-            transport,
-            address: "127.0.0.1".parse().expect("ip"),
+    const ERROR_QUEUE_LENGTH: usize = conntrackd_config::DEFAULT_ERROR_QUEUE_LENGTH as usize;
+
+    fn spec(kind: ChannelKind) -> Channel {
+        Channel {
+            address: Some("127.0.0.1".parse().expect("ip")),
             destination: Some("127.0.0.1".parse().expect("ip")),
-            ipv4_interface: None,
             interface: Some("lo".into()),
-            port: 0,
-            snd_buf: None,
-            rcv_buf: None,
-            checksum: true,
-            error_queue_length: DEFAULT_ERROR_QUEUE_LENGTH,
+            ..Channel::new(kind, 0..0, 0)
         }
     }
 
     #[test]
     fn open_outside_a_runtime_is_an_error() {
         assert!(matches!(
-            Link::open(&spec(Transport::Udp)),
+            Link::open(&spec(ChannelKind::Udp), ERROR_QUEUE_LENGTH),
             Err(LinkError::NoRuntime)
         ));
     }
@@ -352,14 +328,23 @@ mod tests {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let mut s = spec(Transport::Udp);
+            let mut s = spec(ChannelKind::Udp);
             s.destination = None;
-            assert!(matches!(Link::open(&s), Err(LinkError::InvalidSpec(_))));
+            assert!(matches!(
+                Link::open(&s, ERROR_QUEUE_LENGTH),
+                Err(LinkError::InvalidSpec(_))
+            ));
             s.destination = Some("::1".parse().expect("ip"));
-            assert!(matches!(Link::open(&s), Err(LinkError::InvalidSpec(_))));
-            let mut m = spec(Transport::Multicast);
+            assert!(matches!(
+                Link::open(&s, ERROR_QUEUE_LENGTH),
+                Err(LinkError::InvalidSpec(_))
+            ));
+            let mut m = spec(ChannelKind::Multicast);
             m.destination = None;
-            assert!(matches!(Link::open(&m), Err(LinkError::InvalidSpec(_))));
+            assert!(matches!(
+                Link::open(&m, ERROR_QUEUE_LENGTH),
+                Err(LinkError::InvalidSpec(_))
+            ));
         });
     }
 
@@ -373,9 +358,9 @@ mod tests {
             .build()
             .expect("runtime");
         rt.block_on(async {
-            let mut s = spec(Transport::Tcp);
+            let mut s = spec(ChannelKind::Tcp);
             s.destination = Some("127.0.0.2".parse().expect("ip"));
-            let link = Link::open(&s).expect("open");
+            let link = Link::open(&s, ERROR_QUEUE_LENGTH).expect("open");
             let fut = link.readable();
             send(&fut);
         });
@@ -383,8 +368,8 @@ mod tests {
 
     #[test]
     fn overheads() {
-        assert_eq!(header_overhead(Transport::Multicast), 28);
-        assert_eq!(header_overhead(Transport::Udp), 28);
-        assert_eq!(header_overhead(Transport::Tcp), 40);
+        assert_eq!(header_overhead(ChannelKind::Multicast), 28);
+        assert_eq!(header_overhead(ChannelKind::Udp), 28);
+        assert_eq!(header_overhead(ChannelKind::Tcp), 40);
     }
 }

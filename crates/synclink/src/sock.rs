@@ -73,12 +73,9 @@ fn set_buf(sock: &Socket, size: u32, send: bool) -> Result<(), LinkError> {
     }
 }
 
-/// The receive buffer of a datagram channel without `RcvSocketBuffer`: the
-/// system default (about 208 KiB) overflows when a peer sends a burst of
-/// full datagrams while this node is busy, and each lost datagram costs a
-/// NACK and a resend (or, in ALARM and NOTRACK, the flows until the next
-/// refresh). Memory is only taken while datagrams wait.
-pub(crate) const DATAGRAM_RCVBUF: u32 = 4 << 20;
+/// The receive buffer of a datagram channel without `RcvSocketBuffer`
+/// (why: see the constant's own documentation).
+pub(crate) const DATAGRAM_RCVBUF: u32 = conntrackd_config::DEFAULT_DATAGRAM_RCVBUF;
 
 /// `RcvSocketBuffer` of a datagram channel: as configured, or else raised
 /// to [`DATAGRAM_RCVBUF`] unless the system default is larger already.

@@ -17,12 +17,13 @@ use std::sync::{Mutex, MutexGuard};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
+use conntrackd_config::Channel;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::queue::ErrorQueue;
 use crate::sock::{self, err};
 use crate::stream::StreamSplitter;
-use crate::{LinkCounters, LinkError, LinkSpec, RECV_BUFFER, RECV_LIMIT, Received};
+use crate::{LinkCounters, LinkError, RECV_BUFFER, RECV_LIMIT, Received};
 
 /// Candidate connections kept at once; a newer one pushes out the oldest.
 const MAX_CANDIDATES: usize = 2;
@@ -83,16 +84,22 @@ enum Flush {
 }
 
 impl Tcp {
-    pub(crate) fn open(spec: &LinkSpec, ifindex: u32, now: Instant) -> Result<Tcp, LinkError> {
-        let dest_ip = crate::destination(spec)?;
-        let server = sock::tcp(spec.address)?;
+    pub(crate) fn open(
+        channel: &Channel,
+        address: IpAddr,
+        error_queue_length: usize,
+        ifindex: u32,
+        now: Instant,
+    ) -> Result<Tcp, LinkError> {
+        let dest_ip = crate::destination(channel, address)?;
+        let server = sock::tcp(address)?;
         server
             .set_reuse_address(true)
             .map_err(err("SO_REUSEADDR"))?;
         server.set_keepalive(true).map_err(err("SO_KEEPALIVE"))?;
-        sock::set_rcvbuf(&server, spec.rcv_buf)?;
+        sock::set_rcvbuf(&server, channel.rcv_buf)?;
         server
-            .bind(&sock::sockaddr(spec.address, spec.port, ifindex).into())
+            .bind(&sock::sockaddr(address, channel.port, ifindex).into())
             .map_err(err("bind (TCP server)"))?;
         server.listen(1).map_err(err("listen"))?;
         server.set_nonblocking(true).map_err(err("O_NONBLOCK"))?;
@@ -105,10 +112,10 @@ impl Tcp {
             candidates: VecDeque::new(),
             next_id: 0,
             client: Client::Idle,
-            dest: sock::sockaddr(dest_ip, spec.port, ifindex),
-            snd_buf: spec.snd_buf,
-            checksum: spec.checksum,
-            queue: ErrorQueue::new(spec.error_queue_length),
+            dest: sock::sockaddr(dest_ip, channel.port, ifindex),
+            snd_buf: channel.snd_buf,
+            checksum: channel.checksum,
+            queue: ErrorQueue::new(error_queue_length),
             inflight: None,
             last_attempt: None,
             buf: vec![0; RECV_BUFFER],

@@ -12,7 +12,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use synclink::{Link, LinkCounters, LinkSpec, LinkState, Transport};
+use conntrackd_config::{Channel, ChannelKind, DEFAULT_ERROR_QUEUE_LENGTH};
+use synclink::{Link, LinkCounters, LinkState};
 
 static N: AtomicU32 = AtomicU32::new(0);
 
@@ -305,7 +306,7 @@ impl UdpSniffer {
 
 struct Node {
     index: u32,
-    spec: LinkSpec,
+    spec: Channel,
     /// Expected source address of the peer's datagrams.
     peer: IpAddr,
     /// Check the UDP checksum field of the peer's datagrams: Some(true) =
@@ -318,7 +319,7 @@ struct Node {
 /// loopback is off); finally nobody receives anything more.
 fn datagram_node(node: Node, rv: Rv) -> LinkCounters {
     block(async move {
-        let mut link = Link::open(&node.spec).expect("open");
+        let mut link = Link::open(&node.spec, ERROR_QUEUE_LENGTH).expect("open");
         assert_eq!(link.tcp_state(), None);
         wait_running(&link).await;
         let sniffer = node
@@ -372,7 +373,7 @@ fn datagram_node(node: Node, rv: Rv) -> LinkCounters {
     })
 }
 
-fn datagram_exchange(pair: &Pair, specs: [LinkSpec; 2], peers: [IpAddr; 2], csum: bool) {
+fn datagram_exchange(pair: &Pair, specs: [Channel; 2], peers: [IpAddr; 2], csum: bool) {
     let [sa, sb] = specs;
     // A sends with `Checksum off` when the spec says so; B checks the field.
     let a = Node {
@@ -399,20 +400,17 @@ fn datagram_exchange(pair: &Pair, specs: [LinkSpec; 2], peers: [IpAddr; 2], csum
     }
 }
 
-fn base(transport: Transport, address: &str, dest: Option<&str>, dev: &str) -> LinkSpec {
-    LinkSpec {
-        transport,
-        address: address.parse().expect("ip"),
+fn base(kind: ChannelKind, address: &str, dest: Option<&str>, dev: &str) -> Channel {
+    Channel {
+        address: Some(address.parse().expect("ip")),
         destination: dest.map(|d| d.parse().expect("ip")),
-        ipv4_interface: None,
         interface: Some(dev.to_owned()),
         port: 3780,
-        snd_buf: None,
-        rcv_buf: None,
-        checksum: true,
-        error_queue_length: 128,
+        ..Channel::new(kind, 0..0, 0)
     }
 }
+
+const ERROR_QUEUE_LENGTH: usize = DEFAULT_ERROR_QUEUE_LENGTH as usize;
 
 fn addr(s: &str) -> IpAddr {
     s.parse().expect("ip")
@@ -424,12 +422,12 @@ fn multicast_ipv4_both_ways_without_loopback() {
         return;
     }
     let pair = Pair::new();
-    let specs = [0, 1].map(|i| LinkSpec {
+    let specs = [0, 1].map(|i| Channel {
         ipv4_interface: Some(V4[i].parse().expect("ip")),
         port: 3790,
         rcv_buf: Some(1 << 20),
         snd_buf: Some(1 << 20),
-        ..base(Transport::Multicast, "225.0.0.50", None, &pair.ifs[i])
+        ..base(ChannelKind::Multicast, "225.0.0.50", None, &pair.ifs[i])
     });
     datagram_exchange(&pair, specs, [addr(V4[0]), addr(V4[1])], false);
 }
@@ -440,9 +438,9 @@ fn multicast_ipv6_both_ways_without_loopback() {
         return;
     }
     let pair = Pair::new();
-    let specs = [0, 1].map(|i| LinkSpec {
+    let specs = [0, 1].map(|i| Channel {
         port: 3791,
-        ..base(Transport::Multicast, "ff12::50", None, &pair.ifs[i])
+        ..base(ChannelKind::Multicast, "ff12::50", None, &pair.ifs[i])
     });
     datagram_exchange(&pair, specs, [addr(LL[0]), addr(LL[1])], false);
 }
@@ -453,10 +451,10 @@ fn udp_ipv4_both_ways_and_checksum_off_sends_zero() {
         return;
     }
     let pair = Pair::new();
-    let specs = [0, 1].map(|i| LinkSpec {
+    let specs = [0, 1].map(|i| Channel {
         // A: Checksum off, B: Checksum on.
         checksum: i == 1,
-        ..base(Transport::Udp, V4[i], Some(V4[1 - i]), &pair.ifs[i])
+        ..base(ChannelKind::Udp, V4[i], Some(V4[1 - i]), &pair.ifs[i])
     });
     datagram_exchange(&pair, specs, [addr(V4[0]), addr(V4[1])], true);
 }
@@ -467,7 +465,7 @@ fn udp_ipv6_link_local_both_ways() {
         return;
     }
     let pair = Pair::new();
-    let specs = [0, 1].map(|i| base(Transport::Udp, LL[i], Some(LL[1 - i]), &pair.ifs[i]));
+    let specs = [0, 1].map(|i| base(ChannelKind::Udp, LL[i], Some(LL[1 - i]), &pair.ifs[i]));
     datagram_exchange(&pair, specs, [addr(LL[0]), addr(LL[1])], false);
 }
 
@@ -479,7 +477,7 @@ fn udp_ipv6_global_both_ways() {
     let pair = Pair::new();
     let specs = [0, 1].map(|i| {
         base(
-            Transport::Udp,
+            ChannelKind::Udp,
             GLOBAL6[i],
             Some(GLOBAL6[1 - i]),
             &pair.ifs[i],
@@ -493,13 +491,13 @@ fn udp_ipv6_global_both_ways() {
 /// per second) and sends a fourth batch; B receives A's 4 batches, in
 /// order, as one byte stream.  B's 3 batches reach A the same way.
 fn tcp_exchange(addrs: [&'static str; 2], ifs: [String; 2], pair: &Pair) {
-    let spec = |i: usize| base(Transport::Tcp, addrs[i], Some(addrs[1 - i]), &ifs[i]);
+    let spec = |i: usize| base(ChannelKind::Tcp, addrs[i], Some(addrs[1 - i]), &ifs[i]);
     let (sa, sb) = (spec(0), spec(1));
     let a_peer = addr(addrs[1]);
     let b_peer = addr(addrs[0]);
     let node_a = move |rv: Rv| {
         block(async move {
-            let mut link = Link::open(&sa).expect("open A");
+            let mut link = Link::open(&sa, ERROR_QUEUE_LENGTH).expect("open A");
             wait_running(&link).await;
             let mine = batches(0);
             let now = Instant::now();
@@ -546,7 +544,7 @@ fn tcp_exchange(addrs: [&'static str; 2], ifs: [String; 2], pair: &Pair) {
     let node_b = move |rv: Rv| {
         block(async move {
             rv.sync(); // A has queued its batches
-            let mut link = Link::open(&sb).expect("open B");
+            let mut link = Link::open(&sb, ERROR_QUEUE_LENGTH).expect("open B");
             wait_running(&link).await;
             rv.sync();
             for b in &batches(1) {
@@ -615,26 +613,43 @@ fn batch_size_follows_the_mtu_and_link_state_follows_the_interface() {
     let (if_a, if_b) = (pair.ifs[0].clone(), pair.ifs[1].clone());
     let thread = in_ns(&pair.ns[0], move || {
         block(async move {
-            let mcast = Link::open(&LinkSpec {
-                ipv4_interface: Some(V4[0].parse().expect("ip")),
-                ..base(Transport::Multicast, "225.0.0.51", None, &if_a)
-            })
+            let mcast = Link::open(
+                &Channel {
+                    ipv4_interface: Some(V4[0].parse().expect("ip")),
+                    ..base(ChannelKind::Multicast, "225.0.0.51", None, &if_a)
+                },
+                ERROR_QUEUE_LENGTH,
+            )
             .expect("multicast");
-            let udp = Link::open(&base(Transport::Udp, V4[0], Some(V4[1]), &if_a)).expect("udp");
-            let tcp = Link::open(&base(Transport::Tcp, V4[0], Some(V4[1]), &if_a)).expect("tcp");
-            let udp6 = Link::open(&LinkSpec {
-                port: 3781,
-                ..base(Transport::Udp, LL[0], Some(LL[1]), &if_a)
-            })
+            let udp = Link::open(
+                &base(ChannelKind::Udp, V4[0], Some(V4[1]), &if_a),
+                ERROR_QUEUE_LENGTH,
+            )
+            .expect("udp");
+            let tcp = Link::open(
+                &base(ChannelKind::Tcp, V4[0], Some(V4[1]), &if_a),
+                ERROR_QUEUE_LENGTH,
+            )
+            .expect("tcp");
+            let udp6 = Link::open(
+                &Channel {
+                    port: 3781,
+                    ..base(ChannelKind::Udp, LL[0], Some(LL[1]), &if_a)
+                },
+                ERROR_QUEUE_LENGTH,
+            )
             .expect("udp6");
             assert_eq!(mcast.batch_size(), 1372);
             assert_eq!(udp.batch_size(), 1372);
             assert_eq!(udp6.batch_size(), 1372, "IPv6 uses the IPv4 overhead too");
             assert_eq!(tcp.batch_size(), 1360);
-            let unknown = Link::open(&LinkSpec {
-                port: 3782,
-                ..base(Transport::Udp, V4[0], Some(V4[1]), "nosuchif0")
-            })
+            let unknown = Link::open(
+                &Channel {
+                    port: 3782,
+                    ..base(ChannelKind::Udp, V4[0], Some(V4[1]), "nosuchif0")
+                },
+                ERROR_QUEUE_LENGTH,
+            )
             .expect("unknown interface");
             assert_eq!(unknown.batch_size(), 1472);
             assert_eq!(unknown.link_state(), LinkState::Running);

@@ -7,7 +7,8 @@ use std::net::{IpAddr, SocketAddr};
 use socket2::{Domain, Socket, Type};
 use std::time::{Duration, Instant};
 
-use synclink::{Link, LinkSpec, Received, Transport};
+use conntrackd_config::{Channel, ChannelKind, DEFAULT_ERROR_QUEUE_LENGTH};
+use synclink::{Link, Received};
 
 const LO: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
@@ -44,20 +45,18 @@ fn free_udp_port() -> u16 {
 }
 
 /// A channel on 127.0.0.1 whose destination is itself.
-fn spec(transport: Transport, port: u16) -> LinkSpec {
-    LinkSpec {
-        transport,
-        address: LO,
+fn spec(kind: ChannelKind, port: u16) -> Channel {
+    Channel {
+        address: Some(LO),
         destination: Some(LO),
-        ipv4_interface: None,
         interface: Some("lo".into()),
         port,
-        snd_buf: None,
-        rcv_buf: None,
-        checksum: true,
-        error_queue_length: 128,
+        ..Channel::new(kind, 0..0, 0)
     }
 }
+
+/// `ErrorQueueLength` unless a test says otherwise.
+const ERROR_QUEUE_LENGTH: usize = DEFAULT_ERROR_QUEUE_LENGTH as usize;
 
 /// One sync message of `len` bytes (>= 8) with sequence number `seq`.
 fn message(seq: u32, len: u16) -> Vec<u8> {
@@ -136,7 +135,7 @@ fn concat(items: &[Received]) -> Vec<u8> {
 fn udp_recv_stops_at_the_configured_limit() {
     runtime().block_on(async {
         let port = free_udp_port();
-        let mut link = Link::open(&spec(Transport::Udp, port)).expect("open");
+        let mut link = Link::open(&spec(ChannelKind::Udp, port), ERROR_QUEUE_LENGTH).expect("open");
         link.set_recv_limit(2);
         let now = Instant::now();
         for seq in 1..=5 {
@@ -166,7 +165,7 @@ fn udp_recv_stops_at_the_configured_limit() {
 fn udp_to_itself_delivers_each_datagram() {
     runtime().block_on(async {
         let port = free_udp_port();
-        let mut link = Link::open(&spec(Transport::Udp, port)).expect("open");
+        let mut link = Link::open(&spec(ChannelKind::Udp, port), ERROR_QUEUE_LENGTH).expect("open");
         assert_eq!(link.tcp_state(), None);
         assert_eq!(link.error_queue(), (0, 0, 0));
         // lo's MTU is 65536.
@@ -201,7 +200,7 @@ fn udp_to_itself_delivers_each_datagram() {
 fn tcp_to_itself_reassembles_the_stream() {
     runtime().block_on(async {
         let port = free_tcp_port();
-        let mut link = Link::open(&spec(Transport::Tcp, port)).expect("open");
+        let mut link = Link::open(&spec(ChannelKind::Tcp, port), ERROR_QUEUE_LENGTH).expect("open");
         assert_eq!(link.batch_size(), 65536 - 40);
         let batches = [batch(1, 3, 84), batch(4, 1, 8), batch(5, 10, 100)];
         let expected: Vec<u8> = batches.concat();
@@ -236,9 +235,8 @@ fn tcp_to_itself_reassembles_the_stream() {
 fn tcp_back_pressure_keeps_whole_batches_in_order() {
     runtime().block_on(async {
         let port = free_tcp_port();
-        let mut s = spec(Transport::Tcp, port);
-        s.error_queue_length = 100_000;
-        let mut link = Link::open(&s).expect("open");
+        let s = spec(ChannelKind::Tcp, port);
+        let mut link = Link::open(&s, 100_000).expect("open");
         let mut got = vec![Vec::new()];
         // Connect first.
         assert!(
@@ -289,11 +287,10 @@ fn tcp_back_pressure_keeps_whole_batches_in_order() {
 fn tcp_error_queue_is_bounded_while_the_peer_is_away() {
     runtime().block_on(async {
         let port = free_tcp_port();
-        let mut s = spec(Transport::Tcp, port);
+        let mut s = spec(ChannelKind::Tcp, port);
         // Nobody listens on the destination port.
         s.destination = Some("127.0.0.2".parse().expect("ip"));
-        s.error_queue_length = 4;
-        let mut link = Link::open(&s).expect("open");
+        let mut link = Link::open(&s, 4).expect("open");
         let now = Instant::now();
         for i in 0..10 {
             link.send(now, &batch(i, 1, 16));
@@ -309,9 +306,9 @@ fn tcp_error_queue_is_bounded_while_the_peer_is_away() {
 fn tcp_garbage_resets_the_accepted_connection() {
     runtime().block_on(async {
         let port = free_tcp_port();
-        let mut s = spec(Transport::Tcp, port);
+        let mut s = spec(ChannelKind::Tcp, port);
         s.destination = Some("127.0.0.2".parse().expect("ip"));
-        let mut link = Link::open(&s).expect("open");
+        let mut link = Link::open(&s, ERROR_QUEUE_LENGTH).expect("open");
         let mut peer = connect_from("127.0.0.2", port);
         let good = batch(1, 2, 20);
         let mut bytes = good.clone();
@@ -370,9 +367,9 @@ fn tcp_garbage_resets_the_accepted_connection() {
 fn tcp_a_new_connection_replaces_the_old_one_only_once_vouched_for() {
     runtime().block_on(async {
         let port = free_tcp_port();
-        let mut s = spec(Transport::Tcp, port);
+        let mut s = spec(ChannelKind::Tcp, port);
         s.destination = Some("127.0.0.2".parse().expect("ip"));
-        let mut link = Link::open(&s).expect("open");
+        let mut link = Link::open(&s, ERROR_QUEUE_LENGTH).expect("open");
         let mut first = connect_from("127.0.0.2", port);
         first.write_all(&message(1, 8)).expect("write");
         let mut got = vec![Vec::new()];
@@ -456,13 +453,13 @@ fn tcp_client_reconnects_after_the_peer_restarts() {
         let port = free_tcp_port();
         let a_ip: IpAddr = "127.0.0.1".parse().expect("ip");
         let b_ip: IpAddr = "127.0.0.2".parse().expect("ip");
-        let mk = |me: IpAddr, peer: IpAddr| LinkSpec {
-            address: me,
+        let mk = |me: IpAddr, peer: IpAddr| Channel {
+            address: Some(me),
             destination: Some(peer),
-            ..spec(Transport::Tcp, port)
+            ..spec(ChannelKind::Tcp, port)
         };
-        let mut a = Link::open(&mk(a_ip, b_ip)).expect("open a");
-        let mut b = Link::open(&mk(b_ip, a_ip)).expect("open b");
+        let mut a = Link::open(&mk(a_ip, b_ip), ERROR_QUEUE_LENGTH).expect("open a");
+        let mut b = Link::open(&mk(b_ip, a_ip), ERROR_QUEUE_LENGTH).expect("open b");
         let mut got = vec![Vec::new(), Vec::new()];
         a.send(Instant::now(), &batch(1, 1, 16));
         assert!(
@@ -477,7 +474,7 @@ fn tcp_client_reconnects_after_the_peer_restarts() {
         // B goes away and comes back.
         drop(b);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        let mut b = Link::open(&mk(b_ip, a_ip)).expect("reopen b");
+        let mut b = Link::open(&mk(b_ip, a_ip), ERROR_QUEUE_LENGTH).expect("reopen b");
         let mut got = vec![Vec::new(), Vec::new()];
         // A's old connection is dead: the first writes may vanish or fail;
         // keep sending until something reaches the new B.

@@ -33,7 +33,7 @@ const BURST_MIN_BUFFER: u64 = 4 << 20;
 /// `EventIterationLimit` says otherwise: a flood of events then leaves
 /// turns to the control socket (a `-c` at failover), the sync link and
 /// timers, and what is left is read on the next turn of the loop.
-pub(super) const DRAIN_CAP: usize = 2048;
+pub(super) const DRAIN_CAP: usize = conntrackd_config::DEFAULT_KERNEL_EVENTS_PER_WAKEUP as usize;
 
 /// What the configuration says about the kernel side.
 #[derive(Debug, Clone, Copy)]

@@ -9,7 +9,7 @@ use conntrackd_core::cache::CacheCounters;
 use conntrackd_core::local::LocalCache;
 use conntrackd_core::sync::Protocol;
 use conntrackd_core::sync::auth::Refusal;
-use synclink::{LinkState, Transport};
+use synclink::LinkState;
 
 use super::{Engine, Node};
 use crate::counters::model::{
@@ -82,12 +82,8 @@ impl Node {
                     let l = link.counters();
                     Channel {
                         index,
-                        transport: match link.spec().transport {
-                            Transport::Multicast => "multicast",
-                            Transport::Udp => "udp",
-                            Transport::Tcp => "tcp",
-                        },
-                        device: link.spec().interface.clone().unwrap_or_default(),
+                        transport: link.channel().kind.name(),
+                        device: link.channel().interface.clone().unwrap_or_default(),
                         status: match link.link_state() {
                             LinkState::Down => "DOWN",
                             LinkState::NoCarrier => "NO-CARRIER",

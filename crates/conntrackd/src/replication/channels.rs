@@ -1,11 +1,10 @@
 //! The sync channels as operators see them: the channel blocks of `-s`,
-//! `-s network` and `-s link` (docs/control-and-cli.md §4.1, §4.2, §4.5),
-//! and each channel's configuration in the socket layer's terms.
+//! `-s network` and `-s link` (docs/control-and-cli.md §4.1, §4.2, §4.5).
 
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use synclink::{Link, LinkSpec, LinkState, Transport};
+use synclink::{Link, LinkState};
 
 use super::Replication;
 
@@ -65,12 +64,8 @@ impl Replication {
 /// `multicast traffic (active device=IF):` and its counters; with
 /// `state`, the `-s link` header instead.
 fn channel_block(out: &mut String, link: &Link, state: Option<(&str, &str)>) {
-    let name = match link.spec().transport {
-        Transport::Multicast => "multicast",
-        Transport::Udp => "UDP",
-        Transport::Tcp => "TCP",
-    };
-    let device = link.spec().interface.as_deref().unwrap_or("");
+    let name = link.channel().kind.stats_name();
+    let device = link.channel().interface.as_deref().unwrap_or("");
     match state {
         Some((status, role)) => {
             let _ = writeln!(
@@ -93,28 +88,6 @@ fn channel_block(out: &mut String, link: &Link, state: Option<(&str, &str)>) {
         "{:>20} Bytes sent {:>20} Bytes recv\n{:>20} Pckts sent {:>20} Pckts recv\n{:>20} Error send {:>20} Error recv\n\n",
         c.bytes_sent, c.bytes_recv, c.pkts_sent, c.pkts_recv, c.send_errors, c.recv_errors
     );
-}
-
-/// The channel's configuration in the socket layer's terms.
-pub(super) fn link_spec(channel: &conntrackd_config::Channel, error_queue_length: u32) -> LinkSpec {
-    LinkSpec {
-        transport: match channel.kind {
-            conntrackd_config::ChannelKind::Multicast => Transport::Multicast,
-            conntrackd_config::ChannelKind::Udp => Transport::Udp,
-            conntrackd_config::ChannelKind::Tcp => Transport::Tcp,
-        },
-        address: channel
-            .address
-            .unwrap_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
-        destination: channel.destination,
-        ipv4_interface: channel.ipv4_interface,
-        interface: channel.interface.clone(),
-        port: channel.port,
-        snd_buf: channel.snd_buf,
-        rcv_buf: channel.rcv_buf,
-        checksum: channel.checksum,
-        error_queue_length: error_queue_length as usize,
-    }
 }
 
 /// IPv4 peers seen through an IPv6 socket count as IPv4.

@@ -11,7 +11,7 @@ use std::pin::Pin;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
-use conntrackd_config::{Config, SyncMode, SyncSection};
+use conntrackd_config::{Config, DEFAULT_ERROR_QUEUE_LENGTH, SyncMode, SyncSection};
 use conntrackd_core::expect_cache::ExpectFilter;
 use conntrackd_core::filter::Filter;
 use conntrackd_core::sync::{Protocol, SyncCore, SyncEvent, SyncSettings};
@@ -66,14 +66,10 @@ impl Replication {
         let sync = config.sync.as_ref().ok_or("no Sync section")?;
         let mut links = Vec::new();
         for channel in &sync.channels {
-            let mut link = Link::open(&channels::link_spec(channel, sync.error_queue_length))
-                .map_err(|e| {
-                    logger::error(&format!(
-                        "can't open {} channel: {e}",
-                        channel.kind.keyword().to_lowercase()
-                    ));
-                    "initialization failed".to_string()
-                })?;
+            let mut link = Link::open(channel, sync.error_queue_length as usize).map_err(|e| {
+                logger::error(&format!("can't open {} channel: {e}", channel.kind.name()));
+                "initialization failed".to_string()
+            })?;
             if let Some(limit) = config.general.event_iteration_limit {
                 link.set_recv_limit(limit as usize);
             }
@@ -269,7 +265,7 @@ impl Replication {
                     let name = self
                         .links
                         .get(to)
-                        .and_then(|l| l.spec().interface.clone())
+                        .and_then(|l| l.channel().interface.clone())
                         .unwrap_or_default();
                     logger::notice(&format!("device `{name}' becomes dedicated link"));
                 }
@@ -307,6 +303,6 @@ impl Replication {
             .get(self.core.active_channel())
             .map(Link::error_queue)
             .filter(|q| q.1 > 0)
-            .unwrap_or((0, 128, 0))
+            .unwrap_or((0, DEFAULT_ERROR_QUEUE_LENGTH as usize, 0))
     }
 }
