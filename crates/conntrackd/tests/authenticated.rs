@@ -621,7 +621,9 @@ fn keys_rotate_on_sighup_without_a_flag_day() {
     let (a, b) = keyed_pair(FTFW, Transport::Udp, false);
     let old_envelopes = capture_the_creation_of_x(&a, &b);
     let rewrite = |node: &Daemon, block: &str| {
-        let new = node.scratch.write("new.key", "the next shared secret, 32 bytes");
+        let new = node
+            .scratch
+            .write("new.key", "the next shared secret, 32 bytes");
         std::fs::set_permissions(&new, std::fs::Permissions::from_mode(0o600)).expect("chmod");
         let old = node.scratch.path("sync.key");
         let block = block
@@ -630,7 +632,11 @@ fn keys_rotate_on_sighup_without_a_flag_day() {
         let conf = std::fs::read_to_string(&node.conf).expect("config");
         let start = conf.find("\tAuthentication {").expect("block");
         let end = start + conf[start..].find('}').expect("end") + 1;
-        let conf = format!("{}\tAuthentication {{ {block} }}{}", &conf[..start], &conf[end..]);
+        let conf = format!(
+            "{}\tAuthentication {{ {block} }}{}",
+            &conf[..start],
+            &conf[end..]
+        );
         std::fs::write(&node.conf, conf).expect("config");
         node.signal("-HUP");
     };

@@ -380,7 +380,7 @@ fn amanda_connect_line_gives_three_expectations() {
         None,
     );
     let got = created(&mut e);
-    let ports: Vec<_> = got.iter().map(|g| summary(g)).collect();
+    let ports: Vec<_> = got.iter().map(summary).collect();
     assert_eq!(
         ports,
         vec![
