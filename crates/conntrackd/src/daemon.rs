@@ -148,6 +148,7 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
     }
     drop(scrape_tx);
     let mut node = crate::node::Node::new(config, Instant::now())?;
+    let helpers = crate::helpers::Helpers::start(config, Rc::clone(&stats.helpers))?;
     node.flush_sync(Instant::now());
     logger::notice("initialization completed");
 
@@ -232,6 +233,9 @@ async fn main_loop(config: &Config, config_path: &Path, background: bool) -> Res
         node.flush_sync(Instant::now());
     }
     logger::notice("---- shutdown received ----");
+    if let Some(helpers) = helpers {
+        helpers.stop().await;
+    }
     if let Some(n) = &notifier {
         let _ = n.notify("STOPPING=1");
     }

@@ -68,10 +68,79 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+#[cfg(test)]
+/// The families of the user-space helpers, labelled by helper, family,
+/// protocol and queue.
+pub fn render_helpers(helpers: &[crate::helpers::HelperStats]) -> String {
+    let mut e = Exposition { out: String::new() };
+    helper_families(&mut e, helpers);
+    e.out
+}
+
+fn helper_families(e: &mut Exposition, helpers: &[crate::helpers::HelperStats]) {
+    type Pick = fn(&crate::helpers::HelperStats) -> u64;
+    let families: [(&str, &str, Pick); 7] = [
+        (
+            "helper_packets_total",
+            "Packets queued to a user-space helper (-s: packets seen).",
+            |h| h.packets,
+        ),
+        (
+            "helper_expectations_created_total",
+            "Expectations a helper created in the kernel (-s: expectations created).",
+            |h| h.expectations_created,
+        ),
+        (
+            "helper_expectations_refused_total",
+            "Expectations a helper asked for that the kernel refused (-s: expectations refused).",
+            |h| h.expectations_refused,
+        ),
+        (
+            "helper_refused_by_policy_total",
+            "Expectations announced that the helper's policy does not allow, such as an FTP PORT naming another host (-s: refused by policy).",
+            |h| h.refused_by_policy,
+        ),
+        (
+            "helper_evicted_by_policy_total",
+            "Older expectations removed to stay within ExpectMax (-s: evicted by policy).",
+            |h| h.evicted_by_policy,
+        ),
+        (
+            "helper_parse_errors_total",
+            "Payloads a helper could not read, accepted without an expectation (-s: parse errors).",
+            |h| h.parse_errors,
+        ),
+        (
+            "helper_queue_drops_total",
+            "Packets of a helper's queue the kernel could not queue or deliver (-s: queue drops).",
+            |h| h.queue_drops,
+        ),
+    ];
+    for (name, help, pick) in families {
+        e.family(
+            name,
+            "counter",
+            help,
+            helpers.iter().map(|h| {
+                (
+                    vec![
+                        ("helper", h.name.to_owned()),
+                        ("family", h.family.to_owned()),
+                        ("protocol", h.protocol.to_owned()),
+                        ("queue", h.queue.to_string()),
+                    ],
+                    pick(h) as f64,
+                )
+            }),
+        );
+    }
+}
+
 /// The exposition text of a snapshot. Names follow the Prometheus
 /// conventions: `_total` counters, base units, `snake_case`.
 pub fn render(s: &Snapshot) -> String {
     let mut e = Exposition { out: String::new() };
+    helper_families(&mut e, &s.helpers);
     e.family(
         "info",
         "gauge",

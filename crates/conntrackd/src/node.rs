@@ -662,6 +662,9 @@ impl Node {
             (Mode::Stats, _) => self.stats_request(request, now, &mut out),
             (Mode::Sync, _) => self.sync_request(request, now, &mut out),
         }
+        if request == code::STATS {
+            out.push_str(&crate::helpers::render_block(&stats.helpers.borrow()));
+        }
         Reply::Text(out)
     }
 

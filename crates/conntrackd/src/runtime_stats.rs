@@ -9,6 +9,8 @@ use std::time::Instant;
 pub struct RuntimeStats {
     pub started: Instant,
     pub control: Rc<ControlCounters>,
+    /// The user-space helpers' counters, published by their task.
+    pub helpers: crate::helpers::SharedReport,
 }
 
 /// What happened to control-socket clients. Shared with the tasks that
@@ -52,6 +54,7 @@ impl RuntimeStats {
         RuntimeStats {
             started,
             control: Rc::default(),
+            helpers: Rc::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::time::Instant;
 
 use conntrack_model::Expect;
@@ -101,7 +101,14 @@ pub struct QueueRunner {
     conntrack_attached: bool,
     record: bool,
     recorded: Vec<Expect>,
+    drained: bool,
     pub stats: RunnerStats,
+}
+
+impl AsRawFd for QueueRunner {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.socket.as_raw_fd()
+    }
 }
 
 impl QueueRunner {
@@ -175,6 +182,7 @@ impl QueueRunner {
             conntrack_attached,
             record: options.record_expectations,
             recorded: Vec::new(),
+            drained: false,
             stats: RunnerStats::default(),
         })
     }
@@ -211,10 +219,14 @@ impl QueueRunner {
     /// packets handled.
     pub fn handle_readable(&mut self, now: Instant, max_batches: usize) -> io::Result<usize> {
         let mut handled = 0;
+        self.drained = false;
         for _ in 0..max_batches {
             match self.socket.recv_batch(&mut self.batch) {
                 Ok(_) => {}
-                Err(RecvError::WouldBlock) => break,
+                Err(RecvError::WouldBlock) => {
+                    self.drained = true;
+                    break;
+                }
                 Err(RecvError::Overrun) => {
                     self.stats.overruns += 1;
                     continue;
@@ -297,6 +309,12 @@ impl QueueRunner {
                 }
             }
         }
+    }
+
+    /// Whether the last [`QueueRunner::handle_readable`] read everything
+    /// queued (rather than stopping at its batch limit).
+    pub fn drained(&self) -> bool {
+        self.drained
     }
 
     /// When [`QueueRunner::handle_timeout`] wants to run.

@@ -25,6 +25,8 @@ pub struct Snapshot {
     pub control: Control,
     /// Present in Sync mode.
     pub sync: Option<SyncStats>,
+    /// The user-space helpers (empty without a Helper section).
+    pub helpers: Vec<crate::helpers::HelperStats>,
 }
 
 /// One cache (`-s` `cache NAME:` block).
@@ -353,6 +355,7 @@ impl Node {
                 accept_errors: stats.control.accept_errors.get(),
             },
             sync,
+            helpers: crate::helpers::stats(&stats.helpers.borrow()),
         }
     }
 }

@@ -106,6 +106,13 @@ impl Ns {
         self.ok("python3", &all)
     }
 
+    /// Runs `PYTHON -c SCRIPT ARGS…` and returns its stdout.
+    pub fn python_with(&self, python: &str, script: &str, args: &[&str]) -> String {
+        let mut all = vec!["-c", script];
+        all.extend_from_slice(args);
+        self.ok(python, &all)
+    }
+
     /// Runs `f` on a thread that joined the namespace.
     pub fn thread<T: Send + 'static>(
         &self,
