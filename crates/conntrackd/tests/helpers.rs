@@ -267,8 +267,10 @@ fn transfers(t: &Topology, root: &str) -> (bool, bool, bool) {
     let ftp = t.client.exec_ok("/usr/bin/python3", &["-c", FTP_CLIENT]);
     let rpc =
         String::from_utf8_lossy(&t.client.exec("python3", &["-c", RPC_CLIENT]).stdout).into_owned();
-    let _ = ftpd.kill();
-    let _ = rpcd.kill();
+    for child in [&mut ftpd, &mut rpcd] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
     (
         ftp.contains("passive True"),
         ftp.contains("active True"),

@@ -250,6 +250,9 @@ fn our_helpers_expect_what_the_kernel_helpers_expect() {
     for child in [&mut ftpd4, &mut ftpd6, &mut tftpd, &mut events] {
         let _ = child.kill();
     }
+    for child in [&mut ftpd4, &mut ftpd6, &mut tftpd] {
+        let _ = child.wait();
+    }
     let out = events.wait_with_output().expect("events");
     let kernel: BTreeSet<String> = String::from_utf8_lossy(&out.stdout)
         .lines()
