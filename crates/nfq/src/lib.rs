@@ -28,3 +28,28 @@ pub enum DecodeError {
     #[error(transparent)]
     Attribute(#[from] ctnl::DecodeError),
 }
+
+/// The `nfq_decode` fuzz target's body (`fuzz/`): every message of a
+/// datagram decoded as a queued packet and as a helper stub; a stub
+/// that decodes is re-encoded and decodes to the same stub.
+pub fn fuzz_decode(data: &[u8]) {
+    for frame in frame::frames(data).flatten() {
+        let _ = frame.errno();
+        if let Ok(packet) = queue::decode_packet(&frame) {
+            let _ = packet.conntrack();
+        }
+        if let Ok(stub) = cthelper::decode_stub(&frame) {
+            let mut again = Vec::new();
+            cthelper::new_stub(&mut again, frame.seq, &stub);
+            let reread = frame::frames(&again)
+                .next()
+                .and_then(Result::ok)
+                .map(|f| cthelper::decode_stub(&f));
+            assert_eq!(
+                reread,
+                Some(Ok(stub)),
+                "a decoded stub re-encodes to itself"
+            );
+        }
+    }
+}

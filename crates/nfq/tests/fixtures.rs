@@ -215,3 +215,15 @@ fn an_einval_answer_reads_as_einval() {
     let frame = frames(&answer).next().expect("one").expect("frame");
     assert_eq!(frame.errno(), Some(22));
 }
+
+/// The `nfq_decode` corpus, replayed through the target's body.
+#[test]
+fn the_fuzz_corpus_replays() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/corpus/nfq_decode");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).expect("corpus") {
+        nfq::fuzz_decode(&std::fs::read(entry.expect("entry").path()).expect("read"));
+        n += 1;
+    }
+    assert!(n >= 2);
+}
