@@ -346,3 +346,126 @@ fn ftp_and_rpc_pass_the_firewall_with_our_helpers_and_not_without() {
     );
     assert_eq!(with, (true, true, true), "with our helpers: {stats}");
 }
+
+/// The thread of `ns` (for a runner in it).
+fn in_netns<T: Send + 'static>(
+    ns: &Netns,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(path).expect("netns file");
+        rustix::thread::move_into_link_name_space(
+            std::os::fd::AsFd::as_fd(&file),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )
+        .expect("setns");
+        f()
+    })
+}
+
+/// Sync mode: an expectation our ftp helper creates through ctnetlink is
+/// a kernel expectation like the kernel helpers' ones, so `ExpectationSync`
+/// replicates it to the backup. The daemon cannot run the Helper section
+/// on this kernel (no cthelper subsystem), so the helper runs beside it on
+/// the primary (the queue path of `helperd`, fed by an NFQUEUE rule); the
+/// master flow gets the kernel's sane helper, which expects nothing from
+/// FTP traffic but lets the kernel accept expectations for the flow: what
+/// reaches the backup can only be ours.
+#[test]
+fn expectations_of_our_helper_are_replicated_by_expectation_sync() {
+    let test = "expectations_of_our_helper_are_replicated_by_expectation_sync";
+    if !netns_available(test) {
+        return;
+    }
+    let (a, b) = common::pair::pair_nodes(
+        "FTFW { }",
+        common::pair::Transport::Multicast,
+        common::Impl::Ours,
+        common::Impl::Ours,
+    );
+    for node in [&a, &b] {
+        common::pair::set_options(node, "Options { ExpectationSync on }");
+    }
+    b.start();
+    a.start();
+    let rules = a.scratch.write(
+        "helper.nft",
+        "table inet h {\n ct helper sane-k { type \"sane\" protocol tcp; }\n chain out { type filter hook output priority 0; tcp dport 21 ct helper set \"sane-k\"; }\n}\n",
+    );
+    a.ns.exec_ok("nft", &["-f", rules.to_str().expect("path")]);
+    for dir in ["--dport", "--sport"] {
+        a.ns.exec_ok(
+            "iptables-legacy",
+            &[
+                "-A",
+                "OUTPUT",
+                "-p",
+                "tcp",
+                dir,
+                "21",
+                "-j",
+                "NFQUEUE",
+                "--queue-num",
+                "5",
+            ],
+        );
+    }
+    let parsed = conntrackd_config::parse_str("Helper {\n\tType ftp inet tcp { QueueNum 5 }\n}\n");
+    let planned = helperd::plan(
+        parsed
+            .config
+            .expect("config")
+            .helper
+            .as_ref()
+            .expect("helper"),
+    )
+    .expect("plan");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_runner = std::sync::Arc::clone(&stop);
+    let runner = in_netns(&a.ns, move || {
+        let options = helperd::RunnerOptions {
+            configure_stubs: false,
+            ..helperd::RunnerOptions::default()
+        };
+        let mut runner = helperd::QueueRunner::start(&planned, options).expect("runner");
+        while !stop_runner.load(std::sync::atomic::Ordering::Relaxed) {
+            if runner
+                .handle_readable(std::time::Instant::now(), 16)
+                .expect("read")
+                == 0
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        runner
+            .engine()
+            .counters()
+            .next()
+            .map(|(_, c)| c.clone())
+            .expect("counters")
+    });
+    let ftp = a.scratch.write(
+        "ftp.py",
+        "import socket,threading,time\ns=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR,1); s.bind(('127.0.0.1',21)); s.listen(1)\ndef srv():\n    c,_=s.accept(); c.sendall(b'220 hi\\r\\n'); c.recv(100); c.sendall(b'227 Entering Passive Mode (127,0,0,1,48,57)\\r\\n'); time.sleep(8)\nthreading.Thread(target=srv).start()\nk=socket.create_connection(('127.0.0.1',21)); k.recv(100); k.sendall(b'PASV\\r\\n'); k.recv(100); time.sleep(7)\n",
+    );
+    let mut session = a.ns.spawn("python3", &[ftp.to_str().expect("path")]);
+    let mut external = String::new();
+    let seen = wait_until(Duration::from_secs(6), || {
+        external = b.ctl(&["-e", "expect"]);
+        external.contains("dport=12345")
+    });
+    let kernel = a.ns.conntrack(&["-L", "expect"]);
+    let _ = session.kill();
+    let _ = session.wait();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let counters = runner.join().expect("runner");
+    assert_eq!(
+        counters.expectations_created, 1,
+        "{counters:?}\nprimary kernel: {kernel}"
+    );
+    assert!(
+        seen,
+        "backup's external expectations: {external:?}\nprimary kernel: {kernel}\ncounters: {counters:?}"
+    );
+}
