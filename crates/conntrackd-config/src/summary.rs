@@ -93,6 +93,9 @@ pub fn check_summary(config: &Config) -> String {
                 log_target(&stats.log_file, crate::model::DEFAULT_STATS_LOG_FILE)
             );
         }
+        (None, None) if config.helper.is_some() => {
+            s.push_str("mode: user-space helpers only (no Sync or Stats section)\n");
+        }
         (None, None) => s.push_str("mode: idle (no Sync or Stats section)\n"),
     }
     let f = &g.filter;

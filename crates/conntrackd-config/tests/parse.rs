@@ -848,6 +848,10 @@ fn a_helper_section_is_used() {
         "{summary}"
     );
     assert!(summary.contains("helpers: Setup off"), "{summary}");
+    assert!(
+        summary.starts_with("mode: user-space helpers only"),
+        "{summary}"
+    );
 }
 
 #[test]
