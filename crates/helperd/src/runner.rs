@@ -68,8 +68,22 @@ pub enum StartError {
     Io(#[from] io::Error),
 }
 
-/// The hint for a stub refused with EINVAL.
+/// The hint for a stub refused with EINVAL when creating it.
 pub const NO_CTHELPER_HINT: &str = " (this kernel has no user-space helper support: it was built without CONFIG_NF_CT_NETLINK_HELPER)";
+/// The hint for a stub refused with EINVAL when updating it (`Setup off`).
+pub const NO_STUB_HINT: &str = " (with `Setup off' the helper stub must exist already: make it with `nfct add helper NAME inet|inet6 tcp|udp', or write `Setup on'; a kernel without CONFIG_NF_CT_NETLINK_HELPER answers the same)";
+/// The hint for a stub refused because one of that name exists.
+pub const STUB_EXISTS_HINT: &str = " (a helper of that name and protocol is registered already: the kernel's own, or a stub left by another process)";
+
+/// What to add to the kernel's refusal of a stub.
+fn stub_hint(errno: i32, creating: bool) -> &'static str {
+    match (errno, creating) {
+        (22, true) => NO_CTHELPER_HINT,
+        (22, false) => NO_STUB_HINT,
+        (16 | 17, _) => STUB_EXISTS_HINT,
+        _ => "",
+    }
+}
 
 /// What the runner itself counts (the helpers count in the engine).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -126,7 +140,7 @@ impl QueueRunner {
                     return Err(StartError::Stub {
                         name: helper.stub.name.clone(),
                         error: io::Error::from_raw_os_error(errno),
-                        hint: if errno == 22 { NO_CTHELPER_HINT } else { "" },
+                        hint: stub_hint(errno, helper.stub.priv_data_len.is_some()),
                     });
                 }
                 if options.remove_stubs_at_exit {
@@ -369,4 +383,17 @@ pub fn missing_cthelper_message(first_helper: &str) -> String {
     format!(
         "trying to configure cthelper `{first_helper}': Invalid argument: this kernel has no user-space helper support ({CTHELPER_OPTION} is off), so the `Helper' section cannot be honoured"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_stub_is_explained_by_what_was_asked() {
+        assert_eq!(stub_hint(22, true), NO_CTHELPER_HINT);
+        assert_eq!(stub_hint(22, false), NO_STUB_HINT);
+        assert_eq!(stub_hint(17, true), STUB_EXISTS_HINT);
+        assert_eq!(stub_hint(1, true), "");
+    }
 }
