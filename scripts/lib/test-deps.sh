@@ -5,7 +5,10 @@ install_test_deps() {
   [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 || return 0
   export DEBIAN_FRONTEND=noninteractive
   local need=() pkg svc
-  for pkg in conntrack conntrackd keepalived nftables iproute2 tcpdump ethtool procps python3 faketime; do
+  # iptables (iptables-legacy: the NFQUEUE target), python3-pyftpdlib,
+  # tftpd-hpa, tftp-hpa and rpcbind: the user-space helper tests.
+  for pkg in conntrack conntrackd keepalived nftables iproute2 tcpdump ethtool procps python3 faketime \
+    iptables python3-pyftpdlib tftpd-hpa tftp-hpa rpcbind; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
   if [ ${#need[@]} -gt 0 ]; then
@@ -13,8 +16,9 @@ install_test_deps() {
     apt-get update -qq
     apt-get install -y -qq "${need[@]}" >/dev/null
   fi
-  # Debian's conntrackd and keepalived packages start a daemon on install.
-  for svc in conntrackd keepalived; do
+  # Debian's conntrackd, keepalived, tftpd-hpa and rpcbind packages start
+  # a daemon on install.
+  for svc in conntrackd keepalived tftpd-hpa rpcbind; do
     systemctl stop "$svc" >/dev/null 2>&1 || true
     systemctl disable "$svc" >/dev/null 2>&1 || true
     pkill -x "$svc" >/dev/null 2>&1 || true

@@ -37,10 +37,10 @@ pub(crate) fn apply(p: &mut Parser<'_>) {
         p.config.sync = Some(sync);
     }
     netlink_buffer_size_unused(p);
-    helpers_not_implemented(p);
     // About the whole file, and only about one that is otherwise usable.
     let rejected = p.diagnostics.iter().any(crate::diag::Diagnostic::is_error);
-    if !rejected && p.config.sync.is_none() && p.config.stats.is_none() {
+    if !rejected && p.config.sync.is_none() && p.config.stats.is_none() && p.config.helper.is_none()
+    {
         p.diagnostics.push(crate::diag::Diagnostic {
             severity: Severity::Notice,
             span: 0..0,
@@ -68,19 +68,6 @@ fn netlink_buffer_size_unused(p: &mut Parser<'_>) {
             span,
             format!("`NetlinkBufferSize' {size} is greater than `NetlinkBufferSizeMaxGrowth' ({max}): it is not used, the system's buffer size is kept"),
             Some(format!("set `NetlinkBufferSizeMaxGrowth' to {size} or more")),
-        );
-    }
-}
-
-/// User-space helpers (NFQUEUE) are not implemented: say so rather than
-/// start without them silently.
-fn helpers_not_implemented(p: &mut Parser<'_>) {
-    if let Some(span) = p.helper_span.clone() {
-        p.push(
-            Severity::Ignored,
-            span,
-            "user-space helpers (`Helper') are not implemented: this section is ignored".to_owned(),
-            Some("conntrackd 1.4.7 would run these helpers on their NFQUEUE queues; the kernel's own helpers are not affected".to_owned()),
         );
     }
 }

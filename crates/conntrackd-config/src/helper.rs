@@ -1,7 +1,9 @@
 //! `Helper { … }` section (docs/config.md §4.8).
 
 use crate::lexer::{Token, TokenKind};
-use crate::model::{HelperL3, HelperL4, HelperPolicy, HelperType, KNOWN_HELPERS};
+use crate::model::{
+    HelperL3, HelperL4, HelperPolicy, HelperType, KNOWN_HELPERS, MAX_QUEUE_NUM, helper_serves,
+};
 use crate::parser::{PResult, Parser};
 
 pub(crate) const HELPER: crate::parser::KeyBlock = crate::parser::key_block!("Helper");
@@ -69,6 +71,22 @@ impl<'a> Parser<'a> {
                 HelperL4::Tcp
             }
         };
+        if !failed && !helper_serves(name.text, l4v) {
+            self.error_help(
+                name.span.clone(),
+                format!("Unknown `{}' helper", name.text),
+                format!(
+                    "the `{}' helper serves {}",
+                    name.text,
+                    if helper_serves(name.text, HelperL4::Tcp) {
+                        "tcp"
+                    } else {
+                        "udp"
+                    }
+                ),
+            );
+            failed = true;
+        }
         let mut helper = HelperType {
             name: name.text.to_owned(),
             l3: l3v,
@@ -81,7 +99,16 @@ impl<'a> Parser<'a> {
         let opener = name.clone();
         self.block(&opener, TYPE, |p, t| match (t.kind, t.text) {
             (TokenKind::Keyword, "QueueNum") => {
-                helper.queue_num = Some(p.number(&t)?.0);
+                let (value, span) = p.number(&t)?;
+                if value > MAX_QUEUE_NUM {
+                    // 1.4.7 would bind queue VALUE modulo 65536.
+                    p.error_help(
+                        span,
+                        format!("`QueueNum' {value} is above {MAX_QUEUE_NUM}"),
+                        "NFQUEUE numbers go from 0 to 65535",
+                    );
+                }
+                helper.queue_num = Some(value);
                 Ok(())
             }
             (TokenKind::Keyword, "QueueLen") => {

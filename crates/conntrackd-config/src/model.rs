@@ -651,6 +651,19 @@ pub struct HelperSection {
     pub types: Vec<HelperType>,
 }
 
+/// Whether the helper `name` serves `l4` (1.4.7 looks a helper up by
+/// name and transport: `Type ftp inet udp` is an unknown helper).
+pub fn helper_serves(name: &str, l4: HelperL4) -> bool {
+    match name {
+        "rpc" | "ssdp" => true,
+        "ftp" | "sane" | "tns" => l4 == HelperL4::Tcp,
+        _ => l4 == HelperL4::Udp,
+    }
+}
+
+/// Largest `QueueNum`: the queue number travels in 16 bits.
+pub const MAX_QUEUE_NUM: u32 = 65_535;
+
 /// Helper modules installed with 1.4.7 (docs/config.md §4.8); each has one
 /// expectation policy with the same name.
 pub const KNOWN_HELPERS: &[&str] = &[

@@ -289,7 +289,7 @@ pub const SECTIONS: &[Section] = &[
         parent: Some(TOP),
         syntax: "Helper { … }",
         sample: "Helper",
-        description: "User-space connection tracking helpers, declared for the kernel.",
+        description: "User-space connection tracking helpers: the kernel queues the packets of a helped flow (NFQUEUE), the daemon's helper reads them, creates the expectations they announce (the data connection of FTP, the port an RPC portmapper gives, …) and lets them go (always accepted; a payload it cannot read is counted, not dropped). Needs a kernel with CONFIG_NF_CT_NETLINK_HELPER: without it the daemon, like 1.4.7, refuses to start, and --check refuses the file when run on such a kernel. The flows are given to a helper by the kernel (nft `ct helper set', iptables `-j CT --helper') and their packets queued to its QueueNum. Works next to Sync (expectations are then replicated with ExpectationSync) or alone.",
         extension: false,
     },
     Section {
@@ -297,7 +297,7 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("Helper"),
         syntax: "Type NAME inet|inet6 tcp|udp { … }",
         sample: "Type ftp inet tcp",
-        description: "One helper: its name (amanda, dhcpv6, ftp, mdns, rpc, sane, slp, ssdp, tftp or tns), layer 3 and layer 4 protocols.",
+        description: "One helper: its name (amanda, dhcpv6, ftp, mdns, rpc, sane, slp, ssdp, tftp or tns), layer 3 and layer 4 protocols. ftp, sane and tns serve tcp; rpc and ssdp tcp and udp; the others udp.",
         extension: false,
     },
     Section {
@@ -305,7 +305,7 @@ pub const SECTIONS: &[Section] = &[
         parent: Some("Helper.Type"),
         syntax: "Policy NAME { … }",
         sample: "Policy ftp",
-        description: "The expectation policy of a helper; NAME is the helper's name. At least one of its keys must be given.",
+        description: "The expectation policy of a helper; NAME is the helper's name. At least one of its keys must be given; the other keeps the helper's default (ExpectMax/ExpectTimeout: amanda 3/180, mdns 8/30, slp 8/16, ssdp 8/300, the others 1/300).",
         extension: false,
     },
 ];
@@ -1415,7 +1415,7 @@ pub const KEYS: &[Key] = &[
         "Setup",
         "on|off",
         Some("off"),
-        "Register the helpers in the kernel at start-up.",
+        "The helpers' kernel stubs. on: created at start-up (with room for each helper's per-flow data) and removed at exit. off: they must exist already (`nfct add helper NAME inet tcp'); either way the daemon sets each stub's queue and policy at start-up and refuses to start if the kernel refuses.",
         "on",
     ),
     key(
@@ -1423,7 +1423,7 @@ pub const KEYS: &[Key] = &[
         "QueueNum",
         "NUMBER",
         None,
-        "NFQUEUE number the helper's packets arrive on.",
+        "NFQUEUE number (0 to 65535) the helper's packets arrive on (0 if not written, as 1.4.7).",
         "5",
     ),
     key(
@@ -1431,7 +1431,7 @@ pub const KEYS: &[Key] = &[
         "QueueLen",
         "NUMBER",
         Some("the kernel default"),
-        "Maximum length of that queue.",
+        "Maximum length of that queue. When it is full, packets pass without being seen (fail-open), so the helper can miss an announcement but traffic never stalls.",
         "10240",
     ),
     block(
@@ -1447,7 +1447,7 @@ pub const KEYS: &[Key] = &[
         "ExpectMax",
         "NUMBER",
         None,
-        "Maximum number of expectations per master flow.",
+        "Maximum number of live expectations per master flow; a new one replaces the oldest (as the kernel does). 0: no limit.",
         "1",
     ),
     key(
@@ -1455,7 +1455,7 @@ pub const KEYS: &[Key] = &[
         "ExpectTimeout",
         "SECONDS",
         None,
-        "Lifetime of an expectation.",
+        "Lifetime of an expectation, seconds.",
         "300",
     ),
 ];

@@ -84,6 +84,9 @@ pub fn check_summary(config: &Config) -> String {
                 log_target(&stats.log_file, DEFAULT_STATS_LOG_FILE)
             );
         }
+        (None, None) if config.helper.is_some() => {
+            s.push_str("mode: user-space helpers only (no Sync or Stats section)\n");
+        }
         (None, None) => s.push_str("mode: idle (no Sync or Stats section)\n"),
     }
     let f = &g.filter;
@@ -145,5 +148,47 @@ pub fn check_summary(config: &Config) -> String {
             .collect();
         let _ = writeln!(s, "metrics: {}", listen.join(" "));
     }
+    if let Some(helper) = &config.helper {
+        helper_summary(&mut s, helper);
+    }
     s
+}
+
+/// The `Helper` section: what is registered and bound at start-up.
+fn helper_summary(s: &mut String, helper: &crate::model::HelperSection) {
+    let _ = writeln!(
+        s,
+        "helpers: Setup {} (kernel stubs {})",
+        if helper.setup { "on" } else { "off" },
+        if helper.setup {
+            "created at start-up and removed at exit"
+        } else {
+            "expected to exist already, e.g. `nfct add helper NAME inet tcp'; updated at start-up"
+        }
+    );
+    for t in &helper.types {
+        let policy = t.policies.last();
+        let _ = writeln!(
+            s,
+            "helper: {} {} {} queue {} queue length {}{}{}",
+            t.name,
+            match t.l3 {
+                crate::model::HelperL3::Inet => "inet",
+                crate::model::HelperL3::Inet6 => "inet6",
+            },
+            match t.l4 {
+                crate::model::HelperL4::Tcp => "tcp",
+                crate::model::HelperL4::Udp => "udp",
+            },
+            t.queue_num.unwrap_or(0),
+            t.queue_len
+                .map_or_else(|| "kernel default".to_owned(), |n| n.to_string()),
+            policy
+                .and_then(|p| p.expect_max)
+                .map_or_else(String::new, |n| format!(" ExpectMax {n}")),
+            policy
+                .and_then(|p| p.expect_timeout)
+                .map_or_else(String::new, |n| format!(" ExpectTimeout {n}")),
+        );
+    }
 }

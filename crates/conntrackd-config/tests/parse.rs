@@ -815,6 +815,39 @@ fn helper_section() {
             .message,
         "Helper Policy is longer than 16 characters"
     );
+    // As 1.4.7 (a helper is looked up by name and transport).
+    let wrong = errors("Helper { Type ftp inet udp { QueueNum 5 } }");
+    assert_eq!(wrong[0].message, "Unknown `ftp' helper");
+    assert_eq!(
+        wrong[0].help.as_deref(),
+        Some("the `ftp' helper serves tcp")
+    );
+    let (both, _) = ok("Helper { Type rpc inet udp { } Type ssdp inet6 tcp { } }");
+    assert_eq!(both.helper.map(|h| h.types.len()), Some(2));
+    // 1.4.7 binds the queue modulo 65536; refused here.
+    assert_eq!(
+        errors("Helper { Type ftp inet tcp { QueueNum 70000 } }")[0].message,
+        "`QueueNum' 70000 is above 65535"
+    );
+}
+
+/// A Helper section alone is not an idle daemon, and it is no longer
+/// reported as left unused.
+#[test]
+fn a_helper_section_is_used() {
+    let (c, d) = ok("Helper { Type ftp inet tcp { QueueNum 5 } }");
+    assert!(ignored(&d).is_empty(), "{d:?}");
+    assert!(d.iter().all(|d| !d.message.contains("idle")), "{d:?}");
+    let summary = check_summary(&c);
+    assert!(
+        summary.contains("helper: ftp inet tcp queue 5 queue length kernel default"),
+        "{summary}"
+    );
+    assert!(summary.contains("helpers: Setup off"), "{summary}");
+    assert!(
+        summary.starts_with("mode: user-space helpers only"),
+        "{summary}"
+    );
 }
 
 #[test]
@@ -872,10 +905,6 @@ fn what_the_daemon_leaves_unused_is_ignored_not_rejected() {
         (
             "General { NetlinkBufferSize 8388608 NetlinkBufferSizeMaxGrowth 2097152 }",
             "`NetlinkBufferSize' 8388608 is greater than `NetlinkBufferSizeMaxGrowth' (2097152): it is not used, the system's buffer size is kept",
-        ),
-        (
-            "Helper { Type ftp inet tcp { QueueNum 5 Policy ftp { ExpectMax 1 } } }",
-            "user-space helpers (`Helper') are not implemented: this section is ignored",
         ),
     ] {
         let (_, d) = ok(text);

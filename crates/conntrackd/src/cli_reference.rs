@@ -284,11 +284,11 @@ pub const EXIT_STATUS: &[(&str, &str)] = &[
     ),
     (
         "1",
-        "Failure: an unknown option, -C without a file name (both exit 0 in conntrackd 1.4.7, 1 since 1.4.9), the configuration cannot be read or has an error (with --check: the daemon would refuse it), the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
+        "Failure: an unknown option, -C without a file name (both exit 0 in conntrackd 1.4.7, 1 since 1.4.9), the configuration cannot be read or has an error (with --check: the daemon would refuse it, which includes a Helper section when the kernel --check runs on has no user-space helper support, CONFIG_NF_CT_NETLINK_HELPER), the daemon cannot be reached, a sub-argument of -f or -s is unknown, -x is misplaced, -d is combined with a client command, or the daemon failed to start (for instance because the lock file is held).",
     ),
     (
         "2",
-        "--check only: the daemon would start with this configuration, but not as written: a value it ignores (an invalid address in a filter or a channel, an unknown protocol or syslog facility, a NetlinkBufferSize above NetlinkBufferSizeMaxGrowth, CommitTimeout with DisableExternalCache, …) or a section it does not honour (Helper). \
+        "--check only: the daemon would start with this configuration, but not as written: a value it ignores (an invalid address in a filter or a channel, an unknown protocol or syslog facility, a NetlinkBufferSize above NetlinkBufferSizeMaxGrowth, CommitTimeout with DisableExternalCache, …). \
         Each is printed as an error; the daemon itself logs them as warnings and starts, as conntrackd 1.4.7 does. Legacy spellings it maps and keys 1.4.7 ignores as deprecated (Nice, Backlog, …) stay warnings and do not change the status.",
     ),
 ];

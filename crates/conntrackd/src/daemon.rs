@@ -129,6 +129,8 @@ enum DaemonError {
     Metrics(#[from] metrics::BindError),
     #[error(transparent)]
     Start(#[from] crate::node::StartError),
+    #[error(transparent)]
+    Helpers(#[from] crate::helpers::HelperStartError),
 }
 
 async fn main_loop(
@@ -166,6 +168,7 @@ async fn main_loop(
     }
     drop(scrape_tx);
     let mut node = crate::node::Node::new(config, Instant::now())?;
+    let helpers = crate::helpers::Helpers::start(config, Rc::clone(&stats.helpers))?;
     node.flush_sync(Instant::now());
     logger::notice("initialization completed");
 
@@ -250,6 +253,9 @@ async fn main_loop(
         node.flush_sync(Instant::now());
     }
     logger::notice("---- shutdown received ----");
+    if let Some(helpers) = helpers {
+        helpers.stop().await;
+    }
     if let Some(n) = &notifier {
         let _ = n.notify("STOPPING=1");
     }

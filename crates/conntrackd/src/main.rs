@@ -13,6 +13,7 @@ mod counters;
 mod daemon;
 mod daemonize;
 mod dump_feed;
+mod helpers;
 mod json;
 mod lockfile;
 mod logger;
@@ -138,6 +139,23 @@ fn check(path: &Path) -> ExitCode {
         eprint!("{}", diagnostic.render(&source, &shown));
     }
     let ignored = parsed.ignored_count();
+    // A Helper section is only usable on a kernel with the cthelper
+    // subsystem: asked of this machine's kernel (docs/helpers.md).
+    if let Some(config) = &parsed.config {
+        match helpers::check(config) {
+            helpers::CheckOutcome::Usable(note) => {
+                if let Some(note) = note {
+                    eprintln!("{shown}: {note}");
+                }
+            }
+            helpers::CheckOutcome::Refused(message) => {
+                eprintln!("{shown}: error: {message}");
+                eprintln!("{shown}: 1 error(s), configuration rejected");
+                return ExitCode::FAILURE;
+            }
+            helpers::CheckOutcome::Unknown(message) => eprintln!("{shown}: warning: {message}"),
+        }
+    }
     match parsed.config {
         Some(config) if ignored > 0 => {
             eprintln!(

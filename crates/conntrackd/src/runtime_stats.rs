@@ -6,11 +6,14 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::counters::model::Control;
+use crate::counters::stats_text;
 
 #[derive(Debug)]
 pub struct RuntimeStats {
     pub started: Instant,
     pub control: Rc<ControlCounters>,
+    /// The user-space helpers' counters, published by their task.
+    pub helpers: crate::helpers::SharedReport,
 }
 
 /// What happened to control-socket clients. Shared with the tasks that
@@ -53,28 +56,12 @@ impl ControlCounters {
 /// Where a field of ours is shown: the `control socket:` block.
 const CONTROL_BLOCK: &str = "-s runtime: control socket: ... ";
 
-/// A line of a block of ours, laid out as 1.4.7 lays out `-s runtime`:
-/// the label, tabs up to column 40, the value in 12 columns.
-fn stats_line(out: &mut String, label: &str, value: u64) {
-    out.push('\t');
-    out.push_str(label);
-    out.push(':');
-    let mut column = 8 + label.len() + 1;
-    loop {
-        out.push('\t');
-        column = (column / 8 + 1) * 8;
-        if column >= 40 {
-            break;
-        }
-    }
-    out.push_str(&format!("{value:>12}\n"));
-}
-
 impl RuntimeStats {
     pub fn new(started: Instant) -> Self {
         RuntimeStats {
             started,
             control: Rc::default(),
+            helpers: Rc::default(),
         }
     }
 
@@ -89,19 +76,11 @@ impl RuntimeStats {
             "runtime stats:\n\tchild process failed:\t\t{:>12}\n\t\tchild process segfault:\t{:>12}\n\t\tchild process termsig:\t{:>12}\n\tselect failed:\t\t\t{:>12}\n\twait failed:\t\t\t{:>12}\n\tlocal read failed:\t\t{:>12}\n\tlocal unknown request:\t\t{:>12}\n\n",
             0, 0, 0, 0, 0, c.read_failed, c.unknown_requests
         );
-        // Ours: the fields described as shown in `control socket:`.
-        let ours: Vec<(&str, u64)> = Control::FIELDS
-            .iter()
-            .filter_map(|f| {
-                let label = f.shown.strip_prefix(CONTROL_BLOCK)?;
-                Some((label, c.number(f.json).unwrap_or(0.0) as u64))
-            })
-            .collect();
-        if ours.iter().any(|&(_, n)| n > 0) {
-            text.push_str("control socket:\n");
-            for (label, n) in ours {
-                stats_line(&mut text, label, n);
-            }
+        // Ours: the fields described as shown in `control socket:`, once
+        // one of them is not 0.
+        let mut ours = String::from("control socket:\n");
+        if stats_text::lines(&mut ours, Control::FIELDS, CONTROL_BLOCK, |f| c.number(f)) {
+            text.push_str(&ours);
             text.push('\n');
         }
         text

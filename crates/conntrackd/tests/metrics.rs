@@ -264,6 +264,7 @@ fn metrics_json_and_stats_agree() {
         "external inject",
         "control socket:",
         "TCP connections refused",
+        "user-space helpers:",
     ];
     let mut reports: HashMap<String, String> = HashMap::new();
     let mut checked = 0;

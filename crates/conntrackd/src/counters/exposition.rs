@@ -253,6 +253,19 @@ mod tests {
                 live_peers: next(),
                 peers_waiting: next(),
             }),
+            helpers: vec![HelperStats {
+                name: "ftp",
+                family: "inet",
+                protocol: "tcp",
+                queue: 5,
+                packets: next(),
+                expectations_created: next(),
+                expectations_refused: next(),
+                refused_by_policy: next(),
+                evicted_by_policy: next(),
+                parse_errors: next(),
+                queue_drops: next(),
+            }],
         }
     }
 
@@ -318,6 +331,7 @@ mod tests {
             "conntrackd_inject_total{operation=\"destroy\",result=\"failed\"} ",
             "conntrackd_sync_queue_length{queue=\"resend\"} ",
             "conntrackd_commit_duration_seconds 0.5",
+            "conntrackd_helper_packets_total{helper=\"ftp\",family=\"inet\",protocol=\"tcp\",queue=\"5\"} ",
         ] {
             assert!(text.contains(wanted), "{wanted}");
         }

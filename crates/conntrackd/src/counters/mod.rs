@@ -6,3 +6,4 @@
 pub mod describe;
 pub mod exposition;
 pub mod model;
+pub mod stats_text;

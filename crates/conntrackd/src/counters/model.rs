@@ -30,6 +30,9 @@ crate::described! {
         part(Control) control: Control,
         /// Sync mode only.
         part(SyncStats) sync: Option<SyncStats>,
+        /// The user-space helpers, one per `Type` (empty without a
+        /// `Helper` section).
+        part(HelperStats) helpers: Vec<HelperStats>,
     }
 }
 
@@ -379,5 +382,43 @@ crate::described! {
         committed: u64,
         /// Entries the last commit could not write.
         gauge("commit_entries", result = "failed") failed: u64,
+    }
+}
+
+crate::described! {
+    /// One user-space helper (`-s` `user-space helpers:`).
+    pub struct HelperStats {
+        /// The helper (`ftp`, `rpc`, ...).
+        label("helper") name: &'static str,
+        /// `inet` or `inet6`.
+        label("family") family: &'static str,
+        /// `tcp` or `udp`.
+        label("protocol") protocol: &'static str,
+        /// `QueueNum`.
+        label("queue") queue: u16,
+        /// Packets queued to the helper.
+        #[shown = "-s: user-space helpers: ... packets seen"]
+        counter("helper_packets_total") packets: u64,
+        /// Expectations the helper created in the kernel.
+        #[shown = "-s: user-space helpers: ... expectations created"]
+        counter("helper_expectations_created_total") expectations_created: u64,
+        /// Expectations the helper asked for that the kernel refused.
+        #[shown = "-s: user-space helpers: ... expectations refused"]
+        counter("helper_expectations_refused_total") expectations_refused: u64,
+        /// Expectations announced that the helper's policy does not allow,
+        /// such as an FTP PORT naming another host.
+        #[shown = "-s: user-space helpers: ... refused by policy"]
+        counter("helper_refused_by_policy_total") refused_by_policy: u64,
+        /// Older expectations removed to stay within `ExpectMax`.
+        #[shown = "-s: user-space helpers: ... evicted by policy"]
+        counter("helper_evicted_by_policy_total") evicted_by_policy: u64,
+        /// Payloads the helper could not read, accepted without an
+        /// expectation.
+        #[shown = "-s: user-space helpers: ... parse errors"]
+        counter("helper_parse_errors_total") parse_errors: u64,
+        /// Packets of the helper's queue the kernel could not queue or
+        /// deliver.
+        #[shown = "-s: user-space helpers: ... queue drops"]
+        counter("helper_queue_drops_total") queue_drops: u64,
     }
 }

@@ -74,7 +74,11 @@ impl Node {
                 out = crate::json::render(&Vec::<serde_json::Value>::new());
             }
             Request::StatsRuntime => self.runtime_report(&mut out, now, stats),
-            Request::Stats => self.general_report(&mut out),
+            Request::Stats => {
+                self.general_report(&mut out);
+                let helpers = crate::helpers::stats(&stats.helpers.borrow());
+                out.push_str(&crate::helpers::render_block(&helpers));
+            }
             Request::StatsCache => self.cache_report(&mut out),
             Request::StatsNetwork => self.with_sync(|r| {
                 sync_report::network_block(&mut out, r.core());

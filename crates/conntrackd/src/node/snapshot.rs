@@ -185,6 +185,7 @@ impl Node {
             },
             control: stats.control.reading(),
             sync,
+            helpers: crate::helpers::stats(&stats.helpers.borrow()),
         }
     }
 }

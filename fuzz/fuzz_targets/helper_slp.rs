@@ -1,0 +1,5 @@
+#![no_main]
+// The slp helper over the payloads of one flow: cthelpers::fuzzing.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cthelpers::fuzzing::helper_flow(cthelpers::HelperKind::Slp, data);
+});

@@ -1,0 +1,5 @@
+#![no_main]
+// The tftp helper over the payloads of one flow: cthelpers::fuzzing.
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    cthelpers::fuzzing::helper_flow(cthelpers::HelperKind::Tftp, data);
+});
