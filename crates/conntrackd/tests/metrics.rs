@@ -205,15 +205,28 @@ fn metrics_json_and_stats_agree() {
         metric("conntrackd_sync_malformed_messages_total"),
         stat(&network, "recv:", "Malformed messages:")
     );
-    let sent = stat(&text, "multicast traffic", ":\n");
-    assert!(sent > 0.0, "HELLO/ALIVE went out");
     let channel = "{channel=\"0\",transport=\"multicast\",device=\"lo\"}";
-    assert_eq!(
-        metric(&format!(
+    // The daemon sends an ALIVE every second, so the channel's byte count
+    // may move between the two readings: read both again until they were
+    // taken within the same second.
+    let sent_agree = |text: &str, m: &HashMap<String, f64>| {
+        let sent = stat(text, "multicast traffic", ":\n");
+        assert!(sent > 0.0, "HELLO/ALIVE went out");
+        m.get(&format!(
             "conntrackd_sync_channel_sent_bytes_total{channel}"
-        )),
-        sent
-    );
+        )) == Some(&sent)
+    };
+    if !sent_agree(&text, &m) {
+        assert!(
+            wait_until(Duration::from_secs(5), || {
+                let text = ctl(&ns, &conf, &["-s"]);
+                let response = http(&ns, "127.0.0.1", "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+                let (_, body) = response.split_once("\r\n\r\n").expect("HTTP response");
+                sent_agree(&text, &parse_exposition(body))
+            }),
+            "-s and the metrics never agreed on the bytes sent"
+        );
+    }
     assert_eq!(metric(&format!("conntrackd_sync_channel_up{channel}")), 1.0);
     assert_eq!(
         metric(&format!("conntrackd_sync_channel_active{channel}")),
