@@ -201,21 +201,23 @@ impl Kernel {
         let Some(events) = &self.events else {
             return false;
         };
-        let attached = conntrackd_core::bpf::compile(filter)
-            .map_err(|e| e.to_string())
-            .and_then(|prog| {
-                let prog: Vec<oscalls::SockFilter> = prog
-                    .iter()
-                    .map(|i| oscalls::SockFilter {
-                        code: i.code,
-                        jt: i.jt,
-                        jf: i.jf,
-                        k: i.k,
-                    })
-                    .collect();
-                oscalls::attach_filter(events.get_ref().as_fd(), &prog).map_err(|e| e.to_string())
-            });
-        match attached {
+        let prog = match conntrackd_core::bpf::compile(filter) {
+            Ok(prog) => prog,
+            Err(e) => {
+                logger::error(&format!("cannot set event filtering: {e}"));
+                return false;
+            }
+        };
+        let prog: Vec<oscalls::SockFilter> = prog
+            .iter()
+            .map(|i| oscalls::SockFilter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        match oscalls::attach_filter(events.get_ref().as_fd(), &prog) {
             Ok(()) => true,
             Err(e) => {
                 logger::error(&format!("cannot set event filtering: {e}"));

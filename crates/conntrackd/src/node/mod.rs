@@ -49,8 +49,8 @@ pub enum StartError {
     #[error("can't dump the kernel conntrack table: {0}")]
     Dump(std::io::Error),
     /// Replication could not be set up (channels, keys, sockets).
-    #[error("{0}")]
-    Sync(String),
+    #[error(transparent)]
+    Sync(#[from] crate::replication::SyncStartError),
 }
 
 /// What runs, by mode. In Sync mode the replication engine holds the
@@ -189,10 +189,13 @@ impl Node {
         }
         let mut engine = match stats {
             Some(stats) => Engine::Stats(Box::new(stats)),
-            None => Engine::Sync(Box::new(
-                Replication::new(config, now, filter, in_kernel, expect_filter)
-                    .map_err(StartError::Sync)?,
-            )),
+            None => Engine::Sync(Box::new(Replication::new(
+                config,
+                now,
+                filter,
+                in_kernel,
+                expect_filter,
+            )?)),
         };
         if let Some(local) = engine.local_mut() {
             if in_kernel {

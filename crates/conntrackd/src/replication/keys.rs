@@ -1,14 +1,30 @@
 //! The keys and the session of `Authentication` (docs/authentication.md).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use conntrackd_config::SyncSection;
-use conntrackd_core::sync::auth::{AuthConfig, Key, KeyRing};
+use conntrackd_core::sync::auth::{AuthConfig, Key, KeyRing, MIN_KEY_LEN};
 
 use crate::logger;
 
+/// Why the keys or the session could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("can't read the OS random generator: {0}")]
+    Random(rustix::io::Errno),
+    #[error("no KeyFile")]
+    NoKeyFile,
+    #[error("can't read `{}': {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("key file `{}' is too short (at least {MIN_KEY_LEN} bytes)", path.display())]
+    TooShort { path: PathBuf },
+}
+
 /// The authentication layer's set-up, from a new session.
-pub(super) fn auth_config(sync: &SyncSection) -> Result<Option<AuthConfig>, String> {
+pub(super) fn auth_config(sync: &SyncSection) -> Result<Option<AuthConfig>, KeyError> {
     if sync.key_file.is_none() {
         return Ok(None);
     }
@@ -39,7 +55,7 @@ pub(super) fn auth_config(sync: &SyncSection) -> Result<Option<AuthConfig>, Stri
 }
 
 /// 64 bits from the OS random generator.
-pub(super) fn random_u64() -> Result<u64, String> {
+pub(super) fn random_u64() -> Result<u64, KeyError> {
     let mut bytes = [0u8; 8];
     let mut filled = 0;
     while filled < bytes.len() {
@@ -47,7 +63,7 @@ pub(super) fn random_u64() -> Result<u64, String> {
         match rustix::rand::getrandom(rest, rustix::rand::GetRandomFlags::empty()) {
             Ok(n) => filled += n,
             Err(rustix::io::Errno::INTR) => {}
-            Err(e) => return Err(format!("can't read the OS random generator: {e}")),
+            Err(e) => return Err(KeyError::Random(e)),
         }
     }
     Ok(u64::from_ne_bytes(bytes))
@@ -55,19 +71,17 @@ pub(super) fn random_u64() -> Result<u64, String> {
 
 /// The keys `Authentication` names: `KeyFile` to send (and accept), and
 /// `AcceptKeyFile` to accept too.
-pub(super) fn load_keys(sync: &SyncSection) -> Result<KeyRing, String> {
-    let read = |path: &Path| -> Result<Key, String> {
-        let secret =
-            std::fs::read(path).map_err(|e| format!("can't read `{}': {e}", path.display()))?;
-        Key::new(&secret).ok_or_else(|| {
-            format!(
-                "key file `{}' is too short (at least {} bytes)",
-                path.display(),
-                conntrackd_core::sync::auth::MIN_KEY_LEN
-            )
+pub(super) fn load_keys(sync: &SyncSection) -> Result<KeyRing, KeyError> {
+    let read = |path: &Path| -> Result<Key, KeyError> {
+        let secret = std::fs::read(path).map_err(|source| KeyError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Key::new(&secret).ok_or_else(|| KeyError::TooShort {
+            path: path.to_owned(),
         })
     };
-    let send = read(sync.key_file.as_deref().ok_or("no KeyFile")?)?;
+    let send = read(sync.key_file.as_deref().ok_or(KeyError::NoKeyFile)?)?;
     let accept = sync.accept_key_file.as_deref().map(read).transpose()?;
     Ok(KeyRing::new(send, accept.into_iter().collect()))
 }

@@ -55,6 +55,18 @@ fn protocol(sync: &SyncSection) -> Protocol {
     }
 }
 
+/// Why replication could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncStartError {
+    /// The reason is in the log already (1.4.7's wording).
+    #[error("initialization failed")]
+    Init,
+    #[error("no Sync section")]
+    NoSyncSection,
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+}
+
 impl Replication {
     pub fn new(
         config: &Config,
@@ -62,13 +74,13 @@ impl Replication {
         filter: Option<Filter>,
         kernel_filtering: bool,
         expectations: Option<ExpectFilter>,
-    ) -> Result<Replication, String> {
-        let sync = config.sync.as_ref().ok_or("no Sync section")?;
+    ) -> Result<Replication, SyncStartError> {
+        let sync = config.sync.as_ref().ok_or(SyncStartError::NoSyncSection)?;
         let mut links = Vec::new();
         for channel in &sync.channels {
             let mut link = Link::open(channel, sync.error_queue_length as usize).map_err(|e| {
                 logger::error(&format!("can't open {} channel: {e}", channel.kind.name()));
-                "initialization failed".to_string()
+                SyncStartError::Init
             })?;
             if let Some(limit) = config.general.event_iteration_limit {
                 link.set_recv_limit(limit as usize);

@@ -14,6 +14,7 @@ use conntrackd_core::sync::kernel_write::{
 use conntrackd_core::sync::{Inject, SyncCore, inject_requests};
 use ctnl::{CtSocket, groups, request};
 
+use super::SyncStartError;
 use crate::logger;
 
 pub use crate::counters::model::{CommitReport, InjectCounters};
@@ -81,11 +82,12 @@ fn apply_expect(socket: &mut CtSocket, op: Op, exp: &Expect) -> Result<(), i32> 
 }
 
 impl KernelWriter {
-    pub(super) fn open() -> Result<KernelWriter, String> {
+    /// The reason of a failure is logged (1.4.7's words).
+    pub(super) fn open() -> Result<KernelWriter, SyncStartError> {
         let open = || {
             CtSocket::open(0, false).map_err(|e| {
                 logger::error(&format!("can't open netlink handler: {e}"));
-                "initialization failed".to_string()
+                SyncStartError::Init
             })
         };
         Ok(KernelWriter {
