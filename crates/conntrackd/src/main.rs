@@ -96,6 +96,16 @@ fn load_config(path: &Path, show_notices: bool) -> Option<Config> {
         diagnostics,
     } = parsed;
     let shown = path.display().to_string();
+    // 1.4.7 stops at its first syntax error with one line that scripts
+    // grep for (docs/config.md §2.3): that line first, then ours.
+    if config.is_none()
+        && let Some(line) = diagnostics
+            .iter()
+            .filter(|d| d.severity == Severity::Error)
+            .find_map(|d| d.c_syntax_error())
+    {
+        logger::error(&line);
+    }
     for diagnostic in &diagnostics {
         if diagnostic.severity == Severity::Notice && !show_notices {
             continue;
