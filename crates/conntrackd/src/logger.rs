@@ -120,6 +120,19 @@ fn send_syslog(syslog: &Syslog, level: Level, message: &str) {
     let _ = syslog.socket.send(msg.as_bytes());
 }
 
+/// The flow of a failed commit or injection, as 1.4.7 logs it: to the log
+/// file as `<ctime>\t<flow>` (no brackets, no level), and to syslog at
+/// ERR (docs/control-and-cli.md §6.1).
+pub fn flow_error(flow: &str) {
+    let mut sinks = sinks();
+    if let Some((_, file)) = sinks.file.as_mut() {
+        let _ = writeln!(file, "{}\t{flow}", ctime_now());
+    }
+    if let Some(syslog) = sinks.syslog.as_ref().filter(|s| s.daemon_lines) {
+        send_syslog(syslog, Level::Error, flow);
+    }
+}
+
 /// Sends one record to syslog only (Stats-mode flow records).
 pub fn syslog_record(level: Level, message: &str) {
     if let Some(syslog) = sinks().syslog.as_ref() {
@@ -197,6 +210,38 @@ pub fn set_syslog_at(path: &Path, facility: u8, daemon_lines: bool) -> std::io::
 mod tests {
     use super::*;
 
+    /// The sinks are global: tests that change them take turns.
+    static SINKS_IN_USE: Mutex<()> = Mutex::new(());
+
+    fn take_sinks() -> std::sync::MutexGuard<'static, ()> {
+        SINKS_IN_USE
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    #[test]
+    fn a_failed_flow_is_logged_as_ctime_tab_flow() {
+        let _turn = take_sinks();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("conntrackd.log");
+        set_file(&path).expect("log file");
+        flow_error("udp      17 src=10.1.1.5 dst=10.2.2.9 sport=5000 dport=53");
+        sinks().file = None;
+        let text = std::fs::read_to_string(&path).expect("read");
+        let line = text
+            .lines()
+            .find(|l| l.contains("src=10.1.1.5"))
+            .expect("logged");
+        // `Sun Dec  6 07:45:58 2026<TAB>udp ...`: ctime, a tab, the flow.
+        let (time, flow) = line.split_once('\t').expect("tab");
+        assert_eq!(time.len(), 24, "{line}");
+        assert!(!time.contains('['), "{line}");
+        assert_eq!(
+            flow,
+            "udp      17 src=10.1.1.5 dst=10.2.2.9 sport=5000 dport=53"
+        );
+    }
+
     #[test]
     fn line_has_c_layout() {
         let line = format_line(Level::Notice, "initialization completed");
@@ -211,6 +256,7 @@ mod tests {
 
     #[test]
     fn syslog_gets_daemon_lines_and_records_with_priority() {
+        let _turn = take_sinks();
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("log");
         let server = UnixDatagram::bind(&path).expect("bind");

@@ -266,6 +266,21 @@ fn overrun_is_detected_counted_and_repaired() {
     let counter = |label: &str| runtime_counter(&runtime, label);
     assert!(counter("netlink overrun:") >= 1, "{runtime}");
     assert!(counter("resync with kernel table:") >= 1, "{runtime}");
+    // Two more bursts, past NetlinkBufferSizeMaxGrowth: repaired as well,
+    // and 1.4.7's warning that the buffer cannot grow is logged once, not
+    // at every overrun.
+    for (burst, net) in ["10.8", "10.9"].into_iter().enumerate() {
+        burst_while_stopped(&ns, &s, FLOWS, net);
+        let want = FLOWS * (burst + 2);
+        assert_eq!(cached_after_waiting(&ns, &conf, want), want);
+    }
+    let runtime = ctl(&ns, &conf, &["-s", "runtime"]);
+    assert!(
+        runtime_counter(&runtime, "netlink overrun:") >= 3,
+        "{runtime}"
+    );
+    let log = std::fs::read_to_string(s.path("log")).expect("log");
+    assert_eq!(log.matches("cannot be doubled further").count(), 1, "{log}");
     ctl(&ns, &conf, &["-k"]);
 }
 

@@ -122,6 +122,9 @@ pub(super) struct Kernel {
     /// The last read stopped at `drain_cap`: events are waiting, though
     /// the socket's readiness was consumed.
     backlog: bool,
+    /// The buffer reached `NetlinkBufferSizeMaxGrowth` and that was said
+    /// (once, as 1.4.7 says it).
+    growth_exhausted: bool,
     /// When the overrun or polling resync is due.
     resync_at: Option<Instant>,
 }
@@ -183,6 +186,7 @@ impl Kernel {
             settings: KernelSettings::from_config(config),
             burst: false,
             backlog: false,
+            growth_exhausted: false,
             resync_at: None,
         })
     }
@@ -387,7 +391,7 @@ impl Kernel {
                         "netlink event socket buffer size has been doubled to {size} bytes"
                     ));
                 }
-            } else {
+            } else if !std::mem::replace(&mut self.growth_exhausted, true) {
                 logger::warning(
                     "netlink event socket buffer size cannot be doubled further since it will exceed NetlinkBufferSizeMaxGrowth. We are likely to be losing events, this may lead to unsynchronized replicas. Please, consider increasing netlink socket buffer size via NetlinkBufferSize and NetlinkBufferSizeMaxGrowth clauses in conntrackd.conf",
                 );

@@ -123,7 +123,10 @@ impl KernelWriter {
                         } else {
                             format!("could not add new ct entry: {}", errno_text(e))
                         });
-                        logger::error(&conntrack_text::plain(&create, PlainOptions::default()));
+                        logger::flow_error(&conntrack_text::plain(
+                            &create,
+                            PlainOptions::default(),
+                        ));
                         c.create_failed += 1;
                     }
                 }
@@ -145,6 +148,10 @@ impl KernelWriter {
                                 errno_text(e)
                             )
                         });
+                        logger::flow_error(&conntrack_text::plain(
+                            &update,
+                            PlainOptions::default(),
+                        ));
                         c.update_failed += 1;
                     }
                 }
@@ -153,6 +160,7 @@ impl KernelWriter {
                 Outcome::Done => c.destroyed += 1,
                 Outcome::Failed(_, e) => {
                     logger::error(&format!("could not destroy ct entry: {}", errno_text(e)));
+                    logger::flow_error(&conntrack_text::plain(&ct, PlainOptions::default()));
                     c.destroy_failed += 1;
                 }
             },
@@ -323,7 +331,7 @@ impl KernelWriter {
                         "commit-destroy"
                     };
                     logger::error(&format!("{name}: {}", errno_text(*e)));
-                    logger::error(&conntrack_text::plain(ct, PlainOptions::default()));
+                    logger::flow_error(&conntrack_text::plain(ct, PlainOptions::default()));
                 }
             }
         }
