@@ -168,7 +168,13 @@ while True:
         break
     c.sendall(d)
 ' &
-  sleep 0.3
+  # Listening before anyone connects (a fixed pause was too short under load).
+  for _ in $(seq 200); do
+    ip netns exec "$SRV" ss -Hltn 'sport = :8080' | grep -q . && return 0
+    sleep 0.05
+  done
+  echo "the echo server never listened" >&2
+  return 1
 }
 
 # topo_client SECONDS OUT [TIMEOUT [TIMES [STOP]]]: in the background, the

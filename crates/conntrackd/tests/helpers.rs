@@ -263,7 +263,17 @@ fn transfers(t: &Topology, root: &str) -> (bool, bool, bool) {
         &["-m", "pyftpdlib", "-i", "10.61.2.2", "-p", "21", "-d", root],
     );
     let mut rpcd = t.server.spawn("python3", &["-c", RPC_SERVER]);
-    std::thread::sleep(Duration::from_millis(800));
+    // The servers listen before the clients start (a fixed pause was too
+    // short on a loaded machine, and every transfer then failed).
+    let listening = |args: &[&str]| !t.server.exec_ok("ss", args).trim().is_empty();
+    assert!(
+        wait_until(Duration::from_secs(15), || {
+            listening(&["-Hltn", "sport = :21"])
+                && listening(&["-Hltn", "sport = :2049"])
+                && listening(&["-Hlun", "sport = :111"])
+        }),
+        "the FTP and RPC servers never listened"
+    );
     let ftp = t.client.exec_ok("/usr/bin/python3", &["-c", FTP_CLIENT]);
     let rpc =
         String::from_utf8_lossy(&t.client.exec("python3", &["-c", RPC_CLIENT]).stdout).into_owned();
