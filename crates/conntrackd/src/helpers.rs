@@ -35,8 +35,10 @@ const DROPS_EVERY: Duration = Duration::from_secs(1);
 const BATCHES_PER_WAKEUP: usize = 64;
 
 /// The first helper's name, for messages.
-fn first_name(section: &HelperSection) -> &str {
-    section.types.first().map_or("?", |t| t.name.as_str())
+/// The helper 1.4.7 configures first, and so names when the kernel
+/// refuses: it configures them last to first.
+fn first_configured(section: &HelperSection) -> &str {
+    section.types.last().map_or("?", |t| t.name.as_str())
 }
 
 /// What `--check` concludes about the helpers from the kernel it runs on.
@@ -65,7 +67,7 @@ pub fn check(config: &Config) -> CheckOutcome {
         )),
         Ok(KernelSupport::Absent) => CheckOutcome::Refused(format!(
             "{} (asked of this machine's kernel: the daemon refuses to start on it, as 1.4.7 does; on another kernel, run --check there)",
-            helperd::runner::missing_cthelper_message(first_name(section))
+            helperd::runner::missing_cthelper_message(first_configured(section))
         )),
         Err(e) => CheckOutcome::Unknown(format!(
             "helpers: could not ask this machine's kernel whether it has user-space helper support ({CTHELPER_OPTION}): {e}; run --check as root on the firewall"
@@ -105,20 +107,29 @@ impl Helpers {
             return Ok(None);
         };
         let planned = helperd::plan(section)?;
-        for p in &planned {
+        // Before touching anything: a kernel without the subsystem
+        // answers EINVAL to any stub, as 1.4.7 reports it.
+        let absent = matches!(helperd::probe_cthelper(), Ok(KernelSupport::Absent));
+        // As 1.4.7: last to first, each announced with its policy; on a
+        // kernel without the subsystem, the first one fails and stops it.
+        for p in planned.iter().rev() {
             logger::notice(&format!(
                 "configuring helper `{}' with queuenum={} and queuelen={}",
                 p.stub.name,
                 p.setup.queue_num,
                 p.queue_len.unwrap_or(0)
             ));
-        }
-        // Before touching anything: a kernel without the subsystem
-        // answers EINVAL to any stub, as 1.4.7 reports it.
-        if let Ok(KernelSupport::Absent) = helperd::probe_cthelper() {
-            return Err(HelperStartError::NoKernelSupport(
-                helperd::runner::missing_cthelper_message(first_name(section)),
-            ));
+            for policy in &p.stub.policies {
+                logger::notice(&format!(
+                    "policy name={} expect_timeout={} expect_max={}",
+                    policy.name, policy.expect_timeout, policy.expect_max
+                ));
+            }
+            if absent {
+                return Err(HelperStartError::NoKernelSupport(
+                    helperd::runner::missing_cthelper_message(&p.stub.name),
+                ));
+            }
         }
         let options = RunnerOptions {
             remove_stubs_at_exit: section.setup,
