@@ -217,9 +217,28 @@ pub fn metrics_request(data: &[u8]) {
     }
 }
 
+/// `control_request`: the control socket's request parser on any bytes:
+/// only four bytes of a code in the table (1.4.7's and ours), alone or
+/// with the JSON flag, are a request, and it names that code.
+pub fn control_request(data: &[u8]) {
+    use crate::request::{JSON_FLAG, Request, parse_request};
+    if let Ok(asked) = parse_request(data) {
+        assert_eq!(data.len(), 4);
+        let code = i32::from_ne_bytes([data[0], data[1], data[2], data[3]]);
+        assert_eq!(asked.code(), code);
+        assert_eq!(Request::from_code(code & !JSON_FLAG), Some(asked.request));
+        assert_eq!(asked.json, code & JSON_FLAG != 0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_request_corpus_replays() {
+        replay("control_request", control_request);
+    }
 
     /// Replays a fuzz target's corpus through its body.
     fn replay(name: &str, body: fn(&[u8])) {
