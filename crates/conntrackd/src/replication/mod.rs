@@ -35,6 +35,9 @@ pub struct Replication {
     link_check_at: Instant,
     usable: Vec<bool>,
     rx: Vec<Received>,
+    /// The channel `ready` asks first: the one after the last that was
+    /// ready, so that a busy channel cannot starve the others.
+    ask_first: std::cell::Cell<usize>,
 }
 
 fn protocol(sync: &SyncSection) -> Protocol {
@@ -129,6 +132,7 @@ impl Replication {
             writer: KernelWriter::open()?,
             link_check_at: now + LINK_CHECK,
             rx: Vec::new(),
+            ask_first: std::cell::Cell::new(0),
         })
     }
 
@@ -162,7 +166,8 @@ impl Replication {
         self.writer.ports()
     }
 
-    /// Resolves with the index of a channel that has something to do.
+    /// Resolves with the index of a channel that has something to do,
+    /// asking them in turn from the one after the last that was ready.
     /// Cancel-safe (each channel's wait is).
     pub async fn ready(&self) -> usize {
         let mut waits: Vec<Pin<Box<dyn Future<Output = ()> + '_>>> = self
@@ -170,9 +175,12 @@ impl Replication {
             .iter()
             .map(|link| Box::pin(link.readable()) as Pin<Box<dyn Future<Output = ()> + '_>>)
             .collect();
+        let count = waits.len();
+        let first = self.ask_first.get();
         std::future::poll_fn(|cx| {
-            for (i, wait) in waits.iter_mut().enumerate() {
-                if wait.as_mut().poll(cx).is_ready() {
+            for i in (0..count).map(|k| (first + k) % count) {
+                if waits[i].as_mut().poll(cx).is_ready() {
+                    self.ask_first.set((i + 1) % count);
                     return Poll::Ready(i);
                 }
             }
