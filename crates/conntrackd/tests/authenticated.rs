@@ -136,8 +136,10 @@ while True:
         .stderr(Stdio::null())
         .spawn()
         .expect("start the capture");
-    // The packet socket must be open before anything is sent.
-    std::thread::sleep(Duration::from_millis(300));
+    // The packet socket must be open before anything is sent: the script
+    // creates the file once it is (a fixed 300 ms was too short for
+    // Python to start while the whole suite ran in parallel).
+    wait_until(Duration::from_secs(10), || file.exists());
     Capture(child)
 }
 

@@ -955,7 +955,9 @@ impl SyncCore {
         }
         if self.probe_at.is_some_and(|at| at <= now) {
             self.probe_at = None;
-            if self.rsq.objects() > 0 {
+            // Without a live peer nobody would answer: the ALIVE tick is
+            // enough to be found.
+            if self.rsq.objects() > 0 && self.live_peers(now) != 0 {
                 self.txq.push_back(Item::Control(Control::Alive), ());
                 self.probe_every = (self.probe_every * 2).min(ALIVE_INTERVAL);
             }

@@ -246,7 +246,7 @@ impl SyncCore {
     }
 
     /// Peers whose acknowledgement the resend queue waits for.
-    fn live_peers(&self, now: Instant) -> u64 {
+    pub(super) fn live_peers(&self, now: Instant) -> u64 {
         self.peers
             .values()
             .filter(|p| now.saturating_duration_since(p.heard) < PEER_TIMEOUT)

@@ -123,7 +123,7 @@ impl SyncCore {
             self.alive_at = Some(now + ALIVE_INTERVAL);
         }
         // The probe follows the last datagram: a stream needs none.
-        if self.is_ftfw() && self.rsq.objects() > 0 {
+        if self.is_ftfw() && self.rsq.objects() > 0 && !self.peers.is_empty() {
             self.probe_at = Some(now + self.probe_every);
         }
     }
