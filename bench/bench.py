@@ -263,6 +263,13 @@ def wait_for(pred, timeout):
     return None
 
 
+def other_daemons():
+    """conntrackd processes running on the host besides ours: their event
+    sockets make the kernel build events everywhere (listener masks are
+    global), so a baseline taken meanwhile is not the kernel alone."""
+    return int(sh("pgrep", "-c", "-x", "conntrackd", check=False).strip() or 0)
+
+
 def baseline(n, tag):
     """The load generator alone: the kernel's limit."""
     ns = f"bn{os.getpid()}{tag}z"
@@ -535,11 +542,12 @@ def run_paced(daemon, rate, n, tag, workload):
         switches = lambda: [listener.switches()]
     else:
         pair = Pair(daemon, n, tag)
-        pair.start()
         ns = pair.ns[0]
         cpu = lambda: [sum(c) for c in pair.cpu_nodes()]
         switches = pair.switches
     try:
+        if pair:
+            pair.start()
         cpu0, sw0 = cpu(), switches()
         link0 = pair.link_nodes() if pair else None
         events = 0
@@ -553,6 +561,9 @@ def run_paced(daemon, rate, n, tag, workload):
             if pair:
                 t = wait_for(lambda: pair.external()[0] == res["live"], 60)
                 r["lag_ms"]["churn"] = None if t is None else round((t - end) * 1000, 1)
+                r["loadgen_errors"] = res["errors"]
+                r["backup_holds"] = pair.external()[0]
+                r["primary_kernel"] = sh("ip", "netns", "exec", ns, "conntrack", "-C").strip()
         else:
             for op in ("create", "update", "delete"):
                 upd0 = pair.external()[1] if pair and op == "update" else 0
@@ -600,9 +611,9 @@ def run_perf(daemon, rate, n, tag):
     counted by perf (a pass of its own: tracing slows every call); for
     ours, also where the primary's time goes (perf record)."""
     pair = Pair(daemon, n, tag)
-    pair.start()
     out = os.path.join(pair.dir, "perf")
     try:
+        pair.start()
         stats = [subprocess.Popen(["perf", "stat", "-x", ",", "-e",
                                    "raw_syscalls:sys_enter,context-switches,task-clock",
                                    "-p", str(p), "-o", f"{out}.stat{i}"],
@@ -644,7 +655,8 @@ def run_perf(daemon, rate, n, tag):
             for line in report.splitlines():
                 m = re.match(r"\s+([\d.]+)%\s+\[([.k])\]\s+(.*)", line)
                 if m:
-                    symbol = " ".join(m.group(3).split())[:90]
+                    # perf pads the symbol column and ends the line with " - -".
+                    symbol = re.sub(r"(\s+-)+\s*$", "", " ".join(m.group(3).split()))[:90]
                     top.append([float(m.group(1)), ("kernel " if m.group(2) == "k" else "") + symbol])
             r["primary"]["profile"] = top[:15]
         return r
@@ -747,9 +759,9 @@ def sweep_plot(results, path):
 
 def run_loss(daemon, runs, burst, loss, tag, timeout):
     pair = Pair(daemon, burst, tag, loss=loss)
-    pair.start()
     out = {"daemon": daemon, "burst": burst, "loss_percent": loss, "create_s": [], "delete_s": []}
     try:
+        pair.start()
         for i in range(runs):
             load(pair.ns[0], "create", burst)
             end = time.time()
@@ -831,7 +843,9 @@ def header(a):
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, "
                f"Linux {platform.release()}")
     commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
-    dirty = sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", check=False).strip()
+    # Only what is built counts (the README and results change between runs).
+    dirty = sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+               "crates", "Cargo.toml", "Cargo.lock", check=False).strip()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit + ("+dirty" if dirty else ""), "machine": machine,
             "load": " ".join(open("/proc/loadavg").read().split()[:3])}
@@ -855,6 +869,7 @@ def suite_waves(a, sizes, name):
     results.update({"family": {"4": "IPv4", "6": "IPv6", "mix": "mix"}[a.family],
                     "baseline": {}, "bare_listener": {}, "runs": []})
     for i, n in enumerate(sizes):
+        results.setdefault("other_conntrackd_at_baseline", {})[str(n)] = other_daemons()
         results["baseline"][str(n)] = baseline(n, f"{i}")
         print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
         results["bare_listener"][str(n)] = bare_listener(n, f"{i}")

@@ -123,11 +123,16 @@ impl Shape {
         let mut reply = orig.inverted();
         let mut status_bits = status::CONFIRMED;
         if self.nat {
-            // Source NAT to the firewall's outside address, a new port.
+            // Source NAT to one of the firewall's outside addresses, a new
+            // port: 30,000 ports per address, so that no two flows share a
+            // reply tuple (the kernel refuses the second).
+            let outside = 1 + i / 30_000;
             reply.dst = if self.ipv6 {
-                IpAddr::V6(Ipv6Addr::from(0x2001_0db8_ffff_u128 << 80 | 1))
+                IpAddr::V6(Ipv6Addr::from(
+                    0x2001_0db8_ffff_u128 << 80 | u128::from(outside),
+                ))
             } else {
-                IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))
+                IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + 1 + (outside - 1) % 254))
             };
             if reply.dst_port.is_some() {
                 reply.dst_port = Some(30_000 + (i % 30_000) as u16);
