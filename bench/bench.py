@@ -47,7 +47,9 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -215,9 +217,28 @@ General {{
         """(bytes, datagrams) sent by each node, primary first."""
         return [ns_link(ns) for ns in self.ns]
 
+    def stats(self, i):
+        """`-s` of node i, asked on its control socket directly: a
+        `conntrackd -s` process took milliseconds to start on a busy
+        machine, which blurred the lag (1.4.7 and ours read the same
+        request: an int, native-endian; the answer ends at EOF)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(f"{self.dir}/sock{i}")
+                s.sendall(struct.pack("=i", 21))
+                chunks = []
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return b"".join(chunks).decode(errors="replace")
+                    chunks.append(chunk)
+        except OSError:
+            return ""
+
     def external(self):
         """(active, updated) of the backup's external cache."""
-        out = self.ctl(1, "-s")
+        out = self.stats(1)
         m = re.search(r"cache external:\ncurrent active connections:\s+(\d+)\n"
                       r"connections created:\s+\d+\s+failed:\s+\d+\n"
                       r"connections updated:\s+(\d+)", out)
@@ -225,7 +246,7 @@ General {{
 
     def internal(self, i):
         """Objects in node i's internal cache."""
-        out = self.ctl(i, "-s")
+        out = self.stats(i)
         m = re.search(r"cache internal:\ncurrent active connections:\s+(\d+)", out)
         return int(m.group(1)) if m else -1
 
@@ -387,6 +408,18 @@ def run_one(daemon, n, tag):
         # committed flows too (from events, or straight from a quiet commit).
         wait_for(lambda: pair.internal(1) >= n, 60)
         rss = [rss_primary, pair.rss_kib()[1]]
+        # The kernel's own create rate right after the commit, with no
+        # daemon of ours running (the backup's event socket would make the
+        # kernel build events): the machine is shared, and a baseline taken
+        # minutes apart can see other load.
+        pair.ctl(1, "-k")
+        alone = f"bn{os.getpid()}{tag}k"
+        sh("ip", "netns", "add", alone)
+        try:
+            r["other_conntrackd_at_commit"] = other_daemons()
+            r["kernel_create_s"] = load(alone, "create", n)["seconds"]
+        finally:
+            sh("ip", "netns", "del", alone, check=False)
         r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
         r["idle_rss_kib"] = {"primary": idle[0], "backup": idle[1]}
         # What the flows cost: the larger peak above that daemon's own
@@ -420,7 +453,7 @@ def markdown(results, machine=None):
     lines = [
         f"{machine_line(results)}; {family}; commit {results.get('commit')}",
         "",
-        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | wake-ups/event primary/backup | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | commit / kernel's create rate | lost | loadgen create/s (kernel alone; bare listener) |",
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | wake-ups/event primary/backup | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | commit / kernel's create rate (kernel alone, s) | lost | loadgen create/s (kernel alone; bare listener) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
@@ -428,7 +461,7 @@ def markdown(results, machine=None):
         bare = results.get("bare_listener", {}).get(str(r["n"]), {}).get("create")
         lag = r["lag_ms"]
         wk = r.get("wakeups_per_event", {})
-        limit = r["n"] / base
+        limit = r.get("kernel_create_s") or r["n"] / base
         lines.append(
             f"| {r['n']} | {r['daemon']} | {r['cpu_s']} ({r['cpu_user_s']}+{r['cpu_sys_s']}) | {r['cpu_us_per_event']} | "
             f"{fmt(wk.get('primary'))}/{fmt(wk.get('backup'))} | "
@@ -438,6 +471,14 @@ def markdown(results, machine=None):
             f"{100 * limit / r['commit_s']:.0f} % ({limit:.3f} s) | "
             f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}; {fmt(bare)}) |"
         )
+    others = {f"{r['n']} {r['daemon']}": r["other_conntrackd_at_commit"] for r in results["runs"]
+              if "other_conntrackd_at_commit" in r}
+    if others:
+        lines.append("")
+        lines.append("Kernel alone: `ctload create N` in a fresh namespace right after the commit, the pair's daemons "
+                     "stopped. Other conntrackd processes on the host then (their event sockets make the kernel build "
+                     "events for every flow, so the figure is the kernel alone only at 0): "
+                     + ", ".join(f"{k}: {v}" for k, v in others.items()) + ".")
     lines.append("")
     lines.append("Ratios, ours / C (lower is better for ours):")
     lines.append("")
@@ -510,7 +551,8 @@ def plot(results, path):
             ax.set_xscale("log")
             ax.set_xlabel("flows")
             if key == "commit_s":
-                lim = [n / results["baseline"][str(n)]["create"] for n in sizes]
+                lim = [(by.get((n, "ours")) or {}).get("kernel_create_s") or n / results["baseline"][str(n)]["create"]
+                       for n in sizes]
                 ax.plot(sizes, lim, linestyle="--", color="gray", label="kernel alone (ctload create)")
                 ax.set_yscale("log")
         else:
@@ -659,6 +701,18 @@ def run_perf(daemon, rate, n, tag):
                     symbol = re.sub(r"(\s+-)+\s*$", "", " ".join(m.group(3).split()))[:90]
                     top.append([float(m.group(1)), ("kernel " if m.group(2) == "k" else "") + symbol])
             r["primary"]["profile"] = top[:15]
+            # Inclusive shares of the system calls that move the data: what
+            # reading the events costs (a bare listener's whole work) and
+            # what sending to the peer costs (on veth, the peer's network
+            # stack and wake-up run in the sender's call).
+            tree = sh("perf", "report", "-i", f"{out}.data", "--children", "--sort", "symbol",
+                      "--stdio", "-g", "none", check=False)
+            shares = {}
+            for line in tree.splitlines():
+                m = re.match(r"\s+([\d.]+)%\s+[\d.]+%\s+\[[.k]\]\s+(\S+)", line)
+                if m and m.group(2) in ("__recvmmsg", "__libc_sendto", "epoll_wait", "clock_nanosleep@GLIBC_2.2.5"):
+                    shares[m.group(2).split("@")[0]] = max(shares.get(m.group(2).split("@")[0], 0), float(m.group(1)))
+            r["primary"]["syscall_shares"] = shares
         return r
     finally:
         pair.close()
@@ -702,14 +756,17 @@ def sweep_markdown(results):
         for r in results["perf"]:
             for role in ("primary", "backup"):
                 p = r[role]
-                lines.append(f"| {r['daemon']} | {r['rate']} | {role} | {p['syscalls_per_event']} | "
+                lines.append(f"| {r['daemon']} | {r['rate'] or 'full'} | {role} | {p['syscalls_per_event']} | "
                              f"{p['switches_per_event']} | {p['datagrams_sent_per_event']} | {fmt(p['syscalls_per_datagram_sent'])} |")
         for r in results["perf"]:
             top = r["primary"].get("profile")
             if top:
                 lines.append("")
-                lines.append(f"Where our primary's time goes at {r['rate']}/s (perf record, self time, ≥ 2 %): " +
-                             "; ".join(f"{sym} {pct:.0f} %" for pct, sym in top[:10]))
+                shares = r["primary"].get("syscall_shares", {})
+                lines.append(f"Where our primary's time goes at {r['rate'] or 'full speed'}{'/s' if r['rate'] else ''} "
+                             "(perf record): inclusive, " +
+                             ", ".join(f"`{k}` {v:.0f} %" for k, v in sorted(shares.items())) +
+                             "; self time ≥ 2 %: " + "; ".join(f"{sym} {pct:.0f} %" for pct, sym in top[:10]))
     return "\n".join(lines) + "\n"
 
 
@@ -899,9 +956,9 @@ def suite_sweep(a):
             results["runs"].append(r)
             print(json.dumps(r), flush=True)
     if a.perf and perf_available():
-        for i, rate in enumerate((1000, 10000)):
+        for i, rate in enumerate((1000, 10000, None)):
             for daemon in a.daemons.split(","):
-                r = run_perf(daemon, rate, min(rate * 5, 50_000), f"p{i}{daemon[0]}")
+                r = run_perf(daemon, rate, min(rate * 5, 50_000) if rate else 100_000, f"p{i}{daemon[0]}")
                 results["perf"].append(r)
                 print(json.dumps(r), flush=True)
     save(results, a, "latest-sweep", sweep_markdown, sweep_plot)
