@@ -60,7 +60,7 @@ OURS = os.path.join(ROOT, "target/release/conntrackd")
 CTLOAD = os.path.join(ROOT, "target/release/ctload")
 C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
-POLL = 0.01
+POLL = 0.002
 NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
 # Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
 BINARIES = {"ours": OURS, "c": C_DAEMON}
@@ -348,7 +348,7 @@ def run_one(daemon, n, tag):
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
         res = load(pair.ns[0], "create", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["create"] = res["rate"]
         seen = [0]
 
@@ -361,13 +361,13 @@ def run_one(daemon, n, tag):
         # Update wave (a new mark on every flow).
         upd0 = pair.external()[1]
         res = load(pair.ns[0], "update", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["update"] = res["rate"]
         t = wait_for(lambda: pair.external()[1] - upd0 >= n, 120)
         r["lag_ms"]["update"] = None if t is None else round((t - end) * 1000, 1)
         # Destroy wave.
         res = load(pair.ns[0], "delete", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["delete"] = res["rate"]
         t = wait_for(lambda: pair.external()[0] == 0, 120)
         r["lag_ms"]["delete"] = None if t is None else round((t - end) * 1000, 1)
@@ -595,7 +595,7 @@ def run_paced(daemon, rate, n, tag, workload):
         events = 0
         if workload == "churn":
             res = churn(ns, n, rate)
-            end = time.time()
+            end = res.get("end", time.time())
             events = n
             r["loadgen"]["churn"] = res["rate"]
             r["live"] = res["live"]
@@ -610,7 +610,7 @@ def run_paced(daemon, rate, n, tag, workload):
             for op in ("create", "update", "delete"):
                 upd0 = pair.external()[1] if pair and op == "update" else 0
                 res = load(ns, op, n, rate)
-                end = time.time()
+                end = res.get("end", time.time())
                 events += n
                 r["loadgen"][op] = res["rate"]
                 if not pair:
@@ -820,15 +820,13 @@ def run_loss(daemon, runs, burst, loss, tag, timeout):
     try:
         pair.start()
         for i in range(runs):
-            load(pair.ns[0], "create", burst)
-            end = time.time()
+            end = load(pair.ns[0], "create", burst).get("end", time.time())
             t = wait_for(lambda: pair.external()[0] >= burst, timeout)
             out["create_s"].append(None if t is None else round(t - end, 3))
             if t is None:
                 # Start the next run from a clean state.
                 pair.ctl(1, "-f", "external")
-            load(pair.ns[0], "delete", burst)
-            end = time.time()
+            end = load(pair.ns[0], "delete", burst).get("end", time.time())
             t = wait_for(lambda: pair.external()[0] == 0, timeout)
             out["delete_s"].append(None if t is None else round(t - end, 3))
             if t is None:
