@@ -47,7 +47,9 @@ import os
 import platform
 import re
 import shutil
+import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -58,7 +60,7 @@ OURS = os.path.join(ROOT, "target/release/conntrackd")
 CTLOAD = os.path.join(ROOT, "target/release/ctload")
 C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
-POLL = 0.01
+POLL = 0.002
 NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
 # Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
 BINARIES = {"ours": OURS, "c": C_DAEMON}
@@ -215,9 +217,28 @@ General {{
         """(bytes, datagrams) sent by each node, primary first."""
         return [ns_link(ns) for ns in self.ns]
 
+    def stats(self, i):
+        """`-s` of node i, asked on its control socket directly: a
+        `conntrackd -s` process took milliseconds to start on a busy
+        machine, which blurred the lag (1.4.7 and ours read the same
+        request: an int, native-endian; the answer ends at EOF)."""
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+                s.settimeout(5)
+                s.connect(f"{self.dir}/sock{i}")
+                s.sendall(struct.pack("=i", 21))
+                chunks = []
+                while True:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        return b"".join(chunks).decode(errors="replace")
+                    chunks.append(chunk)
+        except OSError:
+            return ""
+
     def external(self):
         """(active, updated) of the backup's external cache."""
-        out = self.ctl(1, "-s")
+        out = self.stats(1)
         m = re.search(r"cache external:\ncurrent active connections:\s+(\d+)\n"
                       r"connections created:\s+\d+\s+failed:\s+\d+\n"
                       r"connections updated:\s+(\d+)", out)
@@ -225,7 +246,7 @@ General {{
 
     def internal(self, i):
         """Objects in node i's internal cache."""
-        out = self.ctl(i, "-s")
+        out = self.stats(i)
         m = re.search(r"cache internal:\ncurrent active connections:\s+(\d+)", out)
         return int(m.group(1)) if m else -1
 
@@ -261,6 +282,13 @@ def wait_for(pred, timeout):
             return time.time()
         time.sleep(POLL)
     return None
+
+
+def other_daemons():
+    """conntrackd processes running on the host besides ours: their event
+    sockets make the kernel build events everywhere (listener masks are
+    global), so a baseline taken meanwhile is not the kernel alone."""
+    return int(sh("pgrep", "-c", "-x", "conntrackd", check=False).strip() or 0)
 
 
 def baseline(n, tag):
@@ -320,7 +348,7 @@ def run_one(daemon, n, tag):
         r = {"daemon": daemon, "n": n, "rate": {}, "lag_ms": {}}
         # Create wave.
         res = load(pair.ns[0], "create", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["create"] = res["rate"]
         seen = [0]
 
@@ -333,13 +361,13 @@ def run_one(daemon, n, tag):
         # Update wave (a new mark on every flow).
         upd0 = pair.external()[1]
         res = load(pair.ns[0], "update", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["update"] = res["rate"]
         t = wait_for(lambda: pair.external()[1] - upd0 >= n, 120)
         r["lag_ms"]["update"] = None if t is None else round((t - end) * 1000, 1)
         # Destroy wave.
         res = load(pair.ns[0], "delete", n)
-        end = time.time()
+        end = res.get("end", time.time())
         r["rate"]["delete"] = res["rate"]
         t = wait_for(lambda: pair.external()[0] == 0, 120)
         r["lag_ms"]["delete"] = None if t is None else round((t - end) * 1000, 1)
@@ -380,6 +408,18 @@ def run_one(daemon, n, tag):
         # committed flows too (from events, or straight from a quiet commit).
         wait_for(lambda: pair.internal(1) >= n, 60)
         rss = [rss_primary, pair.rss_kib()[1]]
+        # The kernel's own create rate right after the commit, with no
+        # daemon of ours running (the backup's event socket would make the
+        # kernel build events): the machine is shared, and a baseline taken
+        # minutes apart can see other load.
+        pair.ctl(1, "-k")
+        alone = f"bn{os.getpid()}{tag}k"
+        sh("ip", "netns", "add", alone)
+        try:
+            r["other_conntrackd_at_commit"] = other_daemons()
+            r["kernel_create_s"] = load(alone, "create", n)["seconds"]
+        finally:
+            sh("ip", "netns", "del", alone, check=False)
         r["rss_kib"] = {"primary": rss[0], "backup": rss[1]}
         r["idle_rss_kib"] = {"primary": idle[0], "backup": idle[1]}
         # What the flows cost: the larger peak above that daemon's own
@@ -413,7 +453,7 @@ def markdown(results, machine=None):
     lines = [
         f"{machine_line(results)}; {family}; commit {results.get('commit')}",
         "",
-        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | wake-ups/event primary/backup | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | commit / kernel's create rate | lost | loadgen create/s (kernel alone; bare listener) |",
+        "| N | daemon | CPU s (both: user+sys) | CPU µs/event | wake-ups/event primary/backup | peak RSS primary/backup (KiB) | RSS B/flow (peak − idle) | sync bytes | datagrams | lag create/update/delete (ms) | commit (s) | commit / kernel's create rate (kernel alone, s) | lost | loadgen create/s (kernel alone; bare listener) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
@@ -421,7 +461,7 @@ def markdown(results, machine=None):
         bare = results.get("bare_listener", {}).get(str(r["n"]), {}).get("create")
         lag = r["lag_ms"]
         wk = r.get("wakeups_per_event", {})
-        limit = r["n"] / base
+        limit = r.get("kernel_create_s") or r["n"] / base
         lines.append(
             f"| {r['n']} | {r['daemon']} | {r['cpu_s']} ({r['cpu_user_s']}+{r['cpu_sys_s']}) | {r['cpu_us_per_event']} | "
             f"{fmt(wk.get('primary'))}/{fmt(wk.get('backup'))} | "
@@ -431,6 +471,14 @@ def markdown(results, machine=None):
             f"{100 * limit / r['commit_s']:.0f} % ({limit:.3f} s) | "
             f"{r['lost']} | {r['rate']['create']:.0f} ({base:.0f}; {fmt(bare)}) |"
         )
+    others = {f"{r['n']} {r['daemon']}": r["other_conntrackd_at_commit"] for r in results["runs"]
+              if "other_conntrackd_at_commit" in r}
+    if others:
+        lines.append("")
+        lines.append("Kernel alone: `ctload create N` in a fresh namespace right after the commit, the pair's daemons "
+                     "stopped. Other conntrackd processes on the host then (their event sockets make the kernel build "
+                     "events for every flow, so the figure is the kernel alone only at 0): "
+                     + ", ".join(f"{k}: {v}" for k, v in others.items()) + ".")
     lines.append("")
     lines.append("Ratios, ours / C (lower is better for ours):")
     lines.append("")
@@ -503,7 +551,8 @@ def plot(results, path):
             ax.set_xscale("log")
             ax.set_xlabel("flows")
             if key == "commit_s":
-                lim = [n / results["baseline"][str(n)]["create"] for n in sizes]
+                lim = [(by.get((n, "ours")) or {}).get("kernel_create_s") or n / results["baseline"][str(n)]["create"]
+                       for n in sizes]
                 ax.plot(sizes, lim, linestyle="--", color="gray", label="kernel alone (ctload create)")
                 ax.set_yscale("log")
         else:
@@ -535,17 +584,18 @@ def run_paced(daemon, rate, n, tag, workload):
         switches = lambda: [listener.switches()]
     else:
         pair = Pair(daemon, n, tag)
-        pair.start()
         ns = pair.ns[0]
         cpu = lambda: [sum(c) for c in pair.cpu_nodes()]
         switches = pair.switches
     try:
+        if pair:
+            pair.start()
         cpu0, sw0 = cpu(), switches()
         link0 = pair.link_nodes() if pair else None
         events = 0
         if workload == "churn":
             res = churn(ns, n, rate)
-            end = time.time()
+            end = res.get("end", time.time())
             events = n
             r["loadgen"]["churn"] = res["rate"]
             r["live"] = res["live"]
@@ -553,11 +603,14 @@ def run_paced(daemon, rate, n, tag, workload):
             if pair:
                 t = wait_for(lambda: pair.external()[0] == res["live"], 60)
                 r["lag_ms"]["churn"] = None if t is None else round((t - end) * 1000, 1)
+                r["loadgen_errors"] = res["errors"]
+                r["backup_holds"] = pair.external()[0]
+                r["primary_kernel"] = sh("ip", "netns", "exec", ns, "conntrack", "-C").strip()
         else:
             for op in ("create", "update", "delete"):
                 upd0 = pair.external()[1] if pair and op == "update" else 0
                 res = load(ns, op, n, rate)
-                end = time.time()
+                end = res.get("end", time.time())
                 events += n
                 r["loadgen"][op] = res["rate"]
                 if not pair:
@@ -600,9 +653,9 @@ def run_perf(daemon, rate, n, tag):
     counted by perf (a pass of its own: tracing slows every call); for
     ours, also where the primary's time goes (perf record)."""
     pair = Pair(daemon, n, tag)
-    pair.start()
     out = os.path.join(pair.dir, "perf")
     try:
+        pair.start()
         stats = [subprocess.Popen(["perf", "stat", "-x", ",", "-e",
                                    "raw_syscalls:sys_enter,context-switches,task-clock",
                                    "-p", str(p), "-o", f"{out}.stat{i}"],
@@ -644,9 +697,22 @@ def run_perf(daemon, rate, n, tag):
             for line in report.splitlines():
                 m = re.match(r"\s+([\d.]+)%\s+\[([.k])\]\s+(.*)", line)
                 if m:
-                    symbol = " ".join(m.group(3).split())[:90]
+                    # perf pads the symbol column and ends the line with " - -".
+                    symbol = re.sub(r"(\s+-)+\s*$", "", " ".join(m.group(3).split()))[:90]
                     top.append([float(m.group(1)), ("kernel " if m.group(2) == "k" else "") + symbol])
             r["primary"]["profile"] = top[:15]
+            # Inclusive shares of the system calls that move the data: what
+            # reading the events costs (a bare listener's whole work) and
+            # what sending to the peer costs (on veth, the peer's network
+            # stack and wake-up run in the sender's call).
+            tree = sh("perf", "report", "-i", f"{out}.data", "--children", "--sort", "symbol",
+                      "--stdio", "-g", "none", check=False)
+            shares = {}
+            for line in tree.splitlines():
+                m = re.match(r"\s+([\d.]+)%\s+[\d.]+%\s+\[[.k]\]\s+(\S+)", line)
+                if m and m.group(2) in ("__recvmmsg", "__libc_sendto", "epoll_wait", "clock_nanosleep@GLIBC_2.2.5"):
+                    shares[m.group(2).split("@")[0]] = max(shares.get(m.group(2).split("@")[0], 0), float(m.group(1)))
+            r["primary"]["syscall_shares"] = shares
         return r
     finally:
         pair.close()
@@ -690,14 +756,17 @@ def sweep_markdown(results):
         for r in results["perf"]:
             for role in ("primary", "backup"):
                 p = r[role]
-                lines.append(f"| {r['daemon']} | {r['rate']} | {role} | {p['syscalls_per_event']} | "
+                lines.append(f"| {r['daemon']} | {r['rate'] or 'full'} | {role} | {p['syscalls_per_event']} | "
                              f"{p['switches_per_event']} | {p['datagrams_sent_per_event']} | {fmt(p['syscalls_per_datagram_sent'])} |")
         for r in results["perf"]:
             top = r["primary"].get("profile")
             if top:
                 lines.append("")
-                lines.append(f"Where our primary's time goes at {r['rate']}/s (perf record, self time, ≥ 2 %): " +
-                             "; ".join(f"{sym} {pct:.0f} %" for pct, sym in top[:10]))
+                shares = r["primary"].get("syscall_shares", {})
+                lines.append(f"Where our primary's time goes at {r['rate'] or 'full speed'}{'/s' if r['rate'] else ''} "
+                             "(perf record): inclusive, " +
+                             ", ".join(f"`{k}` {v:.0f} %" for k, v in sorted(shares.items())) +
+                             "; self time ≥ 2 %: " + "; ".join(f"{sym} {pct:.0f} %" for pct, sym in top[:10]))
     return "\n".join(lines) + "\n"
 
 
@@ -747,19 +816,17 @@ def sweep_plot(results, path):
 
 def run_loss(daemon, runs, burst, loss, tag, timeout):
     pair = Pair(daemon, burst, tag, loss=loss)
-    pair.start()
     out = {"daemon": daemon, "burst": burst, "loss_percent": loss, "create_s": [], "delete_s": []}
     try:
+        pair.start()
         for i in range(runs):
-            load(pair.ns[0], "create", burst)
-            end = time.time()
+            end = load(pair.ns[0], "create", burst).get("end", time.time())
             t = wait_for(lambda: pair.external()[0] >= burst, timeout)
             out["create_s"].append(None if t is None else round(t - end, 3))
             if t is None:
                 # Start the next run from a clean state.
                 pair.ctl(1, "-f", "external")
-            load(pair.ns[0], "delete", burst)
-            end = time.time()
+            end = load(pair.ns[0], "delete", burst).get("end", time.time())
             t = wait_for(lambda: pair.external()[0] == 0, timeout)
             out["delete_s"].append(None if t is None else round(t - end, 3))
             if t is None:
@@ -831,7 +898,9 @@ def header(a):
                f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB, "
                f"Linux {platform.release()}")
     commit = sh("git", "-C", ROOT, "rev-parse", "--short", "HEAD", check=False).strip()
-    dirty = sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", check=False).strip()
+    # Only what is built counts (the README and results change between runs).
+    dirty = sh("git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--",
+               "crates", "Cargo.toml", "Cargo.lock", check=False).strip()
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "commit": commit + ("+dirty" if dirty else ""), "machine": machine,
             "load": " ".join(open("/proc/loadavg").read().split()[:3])}
@@ -855,6 +924,7 @@ def suite_waves(a, sizes, name):
     results.update({"family": {"4": "IPv4", "6": "IPv6", "mix": "mix"}[a.family],
                     "baseline": {}, "bare_listener": {}, "runs": []})
     for i, n in enumerate(sizes):
+        results.setdefault("other_conntrackd_at_baseline", {})[str(n)] = other_daemons()
         results["baseline"][str(n)] = baseline(n, f"{i}")
         print(f"N={n} kernel alone: {results['baseline'][str(n)]}", flush=True)
         results["bare_listener"][str(n)] = bare_listener(n, f"{i}")
@@ -884,9 +954,9 @@ def suite_sweep(a):
             results["runs"].append(r)
             print(json.dumps(r), flush=True)
     if a.perf and perf_available():
-        for i, rate in enumerate((1000, 10000)):
+        for i, rate in enumerate((1000, 10000, None)):
             for daemon in a.daemons.split(","):
-                r = run_perf(daemon, rate, min(rate * 5, 50_000), f"p{i}{daemon[0]}")
+                r = run_perf(daemon, rate, min(rate * 5, 50_000) if rate else 100_000, f"p{i}{daemon[0]}")
                 results["perf"].append(r)
                 print(json.dumps(r), flush=True)
     save(results, a, "latest-sweep", sweep_markdown, sweep_plot)

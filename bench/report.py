@@ -93,11 +93,29 @@ def goals():
         for r in data["runs"]:
             if r["daemon"] != "ours" or r["n"] < 100_000:
                 continue
-            limit = r["n"] / data["baseline"][str(r["n"])]["create"]
+            limit = r.get("kernel_create_s") or r["n"] / data["baseline"][str(r["n"])]["create"]
             share = limit / r["commit_s"]
             rows.append((f"commit ≥ 90 % of the kernel's create rate ({r['n']} flows)",
                          f"{100 * share:.0f} % ({r['commit_s']} s; kernel alone {limit:.3f} s)", verdict(share >= 0.9),
                          source(name, data)))
+    scale = load("latest-scale")
+    if scale:
+        for daemon in ("ours", "c"):
+            runs = sorted((r for r in scale["runs"] if r["daemon"] == daemon), key=lambda r: r["n"])
+            if len(runs) < 2:
+                continue
+            per = {
+                "CPU µs/event": [r["cpu_us_per_event"] for r in runs],
+                "RSS B/flow": [r["rss_bytes_per_flow"] for r in runs],
+                "commit µs/flow": [round(r["commit_s"] / r["n"] * 1e6, 2) for r in runs],
+            }
+            spread = max(max(v) / min(v) for v in per.values() if min(v) > 0)
+            text = "; ".join(f"{k} " + "/".join(str(x) for x in v) for k, v in per.items())
+            sizes = "/".join(f"{r['n'] // 1000}k" for r in runs)
+            rows.append((f"{'ours' if daemon == 'ours' else '1.4.7'}: cost per flow and per event flat from "
+                         f"{runs[0]['n'] // 1000}k to {runs[-1]['n'] // 1000}k flows (linear growth)",
+                         f"at {sizes}: {text} (largest spread {spread:.2f}×)",
+                         verdict(spread <= 1.5) if daemon == "ours" else "—", source("latest-scale", scale)))
     for name, family, limit in (("latest", "IPv4", 0.3), ("latest-ipv6", "IPv6", 0.5), ("latest-mix", "mixed (NAT, IPv6)", 0.5),
                                 ("latest-scale", "IPv4, up to 2M", 0.3)):
         data = load(name)

@@ -14,8 +14,9 @@
 //! the short-lived, closed, interleaved; what is left at the end are the
 //! long-lived flows and those still in progress (`live`).
 //!
-//! Each prints one JSON line: `{"op":…,"n":…,"seconds":…,"rate":…,"errors":…}`
-//! (churn adds the events of each kind and `live`).
+//! Each prints one JSON line: `{"op":…,"n":…,"seconds":…,"rate":…,"errors":…,"end":…}`
+//! (`end`: when the last answer came, Unix time; churn adds the events of
+//! each kind and `live`).
 //!
 //! `ctload listen SECONDS`: the cheapest possible event listener, for
 //! comparison: it reads conntrack events (many per system call, pausing
@@ -123,11 +124,16 @@ impl Shape {
         let mut reply = orig.inverted();
         let mut status_bits = status::CONFIRMED;
         if self.nat {
-            // Source NAT to the firewall's outside address, a new port.
+            // Source NAT to one of the firewall's outside addresses, a new
+            // port: 30,000 ports per address, so that no two flows share a
+            // reply tuple (the kernel refuses the second).
+            let outside = 1 + i / 30_000;
             reply.dst = if self.ipv6 {
-                IpAddr::V6(Ipv6Addr::from(0x2001_0db8_ffff_u128 << 80 | 1))
+                IpAddr::V6(Ipv6Addr::from(
+                    0x2001_0db8_ffff_u128 << 80 | u128::from(outside),
+                ))
             } else {
-                IpAddr::V4(Ipv4Addr::new(203, 0, 113, 1))
+                IpAddr::V4(Ipv4Addr::from(0xcb00_7100 + 1 + (outside - 1) % 254))
             };
             if reply.dst_port.is_some() {
                 reply.dst_port = Some(30_000 + (i % 30_000) as u16);
@@ -200,6 +206,10 @@ fn build(buf: &mut Vec<u8>, seq: u32, (op, ct): &(Op, Conntrack)) {
 struct Sent {
     errors: usize,
     seconds: f64,
+    /// When the last answer came, in seconds since the Unix epoch: the
+    /// bench measures lag from here (the process's exit comes later, after
+    /// it freed what it built).
+    end: f64,
 }
 
 /// Sends `requests` in order: as batches as large as the kernel takes, or
@@ -245,6 +255,9 @@ fn send(
         }
     }
     sent.seconds = start.elapsed().as_secs_f64();
+    sent.end = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     Ok(sent)
 }
 
@@ -321,11 +334,12 @@ fn main() -> anyhow::Result<()> {
     let mut socket = CtSocket::open(0, false).context("netlink socket")?;
     let sent = send(&mut socket, &requests, o.rate)?;
     println!(
-        "{{\"op\":\"{}\",\"n\":{n},\"seconds\":{:.6},\"rate\":{:.0},\"errors\":{}}}",
+        "{{\"op\":\"{}\",\"n\":{n},\"seconds\":{:.6},\"rate\":{:.0},\"errors\":{},\"end\":{:.6}}}",
         args[1],
         sent.seconds,
         f64::from(n) / sent.seconds.max(1e-9),
-        sent.errors
+        sent.errors,
+        sent.end
     );
     Ok(())
 }
@@ -380,11 +394,12 @@ fn churn(events: u32, o: &Options) -> anyhow::Result<()> {
     let mut socket = CtSocket::open(0, false).context("netlink socket")?;
     let sent = send(&mut socket, &requests, o.rate)?;
     println!(
-        "{{\"op\":\"churn\",\"n\":{events},\"seconds\":{:.6},\"rate\":{:.0},\"errors\":{},\"creates\":{creates},\"updates\":{updates},\"deletes\":{deletes},\"live\":{}}}",
+        "{{\"op\":\"churn\",\"n\":{events},\"seconds\":{:.6},\"rate\":{:.0},\"errors\":{},\"creates\":{creates},\"updates\":{updates},\"deletes\":{deletes},\"live\":{},\"end\":{:.6}}}",
         sent.seconds,
         f64::from(events) / sent.seconds.max(1e-9),
         sent.errors,
-        creates - deletes
+        creates - deletes,
+        sent.end
     );
     Ok(())
 }

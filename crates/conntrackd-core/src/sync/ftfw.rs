@@ -240,10 +240,11 @@ impl SyncCore {
     }
 
     /// After a transmit round: the probe follows the last datagram (a
-    /// stream needs none).
+    /// stream needs none), if anyone was ever heard to answer it.
     pub(super) fn ftfw_sent(&mut self, now: Instant) {
         if let Mode::Ftfw(ftfw) = &self.mode
             && ftfw.rsq.objects() > 0
+            && !self.peers.is_empty()
         {
             self.timers.set(Timer::Probe, now + ftfw.probe_every);
         }
@@ -261,11 +262,14 @@ impl SyncCore {
     }
 
     /// [`Timer::Probe`]: an ALIVE whose number reveals a lost tail.
-    pub(super) fn on_probe_timer(&mut self) {
+    /// Without a live peer nobody would answer: the ALIVE tick is enough
+    /// to be found.
+    pub(super) fn on_probe_timer(&mut self, now: Instant) {
+        let live = self.peers.live_mask(now) != 0;
         let Mode::Ftfw(ftfw) = &mut self.mode else {
             return;
         };
-        if ftfw.rsq.objects() > 0 {
+        if ftfw.rsq.objects() > 0 && live {
             self.txq.push_back(Item::Control(Control::Alive), ());
             ftfw.probe_every = (ftfw.probe_every * 2).min(ALIVE_INTERVAL);
         }

@@ -562,7 +562,7 @@ impl SyncCore {
             Timer::Flush => self.flush_batch(now),
             Timer::Sweep => self.on_sweep_timer(now),
             Timer::Ack => self.on_ack_timer(),
-            Timer::Probe => self.on_probe_timer(),
+            Timer::Probe => self.on_probe_timer(now),
             Timer::Alive => self.on_alive_timer(now),
             Timer::Purge => self.purge_due = true,
         }

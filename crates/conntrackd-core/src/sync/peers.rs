@@ -75,6 +75,10 @@ impl PeerTable {
         self.peers.len()
     }
 
+    pub(crate) fn is_empty(&self) -> bool {
+        self.peers.is_empty()
+    }
+
     #[cfg(test)]
     pub(crate) fn contains_key(&self, id: &PeerId) -> bool {
         self.peers.contains_key(id)

@@ -1055,3 +1055,25 @@ fn a_scheduled_purge_comes_once_after_its_timeout_unless_cancelled() {
     core.handle_timeout(t0 + Duration::from_secs(100));
     assert!(!core.poll_purge(), "cancelled");
 }
+
+/// The probe for a lost tail needs a live peer to answer it: a node alone
+/// sends its ALIVE once a second and nothing more.
+#[test]
+fn a_node_alone_does_not_probe() {
+    let start = Instant::now();
+    let mut core = SyncCore::new(start, settings(ftfw(), 3));
+    core.handle_kernel_event(start, EventKind::New, flow(1), Origin::NotMe);
+    let mut sent = 0;
+    let mut now = start;
+    while now < start + Duration::from_secs(3) {
+        if core.poll_timeout().is_some_and(|due| due <= now) {
+            core.handle_timeout(now);
+        }
+        while core.poll_transmit(now).is_some() {
+            sent += 1;
+        }
+        now += Duration::from_millis(10);
+    }
+    // The first datagram (RESYNC and the flow), then an ALIVE a second.
+    assert!(sent <= 4, "{sent} datagrams in 3 s");
+}
