@@ -17,11 +17,19 @@ install_test_deps() {
     apt-get install -y -qq "${need[@]}" >/dev/null
   fi
   # Debian's conntrackd, keepalived, tftpd-hpa and rpcbind packages start
-  # a daemon on install.
+  # a daemon on install, in the host's network namespace. Only those are
+  # stopped: daemons that tests (of this run or another) start in
+  # namespaces of their own are left alone.
+  local here pid
+  here=$(readlink /proc/self/ns/net)
   for svc in conntrackd keepalived tftpd-hpa rpcbind; do
     systemctl stop "$svc" >/dev/null 2>&1 || true
     systemctl disable "$svc" >/dev/null 2>&1 || true
-    pkill -x "$svc" >/dev/null 2>&1 || true
+    for pid in $(pgrep -x "$svc"); do
+      if [ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" = "$here" ]; then
+        kill "$pid" 2>/dev/null || true
+      fi
+    done
   done
   modprobe nf_conntrack >/dev/null 2>&1 || true
 }
