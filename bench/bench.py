@@ -263,15 +263,33 @@ General {{
 FAMILY = []  # ctload's flow options: ["ipv6"] with --family 6, ["--mix"] with --family mix
 
 
+EXITING = []  # load generators that answered and are still exiting
+
+
+def run_ctload(ns, *args):
+    """Runs ctload and returns its JSON line as soon as it is printed: the
+    process then takes milliseconds to exit (it frees what it built), and
+    the lag after a wave is timed meanwhile, from the `end` it reports."""
+    for proc in EXITING:
+        proc.wait()
+    EXITING.clear()
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, CTLOAD, *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    if not line:
+        proc.wait()
+        raise RuntimeError(f"ctload {' '.join(args)}: {proc.stderr.read().strip()}")
+    EXITING.append(proc)
+    return json.loads(line)
+
+
 def load(ns, op, n, rate=None):
     extra = ["--rate", str(rate)] if rate else []
-    out = sh("ip", "netns", "exec", ns, CTLOAD, op, str(n), *FAMILY, *extra)
-    return json.loads(out)
+    return run_ctload(ns, op, str(n), *FAMILY, *extra)
 
 
 def churn(ns, events, rate):
-    out = sh("ip", "netns", "exec", ns, CTLOAD, "churn", str(events), "--rate", str(rate))
-    return json.loads(out)
+    return run_ctload(ns, "churn", str(events), "--rate", str(rate))
 
 
 def wait_for(pred, timeout):
