@@ -106,7 +106,7 @@ class Pair:
         self.ns = [f"bn{os.getpid()}{tag}a", f"bn{os.getpid()}{tag}b"]
         self.dir = tempfile.mkdtemp(prefix="ctd-bench-")
         for ns in self.ns:
-            sh("ip", "netns", "add", ns)
+            add_ns(ns)
             sh("ip", "-n", ns, "link", "set", "lo", "up")
         va, vb = f"bv{os.getpid()}{tag}a"[-15:], f"bv{os.getpid()}{tag}b"[-15:]
         sh("ip", "link", "add", va, "type", "veth", "peer", "name", vb)
@@ -260,7 +260,18 @@ General {{
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-FAMILY = []  # ctload's flow options: ["ipv6"] with --family 6, ["--mix"] with --family mix
+FAMILY = []  # ctload's flow options: ["ipv6"] with --family 6, ["--mix"] with --family mix, ["--labels"] with --family labels
+# An nftables ruleset loaded into every namespace the bench creates, or
+# None. Labelled flows need one that uses labels: the kernel attaches the
+# label area to a flow only in a namespace whose rules set labels.
+NS_RULES = None
+
+
+def add_ns(ns):
+    sh("ip", "netns", "add", ns)
+    if NS_RULES:
+        subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=NS_RULES,
+                       text=True, check=True)
 
 
 EXITING = []  # load generators that answered and are still exiting
@@ -312,7 +323,7 @@ def other_daemons():
 def baseline(n, tag):
     """The load generator alone: the kernel's limit."""
     ns = f"bn{os.getpid()}{tag}z"
-    sh("ip", "netns", "add", ns)
+    add_ns(ns)
     try:
         return {op: load(ns, op, n)["rate"] for op in ("create", "update", "delete")}
     finally:
@@ -325,7 +336,7 @@ class Listener:
 
     def __init__(self, tag):
         self.ns = f"bn{os.getpid()}{tag}l"
-        sh("ip", "netns", "add", self.ns)
+        add_ns(self.ns)
         # `ip netns exec` execs ctload: the child's pid is the listener's.
         self.proc = subprocess.Popen(["ip", "netns", "exec", self.ns, CTLOAD, "listen", "3600"],
                                      stdout=subprocess.DEVNULL)
@@ -432,7 +443,7 @@ def run_one(daemon, n, tag):
         # minutes apart can see other load.
         pair.ctl(1, "-k")
         alone = f"bn{os.getpid()}{tag}k"
-        sh("ip", "netns", "add", alone)
+        add_ns(alone)
         try:
             r["other_conntrackd_at_commit"] = other_daemons()
             r["kernel_create_s"] = load(alone, "create", n)["seconds"]
@@ -467,7 +478,8 @@ def machine_line(results):
 
 def markdown(results, machine=None):
     family = results.get("family", "IPv4")
-    family = "the realistic mix of flows (TCP/UDP/ICMP, 10 % IPv6, 20 % NAT)" if family == "mix" else f"{family} TCP flows"
+    family = {"mix": "the realistic mix of flows (TCP/UDP/ICMP, 10 % IPv6, 20 % NAT)",
+              "labels": "IPv4 TCP flows with a connection label each"}.get(family, f"{family} TCP flows")
     lines = [
         f"{machine_line(results)}; {family}; commit {results.get('commit')}",
         "",
@@ -939,7 +951,7 @@ def save(results, a, name, md, plotter):
 
 def suite_waves(a, sizes, name):
     results = header(a)
-    results.update({"family": {"4": "IPv4", "6": "IPv6", "mix": "mix"}[a.family],
+    results.update({"family": {"4": "IPv4", "6": "IPv6", "mix": "mix", "labels": "labels"}[a.family],
                     "baseline": {}, "bare_listener": {}, "runs": []})
     for i, n in enumerate(sizes):
         results.setdefault("other_conntrackd_at_baseline", {})[str(n)] = other_daemons()
@@ -991,13 +1003,15 @@ def suite_loss(a):
 
 
 def main():
+    global NS_RULES
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", default="waves", help="waves, scale, sweep, loss (comma-separated)")
     ap.add_argument("--sizes", default=None, help="flows per run (waves: 10000,100000,250000; scale: 10000,100000,1000000,2000000)")
     ap.add_argument("--daemons", default="c,ours")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench/results"))
-    ap.add_argument("--family", choices=("4", "6", "mix"), default="4",
-                    help="the flows: IPv4 or IPv6 TCP, or the realistic mix (writes latest-ipv6.*, latest-mix.*)")
+    ap.add_argument("--family", choices=("4", "6", "mix", "labels"), default="4",
+                    help="the flows: IPv4 or IPv6 TCP, the realistic mix, or IPv4 TCP with connection labels "
+                         "(writes latest-ipv6.*, latest-mix.*, latest-labels.*)")
     ap.add_argument("--rates", default="1000,10000,50000,full", help="sweep: events per second")
     ap.add_argument("--churn-rates", default="10000,50000", help="sweep: rates of the churn stream")
     ap.add_argument("--sweep-cap", type=int, default=100_000, help="sweep: flows per wave at most")
@@ -1020,6 +1034,9 @@ def main():
         FAMILY.append("ipv6")
     elif a.family == "mix":
         FAMILY.append("--mix")
+    elif a.family == "labels":
+        FAMILY.append("--labels")
+        NS_RULES = "table inet labels {\n chain pre { type filter hook prerouting priority 0; ct label set 1; }\n}\n"
     os.makedirs(a.out, exist_ok=True)
     suites = a.suite.split(",")
     biggest = [int(s) for s in (a.sizes or "2000000").split(",")]
@@ -1027,11 +1044,11 @@ def main():
     for suite in suites:
         if suite == "waves":
             sizes = [int(s) for s in (a.sizes or "10000,100000,250000").split(",")]
-            suffix = {"4": "", "6": "-ipv6", "mix": "-mix"}[a.family]
+            suffix = {"4": "", "6": "-ipv6", "mix": "-mix", "labels": "-labels"}[a.family]
             suite_waves(a, sizes, f"latest{suffix}")
         elif suite == "scale":
             sizes = [int(s) for s in (a.sizes or "10000,100000,1000000,2000000").split(",")]
-            suffix = {"4": "", "6": "-ipv6", "mix": "-mix"}[a.family]
+            suffix = {"4": "", "6": "-ipv6", "mix": "-mix", "labels": "-labels"}[a.family]
             suite_waves(a, sizes, f"latest-scale{suffix}")
         elif suite == "sweep":
             suite_sweep(a)

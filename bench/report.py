@@ -24,6 +24,7 @@ SUITES = [
     ("latest", "Full speed, IPv4 (`sudo bench/run`)"),
     ("latest-ipv6", "Full speed, IPv6 (`sudo bench/run --family 6`)"),
     ("latest-mix", "Full speed, the realistic mix of flows (`sudo bench/run --family mix`)"),
+    ("latest-labels", "Full speed, flows with connection labels (`sudo bench/run --family labels`)"),
     ("latest-scale", "Scale, 10k to 2M flows (`sudo bench/run --suite scale`)"),
     ("latest-loss", "Loss recovery (`sudo bench/run --suite loss`)"),
 ]
@@ -123,7 +124,7 @@ def goals():
                          f"at {sizes}: {text}. From 100k up the largest change is {worst} ({spread[worst]:.2f}×)",
                          (verdict(spread[worst] <= 1.25) if daemon == "ours" else "—"), source("latest-scale", scale)))
     for name, family, limit in (("latest", "IPv4", 0.3), ("latest-ipv6", "IPv6", 0.5), ("latest-mix", "mixed (NAT, IPv6)", 0.5),
-                                ("latest-scale", "IPv4, up to 2M", 0.3)):
+                                ("latest-labels", "labelled IPv4", 0.5), ("latest-scale", "IPv4, up to 2M", 0.3)):
         data = load(name)
         if not data:
             continue

@@ -3,7 +3,9 @@
 //! ones fit in a fixed 68-byte record, IPv6 ones in a boxed 116-byte one.
 //! So do flows from a peer with NAT (sync messages carry the NAT address
 //! and port instead of a reply tuple, so they take the reply's place).
-//! Anything else (helpers, labels, counters, …) is kept as the full
+//! Flows with connection labels (the kernel's 128-bit bitmap) take a boxed
+//! record of the same shape plus the 16 bytes of labels.
+//! Anything else (helpers, counters, …) is kept as the full
 //! [`Conntrack`], boxed (about 770 bytes). Reading gives back exactly the
 //! [`Conntrack`] that was stored.
 
@@ -155,6 +157,8 @@ pub(crate) enum Stored {
     Small(Small),
     /// Boxed: inline it would make every IPv4 entry as large.
     Small6(Box<Small6>),
+    Labelled(Box<Labelled<u32>>),
+    Labelled6(Box<Labelled<[u8; 16]>>),
     Full(Box<Conntrack>),
 }
 
@@ -192,8 +196,49 @@ fn tuple<A: Addr>(d: &Dir<A>, l4proto: u8, has: u16) -> Tuple {
     }
 }
 
+/// Bytes of the kernel's label bitmap (`CTA_LABELS`: 128 bits); peers send
+/// the same in `NTA_LABELS`. Other lengths take the full form.
+const LABEL_BYTES: usize = 16;
+
+/// A compact flow with connection labels, boxed: labelled flows are few
+/// on most firewalls and would otherwise make every entry larger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Labelled<A> {
+    flow: Compact<A>,
+    labels: [u8; LABEL_BYTES],
+}
+
+impl<A: Addr> Labelled<A> {
+    fn from_conntrack(ct: &Conntrack) -> Option<Labelled<A>> {
+        if ct.labels_mask.is_some() {
+            return None;
+        }
+        let labels = <[u8; LABEL_BYTES]>::try_from(ct.labels.as_deref()?).ok()?;
+        Some(Labelled {
+            flow: Compact::from_unlabelled(ct)?,
+            labels,
+        })
+    }
+
+    fn to_conntrack(&self) -> Conntrack {
+        Conntrack {
+            labels: Some(self.labels.to_vec()),
+            ..self.flow.to_conntrack()
+        }
+    }
+}
+
 impl<A: Addr> Compact<A> {
     fn from_conntrack(ct: &Conntrack) -> Option<Compact<A>> {
+        if ct.labels.is_some() || ct.labels_mask.is_some() {
+            return None;
+        }
+        Compact::from_unlabelled(ct)
+    }
+
+    /// The compact form of `ct` ignoring its labels (the caller stores or
+    /// refuses them).
+    fn from_unlabelled(ct: &Conntrack) -> Option<Compact<A>> {
         let plain = ct.master.is_none()
             && ct.mark_mask.is_none()
             && ct.secmark.is_none()
@@ -206,8 +251,6 @@ impl<A: Addr> Compact<A> {
             && ct.counters_reply.is_none()
             && ct.timestamp.is_none()
             && ct.secctx.is_none()
-            && ct.labels.is_none()
-            && ct.labels_mask.is_none()
             && ct.status_mask.is_none()
             && ct.unknown.is_empty()
             && ct.unknown_nested.is_empty();
@@ -388,6 +431,15 @@ impl<A: Addr> Compact<A> {
 
 impl Stored {
     pub(crate) fn new(ct: Conntrack) -> Stored {
+        if ct.labels.is_some() {
+            return if let Some(l) = Labelled::from_conntrack(&ct) {
+                Stored::Labelled(Box::new(l))
+            } else if let Some(l) = Labelled::from_conntrack(&ct) {
+                Stored::Labelled6(Box::new(l))
+            } else {
+                Stored::Full(Box::new(ct))
+            };
+        }
         if let Some(small) = Small::from_conntrack(&ct) {
             Stored::Small(small)
         } else if let Some(small) = Small6::from_conntrack(&ct) {
@@ -412,6 +464,8 @@ impl Stored {
         match self {
             Stored::Small(s) => Some(s.flow_key()),
             Stored::Small6(s) => Some(s.flow_key()),
+            Stored::Labelled(l) => Some(l.flow.flow_key()),
+            Stored::Labelled6(l) => Some(l.flow.flow_key()),
             Stored::Full(ct) => ct.key(),
         }
     }
@@ -420,6 +474,8 @@ impl Stored {
         match self {
             Stored::Small(s) => Cow::Owned(s.to_conntrack()),
             Stored::Small6(s) => Cow::Owned(s.to_conntrack()),
+            Stored::Labelled(l) => Cow::Owned(l.to_conntrack()),
+            Stored::Labelled6(l) => Cow::Owned(l.to_conntrack()),
             Stored::Full(ct) => Cow::Borrowed(ct),
         }
     }
@@ -525,6 +581,8 @@ impl Stored {
         match self {
             Stored::Small(s) => s.table_key() == *key,
             Stored::Small6(s) => matches!(key, Key::Other { key, .. } if s.is_key(key)),
+            Stored::Labelled(l) => l.flow.table_key() == *key,
+            Stored::Labelled6(l) => matches!(key, Key::Other { key, .. } if l.flow.is_key(key)),
             Stored::Full(ct) => ct.key().is_some_and(|flow| key.is_of(&flow)),
         }
     }
@@ -549,7 +607,13 @@ mod tests {
             any::<bool>(),
             any::<bool>(),
             proptest::option::of((peer_nat_side(), peer_nat_side())),
-            any::<(u128, u128)>(),
+            (
+                any::<(u128, u128)>(),
+                proptest::option::of(prop_oneof![
+                    4 => proptest::collection::vec(any::<u8>(), 16),
+                    1 => proptest::collection::vec(any::<u8>(), 0..24),
+                ]),
+            ),
         )
             .prop_map(
                 |(
@@ -564,7 +628,7 @@ mod tests {
                     v6,
                     synproxy,
                     from_peer,
-                    (s6, d6),
+                    ((s6, d6), labels),
                 )| {
                     let src = if v6 {
                         IpAddr::V6(Ipv6Addr::from(s6))
@@ -605,6 +669,7 @@ mod tests {
                             its: 2,
                             tsoff: 3,
                         }),
+                        labels,
                         ..Conntrack::default()
                     };
                     // As a peer sends it: NAT instead of a reply tuple.
@@ -745,6 +810,48 @@ mod tests {
         let stored = Stored::new(mixed.clone());
         assert!(matches!(stored, Stored::Full(_)));
         assert_eq!(stored.get().into_owned(), mixed);
+    }
+
+    #[test]
+    fn labelled_flows_are_compact_of_either_family() {
+        let labels = (0..16).collect::<Vec<u8>>();
+        for (src, dst) in [("10.0.0.1", "10.0.0.2"), ("2001:db8::1", "2001:db8::2")] {
+            let orig =
+                Tuple::new(src.parse().expect("ip"), dst.parse().expect("ip"), 6).with_ports(1, 2);
+            let ct = Conntrack {
+                reply: Some(orig.inverted()),
+                orig: Some(orig),
+                labels: Some(labels.clone()),
+                ..Conntrack::default()
+            };
+            let stored = Stored::new(ct.clone());
+            assert!(
+                matches!(stored, Stored::Labelled(_) | Stored::Labelled6(_)),
+                "{stored:?}"
+            );
+            assert_eq!(stored.get().into_owned(), ct);
+            assert!(stored.has_key(&Key::new(&ct.key().expect("key"))));
+            // A mask, or a bitmap of another size, takes the full form.
+            for odd in [
+                Conntrack {
+                    labels_mask: Some(labels.clone()),
+                    ..ct.clone()
+                },
+                Conntrack {
+                    labels: Some(vec![1; 8]),
+                    ..ct.clone()
+                },
+            ] {
+                let stored = Stored::new(odd.clone());
+                assert!(matches!(stored, Stored::Full(_)));
+                assert_eq!(stored.get().into_owned(), odd);
+            }
+        }
+        assert!(
+            size_of::<Labelled<u32>>() <= 84,
+            "{}",
+            size_of::<Labelled<u32>>()
+        );
     }
 
     #[test]

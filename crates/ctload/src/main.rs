@@ -1,13 +1,15 @@
 //! Conntrack load generator for the benchmark.
 //!
-//! `ctload create|update|delete N [ipv6] [--mix] [--rate R]`: N flows into
+//! `ctload create|update|delete N [ipv6] [--mix] [--labels] [--rate R]`: N flows into
 //! the current network namespace's conntrack table with batched ctnetlink
 //! requests (the flows are built before the clock starts). By default as
 //! fast as the kernel takes them, all IPv4 (or all IPv6) TCP; `--mix`
 //! gives each flow the shape of a real firewall's (see [`Shape`]), and
 //! `--rate R` paces the requests at R per second, a few per millisecond,
 //! as traffic spreads them. An update is a new mark (uniform flows) or the
-//! next TCP state (`--mix`).
+//! next TCP state (`--mix`). `--labels` gives every flow a connection
+//! label (bit `i % 128`); the kernel keeps labels only in a namespace
+//! where a ruleset uses them (`ct label set`).
 //!
 //! `ctload churn E [--rate R] [--seed S]`: E events of a realistic stream:
 //! flows of every [`Shape`] opened, moved through their states and, for
@@ -49,6 +51,18 @@ fn flow(i: u32, mark: u32, ipv6: bool) -> Conntrack {
         }),
         ..Conntrack::default()
     }
+}
+
+/// `ct` with connection label `i % 128` set: the kernel's label bitmap is
+/// 128 bits, 16 bytes (bit n is bit n % 32 of the n / 32th host-order word).
+fn labelled(mut ct: Conntrack, i: u32) -> Conntrack {
+    let bit = i % 128;
+    let mut words = [0u32; 4];
+    if let Some(w) = words.get_mut((bit / 32) as usize) {
+        *w = 1 << (bit % 32);
+    }
+    ct.labels = Some(words.iter().flat_map(|w| w.to_ne_bytes()).collect());
+    ct
 }
 
 fn addresses(i: u32, ipv6: bool) -> (IpAddr, IpAddr) {
@@ -266,6 +280,7 @@ fn send(
 struct Options {
     ipv6: bool,
     mix: bool,
+    labels: bool,
     rate: Option<u32>,
     seed: u64,
 }
@@ -280,6 +295,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
         match arg.as_str() {
             "ipv6" | "--ipv6" => o.ipv6 = true,
             "--mix" => o.mix = true,
+            "--labels" => o.labels = true,
             "--rate" => {
                 let n = args.next().context("--rate needs a number")?;
                 o.rate = Some(n.parse().context("--rate")?).filter(|r| *r > 0);
@@ -297,7 +313,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: ctload create|update|delete N [ipv6] [--mix] [--rate R] | ctload churn EVENTS [--rate R] [--seed S] | ctload listen SECONDS";
+const USAGE: &str = "usage: ctload create|update|delete N [ipv6] [--mix] [--labels] [--rate R] | ctload churn EVENTS [--rate R] [--seed S] | ctload listen SECONDS";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -328,7 +344,7 @@ fn main() -> anyhow::Result<()> {
             } else {
                 flow(i, u32::from(op == Op::Update), o.ipv6)
             };
-            (op, ct)
+            (op, if o.labels { labelled(ct, i) } else { ct })
         })
         .collect();
     let mut socket = CtSocket::open(0, false).context("netlink socket")?;
