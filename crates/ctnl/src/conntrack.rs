@@ -92,33 +92,42 @@ const CTA_SYNPROXY_TSOFF: u16 = 3;
 /// Decodes the attributes of a conntrack message (after the nfgenmsg).
 pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
     let mut ct = Conntrack::default();
+    let mut skipped = false;
     for nla in attributes(buf) {
         let nla = nla?;
         match nla.kind {
-            CTA_TUPLE_ORIG => ct.orig = Some(decode_tuple(nla.payload)?),
-            CTA_TUPLE_REPLY => ct.reply = Some(decode_tuple(nla.payload)?),
-            CTA_TUPLE_MASTER => ct.master = Some(decode_tuple(nla.payload)?),
+            CTA_TUPLE_ORIG => ct.orig = Some(tuple_noting(nla.payload, &mut skipped)?),
+            CTA_TUPLE_REPLY => ct.reply = Some(tuple_noting(nla.payload, &mut skipped)?),
+            CTA_TUPLE_MASTER => ct.master = Some(tuple_noting(nla.payload, &mut skipped)?),
             CTA_STATUS => ct.status = Some(nla.be32()?),
-            CTA_PROTOINFO => decode_protoinfo(&mut ct, nla.payload)?,
+            CTA_PROTOINFO => decode_protoinfo(&mut ct, nla.payload, &mut skipped)?,
             CTA_HELP => {
                 for inner in attributes(nla.payload) {
                     let inner = inner?;
                     if inner.kind == CTA_HELP_NAME {
                         ct.helper = Some(inner.string()?);
+                    } else {
+                        skipped = true;
                     }
                 }
             }
-            CTA_NAT_SRC => ct.nat_src = Some(decode_nat(nla.payload)?),
-            CTA_NAT_DST => ct.nat_dst = Some(decode_nat(nla.payload)?),
+            CTA_NAT_SRC => ct.nat_src = Some(decode_nat(nla.payload, &mut skipped)?),
+            CTA_NAT_DST => ct.nat_dst = Some(decode_nat(nla.payload, &mut skipped)?),
             CTA_TIMEOUT => ct.timeout = Some(nla.be32()?),
             CTA_MARK => ct.mark = Some(nla.be32()?),
             CTA_MARK_MASK => ct.mark_mask = Some(nla.be32()?),
-            CTA_COUNTERS_ORIG => ct.counters_orig = Some(decode_counters(nla.payload)?),
-            CTA_COUNTERS_REPLY => ct.counters_reply = Some(decode_counters(nla.payload)?),
+            CTA_COUNTERS_ORIG => {
+                ct.counters_orig = Some(decode_counters(nla.payload, &mut skipped)?)
+            }
+            CTA_COUNTERS_REPLY => {
+                ct.counters_reply = Some(decode_counters(nla.payload, &mut skipped)?)
+            }
             CTA_USE => ct.use_count = Some(nla.be32()?),
             CTA_ID => ct.id = Some(nla.be32()?),
-            CTA_SEQ_ADJ_ORIG => ct.seq_adj_orig = Some(decode_seq_adj(nla.payload)?),
-            CTA_SEQ_ADJ_REPLY => ct.seq_adj_reply = Some(decode_seq_adj(nla.payload)?),
+            CTA_SEQ_ADJ_ORIG => ct.seq_adj_orig = Some(decode_seq_adj(nla.payload, &mut skipped)?),
+            CTA_SEQ_ADJ_REPLY => {
+                ct.seq_adj_reply = Some(decode_seq_adj(nla.payload, &mut skipped)?)
+            }
             CTA_SECMARK => ct.secmark = Some(nla.be32()?),
             CTA_ZONE => ct.zone = Some(nla.be16()?),
             CTA_SECCTX => {
@@ -126,6 +135,8 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
                     let inner = inner?;
                     if inner.kind == CTA_SECCTX_NAME {
                         ct.secctx = Some(inner.string()?);
+                    } else {
+                        skipped = true;
                     }
                 }
             }
@@ -136,7 +147,7 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
                     match inner.kind {
                         CTA_TIMESTAMP_START => ts.start = Some(inner.be64()?),
                         CTA_TIMESTAMP_STOP => ts.stop = Some(inner.be64()?),
-                        _ => {}
+                        _ => skipped = true,
                     }
                 }
                 ct.timestamp = Some(ts);
@@ -151,7 +162,7 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
                         CTA_SYNPROXY_ISN => sp.isn = inner.be32()?,
                         CTA_SYNPROXY_ITS => sp.its = inner.be32()?,
                         CTA_SYNPROXY_TSOFF => sp.tsoff = inner.be32()?,
-                        _ => {}
+                        _ => skipped = true,
                     }
                 }
                 ct.synproxy = Some(sp);
@@ -160,7 +171,11 @@ pub fn decode_conntrack(buf: &[u8]) -> Result<Conntrack, DecodeError> {
             _ => ct.unknown.push(raw(&nla)),
         }
     }
-    unknown_in_nests(buf, &mut ct.unknown_nested, known_children)?;
+    // Collecting what the nests hold that we do not read is a second walk
+    // over every attribute; it is only needed when one was skipped.
+    if skipped {
+        unknown_in_nests(buf, &mut ct.unknown_nested, known_children)?;
+    }
     Ok(ct)
 }
 
@@ -331,6 +346,13 @@ fn raw(nla: &Nla<'_>) -> RawAttr {
 
 /// Decodes a `CTA_TUPLE_*` nest.
 pub fn decode_tuple(buf: &[u8]) -> Result<Tuple, DecodeError> {
+    tuple_noting(buf, &mut false)
+}
+
+/// [`decode_tuple`], setting `skipped` if it passes over an attribute it
+/// does not read (here and in every decoder below: the sign that
+/// [`unknown_in_nests`] has something to keep).
+fn tuple_noting(buf: &[u8], skipped: &mut bool) -> Result<Tuple, DecodeError> {
     let mut src = None;
     let mut dst = None;
     let mut proto = None;
@@ -352,7 +374,7 @@ pub fn decode_tuple(buf: &[u8]) -> Result<Tuple, DecodeError> {
                         CTA_IP_V6_DST => {
                             dst = Some(IpAddr::V6(Ipv6Addr::from(ip.fixed::<16>()?)));
                         }
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
             }
@@ -366,12 +388,12 @@ pub fn decode_tuple(buf: &[u8]) -> Result<Tuple, DecodeError> {
                         CTA_PROTO_ICMP_ID | CTA_PROTO_ICMPV6_ID => icmp.0 = Some(p.be16()?),
                         CTA_PROTO_ICMP_TYPE | CTA_PROTO_ICMPV6_TYPE => icmp.1 = Some(p.u8()?),
                         CTA_PROTO_ICMP_CODE | CTA_PROTO_ICMPV6_CODE => icmp.2 = Some(p.u8()?),
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
             }
             CTA_TUPLE_ZONE => tuple_zone = Some(nla.be16()?),
-            _ => {}
+            _ => *skipped = true,
         }
     }
     let (Some(src), Some(dst)) = (src, dst) else {
@@ -387,7 +409,7 @@ pub fn decode_tuple(buf: &[u8]) -> Result<Tuple, DecodeError> {
     Ok(tuple)
 }
 
-fn decode_protoinfo(ct: &mut Conntrack, buf: &[u8]) -> Result<(), DecodeError> {
+fn decode_protoinfo(ct: &mut Conntrack, buf: &[u8], skipped: &mut bool) -> Result<(), DecodeError> {
     for nla in attributes(buf) {
         let nla = nla?;
         match nla.kind {
@@ -407,7 +429,7 @@ fn decode_protoinfo(ct: &mut Conntrack, buf: &[u8]) -> Result<(), DecodeError> {
                             let [flags, mask] = a.fixed::<2>()?;
                             tcp.flags_reply = Some(TcpFlags { flags, mask });
                         }
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
                 ct.tcp = Some(tcp);
@@ -420,7 +442,7 @@ fn decode_protoinfo(ct: &mut Conntrack, buf: &[u8]) -> Result<(), DecodeError> {
                         CTA_PROTOINFO_SCTP_STATE => sctp.state = Some(a.u8()?),
                         CTA_PROTOINFO_SCTP_VTAG_ORIGINAL => sctp.vtag_orig = Some(a.be32()?),
                         CTA_PROTOINFO_SCTP_VTAG_REPLY => sctp.vtag_reply = Some(a.be32()?),
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
                 ct.sctp = Some(sctp);
@@ -433,18 +455,18 @@ fn decode_protoinfo(ct: &mut Conntrack, buf: &[u8]) -> Result<(), DecodeError> {
                         CTA_PROTOINFO_DCCP_STATE => dccp.state = Some(a.u8()?),
                         CTA_PROTOINFO_DCCP_ROLE => dccp.role = Some(a.u8()?),
                         CTA_PROTOINFO_DCCP_HANDSHAKE_SEQ => dccp.handshake_seq = Some(a.be64()?),
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
                 ct.dccp = Some(dccp);
             }
-            _ => {}
+            _ => *skipped = true,
         }
     }
     Ok(())
 }
 
-fn decode_nat(buf: &[u8]) -> Result<NatRange, DecodeError> {
+fn decode_nat(buf: &[u8], skipped: &mut bool) -> Result<NatRange, DecodeError> {
     let mut nat = NatRange::default();
     for nla in attributes(buf) {
         let nla = nla?;
@@ -463,17 +485,17 @@ fn decode_nat(buf: &[u8]) -> Result<NatRange, DecodeError> {
                     match p.kind {
                         CTA_PROTONAT_PORT_MIN => nat.min_port = Some(p.be16()?),
                         CTA_PROTONAT_PORT_MAX => nat.max_port = Some(p.be16()?),
-                        _ => {}
+                        _ => *skipped = true,
                     }
                 }
             }
-            _ => {}
+            _ => *skipped = true,
         }
     }
     Ok(nat)
 }
 
-fn decode_counters(buf: &[u8]) -> Result<Counters, DecodeError> {
+fn decode_counters(buf: &[u8], skipped: &mut bool) -> Result<Counters, DecodeError> {
     let mut c = Counters::default();
     for nla in attributes(buf) {
         let nla = nla?;
@@ -482,13 +504,13 @@ fn decode_counters(buf: &[u8]) -> Result<Counters, DecodeError> {
             CTA_COUNTERS_BYTES => c.bytes = nla.be64()?,
             CTA_COUNTERS32_PACKETS => c.packets = u64::from(nla.be32()?),
             CTA_COUNTERS32_BYTES => c.bytes = u64::from(nla.be32()?),
-            _ => {}
+            _ => *skipped = true,
         }
     }
     Ok(c)
 }
 
-fn decode_seq_adj(buf: &[u8]) -> Result<SeqAdj, DecodeError> {
+fn decode_seq_adj(buf: &[u8], skipped: &mut bool) -> Result<SeqAdj, DecodeError> {
     let mut s = SeqAdj::default();
     for nla in attributes(buf) {
         let nla = nla?;
@@ -496,7 +518,7 @@ fn decode_seq_adj(buf: &[u8]) -> Result<SeqAdj, DecodeError> {
             CTA_SEQADJ_CORRECTION_POS => s.correction_pos = Some(nla.be32()?),
             CTA_SEQADJ_OFFSET_BEFORE => s.offset_before = Some(nla.be32()?),
             CTA_SEQADJ_OFFSET_AFTER => s.offset_after = Some(nla.be32()?),
-            _ => {}
+            _ => *skipped = true,
         }
     }
     Ok(s)

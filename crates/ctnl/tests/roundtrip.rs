@@ -202,6 +202,108 @@ fn unknown_nested_attributes_are_kept() {
     assert_eq!(back, want);
 }
 
+/// One attribute the decoder does not know, alone in any nest it reads:
+/// the decoder looks for such attributes only after one of its nest
+/// decoders says it skipped one, so each of them must say so.
+#[test]
+fn an_unknown_attribute_is_kept_in_every_known_nest() {
+    use conntrack_model::{Counters, NestedAttr, RawAttr, SeqAdj, Synproxy, Timestamp};
+    let orig = Tuple::new(
+        "10.0.0.1".parse().expect("ip"),
+        "10.0.0.2".parse().expect("ip"),
+        6,
+    )
+    .with_ports(1, 2);
+    let nat = |ip: &str| NatRange {
+        min_ip: Some(ip.parse().expect("ip")),
+        max_ip: Some(ip.parse().expect("ip")),
+        min_port: Some(5),
+        max_port: Some(6),
+    };
+    let seq_adj = SeqAdj {
+        correction_pos: Some(1),
+        offset_before: Some(2),
+        offset_after: Some(3),
+    };
+    let ct = Conntrack {
+        reply: Some(orig.inverted()),
+        master: Some(orig.inverted()),
+        orig: Some(orig),
+        tcp: Some(TcpInfo {
+            state: Some(3),
+            ..TcpInfo::default()
+        }),
+        helper: Some("ftp".into()),
+        nat_src: Some(nat("192.0.2.1")),
+        nat_dst: Some(nat("192.0.2.2")),
+        counters_orig: Some(Counters {
+            packets: 1,
+            bytes: 2,
+        }),
+        counters_reply: Some(Counters {
+            packets: 3,
+            bytes: 4,
+        }),
+        seq_adj_orig: Some(seq_adj),
+        seq_adj_reply: Some(seq_adj),
+        secctx: Some("ctx".into()),
+        timestamp: Some(Timestamp {
+            start: Some(1),
+            stop: Some(2),
+        }),
+        synproxy: Some(Synproxy {
+            isn: 1,
+            its: 2,
+            tsoff: 3,
+        }),
+        ..Conntrack::default()
+    };
+    // By CTA_* number: the tuples and their IP and PROTO nests, protoinfo
+    // and its TCP nest, help, NAT and NAT's PROTO, counters, sequence
+    // adjustments, security context, timestamp, synproxy.
+    let paths: [&[u16]; 22] = [
+        &[1],
+        &[1, 1],
+        &[1, 2],
+        &[2],
+        &[2, 1],
+        &[2, 2],
+        &[14],
+        &[14, 1],
+        &[14, 2],
+        &[4],
+        &[4, 1],
+        &[5],
+        &[6],
+        &[6, 3],
+        &[13],
+        &[13, 3],
+        &[9],
+        &[10],
+        &[15],
+        &[16],
+        &[19],
+        &[20],
+    ];
+    for path in paths.iter().chain([&[24][..]].iter()) {
+        let with = Conntrack {
+            unknown_nested: vec![NestedAttr {
+                path: path.to_vec(),
+                attr: RawAttr {
+                    kind: 200,
+                    flags: 0,
+                    payload: vec![7; 4],
+                },
+            }],
+            ..ct.clone()
+        };
+        let mut buf = Vec::new();
+        ctnl::conntrack::encode_conntrack(&mut ctnl::nla::NlaWriter::new(&mut buf), &with);
+        let back = ctnl::conntrack::decode_conntrack(&buf).expect("decodes");
+        assert_eq!(back.unknown_nested, with.unknown_nested, "in {path:?}");
+    }
+}
+
 /// The same for an expectation's nests.
 #[test]
 fn unknown_nested_expectation_attributes_are_kept() {
