@@ -162,9 +162,15 @@ async fn main_loop(
 
     let (scrape_tx, mut scrape_rx) = mpsc::channel::<metrics::ScrapeRequest>(16);
     if let Some(m) = &config.general.metrics {
+        let counters = Rc::new(crate::runtime_stats::MetricsCounters::default());
         for listener in metrics::bind(&m.listen()).await? {
-            tokio::task::spawn_local(metrics::serve(listener, scrape_tx.clone()));
+            tokio::task::spawn_local(metrics::serve(
+                listener,
+                scrape_tx.clone(),
+                Rc::clone(&counters),
+            ));
         }
+        stats.metrics = Some(counters);
     }
     drop(scrape_tx);
     let mut node = crate::node::Node::new(config, Instant::now())?;

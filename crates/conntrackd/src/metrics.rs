@@ -4,7 +4,9 @@
 //! (`crate::counters::exposition`).
 
 use conntrackd_core::http::{self, Asked};
+use std::cell::Cell;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -13,6 +15,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::accept_backoff::AcceptBackoff;
 use crate::client_slots::{Admitted, ClientSlots, Slot};
+use crate::runtime_stats::MetricsCounters;
+
+fn bump(counter: &Cell<u64>) {
+    counter.set(counter.get() + 1);
+}
 
 /// A scrape waiting for the main loop to take a snapshot.
 pub type ScrapeRequest = oneshot::Sender<String>;
@@ -46,7 +53,11 @@ const MAX_CLIENTS: usize = 16;
 
 /// Accepts scrapers; each connection is served by its own task, and the
 /// main loop only renders a snapshot for those that asked.
-pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<ScrapeRequest>) {
+pub async fn serve(
+    listener: TcpListener,
+    scrapes: mpsc::Sender<ScrapeRequest>,
+    counters: Rc<MetricsCounters>,
+) {
     let slots = ClientSlots::new(MAX_CLIENTS);
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -57,16 +68,30 @@ pub async fn serve(listener: TcpListener, scrapes: mpsc::Sender<ScrapeRequest>) 
             }
             Err(_) => {
                 // Out of descriptors, most likely: let some close first.
+                bump(&counters.accept_errors);
                 tokio::time::sleep(backoff.failed()).await;
                 continue;
             }
         };
-        // Every slot busy with a response: close at once.
-        let Ok(Admitted { slot, .. }) = slots.admit() else {
-            continue;
+        let slot = match slots.admit() {
+            Ok(Admitted {
+                slot,
+                evicted_silent,
+            }) => {
+                if evicted_silent {
+                    bump(&counters.silent_dropped);
+                }
+                slot
+            }
+            Err(_) => {
+                // Every slot busy with a response: close at once.
+                bump(&counters.refused_busy);
+                continue;
+            }
         };
         let id = slot.id();
-        let task = tokio::task::spawn_local(answer(stream, slot, scrapes.clone()));
+        let task =
+            tokio::task::spawn_local(answer(stream, slot, scrapes.clone(), Rc::clone(&counters)));
         slots.waited_on_by(id, task.abort_handle());
     }
 }
@@ -76,7 +101,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Reads one request and answers it: the head within [`READ_TIMEOUT`] and
 /// [`MAX_HEAD`] bytes, the response within [`READ_TIMEOUT`] too.
-async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<ScrapeRequest>) {
+async fn answer(
+    mut stream: TcpStream,
+    mut slot: Slot,
+    scrapes: mpsc::Sender<ScrapeRequest>,
+    counters: Rc<MetricsCounters>,
+) {
     let mut head = Vec::with_capacity(1024);
     let complete = tokio::time::timeout(READ_TIMEOUT, async {
         let mut buf = [0u8; 1024];
@@ -104,6 +134,13 @@ async fn answer(mut stream: TcpStream, mut slot: Slot, scrapes: mpsc::Sender<Scr
     } else {
         Asked::BadRequest
     };
+    match asked {
+        Asked::Metrics { .. } => bump(&counters.scrapes),
+        // Too slow, or gone before the end of its request (an oversized
+        // head is a bad request).
+        _ if !complete && head.len() <= http::MAX_HEAD => bump(&counters.incomplete_requests),
+        _ => bump(&counters.bad_requests),
+    }
     let (status, body, head_only) = match asked {
         Asked::Metrics { head } => {
             let (tx, rx) = oneshot::channel();

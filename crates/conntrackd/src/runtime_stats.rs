@@ -5,13 +5,15 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::counters::model::Control;
+use crate::counters::model::{Control, MetricsEndpoint};
 use crate::counters::stats_text;
 
 #[derive(Debug)]
 pub struct RuntimeStats {
     pub started: Instant,
     pub control: Rc<ControlCounters>,
+    /// The Prometheus endpoint's clients, if `Metrics` is on.
+    pub metrics: Option<Rc<MetricsCounters>>,
     /// The user-space helpers' counters, published by their task.
     pub helpers: crate::helpers::SharedReport,
 }
@@ -53,6 +55,32 @@ impl ControlCounters {
     }
 }
 
+/// What happened to clients of the Prometheus endpoint; shared with its
+/// tasks like [`ControlCounters`].
+#[derive(Debug, Default)]
+pub struct MetricsCounters {
+    pub scrapes: Cell<u64>,
+    pub bad_requests: Cell<u64>,
+    pub incomplete_requests: Cell<u64>,
+    pub refused_busy: Cell<u64>,
+    pub silent_dropped: Cell<u64>,
+    pub accept_errors: Cell<u64>,
+}
+
+impl MetricsCounters {
+    /// The reading of these counters (`--json`, metrics).
+    pub fn reading(&self) -> MetricsEndpoint {
+        MetricsEndpoint {
+            scrapes: self.scrapes.get(),
+            bad_requests: self.bad_requests.get(),
+            incomplete_requests: self.incomplete_requests.get(),
+            clients_refused: self.refused_busy.get(),
+            silent_clients_dropped: self.silent_dropped.get(),
+            accept_errors: self.accept_errors.get(),
+        }
+    }
+}
+
 /// Where a field of ours is shown: the `control socket:` block.
 const CONTROL_BLOCK: &str = "-s runtime: control socket: ... ";
 
@@ -61,6 +89,7 @@ impl RuntimeStats {
         RuntimeStats {
             started,
             control: Rc::default(),
+            metrics: None,
             helpers: Rc::default(),
         }
     }

@@ -439,5 +439,29 @@ fn idle_connections_cannot_lock_out_the_scraper() {
         scrape.starts_with("HTTP/1.1 200 OK"),
         "scrape while 32 idle connections are open: {scrape:?}"
     );
+    // What happened is counted: 32 idle clients for 16 slots, then the
+    // scraper, made room for 17 times; the 15 idle ones left in their slots
+    // went away without a request; one bad request.
+    assert!(http(&ns, "127.0.0.1", "GET /nope HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+    let mut last = HashMap::new();
+    let counted = wait_until(Duration::from_secs(10), || {
+        let body = http(&ns, "127.0.0.1", "GET /metrics HTTP/1.1\r\n\r\n");
+        let Some((_, body)) = body.split_once("\r\n\r\n") else {
+            return false;
+        };
+        last = parse_exposition(body);
+        let get = |name: &str| last.get(name).copied().unwrap_or(-1.0);
+        get("conntrackd_metrics_silent_clients_dropped_total") == 17.0
+            && get("conntrackd_metrics_incomplete_requests_total") == 15.0
+            && get("conntrackd_metrics_bad_requests_total") == 1.0
+            && get("conntrackd_metrics_scrapes_total") >= 2.0
+            && get("conntrackd_metrics_clients_refused_total") == 0.0
+            && get("conntrackd_metrics_accept_errors_total") == 0.0
+    });
+    let endpoint: Vec<_> = last
+        .iter()
+        .filter(|(k, _)| k.starts_with("conntrackd_metrics_"))
+        .collect();
+    assert!(counted, "metrics endpoint counters: {endpoint:?}");
     ctl(&ns, &conf, &["-k"]);
 }

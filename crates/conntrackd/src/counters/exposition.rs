@@ -180,6 +180,14 @@ mod tests {
                 silent_clients_dropped: next(),
                 accept_errors: next(),
             },
+            metrics_endpoint: Some(MetricsEndpoint {
+                scrapes: next(),
+                bad_requests: next(),
+                incomplete_requests: next(),
+                clients_refused: next(),
+                silent_clients_dropped: next(),
+                accept_errors: next(),
+            }),
             sync: Some(SyncStats {
                 protocol: "ftfw",
                 authentication: true,

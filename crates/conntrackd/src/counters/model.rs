@@ -28,6 +28,8 @@ crate::described! {
         part(Netlink) netlink: Netlink,
         /// The control socket.
         part(Control) control: Control,
+        /// The Prometheus endpoint (null when `Metrics` is off).
+        part(MetricsEndpoint) metrics_endpoint: Option<MetricsEndpoint>,
         /// Sync mode only.
         part(SyncStats) sync: Option<SyncStats>,
         /// The user-space helpers, one per `Type` (empty without a
@@ -142,6 +144,29 @@ crate::described! {
         /// after a pause that grows to 1 s.
         #[shown = "-s runtime: control socket: ... accept errors"]
         counter("control_accept_errors_total") accept_errors: u64,
+    }
+}
+
+crate::described! {
+    /// What happened to clients of the Prometheus endpoint.
+    pub struct MetricsEndpoint {
+        /// Scrapes answered with the metrics (`GET` or `HEAD /metrics`).
+        counter("metrics_scrapes_total") scrapes: u64,
+        /// Requests answered with an error: malformed (400), another
+        /// path (404) or another method (405).
+        counter("metrics_bad_requests_total") bad_requests: u64,
+        /// Clients that sent no complete request within 5 s, or closed
+        /// before they did.
+        counter("metrics_incomplete_requests_total") incomplete_requests: u64,
+        /// Clients closed at once because every slot (16) was busy
+        /// answering.
+        counter("metrics_clients_refused_total") clients_refused: u64,
+        /// Clients closed before they sent a request, to make room for a
+        /// newcomer.
+        counter("metrics_silent_clients_dropped_total") silent_clients_dropped: u64,
+        /// Failed accepts on the endpoint, such as EMFILE; retried after a
+        /// pause that grows to 1 s.
+        counter("metrics_accept_errors_total") accept_errors: u64,
     }
 }
 

@@ -183,6 +183,7 @@ impl Node {
                 kernel_resyncs: n.resync_kernel,
                 buffer_bytes: n.buffer_size,
             },
+            metrics_endpoint: stats.metrics.as_ref().map(|m| m.reading()),
             control: stats.control.reading(),
             sync,
             helpers: crate::helpers::stats(&stats.helpers.borrow()),

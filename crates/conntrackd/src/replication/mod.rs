@@ -4,6 +4,7 @@
 
 mod channels;
 mod keys;
+mod turns;
 mod writes;
 
 use std::future::Future;
@@ -37,7 +38,7 @@ pub struct Replication {
     rx: Vec<Received>,
     /// The channel `ready` asks first: the one after the last that was
     /// ready, so that a busy channel cannot starve the others.
-    ask_first: std::cell::Cell<usize>,
+    turns: turns::Turns,
 }
 
 fn protocol(sync: &SyncSection) -> Protocol {
@@ -132,7 +133,7 @@ impl Replication {
             writer: KernelWriter::open()?,
             link_check_at: now + LINK_CHECK,
             rx: Vec::new(),
-            ask_first: std::cell::Cell::new(0),
+            turns: turns::Turns::default(),
         })
     }
 
@@ -176,15 +177,14 @@ impl Replication {
             .map(|link| Box::pin(link.readable()) as Pin<Box<dyn Future<Output = ()> + '_>>)
             .collect();
         let count = waits.len();
-        let first = self.ask_first.get();
         std::future::poll_fn(|cx| {
-            for i in (0..count).map(|k| (first + k) % count) {
-                if waits[i].as_mut().poll(cx).is_ready() {
-                    self.ask_first.set((i + 1) % count);
-                    return Poll::Ready(i);
-                }
+            match self
+                .turns
+                .pick(count, |i| waits[i].as_mut().poll(cx).is_ready())
+            {
+                Some(i) => Poll::Ready(i),
+                None => Poll::Pending,
             }
-            Poll::Pending
         })
         .await
     }
