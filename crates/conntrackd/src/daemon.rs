@@ -225,6 +225,9 @@ async fn main_loop(
                             .then(|| DumpFeed::new(cursor, chunk_tx.clone()));
                         replies.send(stream, slot, first, rest);
                     }
+                    Reply::KernelDump(dump) => {
+                        replies.send(stream, slot, String::new(), Some(dump.start()));
+                    }
                 }
                 // Before any other input: what the request left for after
                 // its reply (a quiet commit's flows). A `-c` reply is empty,

@@ -15,6 +15,7 @@ mod daemonize;
 mod dump_feed;
 mod helpers;
 mod json;
+mod kernel_dump;
 mod lockfile;
 mod logger;
 mod metrics;

@@ -33,6 +33,9 @@ pub enum Reply {
     Text(String),
     /// A cache dump, rendered chunk by chunk with [`Node::dump_chunk`].
     Dump(DumpCursor),
+    /// The kernel's table, dumped off the main loop (`-i` without an
+    /// internal cache).
+    KernelDump(crate::kernel_dump::KernelDump),
 }
 
 /// Why the daemon could not start.

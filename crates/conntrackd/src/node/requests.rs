@@ -5,13 +5,13 @@
 
 use std::time::Instant;
 
-use conntrack_text::PlainOptions;
 use conntrackd_core::report;
 use conntrackd_core::request::{Asked, Request};
 use conntrackd_core::sync::Readiness;
 use conntrackd_core::sync::report as sync_report;
 
 use super::{Engine, Node, Reply};
+use crate::kernel_dump::KernelDump;
 use crate::logger;
 use crate::replication::Replication;
 use crate::runtime_stats::RuntimeStats;
@@ -96,8 +96,10 @@ impl Node {
             Request::CtDumpInternal | Request::CtDumpIntXml => {
                 // Not a cache dump, so there is no internal cache: the
                 // kernel table, as `conntrack -L` shows it.
-                if matches!(self.engine, Engine::Sync(_)) {
-                    out = self.dump_kernel_plain();
+                if matches!(self.engine, Engine::Sync(_)) && self.kernel.is_some() {
+                    return Reply::KernelDump(KernelDump {
+                        filter: self.local().and_then(|l| l.dump_filter()).cloned(),
+                    });
                 }
             }
             Request::CtDumpExternal
@@ -333,28 +335,6 @@ impl Node {
                 r.commit(now, true, scope == Scope::Both && expectations, events);
             }
         }
-    }
-
-    /// `-i` with the internal cache disabled: the kernel's table.
-    fn dump_kernel_plain(&mut self) -> String {
-        let filter = self.local().and_then(|l| l.dump_filter()).cloned();
-        let Some(kernel) = self.kernel.as_mut() else {
-            return String::new();
-        };
-        let flows = kernel.dump_filtered(filter.as_ref()).unwrap_or_default();
-        let mut out = String::new();
-        for ct in &flows {
-            conntrack_text::write_plain(
-                &mut out,
-                ct,
-                PlainOptions {
-                    show_timeout: true,
-                    show_use: true,
-                },
-            );
-            out.push('\n');
-        }
-        out
     }
 }
 
