@@ -942,3 +942,73 @@ fn synced_tells_when_a_restarted_backup_holds_the_state() {
         synced(&b).1
     );
 }
+
+/// Sends one UDP datagram from 10.99.0.1:40000 to 10.99.0.1:7777 inside a
+/// node's namespace (the address on its loopback): a flow in its kernel
+/// that passes the output hook, where the rulesets below look at labels.
+fn udp_on_loopback(node: &Node) {
+    node.ns
+        .ip(&["addr", "replace", "10.99.0.1/32", "dev", "lo"]);
+    node.ns.exec_ok(
+        "python3",
+        &[
+            "-c",
+            "import socket\ns=socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\ns.bind(('10.99.0.1', 40000))\ns.sendto(b'x', ('10.99.0.1', 7777))",
+        ],
+    );
+}
+
+/// Loads an nftables ruleset into a node's namespace.
+fn nft(node: &Node, name: &str, rules: &str) {
+    let file = node.scratch.write(name, rules);
+    node.ns
+        .exec_ok("nft", &["-f", file.to_str().expect("utf8 path")]);
+}
+
+/// A flow's connection labels travel with it: set by the primary's
+/// ruleset, replicated, and written into the backup's kernel by `-c`,
+/// where the backup's ruleset sees them on the flow's next packet. (The
+/// kernel keeps labels only in a namespace whose rules set some.)
+#[test]
+fn labels_replicate_and_are_committed() {
+    if !can_run("labels_replicate_and_are_committed", Impl::Ours, Impl::Ours) {
+        return;
+    }
+    let (a, b) = pair(FTFW, Transport::Multicast, Impl::Ours, Impl::Ours);
+    nft(
+        &a,
+        "labels.nft",
+        "table inet labels {\n chain out { type filter hook output priority 0; udp dport 7777 ct label set 5; }\n}\n",
+    );
+    // The backup sets a label on traffic that never comes (so that its
+    // kernel keeps labels at all), and counts the flow's packets that
+    // carry label 5.
+    nft(
+        &b,
+        "labels.nft",
+        "table inet labels {\n chain out { type filter hook output priority 0; udp dport 9 ct label set 1; udp dport 7777 ct label 5 counter; }\n}\n",
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    udp_on_loopback(&a);
+    let flow = "src=10.99.0.1 dst=10.99.0.1 sport=40000 dport=7777";
+    assert!(
+        wait_until(Duration::from_secs(10), || b.ctl(&["-e"]).contains(flow)),
+        "the flow never reached the backup: {}",
+        b.ctl(&["-e"])
+    );
+    b.ctl(&["-c"]);
+    assert!(b.kernel().contains(flow), "not committed: {}", b.kernel());
+    // The backup's next packet of the flow finds the committed entry,
+    // label included.
+    udp_on_loopback(&b);
+    let rules = b.ns.exec_ok("nft", &["list", "table", "inet", "labels"]);
+    let counted = rules
+        .lines()
+        .find(|l| l.contains("dport 7777"))
+        .is_some_and(|l| l.contains("counter packets 1 "));
+    assert!(
+        counted,
+        "the committed flow has no label 5:\n{rules}\nbackup log:\n{}",
+        b.log()
+    );
+}
