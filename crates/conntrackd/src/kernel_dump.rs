@@ -58,6 +58,12 @@ impl KernelDump {
 /// it fills. A client that went away closes the channel; the rest of the
 /// dump is then read and dropped, which ends it cleanly.
 fn dump(filter: Option<&Filter>, tx: &mpsc::Sender<Part>) {
+    // The daemon runs at SCHED_RR 99 by default and this thread inherits
+    // it: a dump of millions of flows, or several at once, would take
+    // whole cores from everything else (softirqs included). It is a
+    // client's errand, not the daemon's. Failing to drop the policy is
+    // harmless when there was none to drop.
+    let _ = oscalls::set_thread_time_sharing();
     let mut socket = match CtSocket::open(0, false) {
         Ok(socket) => socket,
         Err(e) => {

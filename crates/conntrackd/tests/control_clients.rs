@@ -530,6 +530,31 @@ fn accept_errors_back_off_and_are_counted() {
     );
 }
 
+/// (scheduling class, name) of every thread of a node's daemon (`ps -L`).
+fn scheduling_classes(node: &Node) -> Vec<(String, String)> {
+    let conf = node.conf.to_str().expect("utf8 path");
+    let pids = Command::new("pgrep")
+        .args(["-f", &format!("conntrackd -C {conf}")])
+        .output()
+        .expect("pgrep");
+    let pid = String::from_utf8_lossy(&pids.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let out = Command::new("ps")
+        .args(["-L", "-o", "cls=,comm=", "-p", &pid])
+        .output()
+        .expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let mut words = l.split_whitespace();
+            Some((words.next()?.to_string(), words.next()?.to_string()))
+        })
+        .collect()
+}
+
 /// `-i` without an internal cache lists the kernel's table: 100,000 flows
 /// here. Two clients ask for it and do not read; meanwhile `-s` is
 /// prompt and new flows replicate, and each client, once it reads, gets
@@ -559,6 +584,18 @@ fn a_kernel_dump_holds_up_nothing() {
         .map(|_| raw_request(&sock, CT_DUMP_INTERNAL))
         .collect();
     std::thread::sleep(Duration::from_millis(500));
+    // The dumps' threads wait for their clients under the normal policy,
+    // whatever the daemon's own (SCHED_RR by default).
+    let threads = scheduling_classes(&a);
+    let dumps: Vec<_> = threads
+        .iter()
+        .filter(|(_, name)| name == "kernel-dump")
+        .collect();
+    assert_eq!(dumps.len(), 2, "threads: {threads:?}");
+    assert!(
+        dumps.iter().all(|(class, _)| class == "TS"),
+        "threads: {threads:?}"
+    );
     stats_are_prompt(&a, "kernel dumps unread");
     create_flows(&a, 17, MORE_FLOWS);
     let held = backup_reaches(&b, MORE_FLOWS as u64, Duration::from_secs(15));

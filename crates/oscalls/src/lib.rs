@@ -107,6 +107,22 @@ pub fn set_scheduler(policy: SchedPolicy, priority: i32) -> io::Result<()> {
     }
 }
 
+/// Puts the calling thread under the normal time-sharing policy (Linux
+/// schedules threads, and a new thread inherits the real-time policy of
+/// the one that started it): for background work of a real-time daemon,
+/// which must not take a core from the rest of the system.
+pub fn set_thread_time_sharing() -> io::Result<()> {
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` is a valid sched_param that outlives the call; pid 0
+    // is the calling thread.
+    let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_OTHER, &param) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Makes glibc's malloc serve every allocation of at least `bytes` with its
 /// own mapping. Large tables then grow by remapping instead of copying, and
 /// their memory goes back to the system when freed; without a fixed
