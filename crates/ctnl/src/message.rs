@@ -195,12 +195,15 @@ fn decode_one(header: NlHeader, payload: &[u8]) -> Result<Message, DecodeError> 
 }
 
 /// Appends one netlink message (header, nfgenmsg, attributes) to `buf`.
-fn push_message(
+/// Appends one nfnetlink message: the netlink header, the nfgenmsg
+/// (`family`, version 0, `res_id`, which names the queue for NFQUEUE and
+/// is 0 for ctnetlink), then the attributes `fill` writes.
+pub fn push_nfnl_message(
     buf: &mut Vec<u8>,
     kind: u16,
     flags: u16,
     seq: u32,
-    family: u8,
+    (family, res_id): (u8, u16),
     fill: impl FnOnce(&mut NlaWriter<'_>),
 ) {
     let start = buf.len();
@@ -209,10 +212,24 @@ fn push_message(
     buf.extend_from_slice(&flags.to_ne_bytes());
     buf.extend_from_slice(&seq.to_ne_bytes());
     buf.extend_from_slice(&0u32.to_ne_bytes());
-    buf.extend_from_slice(&[family, 0, 0, 0]);
+    buf.push(family);
+    buf.push(0); // NFNETLINK_V0
+    buf.extend_from_slice(&res_id.to_be_bytes());
     fill(&mut NlaWriter::new(buf));
-    let len = (buf.len() - start) as u32;
+    let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
     buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
+}
+
+/// A ctnetlink message (`res_id` 0).
+fn push_message(
+    buf: &mut Vec<u8>,
+    kind: u16,
+    flags: u16,
+    seq: u32,
+    family: u8,
+    fill: impl FnOnce(&mut NlaWriter<'_>),
+) {
+    push_nfnl_message(buf, kind, flags, seq, (family, 0), fill);
 }
 
 fn ct_type(msg: u16) -> u16 {

@@ -24,11 +24,14 @@ pub enum RecvError {
 
 /// Room for the datagrams of one [`CtSocket::recv_batch`]: an event is one
 /// datagram, so reading many per system call saves a call per event.
+/// Other netlink sockets (NFQUEUE) use it with larger slots.
 #[derive(Debug)]
 pub struct RecvBatch {
     buf: Vec<u8>,
     got: Vec<oscalls::Received>,
     count: usize,
+    /// Bytes a datagram may take.
+    slot: usize,
 }
 
 /// Bytes a datagram may take in a batch. A conntrack event is well under
@@ -39,21 +42,48 @@ const BATCH_SLOTS: usize = 32;
 
 impl Default for RecvBatch {
     fn default() -> Self {
-        RecvBatch {
-            buf: vec![0; BATCH_SLOT * BATCH_SLOTS],
-            got: vec![oscalls::Received::default(); BATCH_SLOTS],
-            count: 0,
-        }
+        RecvBatch::with_slots(BATCH_SLOT, BATCH_SLOTS)
     }
 }
 
 impl RecvBatch {
+    /// Room for `slots` datagrams of up to `slot` bytes each.
+    pub fn with_slots(slot: usize, slots: usize) -> RecvBatch {
+        RecvBatch {
+            buf: vec![0; slot * slots],
+            got: vec![oscalls::Received::default(); slots],
+            count: 0,
+            slot,
+        }
+    }
+
+    /// Receives the datagrams queued on `fd` now (up to a batch), without
+    /// waiting.
+    pub fn recv_from(&mut self, fd: BorrowedFd<'_>) -> Result<usize, RecvError> {
+        self.count = 0;
+        match oscalls::recv_many(fd, &mut self.buf, self.slot, &mut self.got) {
+            Ok(n) => {
+                self.count = n;
+                Ok(n)
+            }
+            Err(e) => Err(match e.raw_os_error() {
+                Some(code) if code == rustix::io::Errno::NOBUFS.raw_os_error() => {
+                    RecvError::Overrun
+                }
+                Some(code) if code == rustix::io::Errno::AGAIN.raw_os_error() => {
+                    RecvError::WouldBlock
+                }
+                _ => RecvError::Io(e),
+            }),
+        }
+    }
+
     /// The datagrams of the last receive, in order; `None` for one that
     /// was truncated.
     pub fn datagrams(&self) -> impl Iterator<Item = Option<&[u8]>> {
         self.got[..self.count]
             .iter()
-            .zip(self.buf.chunks_exact(BATCH_SLOT))
+            .zip(self.buf.chunks_exact(self.slot))
             .map(|(r, chunk)| (!r.truncated).then(|| &chunk[..r.len]))
     }
 }
@@ -165,22 +195,7 @@ impl CtSocket {
     /// Receives the datagrams queued now (up to a batch) with one system
     /// call, without waiting.
     pub fn recv_batch(&self, batch: &mut RecvBatch) -> Result<usize, RecvError> {
-        batch.count = 0;
-        match oscalls::recv_many(self.fd.as_fd(), &mut batch.buf, BATCH_SLOT, &mut batch.got) {
-            Ok(n) => {
-                batch.count = n;
-                Ok(n)
-            }
-            Err(e) => Err(match e.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::NOBUFS.raw_os_error() => {
-                    RecvError::Overrun
-                }
-                Some(code) if code == rustix::io::Errno::AGAIN.raw_os_error() => {
-                    RecvError::WouldBlock
-                }
-                _ => RecvError::Io(e),
-            }),
-        }
+        batch.recv_from(self.fd.as_fd())
     }
 
     fn recv_with(&self, buf: &mut Vec<u8>, flags: RecvFlags) -> Result<usize, RecvError> {

@@ -189,7 +189,7 @@ impl QueueRunner {
             socket,
             ct,
             engine: Engine::new(planned.iter().map(|p| p.setup.clone()).collect()),
-            batch: QueueBatch::default(),
+            batch: QueueSocket::batch(),
             out: Vec::with_capacity(4096),
             queues,
             stubs_to_remove,

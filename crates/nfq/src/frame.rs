@@ -1,7 +1,7 @@
 //! Netlink framing shared by both subsystems: the message header, the
 //! nfgenmsg that follows it, and the messages of a received datagram.
 
-use ctnl::nla::{NlaWriter, align4};
+use ctnl::nla::align4;
 
 use crate::DecodeError;
 
@@ -81,26 +81,6 @@ pub fn frames(buf: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, DecodeError>
     })
 }
 
-/// Appends one nfnetlink message: header, nfgenmsg, then what `fill`
-/// writes.
-pub fn push_message(
-    buf: &mut Vec<u8>,
-    kind: u16,
-    flags: u16,
-    seq: u32,
-    (family, res_id): (u8, u16),
-    fill: impl FnOnce(&mut NlaWriter<'_>),
-) {
-    let start = buf.len();
-    buf.extend_from_slice(&[0; 4]);
-    buf.extend_from_slice(&kind.to_ne_bytes());
-    buf.extend_from_slice(&flags.to_ne_bytes());
-    buf.extend_from_slice(&seq.to_ne_bytes());
-    buf.extend_from_slice(&0u32.to_ne_bytes());
-    buf.push(family);
-    buf.push(0); // NFNETLINK_V0
-    buf.extend_from_slice(&res_id.to_be_bytes());
-    fill(&mut NlaWriter::new(buf));
-    let len = u32::try_from(buf.len() - start).unwrap_or(u32::MAX);
-    buf[start..start + 4].copy_from_slice(&len.to_ne_bytes());
-}
+/// Appends one nfnetlink message (ctnetlink's builder: the header and
+/// nfgenmsg are the same for every nfnetlink subsystem).
+pub use ctnl::message::push_nfnl_message as push_message;

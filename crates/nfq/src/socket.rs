@@ -1,5 +1,5 @@
 //! A `NETLINK_NETFILTER` socket for NFQUEUE and cthelper requests (safe
-//! code over rustix; batched receives through `oscalls`).
+//! code over rustix; batched receives through ctnl's `RecvBatch`).
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -19,45 +19,13 @@ const BATCH_SLOTS: usize = 16;
 /// How long a request waits for the kernel's answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Room for the datagrams of one [`QueueSocket::recv_batch`].
-#[derive(Debug)]
-pub struct QueueBatch {
-    buf: Vec<u8>,
-    got: Vec<oscalls::Received>,
-    count: usize,
-}
+/// Room for the datagrams of one [`QueueSocket::recv_batch`]: ctnetlink's
+/// batch with slots large enough for a copied packet
+/// ([`QueueSocket::batch`]).
+pub type QueueBatch = ctnl::RecvBatch;
 
-impl Default for QueueBatch {
-    fn default() -> Self {
-        QueueBatch {
-            buf: vec![0; BATCH_SLOT * BATCH_SLOTS],
-            got: vec![oscalls::Received::default(); BATCH_SLOTS],
-            count: 0,
-        }
-    }
-}
-
-impl QueueBatch {
-    /// The datagrams of the last receive; `None` for a truncated one.
-    pub fn datagrams(&self) -> impl Iterator<Item = Option<&[u8]>> {
-        self.got[..self.count]
-            .iter()
-            .zip(self.buf.chunks_exact(BATCH_SLOT))
-            .map(|(r, chunk)| (!r.truncated).then(|| &chunk[..r.len]))
-    }
-}
-
-/// Why a receive returned nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum RecvError {
-    #[error("no data available")]
-    WouldBlock,
-    /// The kernel could not deliver some packets to us (ENOBUFS).
-    #[error("netlink receive buffer overrun")]
-    Overrun,
-    #[error(transparent)]
-    Io(#[from] io::Error),
-}
+/// Why a receive returned nothing (the same as for any netlink socket).
+pub use ctnl::RecvError;
 
 /// A socket bound to NFQUEUE queues, also used for cthelper requests.
 #[derive(Debug)]
@@ -192,24 +160,14 @@ impl QueueSocket {
         self.next_seq()
     }
 
+    /// Room for a batch of this socket's datagrams.
+    pub fn batch() -> QueueBatch {
+        QueueBatch::with_slots(BATCH_SLOT, BATCH_SLOTS)
+    }
+
     /// Receives the datagrams queued now (up to a batch), without waiting.
     pub fn recv_batch(&self, batch: &mut QueueBatch) -> Result<usize, RecvError> {
-        batch.count = 0;
-        match oscalls::recv_many(self.fd.as_fd(), &mut batch.buf, BATCH_SLOT, &mut batch.got) {
-            Ok(n) => {
-                batch.count = n;
-                Ok(n)
-            }
-            Err(e) => Err(match e.raw_os_error() {
-                Some(code) if code == rustix::io::Errno::NOBUFS.raw_os_error() => {
-                    RecvError::Overrun
-                }
-                Some(code) if code == rustix::io::Errno::AGAIN.raw_os_error() => {
-                    RecvError::WouldBlock
-                }
-                _ => RecvError::Io(e),
-            }),
-        }
+        batch.recv_from(self.fd.as_fd())
     }
 }
 
