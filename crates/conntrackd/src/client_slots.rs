@@ -8,7 +8,7 @@
 //! Only when every slot is heard (replies being written) is the newcomer
 //! refused. Everything runs on the daemon's one thread, hence `Rc`.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
 
@@ -79,6 +79,26 @@ impl ClientSlots {
             },
             evicted_silent,
         })
+    }
+
+    /// [`ClientSlots::admit`], counting a newcomer that took a silent
+    /// client's slot in `evicted` and one turned away in `refused`.
+    pub fn admit_counted(&self, evicted: &Cell<u64>, refused: &Cell<u64>) -> Option<Slot> {
+        match self.admit() {
+            Ok(Admitted {
+                slot,
+                evicted_silent,
+            }) => {
+                if evicted_silent {
+                    evicted.set(evicted.get() + 1);
+                }
+                Some(slot)
+            }
+            Err(AllBusy) => {
+                refused.set(refused.get() + 1);
+                None
+            }
+        }
     }
 
     /// The task waiting for an unheard client's request: aborted (which

@@ -4,7 +4,6 @@
 //! (`crate::counters::exposition`).
 
 use conntrackd_core::http::{self, Asked};
-use std::cell::Cell;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::Duration;
@@ -14,12 +13,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::accept_backoff::AcceptBackoff;
-use crate::client_slots::{Admitted, ClientSlots, Slot};
-use crate::runtime_stats::MetricsCounters;
-
-fn bump(counter: &Cell<u64>) {
-    counter.set(counter.get() + 1);
-}
+use crate::client_slots::{ClientSlots, Slot};
+use crate::runtime_stats::{MetricsCounters, bump};
 
 /// A scrape waiting for the main loop to take a snapshot.
 pub type ScrapeRequest = oneshot::Sender<String>;
@@ -73,21 +68,10 @@ pub async fn serve(
                 continue;
             }
         };
-        let slot = match slots.admit() {
-            Ok(Admitted {
-                slot,
-                evicted_silent,
-            }) => {
-                if evicted_silent {
-                    bump(&counters.silent_dropped);
-                }
-                slot
-            }
-            Err(_) => {
-                // Every slot busy with a response: close at once.
-                bump(&counters.refused_busy);
-                continue;
-            }
+        // Every slot busy with a response: close at once.
+        let Some(slot) = slots.admit_counted(&counters.silent_dropped, &counters.refused_busy)
+        else {
+            continue;
         };
         let id = slot.id();
         let task =

@@ -37,11 +37,12 @@ pub struct ControlCounters {
     pub accept_errors: Cell<u64>,
 }
 
-impl ControlCounters {
-    pub fn bump(counter: &Cell<u64>) {
-        counter.set(counter.get() + 1);
-    }
+/// Adds one to a shell counter.
+pub fn bump(counter: &Cell<u64>) {
+    counter.set(counter.get() + 1);
+}
 
+impl ControlCounters {
     /// The reading of these counters (`-s runtime`, `--json`, metrics).
     pub fn reading(&self) -> Control {
         Control {
@@ -167,7 +168,7 @@ mod tests {
     #[test]
     fn control_block_appears_once_a_client_was_turned_away() {
         let s = RuntimeStats::new(Instant::now());
-        ControlCounters::bump(&s.control.silent_dropped);
+        bump(&s.control.silent_dropped);
         let text = s.render_runtime_block();
         let (classic, ours) = text
             .split_once("\n\ncontrol socket:\n")

@@ -10,9 +10,9 @@ use tokio::sync::mpsc;
 
 use super::ControlRequest;
 use crate::accept_backoff::AcceptBackoff;
-use crate::client_slots::{Admitted, ClientSlots, Slot};
+use crate::client_slots::{ClientSlots, Slot};
 use crate::logger;
-use crate::runtime_stats::ControlCounters;
+use crate::runtime_stats::{ControlCounters, bump};
 
 /// How long a connected client may take to send its request before the
 /// daemon gives up on it (the C daemon would block forever).
@@ -42,7 +42,7 @@ pub async fn accept_loop(
                 stream
             }
             Err(e) => {
-                ControlCounters::bump(&counters.accept_errors);
+                bump(&counters.accept_errors);
                 if !backoff.failing() {
                     logger::warning(&format!(
                         "control socket: accept failed: {e}; retrying with back-off"
@@ -58,21 +58,10 @@ pub async fn accept_loop(
             ));
             continue;
         }
-        let slot = match slots.admit() {
-            Ok(Admitted {
-                slot,
-                evicted_silent,
-            }) => {
-                if evicted_silent {
-                    ControlCounters::bump(&counters.silent_dropped);
-                }
-                slot
-            }
-            Err(_) => {
-                // Every slot is busy writing a reply: close at once.
-                ControlCounters::bump(&counters.refused_busy);
-                continue;
-            }
+        // Every slot busy writing a reply: close at once.
+        let Some(slot) = slots.admit_counted(&counters.silent_dropped, &counters.refused_busy)
+        else {
+            continue;
         };
         let id = slot.id();
         let task = tokio::task::spawn_local(read_and_forward(
@@ -108,8 +97,8 @@ async fn read_and_forward(
                         .await;
                 }
             }
-            Err(_) => ControlCounters::bump(&counters.unknown_request),
+            Err(_) => bump(&counters.unknown_request),
         },
-        _ => ControlCounters::bump(&counters.read_failed),
+        _ => bump(&counters.read_failed),
     }
 }

@@ -17,7 +17,7 @@ use tokio::net::UnixStream;
 
 use crate::client_slots::Slot;
 use crate::logger;
-use crate::runtime_stats::ControlCounters;
+use crate::runtime_stats::{ControlCounters, bump};
 
 /// The rest of a reply after its first part, produced as the client reads
 /// (a dump rendered chunk by chunk).
@@ -86,7 +86,7 @@ impl Replies {
                 None => deliver(stream, first, written, NoMore, patience).await,
             };
             if delivery == Delivery::Abandoned {
-                ControlCounters::bump(&counters.replies_abandoned);
+                bump(&counters.replies_abandoned);
                 logger::warning(&format!(
                     "abandoned a control reply: the client read nothing for {} s",
                     patience.as_secs()
