@@ -371,23 +371,6 @@ fn ftp_and_rpc_pass_the_firewall_with_our_helpers_and_not_without() {
     assert_eq!(with, (true, true, true), "with our helpers: {stats}");
 }
 
-/// The thread of `ns` (for a runner in it).
-fn in_netns<T: Send + 'static>(
-    ns: &Netns,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
-    let path = format!("/run/netns/{}", ns.name);
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(path).expect("netns file");
-        rustix::thread::move_into_link_name_space(
-            std::os::fd::AsFd::as_fd(&file),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )
-        .expect("setns");
-        f()
-    })
-}
-
 /// Sync mode: an expectation our ftp helper creates through ctnetlink is
 /// a kernel expectation like the kernel helpers' ones, so `ExpectationSync`
 /// replicates it to the backup. The daemon cannot run the Helper section
@@ -447,7 +430,7 @@ fn expectations_of_our_helper_are_replicated_by_expectation_sync() {
     .expect("plan");
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_runner = std::sync::Arc::clone(&stop);
-    let runner = in_netns(&a.ns, move || {
+    let runner = a.ns.thread(move || {
         let options = helperd::RunnerOptions {
             configure_stubs: false,
             ..helperd::RunnerOptions::default()

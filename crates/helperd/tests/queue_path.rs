@@ -59,12 +59,8 @@ fn read_line(child: &mut std::process::Child) -> String {
     line
 }
 
-#[test]
-fn queued_packets_are_read_parsed_accepted_and_counted() {
-    if !available("queued_packets_are_read_parsed_accepted_and_counted") {
-        return;
-    }
-    let ns = Ns::new();
+/// Queues the namespace's outgoing TFTP requests (UDP port 69) to `queue`.
+fn queue_tftp(ns: &Ns, queue: u16) {
     ns.ok(
         "iptables-legacy",
         &[
@@ -77,9 +73,18 @@ fn queued_packets_are_read_parsed_accepted_and_counted() {
             "-j",
             "NFQUEUE",
             "--queue-num",
-            "7",
+            &queue.to_string(),
         ],
     );
+}
+
+#[test]
+fn queued_packets_are_read_parsed_accepted_and_counted() {
+    if !available("queued_packets_are_read_parsed_accepted_and_counted") {
+        return;
+    }
+    let ns = Ns::new();
+    queue_tftp(&ns, 7);
     let options = RunnerOptions {
         // The queue path alone: on a kernel without the cthelper
         // subsystem no stub can be made (the daemon refuses to start).
@@ -135,21 +140,7 @@ fn a_full_queue_fails_open() {
         return;
     }
     let ns = Ns::new();
-    ns.ok(
-        "iptables-legacy",
-        &[
-            "-A",
-            "OUTPUT",
-            "-p",
-            "udp",
-            "--dport",
-            "69",
-            "-j",
-            "NFQUEUE",
-            "--queue-num",
-            "8",
-        ],
-    );
+    queue_tftp(&ns, 8);
     // Bound with QueueLen 1 and never read: every packet past the first
     // finds the queue full and, with fail-open, passes unseen.
     let config = "Helper {\n\tType tftp inet udp {\n\t\tQueueNum 8\n\t\tQueueLen 1\n\t}\n}\n";

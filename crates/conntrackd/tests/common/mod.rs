@@ -123,6 +123,23 @@ impl Netns {
     pub fn conntrack(&self, args: &[&str]) -> String {
         self.exec_ok("conntrack", args)
     }
+
+    /// Runs `f` on a thread that joined the namespace.
+    pub fn thread<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(path).expect("netns file");
+            rustix::thread::move_into_link_name_space(
+                std::os::fd::AsFd::as_fd(&file),
+                Some(rustix::thread::LinkNameSpaceType::Network),
+            )
+            .expect("setns");
+            f()
+        })
+    }
 }
 
 impl Drop for Netns {
