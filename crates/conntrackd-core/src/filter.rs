@@ -86,6 +86,11 @@ impl Filter {
         self.protocol.is_none() && self.address.is_none() && self.state.is_none()
     }
 
+    /// Whether `ct` passes: what dumps of the kernel's table list.
+    pub fn accepts(&self, ct: &Conntrack) -> bool {
+        self.verdict(ct) == Verdict::Accept
+    }
+
     pub fn verdict(&self, ct: &Conntrack) -> Verdict {
         let (Some(orig), Some(reply)) = (&ct.orig, &ct.reply) else {
             return Verdict::Malformed;

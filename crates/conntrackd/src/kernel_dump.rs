@@ -5,9 +5,8 @@
 //! bounded parts: the main loop never waits for it, and a slow client
 //! holds up only its own dump (docs/control-and-cli.md §3).
 
-use conntrack_model::Conntrack;
 use conntrack_text::PlainOptions;
-use conntrackd_core::filter::{Filter, Verdict};
+use conntrackd_core::filter::Filter;
 use ctnl::CtSocket;
 use tokio::sync::mpsc;
 
@@ -74,7 +73,7 @@ fn dump(filter: Option<&Filter>, tx: &mpsc::Sender<Part>) {
     let mut text = String::new();
     let mut gone = false;
     let done = socket.dump_conntrack_each(|ct| {
-        if gone || !listed(filter, &ct) {
+        if gone || filter.is_some_and(|f| !f.accepts(&ct)) {
             return;
         }
         conntrack_text::write_plain(
@@ -99,10 +98,6 @@ fn dump(filter: Option<&Filter>, tx: &mpsc::Sender<Part>) {
     if let Err(e) = done {
         let _ = tx.blocking_send(Err(format!("can't dump the kernel conntrack table: {e}")));
     }
-}
-
-fn listed(filter: Option<&Filter>, ct: &Conntrack) -> bool {
-    filter.is_none_or(|f| f.verdict(ct) == Verdict::Accept)
 }
 
 impl ReplySource for KernelDumpFeed {

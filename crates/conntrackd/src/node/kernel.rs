@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use conntrack_model::{Conntrack, Expect};
 use conntrackd_config::Config;
-use conntrackd_core::filter::{Filter, Verdict};
+use conntrackd_core::filter::Filter;
 use conntrackd_core::local::{EventKind, NetlinkCounters, Origin};
 use ctnl::{CtEvent, CtSocket, Message, RecvBatch, RecvError, groups, messages, request};
 use tokio::io::unix::AsyncFd;
@@ -417,7 +417,7 @@ impl Kernel {
         let flows = self.requests.dump_conntrack()?;
         Ok(flows
             .into_iter()
-            .filter(|ct| filter.is_none_or(|f| f.verdict(ct) == Verdict::Accept))
+            .filter(|ct| filter.is_none_or(|f| f.accepts(ct)))
             .collect())
     }
 
