@@ -99,8 +99,9 @@ impl SyncCore {
                 }
                 Some(last) => {
                     self.timers.refresh.cancel(&key);
-                    let queued = self.queued(&key);
-                    if change.announce || queued {
+                    // Its DEL is to be sent, or a queued message of it is
+                    // still to be built from its last state.
+                    if change.announce || self.queued(&key) {
                         self.dead
                             .insert(key.clone(), Dead::Flow(crate::compact::Stored::new(*last)));
                     }
@@ -148,8 +149,7 @@ impl SyncCore {
         if kind == EventKind::Destroy {
             if let Some(entry) = state.internal.remove(&exp) {
                 self.timers.refresh.cancel(&key);
-                let queued = self.queued(&key);
-                if announce || queued {
+                if announce || self.queued(&key) {
                     let mut last = entry.exp;
                     last.merge(&exp);
                     self.dead.insert(key.clone(), Dead::Expect(Box::new(last)));

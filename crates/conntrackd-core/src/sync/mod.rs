@@ -495,18 +495,26 @@ impl SyncCore {
 
     /// §5.4: an object in the resend queue moves to the transmit queue; an
     /// object already waiting to be sent stays where it is.
+    ///
+    /// An object is in one queue at most: it enters the transmit queue
+    /// only through here or straight from the resend queue, and the resend
+    /// queue only when it leaves the transmit queue.
     fn queue_object(&mut self, key: ObjKey) {
+        if self.txq.contains(&key) {
+            return;
+        }
         if let Mode::Ftfw(ftfw) = &mut self.mode {
             ftfw.rsq.remove_object(&key);
         }
-        // A no-op for an object already in the transmit queue.
         self.txq.push_back(Item::Object(key), ());
     }
 
-    /// The object is no longer referenced by a queue: a dead one is freed.
+    /// An object just taken out of its queue: no queue holds it now (see
+    /// [`SyncCore::queue_object`]), so a dead one is freed.
     fn release(&mut self, key: &ObjKey) {
+        debug_assert!(!self.queued(key), "an object was in two queues");
         // Most of the time nothing is dead: no lookups then.
-        if !self.dead.is_empty() && !self.queued(key) {
+        if !self.dead.is_empty() {
             self.dead.remove(key);
         }
     }

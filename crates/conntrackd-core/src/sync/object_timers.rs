@@ -39,6 +39,10 @@ impl<K: Clone + Eq + Hash> ObjectTimers<K> {
     }
 
     pub(crate) fn cancel(&mut self, key: &K) {
+        // FTFW and NOTRACK arm none: no hashing then.
+        if self.armed.is_empty() {
+            return;
+        }
         if let Some((at, ticket)) = self.armed.remove(key) {
             self.due.remove(&(at, ticket));
             self.keys.remove(&ticket);
