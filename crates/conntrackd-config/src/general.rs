@@ -5,7 +5,7 @@ use crate::lexer::{Token, TokenKind};
 use crate::limits::{MAX_FILE_PATH_LEN, MAX_PRIORITY, MAX_SOCKET_PATH_LEN};
 use crate::model::{
     DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_METRICS_PORT,
-    DEFAULT_NETLINK_OVERRUN_RESYNC,
+    DEFAULT_NETLINK_OVERRUN_RESYNC, MAX_EVENT_BATCH_DELAY,
 };
 use crate::model::{Policy, SchedulerType};
 use crate::parser::{KeyBlock, PResult, Parser, key_block, parse_net};
@@ -33,6 +33,19 @@ impl<'a> Parser<'a> {
     fn general_item(&mut self, t: Token<'a>) -> PResult<()> {
         if t.kind == TokenKind::Str && t.text == "Metrics" {
             return self.metrics(&t);
+        }
+        if t.kind == TokenKind::Str && t.text == "EventBatchDelay" {
+            let (ms, span) = self.number(&t)?;
+            if ms > MAX_EVENT_BATCH_DELAY {
+                return Err(self.error(
+                    span,
+                    format!(
+                        "`EventBatchDelay' must be at most {MAX_EVENT_BATCH_DELAY} (milliseconds)"
+                    ),
+                ));
+            }
+            self.config.general.event_batch_delay = ms;
+            return Ok(());
         }
         if t.kind != TokenKind::Keyword {
             if self.legacy_ignored(&t)? {

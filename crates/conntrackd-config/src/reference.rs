@@ -33,11 +33,12 @@ use crate::limits::{
 };
 use crate::model::{
     DEFAULT_ACK_WINDOW_SIZE, DEFAULT_CACHE_TIMEOUT, DEFAULT_CHECKSUM, DEFAULT_DATAGRAM_RCVBUF,
-    DEFAULT_ERROR_QUEUE_LENGTH, DEFAULT_EVENT_ITERATION_LIMIT, DEFAULT_HASH_LIMIT,
-    DEFAULT_HASH_SIZE, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOCK_FILE, DEFAULT_LOG_FILE,
-    DEFAULT_MAX_CLIENTS, DEFAULT_METRICS_PORT, DEFAULT_NETLINK_OVERRUN_RESYNC, DEFAULT_PRIORITY,
-    DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_REPLICATE_LABELS, DEFAULT_REPLY_TIMEOUT,
-    DEFAULT_RESEND_QUEUE_SIZE, DEFAULT_STARTUP_RESYNC, DEFAULT_STATS_LOG_FILE, DEFAULT_SYSTEMD,
+    DEFAULT_ERROR_QUEUE_LENGTH, DEFAULT_EVENT_BATCH_DELAY, DEFAULT_EVENT_ITERATION_LIMIT,
+    DEFAULT_HASH_LIMIT, DEFAULT_HASH_SIZE, DEFAULT_KERNEL_EVENTS_PER_WAKEUP, DEFAULT_LOCK_FILE,
+    DEFAULT_LOG_FILE, DEFAULT_MAX_CLIENTS, DEFAULT_METRICS_PORT, DEFAULT_NETLINK_OVERRUN_RESYNC,
+    DEFAULT_PRIORITY, DEFAULT_PURGE_TIMEOUT, DEFAULT_REFRESH_TIME, DEFAULT_REPLICATE_LABELS,
+    DEFAULT_REPLY_TIMEOUT, DEFAULT_RESEND_QUEUE_SIZE, DEFAULT_STARTUP_RESYNC,
+    DEFAULT_STATS_LOG_FILE, DEFAULT_SYSTEMD, MAX_EVENT_BATCH_DELAY,
 };
 
 /// What a key is.
@@ -565,6 +566,19 @@ pub const KEYS: &[Key] = &[
         ),
         "200",
     ),
+    extension(key(
+        "General",
+        "EventBatchDelay",
+        "MILLISECONDS",
+        Some(const_str!(DEFAULT_EVENT_BATCH_DELAY)),
+        const_str!(
+            "After a read that found kernel events, send what they produced and wait this long before reading again (0 to ",
+            MAX_EVENT_BATCH_DELAY,
+            "), so that one wake-up handles every event of that time: less CPU (wake-ups cost more than the work of several events), up to this much more replication lag. \
+        0 reads events as they come and sends what they produced at once, as 1.4.7 does. The wait is skipped while the event buffer (NetlinkBufferSize) holds less than 1 MiB per millisecond of it, so that it cannot cause an overrun."
+        ),
+        "0",
+    )),
     key(
         "General",
         "PollSecs",
@@ -1731,6 +1745,11 @@ mod tests {
                 general.reply_timeout.to_string(),
             ),
             ("General.Metrics", "Port", DEFAULT_METRICS_PORT.to_string()),
+            (
+                "General",
+                "EventBatchDelay",
+                general.event_batch_delay.to_string(),
+            ),
         ] {
             assert_eq!(
                 documented(section, name),

@@ -140,6 +140,13 @@ pub fn check_summary(config: &Config) -> String {
             "per wake-up: {DEFAULT_KERNEL_EVENTS_PER_WAKEUP} kernel events, {DEFAULT_EVENT_ITERATION_LIMIT} datagrams per channel (EventIterationLimit not written)"
         ),
     };
+    let _ = match g.event_batch_delay {
+        0 => writeln!(s, "kernel events: read as they come (EventBatchDelay 0)"),
+        ms => writeln!(
+            s,
+            "kernel events: read again {ms} ms after a read that found some (EventBatchDelay; with an event buffer of at least {ms} MiB)"
+        ),
+    };
     if let Some(m) = &g.metrics {
         let listen: Vec<String> = m
             .listen()

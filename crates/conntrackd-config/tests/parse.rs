@@ -1153,6 +1153,23 @@ fn control_client_limits_are_our_extension() {
     }
 }
 
+#[test]
+fn event_batch_delay_is_our_extension() {
+    let (config, _) = ok("General {\n\tEventBatchDelay 0\n}\n");
+    assert_eq!(config.general.event_batch_delay, 0);
+    let (config, _) = ok("General {\n\tEventBatchDelay 20\n}\n");
+    assert_eq!(config.general.event_batch_delay, 20);
+    let (config, _) = ok("General {\n\tHashSize 8192\n}\n");
+    assert_eq!(config.general.event_batch_delay, DEFAULT_EVENT_BATCH_DELAY);
+    let e = errors("General { EventBatchDelay 21 }");
+    assert_eq!(
+        e[0].message,
+        "`EventBatchDelay' must be at most 20 (milliseconds)"
+    );
+    // Not a key elsewhere.
+    assert!(!errors("Sync { EventBatchDelay 1 }").is_empty());
+}
+
 /// The configuration examples of the README's deployment guide parse
 /// without errors or warnings (the key file is a temporary one).
 #[test]

@@ -242,7 +242,7 @@ async fn main_loop(
             readable = node.kernel_readable() => {
                 node.handle_kernel_readable(readable, Instant::now());
                 node.flush_sync(Instant::now());
-                node.pause_after_burst();
+                node.after_kernel_read();
             }
             channel = node.sync_ready() => {
                 node.handle_sync_ready(Instant::now(), channel);

@@ -16,18 +16,20 @@ use tokio::io::unix::AsyncFd;
 use super::StartError;
 use crate::logger;
 
-/// Events per read that count as a burst, and the pause after one. 4 ms
-/// gathers a few hundred events per wake-up at full kernel speed (1 ms
-/// gave about 4 times the wake-ups, and more CPU) and stays far below
-/// the lag that matters at failover. Any read counts: at the rates a
-/// firewall sees (1k-50k events/s) events come one per wake-up otherwise,
-/// and the wake-ups were most of the primary's time (at 1k events/s,
-/// 40 µs per event against 3 µs for a listener that pauses).
-const BURST: usize = 1;
-const BURST_PAUSE: Duration = Duration::from_millis(4);
-/// The pause needs room: 4 MiB holds 4 ms of events at over ten times the
-/// rate the kernel creates flows here.
-const BURST_MIN_BUFFER: u64 = 4 << 20;
+/// After a read that found events, the loop sends what they produced and
+/// waits `EventBatchDelay` (4 ms unless written) before reading again.
+/// 4 ms gathers a few hundred events per wake-up at full kernel speed (1 ms
+/// gave about 4 times the wake-ups, and more CPU) and stays far below the
+/// lag that matters at failover. Any read counts: at the rates a firewall
+/// sees (1k-50k events/s) events come one per wake-up otherwise, and the
+/// wake-ups were most of the primary's time (at 1k events/s, 40 µs per
+/// event against 3 µs for a listener that pauses). The trade against lag
+/// is measured in bench/ (README, "Lag or CPU").
+///
+/// The wait needs room: 1 MiB of event buffer per millisecond holds the
+/// events of the wait at over ten times the rate the kernel creates flows
+/// here.
+const BUFFER_PER_MS_OF_DELAY: u64 = 1 << 20;
 
 /// Datagrams (one event each) read per wake-up at most, unless
 /// `EventIterationLimit` says otherwise: a flood of events then leaves
@@ -47,6 +49,8 @@ pub(super) struct KernelSettings {
     pub(super) poll_every: Option<Duration>,
     /// `NetlinkBufferSizeMaxGrowth`.
     pub(super) max_buffer: usize,
+    /// `EventBatchDelay`: the wait after a read that found events.
+    pub(super) batch_delay: Duration,
 }
 
 impl KernelSettings {
@@ -61,8 +65,31 @@ impl KernelSettings {
                 .map(|s| Duration::from_secs(u64::from(s))),
             poll_every: general.poll_secs.map(|s| Duration::from_secs(u64::from(s))),
             max_buffer: general.netlink_buffer_size_max_growth as usize,
+            batch_delay: Duration::from_millis(u64::from(general.event_batch_delay)),
         }
     }
+}
+
+/// What the loop does after a read of kernel events, once their output is
+/// queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum AfterRead {
+    /// Nothing more: a partly filled datagram waits for more messages.
+    Nothing,
+    /// Send everything now (`EventBatchDelay 0`).
+    Flush,
+    /// Send everything now, then wait `EventBatchDelay` before reading
+    /// again.
+    FlushAndWait,
+}
+
+/// Whether the loop waits `delay` before reading events again, after a
+/// read of `received` events (`capped`: it stopped at the cap, so events
+/// are waiting already) with an event buffer of `buffer_size` bytes.
+fn waits_after_read(delay: Duration, received: usize, buffer_size: u64, capped: bool) -> bool {
+    let delay_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+    let roomy = buffer_size >= delay_ms.saturating_mul(BUFFER_PER_MS_OF_DELAY);
+    delay_ms > 0 && roomy && received > 0 && !capped
 }
 
 /// Which of our own sockets an event came from (its netlink port id), so
@@ -116,9 +143,8 @@ pub(super) struct Kernel {
     requests: CtSocket,
     rx: RecvBatch,
     settings: KernelSettings,
-    /// The last read was a burst: pause before reading again, so the
-    /// events gather in the socket buffer and are handled many per wake-up.
-    burst: bool,
+    /// What the loop does once the last read's output is queued.
+    after_read: AfterRead,
     /// The last read stopped at `drain_cap`: events are waiting, though
     /// the socket's readiness was consumed.
     backlog: bool,
@@ -184,7 +210,7 @@ impl Kernel {
             requests,
             rx: RecvBatch::default(),
             settings: KernelSettings::from_config(config),
-            burst: false,
+            after_read: AfterRead::Nothing,
             backlog: false,
             growth_exhausted: false,
             resync_at: None,
@@ -355,24 +381,34 @@ impl Kernel {
         // finds many events instead of one (fewer wake-ups and syscalls).
         // Only with room to spare in the socket buffer, or the pause itself
         // would cause an overrun; and not after a capped read: events are
-        // waiting already.
-        let roomy = buffer_size >= BURST_MIN_BUFFER;
-        self.burst = roomy && received >= BURST && !self.backlog;
+        // waiting already. Without a delay, what was read goes out at once
+        // instead of waiting for a fuller datagram.
+        self.after_read = if waits_after_read(
+            self.settings.batch_delay,
+            received,
+            buffer_size,
+            self.backlog,
+        ) {
+            AfterRead::FlushAndWait
+        } else if self.settings.batch_delay.is_zero() && received > 0 && !self.backlog {
+            AfterRead::Flush
+        } else {
+            AfterRead::Nothing
+        };
         drained
     }
 
-    /// Whether the last read was a burst, to be followed by a pause
-    /// ([`Kernel::pause`]); asking clears it.
-    pub(super) fn take_burst(&mut self) -> bool {
-        std::mem::take(&mut self.burst)
+    /// What follows the last read; asking clears it.
+    pub(super) fn take_after_read(&mut self) -> AfterRead {
+        std::mem::replace(&mut self.after_read, AfterRead::Nothing)
     }
 
     /// Sleeps briefly before the next read. The sleep blocks the
     /// (single-threaded) loop on purpose: a task parked in epoll instead
     /// would be woken by every event that arrives meanwhile, and those
     /// wake-ups are the cost the pause is there to save.
-    pub(super) fn pause() {
-        std::thread::sleep(BURST_PAUSE);
+    pub(super) fn pause(&self) {
+        std::thread::sleep(self.settings.batch_delay);
     }
 
     /// An overrun: the event buffer doubles (up to
@@ -466,5 +502,29 @@ mod tests {
         config.general.event_iteration_limit = Some(100);
         let settings = KernelSettings::from_config(&config);
         assert_eq!(settings.drain_cap, 100);
+    }
+
+    #[test]
+    fn event_batch_delay_sets_the_wait_after_a_read() {
+        let mut config = Config::default();
+        let settings = KernelSettings::from_config(&config);
+        assert_eq!(settings.batch_delay, Duration::from_millis(4));
+        config.general.event_batch_delay = 0;
+        let settings = KernelSettings::from_config(&config);
+        assert!(settings.batch_delay.is_zero());
+    }
+
+    #[test]
+    fn the_wait_follows_an_uncapped_read_with_room_in_the_buffer() {
+        let ms = Duration::from_millis;
+        let mib = 1u64 << 20;
+        assert!(waits_after_read(ms(4), 1, 4 * mib, false));
+        // Nothing read, a capped read, no delay, or too small a buffer for
+        // the events of the wait: read again at once.
+        assert!(!waits_after_read(ms(4), 0, 4 * mib, false));
+        assert!(!waits_after_read(ms(4), 1, 4 * mib, true));
+        assert!(!waits_after_read(ms(0), 1, 4 * mib, false));
+        assert!(!waits_after_read(ms(4), 1, 4 * mib - 1, false));
+        assert!(waits_after_read(ms(1), 1, mib, false));
     }
 }

@@ -24,7 +24,7 @@ use crate::logger;
 use crate::replication::Replication;
 pub use dump::DumpCursor;
 pub use kernel::KernelReady;
-use kernel::{Kernel, KernelInput, OwnPorts};
+use kernel::{AfterRead, Kernel, KernelInput, OwnPorts};
 use stats_mode::StatsMode;
 
 /// What the main loop sends back for a request.
@@ -318,15 +318,17 @@ impl Node {
         self.engine.drain_outputs();
     }
 
-    /// After a burst of kernel events, a short pause (see `Kernel`). What
-    /// the read produced goes out before it: the pause already gathered
-    /// the events a batch's delay waits for. Call once the output of the
-    /// burst has been sent.
-    pub fn pause_after_burst(&mut self) {
+    /// After a read of kernel events, what it produced goes out at once
+    /// (the pause that follows already gathered the events a datagram's
+    /// delay waits for), then the loop pauses (`EventBatchDelay`, see
+    /// `Kernel`). Call once the read's output has been handed to the
+    /// links.
+    pub fn after_kernel_read(&mut self) {
         let Some(kernel) = self.kernel.as_mut() else {
             return;
         };
-        if !kernel.take_burst() {
+        let next = kernel.take_after_read();
+        if next == AfterRead::Nothing {
             return;
         }
         if let Engine::Sync(r) = &mut self.engine {
@@ -334,7 +336,9 @@ impl Node {
             r.core_mut().flush_pending(now);
             r.flush(now, kernel.requests());
         }
-        Kernel::pause();
+        if next == AfterRead::FlushAndWait {
+            kernel.pause();
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
