@@ -60,10 +60,13 @@ OURS = os.path.join(ROOT, "target/release/conntrackd")
 CTLOAD = os.path.join(ROOT, "target/release/ctload")
 C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
-POLL = 0.002
+POLL = 0.0005
 NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
 # Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
 BINARIES = {"ours": OURS, "c": C_DAEMON}
+# Lines added to a daemon's General block: `--batch-delays 0` runs ours
+# as "ours-d0" with `EventBatchDelay 0` besides the default.
+GENERAL_EXTRA = {}
 
 
 def sh(*args, check=True, capture=True):
@@ -144,6 +147,7 @@ General {{
 	NetlinkBufferSize 33554432
 	NetlinkBufferSizeMaxGrowth 268435456
 	Filter {{ Address Ignore {{ IPv4_address 10.77.0.0/24 }} }}
+	{GENERAL_EXTRA.get(self.daemon, "")}
 }}
 """
         with open(f"{self.dir}/conf{i}", "w") as f:
@@ -797,6 +801,27 @@ def sweep_markdown(results):
     lines.append("")
     lines.append("Lag is from the end of each wave (create/update/delete, or the churn stream) to the backup's "
                  "`-s` showing its result.")
+    variants = sorted({d for (_, _, d) in by if d.startswith("ours-d")}, key=lambda d: int(d[6:]))
+    if variants:
+        lines.append("")
+        lines.append("Lag or CPU: ours with each `EventBatchDelay` (ms; 4 unless written, 0 reads events as they "
+                     "come, as 1.4.7 does), against C in the same run.")
+        lines.append("")
+        lines.append("| workload | rate/s | EventBatchDelay | both daemons / C's CPU | wake-ups/event (pri/bak) | "
+                     "lag (ms) | lag C (ms) | waves with lag ≤ C's |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for workload, rate in keys:
+            c = by.get((workload, rate, "c"))
+            for d in ["ours"] + variants:
+                o = by.get((workload, rate, d))
+                if o is None:
+                    continue
+                ms = 4 if d == "ours" else int(d[6:])
+                le = "—" if c is None else sum(
+                    1 for w, v in o["lag_ms"].items()
+                    if v is not None and c["lag_ms"].get(w) is not None and v <= c["lag_ms"][w])
+                lines.append(f"| {workload} | {rate or 'full'} | {ms} | {fx(ratio(cpu(o), cpu(c)))} | {wk(o)} | "
+                             f"{lag(o)} | {lag(c)} | {le} of {len(o['lag_ms'])} |")
     if results.get("perf"):
         lines.append("")
         lines.append("Counted by perf over a paced create wave (a pass of its own):")
@@ -1005,7 +1030,7 @@ def suite_sweep(a):
             print(json.dumps(r), flush=True)
     if a.perf and perf_available():
         for i, rate in enumerate((1000, 10000, None)):
-            for daemon in a.daemons.split(","):
+            for daemon in (d for d in a.daemons.split(",") if d in ("c", "ours")):
                 r = run_perf(daemon, rate, min(rate * 5, 50_000) if rate else 100_000, f"p{i}{daemon[0]}")
                 results["perf"].append(r)
                 print(json.dumps(r), flush=True)
@@ -1036,6 +1061,9 @@ def main():
     ap.add_argument("--churn-rates", default="10000,50000", help="sweep: rates of the churn stream")
     ap.add_argument("--sweep-cap", type=int, default=100_000, help="sweep: flows per wave at most")
     ap.add_argument("--no-perf", dest="perf", action="store_false", help="sweep: no perf pass")
+    ap.add_argument("--batch-delays", default="0",
+                    help="sweep: also run ours with these EventBatchDelay values (ms; the default is 4), "
+                         "the trade between lag and CPU")
     ap.add_argument("--loss", type=int, default=30, help="loss: percent dropped each way")
     ap.add_argument("--burst", type=int, default=20_000)
     ap.add_argument("--loss-runs", type=int, default=20)
@@ -1049,6 +1077,13 @@ def main():
             BINARIES[name] = os.path.abspath(path)
             NAMES[name] = f"{name} ({path})"
         names.append(name)
+    if "sweep" in a.suite.split(",") and "ours" in names:
+        for ms in (d for d in a.batch_delays.split(",") if d):
+            name = f"ours-d{int(ms)}"
+            BINARIES[name] = OURS
+            NAMES[name] = f"ours, EventBatchDelay {int(ms)}"
+            GENERAL_EXTRA[name] = f"EventBatchDelay {int(ms)}"
+            names.append(name)
     a.daemons = ",".join(names)
     if a.family == "6":
         FAMILY.append("ipv6")
