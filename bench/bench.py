@@ -849,7 +849,9 @@ def sweep_plot(results, path):
     plt = pyplot()
     if plt is None:
         return
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4))
+    variants = sorted({r["daemon"] for r in results["runs"] if r["daemon"].startswith("ours-d")},
+                      key=lambda d: int(d[6:]))
+    fig, axes = plt.subplots(1, 4 if variants else 3, figsize=(21 if variants else 16, 4))
     for workload, ax in zip(("waves", "churn"), axes[:2]):
         runs = [r for r in results["runs"] if r["workload"] == workload]
         rates = []
@@ -883,6 +885,30 @@ def sweep_plot(results, path):
         ax.set_xticklabels(labels, rotation=90, fontsize=6)
     ax.set_title("lag after each wave (ms)")
     ax.legend(fontsize=7)
+    if variants:
+        # The trade: each point is one rate, CPU against C's and the lag
+        # after its waves (median), for each EventBatchDelay.
+        ax = axes[3]
+        by = {(r["workload"], r["rate"], r["daemon"]): r for r in results["runs"]}
+        for daemon in ["ours"] + variants:
+            xs, ys = [], []
+            for (workload, rate, d), r in by.items():
+                c = by.get((workload, rate, "c"))
+                lags = [v for v in r["lag_ms"].values() if v is not None]
+                if d != daemon or c is None or not lags:
+                    continue
+                xs.append(statistics.median(lags))
+                ys.append(r["cpu_us_per_event"]["total"] / c["cpu_us_per_event"]["total"])
+            ms = 4 if daemon == "ours" else int(daemon[6:])
+            ax.scatter(xs, ys, label=f"ours, EventBatchDelay {ms}")
+        xs = [statistics.median([v for v in r["lag_ms"].values() if v is not None] or [0])
+              for r in results["runs"] if r["daemon"] == "c"]
+        ax.scatter(xs, [1.0] * len(xs), marker="x", color="black", label=NAMES["c"])
+        ax.axhline(0.4, linestyle=":", color="grey")
+        ax.set_xlabel("median lag after the waves of one rate (ms)")
+        ax.set_ylabel("CPU, both daemons / C's")
+        ax.set_title("lag or CPU: one point per rate and workload")
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
