@@ -175,20 +175,22 @@ impl Cache {
 
     /// Replaces any object with the same key by a fresh NEW object.
     pub fn insert_new(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
-        self.insert_new_from(now, ct, NO_ORIGIN)
+        self.insert_new_from(now, &ct, NO_ORIGIN)
     }
 
-    /// [`Cache::insert_new`] of a flow a peer announced.
+    /// [`Cache::insert_new`] of a flow a peer announced (borrowed: a
+    /// received flow is stored compact, and only copied in full when it
+    /// must be).
     pub fn insert_new_from(
         &mut self,
         now: Instant,
-        ct: Conntrack,
+        ct: &Conntrack,
         origin: u8,
     ) -> Result<(), CacheError> {
         let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
         let secs = self.secs(now);
         let fresh = Entry {
-            flow: Stored::new(ct),
+            flow: Stored::of(ct),
             state: ObjectState::New,
             created: secs,
             updated: secs,
@@ -216,14 +218,15 @@ impl Cache {
 
     /// Merges into a live object, or creates it.
     pub fn update_or_create(&mut self, now: Instant, ct: Conntrack) -> Result<(), CacheError> {
-        self.update_or_create_from(now, ct, NO_ORIGIN)
+        self.update_or_create_from(now, &ct, NO_ORIGIN)
     }
 
-    /// [`Cache::update_or_create`] of a flow a peer announced.
+    /// [`Cache::update_or_create`] of a flow a peer announced (borrowed, as
+    /// [`Cache::insert_new_from`]).
     pub fn update_or_create_from(
         &mut self,
         now: Instant,
-        ct: Conntrack,
+        ct: &Conntrack,
         origin: u8,
     ) -> Result<(), CacheError> {
         let key = Key::new(&ct.key().ok_or(CacheError::NoKey)?);
@@ -231,9 +234,11 @@ impl Cache {
         let full = self.entries.len() >= self.limit;
         match self.entries.slot(key) {
             Slot::Occupied(entry) => {
-                let mut merged = entry.flow.get().into_owned();
-                merged.merge(&ct);
-                entry.flow.set(merged);
+                if !entry.flow.merge_compact(ct) {
+                    let mut merged = entry.flow.get().into_owned();
+                    merged.merge(ct);
+                    entry.flow.set(merged);
+                }
                 entry.state = ObjectState::Alive;
                 entry.updated = secs;
                 entry.origin = origin;
@@ -246,7 +251,7 @@ impl Cache {
             }
             Slot::Vacant(slot) => {
                 slot.insert(Entry {
-                    flow: Stored::new(ct),
+                    flow: Stored::of(ct),
                     state: ObjectState::New,
                     created: secs,
                     updated: secs,

@@ -400,6 +400,60 @@ impl<A: Addr> Compact<A> {
 }
 
 impl<A: Addr> Compact<A> {
+    /// [`Conntrack::merge`] on compact forms: what `newer` has replaces
+    /// what this flow has, without building either flow in full. False,
+    /// with nothing changed, where the flows differ in shape or either has
+    /// NAT (it takes the reply tuple's place): the caller merges in full.
+    fn merge(&mut self, newer: &Compact<A>) -> bool {
+        const SHAPE: u16 = has::PORTS | has::ICMP;
+        if self.nat().is_some()
+            || newer.nat().is_some()
+            || self.l4proto != newer.l4proto
+            || self.has & SHAPE != newer.has & SHAPE
+        {
+            return false;
+        }
+        let n = newer.has;
+        self.orig = newer.orig;
+        if n & has::REPLY != 0 {
+            self.reply = newer.reply;
+        }
+        for (bit, slot, value) in [
+            (has::STATUS, &mut self.status, newer.status),
+            (has::TIMEOUT, &mut self.timeout, newer.timeout),
+            (has::MARK, &mut self.mark, newer.mark),
+            (has::ID, &mut self.id, newer.id),
+            (has::USE, &mut self.use_count, newer.use_count),
+        ] {
+            if n & bit != 0 {
+                *slot = value;
+            }
+        }
+        if n & has::ZONE != 0 {
+            self.zone = newer.zone;
+        }
+        if n & has::TCP_STATE != 0 {
+            self.tcp_state = newer.tcp_state;
+        }
+        for (bit, at) in [(has::WSCALE_ORIG, 0), (has::WSCALE_REPLY, 1)] {
+            if n & bit != 0 {
+                self.wscale[at] = newer.wscale[at];
+            }
+        }
+        for (bit, at) in [(has::FLAGS_ORIG, 0), (has::FLAGS_REPLY, 2)] {
+            if n & bit != 0 {
+                self.flags[at] = newer.flags[at];
+                self.flags[at + 1] = newer.flags[at + 1];
+            }
+        }
+        if n & has::SYNPROXY != 0 {
+            self.synproxy = newer.synproxy;
+        }
+        // Present in either is present in the result (TCP's parts too).
+        self.has |= n;
+        true
+    }
+
     /// Whether `flow` is this flow's key, without building either.
     fn is_key(&self, flow: &FlowKey) -> bool {
         const SHAPE: u16 = has::PORTS | has::ICMP;
@@ -431,21 +485,24 @@ impl<A: Addr> Compact<A> {
 
 impl Stored {
     pub(crate) fn new(ct: Conntrack) -> Stored {
+        Stored::compact(&ct).unwrap_or_else(|| Stored::Full(Box::new(ct)))
+    }
+
+    /// [`Stored::new`] of a borrowed flow: copied only in the full form.
+    pub(crate) fn of(ct: &Conntrack) -> Stored {
+        Stored::compact(ct).unwrap_or_else(|| Stored::Full(Box::new(ct.clone())))
+    }
+
+    /// The compact form of a flow, if it has one.
+    fn compact(ct: &Conntrack) -> Option<Stored> {
         if ct.labels.is_some() {
-            return if let Some(l) = Labelled::from_conntrack(&ct) {
-                Stored::Labelled(Box::new(l))
-            } else if let Some(l) = Labelled::from_conntrack(&ct) {
-                Stored::Labelled6(Box::new(l))
-            } else {
-                Stored::Full(Box::new(ct))
-            };
-        }
-        if let Some(small) = Small::from_conntrack(&ct) {
-            Stored::Small(small)
-        } else if let Some(small) = Small6::from_conntrack(&ct) {
-            Stored::Small6(Box::new(small))
+            Labelled::from_conntrack(ct)
+                .map(|l| Stored::Labelled(Box::new(l)))
+                .or_else(|| Labelled::from_conntrack(ct).map(|l| Stored::Labelled6(Box::new(l))))
         } else {
-            Stored::Full(Box::new(ct))
+            Small::from_conntrack(ct)
+                .map(Stored::Small)
+                .or_else(|| Small6::from_conntrack(ct).map(|s| Stored::Small6(Box::new(s))))
         }
     }
 
@@ -457,6 +514,17 @@ impl Stored {
             **boxed = small;
         } else {
             *self = Stored::new(ct);
+        }
+    }
+
+    /// Merges `newer` into this flow in its compact form; false, with
+    /// nothing changed, where only the full form can (the caller then
+    /// merges in full and [`Stored::set`]s the result).
+    pub(crate) fn merge_compact(&mut self, newer: &Conntrack) -> bool {
+        match self {
+            Stored::Small(s) => Small::from_conntrack(newer).is_some_and(|n| s.merge(&n)),
+            Stored::Small6(s) => Small6::from_conntrack(newer).is_some_and(|n| s.merge(&n)),
+            _ => false,
         }
     }
 
@@ -727,12 +795,84 @@ mod tests {
         }
 
         #[test]
+        fn a_compact_merge_is_the_full_merge(
+            first in flows(),
+            second in flows(),
+            same_key in any::<bool>(),
+            plain in any::<bool>(),
+        ) {
+            let (mut first, mut newer) = (first, second);
+            if plain {
+                // Without labels or NAT, most pairs merge compactly.
+                for ct in [&mut first, &mut newer] {
+                    ct.labels = None;
+                    ct.nat_src = None;
+                    ct.nat_dst = None;
+                }
+            }
+            if same_key {
+                // An update of the same flow, as the caches merge them.
+                newer.orig = first.orig.clone();
+                newer.zone = first.zone;
+                if newer.reply.is_some() {
+                    newer.reply = first.orig.as_ref().map(Tuple::inverted);
+                }
+                if newer.orig.as_ref().is_some_and(|t| t.l4proto != 6) {
+                    newer.tcp = None;
+                }
+            }
+            let mut full = first.clone();
+            full.merge(&newer);
+            let mut stored = Stored::new(first);
+            let before = stored.clone();
+            if stored.merge_compact(&newer) {
+                prop_assert_eq!(stored.get().into_owned(), full);
+            } else {
+                prop_assert_eq!(stored, before);
+            }
+        }
+
+        #[test]
         fn what_is_set_in_place_comes_back(first in flows(), second in flows()) {
             let mut stored = Stored::new(first);
             stored.set(second.clone());
             prop_assert_eq!(stored.get().into_owned(), second.clone());
             prop_assert!(stored.has_key(&Key::new(&second.key().expect("key"))));
         }
+    }
+
+    #[test]
+    fn a_state_change_merges_in_the_compact_form() {
+        let orig = Tuple::new(
+            "10.0.0.1".parse().expect("ip"),
+            "10.0.0.2".parse().expect("ip"),
+            6,
+        )
+        .with_ports(1000, 80);
+        let tcp = |state| TcpInfo {
+            state: Some(state),
+            ..TcpInfo::default()
+        };
+        let first = Conntrack {
+            reply: Some(orig.inverted()),
+            orig: Some(orig.clone()),
+            status: Some(0x18e),
+            timeout: Some(120),
+            tcp: Some(tcp(3)),
+            ..Conntrack::default()
+        };
+        let newer = Conntrack {
+            orig: Some(orig),
+            timeout: Some(432_000),
+            tcp: Some(tcp(4)),
+            ..Conntrack::default()
+        };
+        let mut stored = Stored::new(first.clone());
+        assert!(stored.merge_compact(&newer));
+        assert!(matches!(stored, Stored::Small(_)));
+        let mut full = first;
+        full.merge(&newer);
+        assert_eq!(stored.get().into_owned(), full);
     }
 
     #[test]

@@ -152,7 +152,8 @@ impl SyncCore {
         let kind = h.kind;
         let result = match kind {
             MsgType::CtNew | MsgType::CtUpdate | MsgType::CtDelete => {
-                syncproto::ct::decode_state(msg).map(|ct| self.apply_flow(now, kind, ct, origin))
+                syncproto::ct::decode_state(msg)
+                    .map(|mut ct| self.apply_flow(now, kind, &mut ct, origin))
             }
             MsgType::ExpNew | MsgType::ExpUpdate | MsgType::ExpDelete => {
                 syncproto::exp::decode_expect(msg).map(|exp| self.apply_expect(now, kind, exp))
@@ -173,16 +174,17 @@ impl SyncCore {
     }
 
     /// docs/sync-modes.md §8.1.
-    fn apply_flow(&mut self, now: Instant, kind: MsgType, mut ct: Conntrack, origin: u8) {
+    fn apply_flow(&mut self, now: Instant, kind: MsgType, ct: &mut Conntrack, origin: u8) {
         if !self.settings.replicate_labels {
             ct.labels = None;
             ct.labels_mask = None;
         }
         if self.settings.disable_external_cache {
+            let ct = Box::new(std::mem::take(ct));
             let op = match kind {
-                MsgType::CtNew => Inject::CtNew(Box::new(ct)),
-                MsgType::CtUpdate => Inject::CtUpdate(Box::new(ct)),
-                _ => Inject::CtDelete(Box::new(ct)),
+                MsgType::CtNew => Inject::CtNew(ct),
+                MsgType::CtUpdate => Inject::CtUpdate(ct),
+                _ => Inject::CtDelete(ct),
             };
             self.events.push_back(SyncEvent::Inject(op));
             return;
