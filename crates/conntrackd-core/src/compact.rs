@@ -754,6 +754,12 @@ mod tests {
             )
     }
 
+    /// A tuple with ports.
+    fn ported(src: &str, dst: &str, l4proto: u8, sport: u16, dport: u16) -> Tuple {
+        Tuple::new(src.parse().expect("ip"), dst.parse().expect("ip"), l4proto)
+            .with_ports(sport, dport)
+    }
+
     /// One side of a peer's NAT: one address and one port, each optional
     /// (of either family: one that is not the flow's needs the full form).
     fn peer_nat_side() -> impl Strategy<Value = Option<NatRange>> {
@@ -843,12 +849,7 @@ mod tests {
 
     #[test]
     fn a_state_change_merges_in_the_compact_form() {
-        let orig = Tuple::new(
-            "10.0.0.1".parse().expect("ip"),
-            "10.0.0.2".parse().expect("ip"),
-            6,
-        )
-        .with_ports(1000, 80);
+        let orig = ported("10.0.0.1", "10.0.0.2", 6, 1000, 80);
         let tcp = |state| TcpInfo {
             state: Some(state),
             ..TcpInfo::default()
@@ -877,12 +878,7 @@ mod tests {
 
     #[test]
     fn ipv6_flows_know_their_boxed_key() {
-        let orig = Tuple::new(
-            "2001:db8::1".parse().expect("ip"),
-            "2001:db8::2".parse().expect("ip"),
-            17,
-        )
-        .with_ports(5, 53);
+        let orig = ported("2001:db8::1", "2001:db8::2", 17, 5, 53);
         let ct = Conntrack {
             orig: Some(orig.clone()),
             reply: Some(orig.inverted()),
@@ -900,12 +896,7 @@ mod tests {
 
     #[test]
     fn a_plain_ipv6_flow_is_compact_and_so_is_its_peer_form_with_nat() {
-        let orig = Tuple::new(
-            "2001:db8::1".parse().expect("ip"),
-            "2001:db8:1::2".parse().expect("ip"),
-            6,
-        )
-        .with_ports(40000, 443);
+        let orig = ported("2001:db8::1", "2001:db8:1::2", 6, 40000, 443);
         let ct = Conntrack {
             reply: Some(orig.inverted()),
             orig: Some(orig),
@@ -996,12 +987,7 @@ mod tests {
 
     #[test]
     fn a_plain_ipv4_flow_is_small() {
-        let orig = Tuple::new(
-            "10.0.0.1".parse().expect("ip"),
-            "10.0.0.2".parse().expect("ip"),
-            6,
-        )
-        .with_ports(1, 2);
+        let orig = ported("10.0.0.1", "10.0.0.2", 6, 1, 2);
         let ct = Conntrack {
             reply: Some(orig.inverted()),
             orig: Some(orig),
