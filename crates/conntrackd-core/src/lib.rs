@@ -8,6 +8,8 @@ mod compact;
 pub mod expect_cache;
 pub mod filter;
 #[doc(hidden)]
+pub mod fixtures;
+#[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 mod index;

@@ -3,8 +3,8 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
-use conntrack_model::consts::{IPPROTO_TCP, status, tcp_state};
-use conntrack_model::{Conntrack, FlowKey, TcpInfo, Tuple};
+use conntrack_model::consts::IPPROTO_TCP;
+use conntrack_model::{Conntrack, FlowKey, Tuple};
 
 use super::peers::PEER_TIMEOUT;
 use super::*;
@@ -12,26 +12,7 @@ use crate::local::{EventKind, Origin};
 use syncproto::ct::EncodeOptions;
 use syncproto::{Header, frames};
 
-fn flow(i: u32) -> Conntrack {
-    let orig = Tuple::new(
-        IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)),
-        "192.168.1.1".parse().expect("ip"),
-        IPPROTO_TCP,
-    )
-    .with_ports(1024 + (i % 50000) as u16, 80);
-    Conntrack {
-        reply: Some(orig.inverted()),
-        orig: Some(orig),
-        status: Some(status::ASSURED | status::SEEN_REPLY | status::CONFIRMED),
-        timeout: Some(300),
-        mark: Some(i),
-        tcp: Some(TcpInfo {
-            state: Some(tcp_state::ESTABLISHED),
-            ..TcpInfo::default()
-        }),
-        ..Conntrack::default()
-    }
-}
+use crate::fixtures::tcp_flow as flow;
 
 fn settings(protocol: Protocol, seed: u64) -> SyncSettings {
     SyncSettings {
