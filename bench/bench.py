@@ -61,7 +61,8 @@ CTLOAD = os.path.join(ROOT, "target/release/ctload")
 C_DAEMON = "/usr/sbin/conntrackd"
 TICK = os.sysconf("SC_CLK_TCK")
 POLL = 0.0005
-NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener"}
+NAMES = {"c": "conntrackd 1.4.7 (C)", "ours": "ours (Rust)", "bare": "bare listener",
+         "forward": "bare forwarder and sink"}
 # Other builds of ours for A/B runs: `--daemons ours,base=/tmp/conntrackd-base`.
 BINARIES = {"ours": OURS, "c": C_DAEMON}
 # Lines added to a daemon's General block: `--batch-delays 0` runs ours
@@ -365,6 +366,35 @@ class Listener:
         sh("ip", "netns", "del", self.ns, check=False)
 
 
+class BarePair(Pair):
+    """The floor of replication: in the primary's namespace `ctload
+    forward` reads the events and sends part of each to the backup's
+    address on the sync link, where `ctload sink` receives and discards
+    them. No cache, no protocol: what reading and sending alone cost."""
+
+    def __init__(self, tag):
+        BINARIES.setdefault("forward", CTLOAD)
+        super().__init__("forward", 0, tag)
+
+    def start(self):
+        exe = lambda i, *args: subprocess.Popen(["ip", "netns", "exec", self.ns[i], CTLOAD, *args],
+                                                stdout=subprocess.DEVNULL)
+        self.procs = [exe(1, "sink", "3600", "3780"), exe(0, "forward", "3600", "10.77.0.2:3780")]
+        time.sleep(0.3)
+        if any(p.poll() is not None for p in self.procs):
+            raise RuntimeError("ctload forward/sink did not start")
+        # `ip netns exec` execs ctload: the children's pids are theirs.
+        self.pids = [self.procs[1].pid, self.procs[0].pid]
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        for ns in self.ns:
+            sh("ip", "netns", "del", ns, check=False)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
 def bare_listener(n, tag):
     """The load generator with the cheapest possible event listener
     (`ctload listen`: reads and discards events, nothing else): the best
@@ -637,7 +667,7 @@ def run_paced(daemon, rate, n, tag, workload):
         cpu = lambda: [listener.cpu()]
         switches = lambda: [listener.switches()]
     else:
-        pair = Pair(daemon, n, tag)
+        pair = BarePair(tag) if daemon == "forward" else Pair(daemon, n, tag)
         ns = pair.ns[0]
         cpu = lambda: [sum(c) for c in pair.cpu_nodes()]
         switches = pair.switches
@@ -654,7 +684,7 @@ def run_paced(daemon, rate, n, tag, workload):
             r["loadgen"]["churn"] = res["rate"]
             r["live"] = res["live"]
             r["churn"] = {k: res[k] for k in ("creates", "updates", "deletes")}
-            if pair:
+            if pair and daemon != "forward":
                 t = wait_for(lambda: pair.external()[0] == res["live"], 60)
                 r["lag_ms"]["churn"] = None if t is None else round((t - end) * 1000, 1)
                 r["loadgen_errors"] = res["errors"]
@@ -667,7 +697,8 @@ def run_paced(daemon, rate, n, tag, workload):
                 end = res.get("end", time.time())
                 events += n
                 r["loadgen"][op] = res["rate"]
-                if not pair:
+                if not pair or daemon == "forward":
+                    time.sleep(0.1)
                     continue
                 done = {"create": lambda: pair.external()[0] >= n,
                         "update": lambda: pair.external()[1] - upd0 >= n,
@@ -774,13 +805,16 @@ def run_perf(daemon, rate, n, tag):
 
 def sweep_markdown(results):
     lines = [f"{machine_line(results)}; commit {results.get('commit')}", ""]
-    lines.append("CPU per kernel event (µs) at each rate; the bare listener reads the events and nothing else. "
+    lines.append("CPU per kernel event (µs) at each rate; the bare listener reads the events and nothing else; "
+                 "the bare forwarder reads them too and sends 86 bytes of each to a sink on the backup "
+                 "(datagrams filled as ours are, the last one before each 4 ms pause): reading and sending alone. "
                  "Goals: both daemons together ≤ 0.4× C's, our primary ≤ 1.5× the bare listener.")
     lines.append("")
-    lines.append("| workload | rate/s | N | bare listener | C primary+backup | ours primary+backup | ours/C | ours primary | ours primary / bare | "
+    lines.append("| workload | rate/s | N | bare listener | bare forwarder / sink | C primary+backup | ours primary+backup | ours/C | "
+                 "ours primary | ours primary / bare | ours primary / forwarder | ours backup / sink | "
                  "wake-ups/event C (pri/bak) | wake-ups/event ours (pri/bak) | datagrams/event C (data/ACK) | datagrams/event ours (data/ACK) | "
                  "lag C (ms) | lag ours (ms) |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     by = {(r["workload"], r["rate"], r["daemon"]): r for r in results["runs"]}
     keys = []
     for r in results["runs"]:
@@ -788,15 +822,17 @@ def sweep_markdown(results):
         if k not in keys:
             keys.append(k)
     for workload, rate in keys:
-        b, c, o = (by.get((workload, rate, d)) for d in ("bare", "c", "ours"))
+        b, f, c, o = (by.get((workload, rate, d)) for d in ("bare", "forward", "c", "ours"))
         cpu = lambda r, role="total": None if r is None else r["cpu_us_per_event"].get(role)
         wk = lambda r: "—" if r is None else f"{r['wakeups_per_event']['primary']}/{r['wakeups_per_event']['backup']}"
         dg = lambda r: "—" if r is None else f"{r['datagrams_per_event']['primary']}/{r['datagrams_per_event']['backup']}"
         lag = lambda r: "—" if r is None else "/".join(fmt(v) for v in r["lag_ms"].values())
         n = (c or o or b)["n"]
         lines.append(
-            f"| {workload} | {rate or 'full'} | {n} | {fmt(cpu(b))} | {fmt(cpu(c))} | {fmt(cpu(o))} | "
+            f"| {workload} | {rate or 'full'} | {n} | {fmt(cpu(b))} | "
+            f"{'—' if f is None else fmt(cpu(f, 'primary')) + ' / ' + fmt(cpu(f, 'backup'))} | {fmt(cpu(c))} | {fmt(cpu(o))} | "
             f"{fx(ratio(cpu(o), cpu(c)))} | {fmt(cpu(o, 'primary'))} | {fx(ratio(cpu(o, 'primary'), cpu(b)))} | "
+            f"{fx(ratio(cpu(o, 'primary'), cpu(f, 'primary')))} | {fx(ratio(cpu(o, 'backup'), cpu(f, 'backup')))} | "
             f"{wk(c)} | {wk(o)} | {dg(c)} | {dg(o)} | {lag(c)} | {lag(o)} |")
     lines.append("")
     lines.append("Lag is from the end of each wave (create/update/delete, or the churn stream) to the backup's "
@@ -1041,7 +1077,7 @@ def suite_sweep(a):
     results = header(a)
     results.update({"runs": [], "perf": []})
     rates = [None if r == "full" else int(r) for r in a.rates.split(",")]
-    daemons = ["bare"] + a.daemons.split(",")
+    daemons = ["bare", "forward"] + a.daemons.split(",")
     for i, rate in enumerate(rates):
         n = sweep_n(rate, a.sweep_cap)
         for daemon in daemons:

@@ -24,6 +24,13 @@
 //! comparison: it reads conntrack events (many per system call, pausing
 //! 4 ms when the socket runs dry, as conntrackd does) and discards them.
 //! Prints `{"op":"listen","events":…,"overruns":…}` at the end.
+//!
+//! `ctload forward SECONDS ADDRESS:PORT` and `ctload sink SECONDS PORT`:
+//! the cheapest possible replication, the floor for a pair of daemons. The
+//! forwarder reads events as `listen` does and sends [`FORWARDED_BYTES`]
+//! of each to the address, packed into datagrams of at most
+//! [`FORWARD_DATAGRAM`] bytes, the last partial one before each pause; the
+//! sink receives them and discards them. Each prints its counts at the end.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
@@ -313,7 +320,7 @@ fn options(args: &[String]) -> anyhow::Result<Options> {
     Ok(o)
 }
 
-const USAGE: &str = "usage: ctload create|update|delete N [ipv6] [--mix] [--labels] [--rate R] | ctload churn EVENTS [--rate R] [--seed S] | ctload listen SECONDS";
+const USAGE: &str = "usage: ctload create|update|delete N [ipv6] [--mix] [--labels] [--rate R] | ctload churn EVENTS [--rate R] [--seed S] | ctload listen SECONDS | ctload forward SECONDS ADDRESS:PORT | ctload sink SECONDS PORT";
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -321,6 +328,23 @@ fn main() -> anyhow::Result<()> {
         bail!("{USAGE}");
     };
     let n: u32 = n.parse().context("N")?;
+    match op.as_str() {
+        "forward" => {
+            let to = args.get(3).context("forward needs ADDRESS:PORT")?;
+            return forward(
+                Duration::from_secs(u64::from(n)),
+                to.parse().context("ADDRESS:PORT")?,
+            );
+        }
+        "sink" => {
+            let port = args.get(3).context("sink needs a PORT")?;
+            return sink(
+                Duration::from_secs(u64::from(n)),
+                port.parse().context("PORT")?,
+            );
+        }
+        _ => {}
+    }
     let o = options(args.get(3..).unwrap_or_default())?;
     let op = match op.as_str() {
         "listen" => return listen(Duration::from_secs(u64::from(n))),
@@ -438,6 +462,82 @@ fn listen(period: Duration) -> anyhow::Result<()> {
         }
     }
     println!("{{\"op\":\"listen\",\"events\":{events},\"overruns\":{overruns}}}");
+    Ok(())
+}
+
+/// Bytes of each event the forwarder sends: about what a sync message
+/// takes per event in `bench/` (the sync bytes divided by the events).
+const FORWARDED_BYTES: usize = 86;
+/// The forwarder's datagrams at most: a 1500-byte MTU less the IP and UDP
+/// headers, as conntrackd fills them.
+const FORWARD_DATAGRAM: usize = 1472;
+
+fn forward(period: Duration, to: std::net::SocketAddr) -> anyhow::Result<()> {
+    let socket = CtSocket::open(groups::CT_ALL, true).context("netlink socket")?;
+    socket
+        .set_recv_buffer_force(32 << 20)
+        .context("receive buffer")?;
+    let link = std::net::UdpSocket::bind(("0.0.0.0", 0)).context("UDP socket")?;
+    let mut batch = RecvBatch::default();
+    let mut out = Vec::with_capacity(FORWARD_DATAGRAM);
+    let (mut events, mut overruns, mut sent) = (0u64, 0u64, 0u64);
+    let mut send = |out: &mut Vec<u8>| -> anyhow::Result<()> {
+        if !out.is_empty() {
+            link.send_to(out, to).context("sending")?;
+            sent += 1;
+            out.clear();
+        }
+        Ok(())
+    };
+    let deadline = Instant::now() + period;
+    while Instant::now() < deadline {
+        match socket.recv_batch(&mut batch) {
+            Ok(n) => {
+                events += n as u64;
+                for event in batch.datagrams().flatten() {
+                    let part = event.get(..FORWARDED_BYTES).unwrap_or(event);
+                    if out.len() + part.len() > FORWARD_DATAGRAM {
+                        send(&mut out)?;
+                    }
+                    out.extend_from_slice(part);
+                }
+            }
+            Err(RecvError::WouldBlock) => {
+                send(&mut out)?;
+                std::thread::sleep(Duration::from_millis(4));
+            }
+            Err(RecvError::Overrun) => overruns += 1,
+            Err(RecvError::Io(e)) => return Err(e).context("receiving events"),
+        }
+    }
+    println!(
+        "{{\"op\":\"forward\",\"events\":{events},\"overruns\":{overruns},\"datagrams\":{sent}}}"
+    );
+    Ok(())
+}
+
+fn sink(period: Duration, port: u16) -> anyhow::Result<()> {
+    let link = std::net::UdpSocket::bind(("0.0.0.0", port)).context("UDP socket")?;
+    link.set_read_timeout(Some(Duration::from_millis(100)))
+        .context("read timeout")?;
+    let mut buf = vec![0u8; 1 << 16];
+    let (mut datagrams, mut bytes) = (0u64, 0u64);
+    let deadline = Instant::now() + period;
+    while Instant::now() < deadline {
+        match link.recv(&mut buf) {
+            Ok(n) => {
+                datagrams += 1;
+                bytes += n as u64;
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(e) => return Err(e).context("receiving"),
+        }
+    }
+    println!("{{\"op\":\"sink\",\"datagrams\":{datagrams},\"bytes\":{bytes}}}");
     Ok(())
 }
 
