@@ -444,8 +444,15 @@ fn churn(events: u32, o: &Options) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads and discards conntrack events for `period`.
-fn listen(period: Duration) -> anyhow::Result<()> {
+/// The event-reading loop of `listen` and `forward`: reads conntrack
+/// events for `period`, many per system call, handing each batch to
+/// `batch_read` and calling `ran_dry` (then pausing 4 ms, as conntrackd
+/// does) whenever the socket has no more. Returns (events, overruns).
+fn read_events(
+    period: Duration,
+    mut batch_read: impl FnMut(&RecvBatch) -> anyhow::Result<()>,
+    mut ran_dry: impl FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<(u64, u64)> {
     let socket = CtSocket::open(groups::CT_ALL, true).context("netlink socket")?;
     socket
         .set_recv_buffer_force(32 << 20)
@@ -455,12 +462,24 @@ fn listen(period: Duration) -> anyhow::Result<()> {
     let deadline = Instant::now() + period;
     while Instant::now() < deadline {
         match socket.recv_batch(&mut batch) {
-            Ok(n) => events += n as u64,
-            Err(RecvError::WouldBlock) => std::thread::sleep(Duration::from_millis(4)),
+            Ok(n) => {
+                events += n as u64;
+                batch_read(&batch)?;
+            }
+            Err(RecvError::WouldBlock) => {
+                ran_dry()?;
+                std::thread::sleep(Duration::from_millis(4));
+            }
             Err(RecvError::Overrun) => overruns += 1,
             Err(RecvError::Io(e)) => return Err(e).context("receiving events"),
         }
     }
+    Ok((events, overruns))
+}
+
+/// Reads and discards conntrack events for `period`.
+fn listen(period: Duration) -> anyhow::Result<()> {
+    let (events, overruns) = read_events(period, |_| Ok(()), || Ok(()))?;
     println!("{{\"op\":\"listen\",\"events\":{events},\"overruns\":{overruns}}}");
     Ok(())
 }
@@ -473,43 +492,33 @@ const FORWARDED_BYTES: usize = 86;
 const FORWARD_DATAGRAM: usize = 1472;
 
 fn forward(period: Duration, to: std::net::SocketAddr) -> anyhow::Result<()> {
-    let socket = CtSocket::open(groups::CT_ALL, true).context("netlink socket")?;
-    socket
-        .set_recv_buffer_force(32 << 20)
-        .context("receive buffer")?;
     let link = std::net::UdpSocket::bind(("0.0.0.0", 0)).context("UDP socket")?;
-    let mut batch = RecvBatch::default();
-    let mut out = Vec::with_capacity(FORWARD_DATAGRAM);
-    let (mut events, mut overruns, mut sent) = (0u64, 0u64, 0u64);
-    let mut send = |out: &mut Vec<u8>| -> anyhow::Result<()> {
-        if !out.is_empty() {
-            link.send_to(out, to).context("sending")?;
-            sent += 1;
-            out.clear();
+    // Shared by both callbacks: the datagram being filled and the count.
+    let out = std::cell::RefCell::new((Vec::with_capacity(FORWARD_DATAGRAM), 0u64));
+    let send = || -> anyhow::Result<()> {
+        let (datagram, sent) = &mut *out.borrow_mut();
+        if !datagram.is_empty() {
+            link.send_to(datagram, to).context("sending")?;
+            *sent += 1;
+            datagram.clear();
         }
         Ok(())
     };
-    let deadline = Instant::now() + period;
-    while Instant::now() < deadline {
-        match socket.recv_batch(&mut batch) {
-            Ok(n) => {
-                events += n as u64;
-                for event in batch.datagrams().flatten() {
-                    let part = event.get(..FORWARDED_BYTES).unwrap_or(event);
-                    if out.len() + part.len() > FORWARD_DATAGRAM {
-                        send(&mut out)?;
-                    }
-                    out.extend_from_slice(part);
+    let (events, overruns) = read_events(
+        period,
+        |batch| {
+            for event in batch.datagrams().flatten() {
+                let part = event.get(..FORWARDED_BYTES).unwrap_or(event);
+                if out.borrow().0.len() + part.len() > FORWARD_DATAGRAM {
+                    send()?;
                 }
+                out.borrow_mut().0.extend_from_slice(part);
             }
-            Err(RecvError::WouldBlock) => {
-                send(&mut out)?;
-                std::thread::sleep(Duration::from_millis(4));
-            }
-            Err(RecvError::Overrun) => overruns += 1,
-            Err(RecvError::Io(e)) => return Err(e).context("receiving events"),
-        }
-    }
+            Ok(())
+        },
+        send,
+    )?;
+    let sent = out.borrow().1;
     println!(
         "{{\"op\":\"forward\",\"events\":{events},\"overruns\":{overruns},\"datagrams\":{sent}}}"
     );
