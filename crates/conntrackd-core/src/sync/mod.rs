@@ -506,7 +506,7 @@ impl SyncCore {
         if let Mode::Ftfw(ftfw) = &mut self.mode {
             ftfw.rsq.remove_object(&key);
         }
-        self.txq.push_back(Item::Object(key), ());
+        self.txq.push_absent(Item::Object(key), ());
     }
 
     /// An object just taken out of its queue: no queue holds it now (see

@@ -104,6 +104,11 @@ impl<V> Fifo<V> {
         {
             return;
         }
+        self.push_absent(item, value);
+    }
+
+    /// Appends an item the caller knows is not queued (no lookup).
+    pub(crate) fn push_absent(&mut self, item: Item, value: V) {
         if self.ticket_at(self.ring.len()) >= self.ticket_limit {
             self.renumber();
         }
