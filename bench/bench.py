@@ -837,12 +837,12 @@ def sweep_markdown(results):
         k = (r["workload"], r["rate"])
         if k not in keys:
             keys.append(k)
+    cpu = lambda r, role="total": None if r is None else r["cpu_us_per_event"].get(role)
+    wk = lambda r: "—" if r is None else f"{r['wakeups_per_event']['primary']}/{r['wakeups_per_event']['backup']}"
+    dg = lambda r: "—" if r is None else f"{r['datagrams_per_event']['primary']}/{r['datagrams_per_event']['backup']}"
+    lag = lambda r: "—" if r is None else "/".join(fmt(v) for v in r["lag_ms"].values())
     for workload, rate in keys:
         b, f, c, o = (by.get((workload, rate, d)) for d in ("bare", "forward", "c", "ours"))
-        cpu = lambda r, role="total": None if r is None else r["cpu_us_per_event"].get(role)
-        wk = lambda r: "—" if r is None else f"{r['wakeups_per_event']['primary']}/{r['wakeups_per_event']['backup']}"
-        dg = lambda r: "—" if r is None else f"{r['datagrams_per_event']['primary']}/{r['datagrams_per_event']['backup']}"
-        lag = lambda r: "—" if r is None else "/".join(fmt(v) for v in r["lag_ms"].values())
         n = (c or o or b)["n"]
         lines.append(
             f"| {workload} | {rate or 'full'} | {n} | {fmt(cpu(b))} | "
